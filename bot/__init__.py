@@ -1,0 +1,1 @@
+"""Tawasul composition root: configuration, CLI, engine and servers."""

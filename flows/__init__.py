@@ -1,0 +1,1 @@
+"""Channel-agnostic conversation flows, their message catalogue and neutral types."""

@@ -1,0 +1,209 @@
+"""Neutral types shared by flows, channels and storage: messages, state, turns and effects."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+Language = Literal["ar", "en"]
+LANGUAGES: tuple[Language, ...] = ("ar", "en")
+
+# Channel names are persisted: lowercase snake_case, never renamed without a migration.
+CHANNELS = ("console", "whatsapp", "sms", "telegram", "web")
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """Where a beneficiary is reached: a channel and that channel's user id.
+
+    For whatsapp and sms the user id is the E.164 phone number (``+9665...``), for
+    telegram the chat id, for web the anonymous session id, for console any label.
+    """
+
+    channel: str
+    user_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    """An attachment a beneficiary sent (photo or document), by reference."""
+
+    url: str
+    content_type: str
+    filename: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """One message from a beneficiary, whatever the channel."""
+
+    address: Address
+    received_at: datetime
+    text: str = ""
+    payload: str | None = None  # a button's payload, when the platform has buttons
+    media: tuple[Media, ...] = ()
+    platform_message_id: str | None = None  # unique per channel: redeliveries are dropped
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """One numbered option; ``payload`` is what the beneficiary sends to pick it."""
+
+    payload: str
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateRef:
+    """An approved template (WhatsApp outside the 24-hour window), by kind."""
+
+    kind: str
+    variables: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    """One message to a beneficiary; channels decide how to draw ``choices``.
+
+    ``inline`` asks for buttons attached to the message (ratings) rather than a
+    reply keyboard; text channels draw both as numbered lines.
+    """
+
+    text: str
+    language: Language
+    choices: tuple[Choice, ...] = ()
+    inline: bool = False
+    template: TemplateRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationState:
+    """What the engine stores between two messages of one conversation.
+
+    ``data`` must stay JSON-serialisable: it is persisted as is.
+    """
+
+    flow: str = "menu"
+    step: str = "start"
+    data: Mapping[str, Any] = field(default_factory=dict)
+    language: Language = "ar"
+
+
+@dataclass(frozen=True, slots=True)
+class Need:
+    """A kind of support the charity offers, as configured in ``organization.needs``."""
+
+    key: str
+    ar: str
+    en: str
+
+    def label(self, language: Language) -> str:
+        return self.ar if language == "ar" else self.en
+
+
+@dataclass(frozen=True, slots=True)
+class FlowSettings:
+    """The part of the configuration the flows read."""
+
+    organization_name: str = "Tawasul"
+    needs: tuple[Need, ...] = ()
+    decision_days: int = 14
+    timezone: str = "Asia/Riyadh"
+    handoff_keywords: tuple[str, ...] = ()
+    crisis_words: tuple[str, ...] = ()
+    hotline_text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSummary:
+    """A support request as the status flow may show it to its own applicant."""
+
+    reference: str
+    status: str
+    need: str
+    created_at: datetime
+    decision_due_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """Read-only facts the engine loads before a step.
+
+    ``requests`` holds only the sender's own requests, newest first.
+    ``sender_phone`` is the E.164 number the message came from (WhatsApp, SMS).
+    """
+
+    requests: tuple[RequestSummary, ...] = ()
+    sender_phone: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """Everything a step may look at."""
+
+    message: InboundMessage
+    state: ConversationState
+    now: datetime
+    lookup: Lookup
+    settings: FlowSettings
+
+
+# Effects: what a step asks the engine to do, described as data.
+
+
+@dataclass(frozen=True, slots=True)
+class SaveIntake:
+    """Store a signed support request.
+
+    ``answers`` holds name, national_id, mobile (E.164), city, need (key) and
+    description. The engine adds the channel and message id of the signature and
+    puts ``reference`` (``REQ-000123``) into the state's data before resuming.
+    """
+
+    answers: Mapping[str, str]
+    documents: tuple[Media, ...]
+    decision_due_at: datetime
+    signed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRating:
+    """Store a satisfaction rating (1-5) with an optional comment."""
+
+    score: int
+    comment: str | None
+    context: str = "service"  # service | handoff
+    request_reference: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OpenHandoff:
+    """Ask for a staff member to take over the conversation."""
+
+    reason: str  # requested | keyword | misunderstood | field_errors | crisis
+    urgent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CloseHandoff:
+    """The beneficiary left the handoff (sent 0)."""
+
+
+Effect = SaveIntake | RecordRating | OpenHandoff | CloseHandoff
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """What a step returns: replies, the new state and effects.
+
+    With ``resume`` set, the engine performs the effects, merges their results
+    into ``state.data`` and runs the new state's step again on the same message
+    (used to tell the reference number right after the request is stored).
+    """
+
+    state: ConversationState
+    replies: tuple[OutboundMessage, ...] = ()
+    effects: tuple[Effect, ...] = ()
+    resume: bool = False

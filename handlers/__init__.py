@@ -1,0 +1,1 @@
+"""Channels: each module turns a platform payload into a neutral message and back."""

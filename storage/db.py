@@ -1,0 +1,189 @@
+"""The database handle: async engine, sessions, migrations and a health check."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import ConnectionPoolEntry
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+# Any constant will do: it only has to be the same in every process upgrading one database.
+_UPGRADE_LOCK_KEY = 0x7A3A5715
+
+_SQLITE_PRAGMAS = (
+    # WAL lets the web server read while the outbox writes; NORMAL is durable enough with WAL.
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    # `tawasul serve` and a CLI command may write at once: wait rather than fail at once.
+    "PRAGMA busy_timeout=5000",
+    # SQLite ignores foreign keys unless asked, per connection.
+    "PRAGMA foreign_keys=ON",
+)
+
+
+def normalize_url(url: str) -> str:
+    """Return ``url`` with the async driver this project uses for its backend.
+
+    ``sqlite:///x.db`` becomes ``sqlite+aiosqlite:///x.db``; ``postgres://`` and
+    ``postgresql://`` (also with a sync driver) become ``postgresql+asyncpg://``.
+    libpq's ``sslmode`` is passed on as asyncpg's ``ssl``, which takes the same values.
+    """
+    # Heroku-style URLs say "postgres", which SQLAlchemy does not know.
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url.removeprefix("postgres://")
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    elif backend == "postgresql":
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+        query = dict(parsed.query)
+        if "sslmode" in query:
+            sslmode = query.pop("sslmode")
+            query.setdefault("ssl", sslmode)
+            parsed = parsed.set(query=query)
+    else:
+        raise ValueError(f"unsupported database backend {backend!r}: use sqlite or postgresql")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _dumps(value: Any) -> str:
+    # Arabic stays readable in the JSON columns instead of \u escapes.
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _set_sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        for pragma in _SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+    finally:
+        cursor.close()
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic configuration pointing at the package's migrations, no ini file needed.
+
+    With ``connection``, the migrations run on it (see ``migrations/env.py``).
+    """
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def _at_head(connection: Connection) -> bool:
+    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    current = MigrationContext.configure(connection).get_current_heads()
+    return set(current) == set(heads)
+
+
+def _upgrade(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        # Two processes starting together must not both create the tables; the lock
+        # is released when this transaction ends.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _UPGRADE_LOCK_KEY})
+    if _at_head(connection):
+        return
+    log.info("upgrading the database schema")
+    command.upgrade(alembic_config(connection), "head")
+
+
+class Database:
+    """One database: the async engine, a session factory and the schema migrations.
+
+    Args:
+        url: ``sqlite:///path.db``, ``sqlite+aiosqlite:///path.db``,
+            ``postgresql://...``, ``postgres://...`` or ``postgresql+asyncpg://...``.
+        echo: log every SQL statement, for debugging (parameters are never shown).
+    """
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = normalize_url(url)
+        self.is_sqlite = make_url(self.url).get_backend_name() == "sqlite"
+        self.engine: AsyncEngine = create_async_engine(
+            self.url,
+            echo=echo,
+            # Parameters are names, national IDs and phones: keep them out of error
+            # messages and tracebacks, which end up in logs.
+            hide_parameters=True,
+            json_serializer=_dumps,
+            # A PostgreSQL restart must not fail the next messages; SQLite files don't go away.
+            pool_pre_ping=not self.is_sqlite,
+        )
+        if self.is_sqlite:
+            event.listen(self.engine.sync_engine, "connect", _set_sqlite_pragmas)
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    def __repr__(self) -> str:
+        return f"Database({make_url(self.url).render_as_string(hide_password=True)!r})"
+
+    def session(self) -> AsyncSession:
+        """A new session; use it as ``async with db.session() as session``.
+
+        Objects stay usable after commit (``expire_on_commit=False``): the engine
+        reads them after its unit of work has been committed.
+        """
+        return self._sessions()
+
+    async def upgrade(self) -> None:
+        """Bring the schema to the newest migration; cheap when it is there already.
+
+        Safe when several processes start at once (they take turns); not meant to
+        run twice at once inside one process, as Alembic keeps global state.
+        """
+        async with self.engine.connect() as connection:
+            # The usual case, and a read only: no lock, so a busy database is not held up.
+            if await connection.run_sync(_at_head):
+                return
+        async with self.engine.connect() as connection:
+            if self.is_sqlite:
+                # SQLite rebuilds a table to alter it (Alembic batch mode); with foreign
+                # keys enforced, dropping the old copy would fail or cascade. The pragma
+                # only takes effect outside a transaction, hence before anything else.
+                await connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                # Take the write lock before looking again: a second process starting at
+                # the same moment waits (busy_timeout), then finds the schema at head.
+                await connection.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                await connection.run_sync(_upgrade)
+                await connection.commit()
+            finally:
+                if self.is_sqlite:
+                    await connection.rollback()
+                    await connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+
+    async def ping(self) -> bool:
+        """True when the database answers ``SELECT 1``."""
+        try:
+            async with self.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as exc:
+            # The health check polls this: one line, no traceback, on every failure.
+            log.warning("database ping failed: %s", type(exc).__name__)
+            return False
+        return True
+
+    async def dispose(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()

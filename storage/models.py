@@ -1,0 +1,265 @@
+"""SQLModel tables: beneficiaries, their channel identities, conversations, messages and requests.
+
+Every persisted name (status, channel, kind, direction, context) is a lowercase
+snake_case string: it is data, so renaming one needs a migration. Every datetime is
+aware and stored in UTC (see ``storage.columns.UtcDateTime``). The schema itself is
+created by the Alembic migrations in ``storage/migrations``, never by ``create_all``
+in production; a test keeps the two in agreement.
+"""
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from storage.columns import UtcDateTime, utcnow
+
+# Deterministic constraint names: PostgreSQL needs a name to drop a constraint and
+# Alembic's SQLite batch mode needs one to recreate it. Set before any table exists.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = SQLModel.metadata
+
+# Persisted values, named once so that repositories and tests agree.
+DIRECTION_IN = "in"
+DIRECTION_OUT = "out"
+MESSAGE_RECEIVED = "received"
+MESSAGE_PENDING = "pending"
+MESSAGE_SENT = "sent"
+MESSAGE_DELIVERED = "delivered"
+MESSAGE_READ = "read"
+MESSAGE_FAILED = "failed"
+KIND_REPLY = "reply"
+
+REQUEST_SUBMITTED = "submitted"
+REQUEST_STATUSES = (
+    "submitted",
+    "under_review",
+    "needs_info",
+    "accepted",
+    "rejected",
+    "delivered",
+    "closed",
+)
+# A request in one of these still waits for the committee's answer, so it can be overdue.
+REQUEST_UNDECIDED = ("submitted", "under_review", "needs_info")
+
+HANDOFF_OPEN = "open"
+HANDOFF_CLOSED = "closed"
+
+
+def _at(*, nullable: bool = False, index: bool = False) -> Any:
+    """A timestamp column: aware UTC, filled with the current time by default."""
+    if nullable:
+        return Field(default=None, sa_type=UtcDateTime, nullable=True, index=index)
+    return Field(default_factory=utcnow, sa_type=UtcDateTime, nullable=False, index=index)
+
+
+class Beneficiary(SQLModel, table=True):
+    """The applicant: one person, identified by national ID or iqama, whatever phone they use."""
+
+    __tablename__ = "beneficiary"
+
+    id: int | None = Field(default=None, primary_key=True)
+    # Nullable so that a person known before giving an ID (or never) can still exist.
+    national_id: str | None = Field(default=None, unique=True)
+    full_name: str
+    mobile: str  # E.164
+    city: str
+    created_at: datetime = _at()
+
+
+class ChannelIdentity(SQLModel, table=True):
+    """One address (channel + user id) the charity talks with; a household may share one."""
+
+    __tablename__ = "channel_identity"
+    __table_args__ = (
+        sa.UniqueConstraint("channel", "user_id", name="uq_channel_identity_channel_user_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str
+    user_id: str
+    # The applicant this identity last spoke for: a widow's phone may file for her children.
+    beneficiary_id: int | None = Field(default=None, foreign_key="beneficiary.id", index=True)
+    language: str = "ar"
+    opted_out: bool = False
+    unreachable: bool = False
+    created_at: datetime = _at()
+    last_inbound_at: datetime | None = _at(nullable=True)
+
+
+class Conversation(SQLModel, table=True):
+    """The state of one identity's conversation between two messages."""
+
+    __tablename__ = "conversation"
+
+    identity_id: int = Field(
+        primary_key=True,
+        foreign_key="channel_identity.id",
+        ondelete="CASCADE",
+        sa_column_kwargs={"autoincrement": False},
+    )
+    flow: str = "menu"
+    step: str = "start"
+    data: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    language: str = "ar"
+    updated_at: datetime = _at()
+    # Incremented on every save: shows in the case file how far a conversation went
+    # and lets staff tools notice a state changed under them.
+    version: int = 1
+
+
+class SupportRequest(SQLModel, table=True):
+    """A signed request for support ("طلب دعم مستفيد"), owned by its applicant."""
+
+    __tablename__ = "support_request"
+    __table_args__ = (
+        # Staff lists filter by status and look for overdue decisions.
+        sa.Index("ix_support_request_status_decision_due_at", "status", "decision_due_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    # Null only between the insert and the flush that gives the row its id.
+    reference: str | None = Field(default=None, unique=True)
+    beneficiary_id: int = Field(foreign_key="beneficiary.id", index=True)
+    identity_id: int = Field(foreign_key="channel_identity.id", index=True)
+    channel: str
+    # As declared and signed: name, national_id, mobile, city, need, description.
+    answers: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    need: str  # copied out of answers for filtering and reports
+    status: str = REQUEST_SUBMITTED
+    decision_due_at: datetime = _at()
+    signed_at: datetime = _at()
+    signed_channel: str
+    signed_message_id: str | None = None
+    # The national ID already belonged to a beneficiary known from another identity:
+    # staff check it rather than the system silently merging or duplicating people.
+    linked_existing: bool = False
+    created_at: datetime = _at()
+    updated_at: datetime = _at()
+
+
+class Message(SQLModel, table=True):
+    """Every message in or out: the case file's log and, for outbound ones, the outbox."""
+
+    __tablename__ = "message"
+    __table_args__ = (
+        # Platforms redeliver; their message id is unique per channel. NULLs never clash.
+        sa.UniqueConstraint(
+            "channel", "platform_message_id", name="uq_message_channel_platform_message_id"
+        ),
+        sa.Index("ix_message_status_id", "status", "id"),  # the outbox: pending, oldest first
+        sa.Index("ix_message_identity_id_id", "identity_id", "id"),  # one person's timeline
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    identity_id: int = Field(foreign_key="channel_identity.id")
+    channel: str
+    direction: str  # in | out
+    kind: str = KIND_REPLY
+    platform_message_id: str | None = None
+    text: str = Field(default="", sa_type=sa.Text)
+    payload: str | None = None  # inbound: the button pressed
+    media: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON)
+    choices: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON)
+    inline: bool = False
+    # Outbound only: {"kind": ..., "variables": {...}} for a WhatsApp template.
+    template: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    language: str | None = None
+    status: str
+    error: str | None = Field(default=None, sa_type=sa.Text)
+    attempts: int = 0
+    created_at: datetime = _at()
+    sent_at: datetime | None = _at(nullable=True)  # accepted by the platform
+    # When the outbox last tried, whatever came of it: for back-off and for staff.
+    last_attempt_at: datetime | None = _at(nullable=True)
+    request_id: int | None = Field(default=None, foreign_key="support_request.id", index=True)
+
+
+class StatusChange(SQLModel, table=True):
+    """One step in a request's life; ``by`` is None when the system or the applicant did it."""
+
+    __tablename__ = "status_change"
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int = Field(foreign_key="support_request.id", index=True)
+    from_status: str | None = None
+    to_status: str
+    by: str | None = None
+    note: str | None = Field(default=None, sa_type=sa.Text)
+    created_at: datetime = _at()
+
+
+class Document(SQLModel, table=True):
+    """A photo or PDF attached to a request, kept by reference."""
+
+    __tablename__ = "document"
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int = Field(foreign_key="support_request.id", index=True)
+    message_id: int | None = Field(default=None, foreign_key="message.id")
+    url: str = Field(sa_type=sa.Text)
+    content_type: str
+    filename: str | None = None
+    created_at: datetime = _at()
+
+
+class Rating(SQLModel, table=True):
+    """A satisfaction rating: the beneficiary's right and a tool for improvement."""
+
+    __tablename__ = "rating"
+    __table_args__ = (sa.CheckConstraint("score >= 1 AND score <= 5", name="score_range"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    identity_id: int = Field(foreign_key="channel_identity.id", index=True)
+    beneficiary_id: int | None = Field(default=None, foreign_key="beneficiary.id")
+    request_id: int | None = Field(default=None, foreign_key="support_request.id", index=True)
+    channel: str
+    context: str = "service"  # service | handoff
+    score: int
+    comment: str | None = Field(default=None, sa_type=sa.Text)
+    created_at: datetime = _at()
+
+
+class Note(SQLModel, table=True):
+    """A staff note in a request's case file."""
+
+    __tablename__ = "note"
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int = Field(foreign_key="support_request.id", index=True)
+    author: str
+    text: str = Field(sa_type=sa.Text)
+    created_at: datetime = _at()
+
+
+class Handoff(SQLModel, table=True):
+    """A conversation handed to staff; at most one is open per identity."""
+
+    __tablename__ = "handoff"
+    __table_args__ = (
+        # Enforced by the database so that two racing messages cannot open two.
+        sa.Index(
+            "ix_handoff_one_open_per_identity",
+            "identity_id",
+            unique=True,
+            sqlite_where=sa.text("status = 'open'"),
+            postgresql_where=sa.text("status = 'open'"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    identity_id: int = Field(foreign_key="channel_identity.id", index=True)
+    reason: str  # requested | keyword | misunderstood | field_errors | crisis
+    urgent: bool = False
+    status: str = HANDOFF_OPEN
+    opened_at: datetime = _at()
+    closed_at: datetime | None = _at(nullable=True)

@@ -1,0 +1,733 @@
+"""Repositories: the reads and writes the engine and staff tools need, one class per concern.
+
+Each repository wraps the session of one unit of work. The engine runs one message
+in one transaction and commits it itself; repositories only flush (to learn ids),
+never commit. Every time is passed in (``now``) rather than read from the clock, so
+tests and the scheduler decide what "now" is.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import SQLModel, col
+
+from flows.types import (
+    Address,
+    Choice,
+    ConversationState,
+    InboundMessage,
+    Language,
+    OpenHandoff,
+    OutboundMessage,
+    RecordRating,
+    RequestSummary,
+    SaveIntake,
+    TemplateRef,
+)
+from storage.models import (
+    DIRECTION_IN,
+    DIRECTION_OUT,
+    HANDOFF_CLOSED,
+    HANDOFF_OPEN,
+    KIND_REPLY,
+    MESSAGE_DELIVERED,
+    MESSAGE_FAILED,
+    MESSAGE_PENDING,
+    MESSAGE_READ,
+    MESSAGE_RECEIVED,
+    MESSAGE_SENT,
+    REQUEST_SUBMITTED,
+    REQUEST_UNDECIDED,
+    Beneficiary,
+    ChannelIdentity,
+    Conversation,
+    Document,
+    Handoff,
+    Message,
+    Note,
+    Rating,
+    StatusChange,
+    SupportRequest,
+)
+
+__all__ = [
+    "REQUIRED_ANSWERS",
+    "ConversationRepository",
+    "HandoffRepository",
+    "IdentityRepository",
+    "MessageRepository",
+    "OutboxItem",
+    "RatingRepository",
+    "RequestRepository",
+    "reference_for",
+]
+
+
+# What a signed request must hold; ``description`` may be short but is stored as given.
+REQUIRED_ANSWERS = ("name", "national_id", "mobile", "city", "need")
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """One outbound message waiting to be sent, with everything the sender needs."""
+
+    id: int
+    identity_id: int
+    address: Address
+    message: OutboundMessage
+    kind: str
+    attempts: int
+
+
+def reference_for(request_id: int) -> str:
+    """The reference a beneficiary quotes: ``REQ-`` and the id, at least six digits."""
+    return f"REQ-{request_id:06d}"
+
+
+def _insert(session: AsyncSession, model: type[SQLModel]) -> sqlite.Insert | postgresql.Insert:
+    """An INSERT that knows ON CONFLICT, in the session's dialect (both spell it alike)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(model)
+    return sqlite.insert(model)
+
+
+def _id(row: SQLModel) -> int:
+    # Rows get their id at flush; every caller here has flushed.
+    value = getattr(row, "id", None)
+    if not isinstance(value, int):
+        raise RuntimeError(f"{type(row).__name__} has no id yet: flush first")
+    return value
+
+
+def _language(value: str | None) -> Language:
+    return "en" if value == "en" else "ar"
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as plain JSON types: flows may hand over tuples and read-only mappings."""
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _owns(identity: ChannelIdentity, request: SupportRequest) -> bool:
+    """Whether ``identity`` may see ``request``: only the identity that filed it may."""
+    return request.identity_id == identity.id
+
+
+class IdentityRepository:
+    """Channel identities: who wrote, on which channel."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get_or_create(self, address: Address, now: datetime) -> ChannelIdentity:
+        """The identity behind ``address``, created on first contact; notes ``now`` as its
+        last inbound time."""
+        query = select(ChannelIdentity).where(
+            col(ChannelIdentity.channel) == address.channel,
+            col(ChannelIdentity.user_id) == address.user_id,
+        )
+        identity = await self._session.scalar(query)
+        if identity is None:
+            # Two processes may see the same newcomer at once; the unique index decides
+            # and the loser reads the winner's row instead of failing the message.
+            insert = _insert(self._session, ChannelIdentity).values(
+                channel=address.channel,
+                user_id=address.user_id,
+                language="ar",
+                opted_out=False,
+                unreachable=False,
+                created_at=now,
+                last_inbound_at=now,
+            )
+            await self._session.execute(
+                insert.on_conflict_do_nothing(index_elements=["channel", "user_id"])
+            )
+            identity = (await self._session.scalars(query)).one()
+        identity.last_inbound_at = now
+        return identity
+
+    async def get(self, identity_id: int) -> ChannelIdentity | None:
+        """The identity with this id (from the session's identity map when loaded already)."""
+        return await self._session.get(ChannelIdentity, identity_id)
+
+
+class ConversationRepository:
+    """Conversation state between two messages."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def load(self, identity_id: int) -> ConversationState:
+        """The stored state, or a fresh one (main menu) when there is none.
+
+        On PostgreSQL the row stays locked (``FOR UPDATE``) until the unit of work
+        ends, so two workers cannot step one conversation at once; SQLite serialises
+        writers anyway and ignores the clause.
+        """
+        query = (
+            select(
+                col(Conversation.flow),
+                col(Conversation.step),
+                col(Conversation.data),
+                col(Conversation.language),
+            )
+            .where(col(Conversation.identity_id) == identity_id)
+            .with_for_update()
+        )
+        row = (await self._session.execute(query)).one_or_none()
+        if row is None:
+            return ConversationState()
+        flow, step, data, language = row
+        return ConversationState(
+            flow=flow, step=step, data=dict(data or {}), language=_language(language)
+        )
+
+    async def save(self, identity_id: int, state: ConversationState, now: datetime) -> None:
+        """Store ``state`` (one upsert), bump its version and keep the identity's language."""
+        values: dict[str, Any] = {
+            "flow": state.flow,
+            "step": state.step,
+            "data": _plain(state.data),
+            "language": state.language,
+            "updated_at": now,
+        }
+        insert = _insert(self._session, Conversation).values(
+            identity_id=identity_id, version=1, **values
+        )
+        await self._session.execute(
+            insert.on_conflict_do_update(
+                index_elements=["identity_id"],
+                set_={**values, "version": col(Conversation.version) + 1},
+            )
+        )
+        # Usually already in the session from get_or_create: no query, and an UPDATE
+        # only when the language really changed.
+        identity = await self._session.get(ChannelIdentity, identity_id)
+        if identity is not None and identity.language != state.language:
+            identity.language = state.language
+
+
+class MessageRepository:
+    """The message log and the outbox."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def is_duplicate(self, channel: str, platform_message_id: str) -> bool:
+        """Whether this platform message was stored before (a redelivery)."""
+        query = (
+            select(col(Message.id))
+            .where(
+                col(Message.channel) == channel,
+                col(Message.platform_message_id) == platform_message_id,
+            )
+            .limit(1)
+        )
+        return await self._session.scalar(query) is not None
+
+    async def log_inbound(self, identity_id: int, message: InboundMessage) -> int:
+        """Store an inbound message; returns its id.
+
+        A redelivery that slipped past ``is_duplicate`` (another process, same moment)
+        raises ``IntegrityError`` at flush: the whole unit of work is then dropped.
+        """
+        row = Message(
+            identity_id=identity_id,
+            channel=message.address.channel,
+            direction=DIRECTION_IN,
+            platform_message_id=message.platform_message_id,
+            text=message.text,
+            payload=message.payload,
+            media=[
+                {"url": item.url, "content_type": item.content_type, "filename": item.filename}
+                for item in message.media
+            ],
+            status=MESSAGE_RECEIVED,
+            created_at=message.received_at,
+        )
+        self._session.add(row)
+        await self._session.flush()
+        return _id(row)
+
+    async def enqueue(
+        self,
+        identity_id: int,
+        channel: str,
+        message: OutboundMessage,
+        now: datetime,
+        *,
+        kind: str = KIND_REPLY,
+        request_id: int | None = None,
+    ) -> int:
+        """Put an outbound message in the outbox (status ``pending``); returns its id.
+
+        ``request_id`` ties a status notice to its request in the case file.
+        """
+        template = message.template
+        row = Message(
+            identity_id=identity_id,
+            channel=channel,
+            direction=DIRECTION_OUT,
+            kind=kind,
+            text=message.text,
+            choices=[{"payload": c.payload, "label": c.label} for c in message.choices],
+            inline=message.inline,
+            template=(
+                None
+                if template is None
+                else {"kind": template.kind, "variables": dict(template.variables)}
+            ),
+            language=message.language,
+            status=MESSAGE_PENDING,
+            created_at=now,
+            request_id=request_id,
+        )
+        self._session.add(row)
+        await self._session.flush()
+        return _id(row)
+
+    async def pending(self, *, channel: str | None = None, limit: int = 100) -> list[OutboxItem]:
+        """Outbound messages still to send, oldest first.
+
+        On PostgreSQL the rows returned stay locked until the session's transaction
+        ends, and rows another transaction holds are skipped.
+        """
+        query = (
+            select(Message, col(ChannelIdentity.channel), col(ChannelIdentity.user_id))
+            .join(ChannelIdentity, col(ChannelIdentity.id) == col(Message.identity_id))
+            .where(col(Message.status) == MESSAGE_PENDING)
+            .order_by(col(Message.id))
+            .limit(limit)
+            # PostgreSQL: two senders holding their transaction while they send never
+            # take the same message; SQLite has one writer and ignores the clause.
+            .with_for_update(of=Message, skip_locked=True)
+        )
+        if channel is not None:
+            query = query.where(col(Message.channel) == channel)
+        rows = (await self._session.execute(query)).all()
+        return [
+            OutboxItem(
+                id=_id(message),
+                identity_id=message.identity_id,
+                address=Address(identity_channel, user_id),
+                message=_outbound(message),
+                kind=message.kind,
+                attempts=message.attempts,
+            )
+            for message, identity_channel, user_id in rows
+        ]
+
+    async def mark_sent(
+        self, message_id: int, now: datetime, platform_message_id: str | None = None
+    ) -> None:
+        """The platform accepted the message; keep its id for delivery receipts."""
+        values: dict[str, Any] = {
+            "status": MESSAGE_SENT,
+            "sent_at": now,
+            "last_attempt_at": now,
+            "error": None,
+            "attempts": col(Message.attempts) + 1,
+        }
+        if platform_message_id is not None:
+            values["platform_message_id"] = platform_message_id
+        await self._update(message_id, values)
+
+    async def mark_failed(self, message_id: int, now: datetime, error: str) -> None:
+        """The message cannot be sent (blocked, invalid number, too old): stop trying.
+
+        ``error`` is a short reason or platform code, shown to staff.
+        """
+        await self._update(
+            message_id,
+            {
+                "status": MESSAGE_FAILED,
+                "last_attempt_at": now,
+                "error": error,
+                "attempts": col(Message.attempts) + 1,
+            },
+        )
+
+    async def mark_retry(self, message_id: int, now: datetime, error: str) -> None:
+        """A send failed for now (throttled, timeout): count the attempt, keep it pending."""
+        await self._update(
+            message_id,
+            {"error": error, "last_attempt_at": now, "attempts": col(Message.attempts) + 1},
+        )
+
+    async def mark_delivery(self, channel: str, platform_message_id: str, status: str) -> bool:
+        """Apply a delivery receipt (``delivered``, ``read`` or ``failed``) by platform id.
+
+        Receipts arrive out of order; a status never moves backwards (a late
+        "delivered" does not undo "read"). Returns whether a message changed.
+        """
+        earlier = {
+            MESSAGE_DELIVERED: (MESSAGE_PENDING, MESSAGE_SENT),
+            MESSAGE_READ: (MESSAGE_PENDING, MESSAGE_SENT, MESSAGE_DELIVERED),
+            MESSAGE_FAILED: (MESSAGE_PENDING, MESSAGE_SENT),
+        }
+        if status not in earlier:
+            raise ValueError(f"not a delivery status: {status!r}")
+        statement = (
+            update(Message)
+            .where(
+                col(Message.channel) == channel,
+                col(Message.platform_message_id) == platform_message_id,
+                col(Message.direction) == DIRECTION_OUT,
+                col(Message.status).in_(earlier[status]),
+            )
+            .values(status=status)
+            .execution_options(synchronize_session=False)
+        )
+        result = await self._session.execute(statement)
+        return bool(getattr(result, "rowcount", 0))
+
+    async def history(self, identity_id: int, limit: int = 50) -> list[Message]:
+        """The last ``limit`` messages in and out of one identity, oldest first."""
+        query = (
+            select(Message)
+            .where(col(Message.identity_id) == identity_id)
+            .order_by(col(Message.id).desc())
+            .limit(limit)
+        )
+        rows = list((await self._session.scalars(query)).all())
+        rows.reverse()
+        return rows
+
+    async def _update(self, message_id: int, values: Mapping[str, Any]) -> None:
+        statement = (
+            update(Message)
+            .where(col(Message.id) == message_id)
+            .values(**values)
+            # The outbox sender works on ids, not loaded rows: nothing to synchronise.
+            .execution_options(synchronize_session=False)
+        )
+        await self._session.execute(statement)
+
+
+def _outbound(message: Message) -> OutboundMessage:
+    template = message.template
+    return OutboundMessage(
+        text=message.text,
+        language=_language(message.language),
+        choices=tuple(Choice(str(c["payload"]), str(c["label"])) for c in message.choices),
+        inline=message.inline,
+        template=(
+            None
+            if template is None
+            else TemplateRef(str(template["kind"]), dict(template.get("variables") or {}))
+        ),
+    )
+
+
+class RequestRepository:
+    """Support requests, their applicants, documents and status history."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def create(
+        self,
+        identity: ChannelIdentity,
+        intake: SaveIntake,
+        *,
+        channel: str,
+        signed_message_id: str | None,
+        now: datetime,
+    ) -> SupportRequest:
+        """Store a signed request for its applicant, with its documents and first status.
+
+        The applicant is found by national ID, or created. When the ID is already
+        known from requests filed by another identity the request is marked
+        ``linked_existing`` for staff, and the applicant's stored details are left
+        as they are: the new answers stay in the request, for staff to compare.
+        ``identity`` must belong to this session; it now speaks for the applicant.
+
+        Raises:
+            ValueError: an answer in ``REQUIRED_ANSWERS`` is missing or empty.
+        """
+        answers = {key: str(value).strip() for key, value in intake.answers.items()}
+        missing = [key for key in REQUIRED_ANSWERS if not answers.get(key)]
+        if missing:
+            # A request nobody can be reached about or identified by must never be stored.
+            raise ValueError(f"intake answers missing: {', '.join(missing)}")
+        beneficiary = await self._applicant(answers, now)
+        beneficiary_id = _id(beneficiary)
+        identity_id = _id(identity)
+        linked_existing = await self._filed_by_other(beneficiary_id, identity_id)
+        identity.beneficiary_id = beneficiary_id
+
+        request = SupportRequest(
+            beneficiary_id=beneficiary_id,
+            identity_id=identity_id,
+            channel=channel,
+            answers=answers,
+            need=answers["need"],
+            status=REQUEST_SUBMITTED,
+            decision_due_at=intake.decision_due_at,
+            signed_at=intake.signed_at,
+            signed_channel=channel,
+            signed_message_id=signed_message_id,
+            linked_existing=linked_existing,
+            created_at=now,
+            updated_at=now,
+        )
+        self._session.add(request)
+        await self._session.flush()
+        request_id = _id(request)
+        request.reference = reference_for(request_id)
+        self._session.add_all(
+            [
+                Document(
+                    request_id=request_id,
+                    url=document.url,
+                    content_type=document.content_type,
+                    filename=document.filename,
+                    created_at=now,
+                )
+                for document in intake.documents
+            ]
+        )
+        self._session.add(
+            StatusChange(
+                request_id=request_id, from_status=None, to_status=REQUEST_SUBMITTED, created_at=now
+            )
+        )
+        await self._session.flush()
+        return request
+
+    async def summaries_for(self, identity: ChannelIdentity) -> list[RequestSummary]:
+        """The requests this sender filed, newest first. Never anyone else's.
+
+        Typing a national ID proves nothing, so requests of the same applicant filed
+        from another phone or channel are linked for staff but not shown here; the
+        second factor for those is the channels' business.
+        """
+        query = (
+            select(
+                col(SupportRequest.reference),
+                col(SupportRequest.status),
+                col(SupportRequest.need),
+                col(SupportRequest.created_at),
+                col(SupportRequest.decision_due_at),
+            )
+            .where(
+                col(SupportRequest.identity_id) == _id(identity),
+                col(SupportRequest.reference).is_not(None),
+            )
+            .order_by(col(SupportRequest.id).desc())
+        )
+        rows = (await self._session.execute(query)).all()
+        return [
+            RequestSummary(
+                reference=reference or "",
+                status=status,
+                need=need,
+                created_at=created_at,
+                decision_due_at=decision_due_at,
+            )
+            for reference, status, need, created_at, decision_due_at in rows
+        ]
+
+    async def get_by_reference(self, reference: str) -> SupportRequest | None:
+        """The request with this reference (``req-000012`` works too), or None."""
+        query = select(SupportRequest).where(
+            col(SupportRequest.reference) == reference.strip().upper()
+        )
+        return await self._session.scalar(query)
+
+    async def change_status(
+        self,
+        request: SupportRequest,
+        to_status: str,
+        *,
+        now: datetime,
+        by: str | None = None,
+        note: str | None = None,
+    ) -> StatusChange:
+        """Move ``request`` to ``to_status`` and record the change.
+
+        Whether the move is allowed is the caller's rule to check, not storage's.
+        """
+        change = StatusChange(
+            request_id=_id(request),
+            from_status=request.status,
+            to_status=to_status,
+            by=by,
+            note=note,
+            created_at=now,
+        )
+        request.status = to_status
+        request.updated_at = now
+        self._session.add(change)
+        await self._session.flush()
+        return change
+
+    async def add_note(
+        self, request: SupportRequest, author: str, text: str, now: datetime
+    ) -> Note:
+        """A staff note in the request's case file."""
+        note = Note(request_id=_id(request), author=author, text=text, created_at=now)
+        self._session.add(note)
+        await self._session.flush()
+        return note
+
+    async def status_changes(self, request_id: int) -> builtins.list[StatusChange]:
+        """The request's status history, oldest first."""
+        query = (
+            select(StatusChange)
+            .where(col(StatusChange.request_id) == request_id)
+            .order_by(col(StatusChange.id))
+        )
+        return builtins.list((await self._session.scalars(query)).all())
+
+    async def documents(self, request_id: int) -> builtins.list[Document]:
+        """The request's documents, in the order they were sent."""
+        query = (
+            select(Document)
+            .where(col(Document.request_id) == request_id)
+            .order_by(col(Document.id))
+        )
+        return builtins.list((await self._session.scalars(query)).all())
+
+    async def notes(self, request_id: int) -> builtins.list[Note]:
+        """Staff notes on the request, oldest first."""
+        query = select(Note).where(col(Note.request_id) == request_id).order_by(col(Note.id))
+        return builtins.list((await self._session.scalars(query)).all())
+
+    async def list(
+        self, *, status: str | None = None, overdue_at: datetime | None = None
+    ) -> builtins.list[SupportRequest]:
+        """Requests for staff, oldest first.
+
+        Args:
+            status: only requests in this status.
+            overdue_at: only requests still undecided whose decision date is before
+                this time.
+        """
+        query = select(SupportRequest).order_by(col(SupportRequest.id))
+        if status is not None:
+            query = query.where(col(SupportRequest.status) == status)
+        if overdue_at is not None:
+            query = query.where(
+                col(SupportRequest.status).in_(REQUEST_UNDECIDED),
+                col(SupportRequest.decision_due_at) < overdue_at,
+            )
+        return builtins.list((await self._session.scalars(query)).all())
+
+    async def _applicant(self, answers: Mapping[str, str], now: datetime) -> Beneficiary:
+        national_id = answers.get("national_id") or None
+        if national_id is not None:
+            query = select(Beneficiary).where(col(Beneficiary.national_id) == national_id)
+            found = await self._session.scalar(query)
+            if found is not None:
+                return found
+        beneficiary = Beneficiary(
+            national_id=national_id,
+            full_name=answers.get("name", ""),
+            mobile=answers.get("mobile", ""),
+            city=answers.get("city", ""),
+            created_at=now,
+        )
+        self._session.add(beneficiary)
+        await self._session.flush()
+        return beneficiary
+
+    async def _filed_by_other(self, beneficiary_id: int, identity_id: int) -> bool:
+        query = (
+            select(col(SupportRequest.id))
+            .where(
+                col(SupportRequest.beneficiary_id) == beneficiary_id,
+                col(SupportRequest.identity_id) != identity_id,
+            )
+            .limit(1)
+        )
+        return await self._session.scalar(query) is not None
+
+
+class RatingRepository:
+    """Satisfaction ratings."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(
+        self, identity: ChannelIdentity, rating: RecordRating, *, channel: str, now: datetime
+    ) -> Rating:
+        """Store a rating; a score outside 1-5 is refused by the database (IntegrityError).
+
+        ``rating.request_reference`` is linked only when the sender may see that
+        request: a reference typed by someone else is ignored, not trusted.
+        """
+        request: SupportRequest | None = None
+        if rating.request_reference:
+            found = await RequestRepository(self._session).get_by_reference(
+                rating.request_reference
+            )
+            if found is not None and _owns(identity, found):
+                request = found
+        row = Rating(
+            identity_id=_id(identity),
+            beneficiary_id=request.beneficiary_id if request else identity.beneficiary_id,
+            request_id=_id(request) if request else None,
+            channel=channel,
+            context=rating.context,
+            score=rating.score,
+            comment=rating.comment,
+            created_at=now,
+        )
+        self._session.add(row)
+        await self._session.flush()
+        return row
+
+
+class HandoffRepository:
+    """Conversations handed to staff."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get_open(self, identity_id: int) -> Handoff | None:
+        """The identity's open handoff, if any."""
+        query = select(Handoff).where(
+            col(Handoff.identity_id) == identity_id, col(Handoff.status) == HANDOFF_OPEN
+        )
+        return await self._session.scalar(query)
+
+    async def open(self, identity_id: int, handoff: OpenHandoff, now: datetime) -> Handoff:
+        """Open a handoff, or return the one already open (made urgent if this one is)."""
+        current = await self.get_open(identity_id)
+        if current is not None:
+            if handoff.urgent and not current.urgent:
+                current.urgent = True
+            return current
+        row = Handoff(
+            identity_id=identity_id,
+            reason=handoff.reason,
+            urgent=handoff.urgent,
+            status=HANDOFF_OPEN,
+            opened_at=now,
+        )
+        self._session.add(row)
+        await self._session.flush()
+        return row
+
+    async def close_open(self, identity_id: int, now: datetime) -> None:
+        """Close the identity's open handoff; nothing happens when there is none."""
+        statement = (
+            update(Handoff)
+            .where(col(Handoff.identity_id) == identity_id, col(Handoff.status) == HANDOFF_OPEN)
+            .values(status=HANDOFF_CLOSED, closed_at=now)
+        )
+        await self._session.execute(statement)

@@ -1,0 +1,63 @@
+"""Shared fixtures: databases (SQLite always, PostgreSQL when one is configured)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.db import Database
+
+# e.g. postgresql://postgres@127.0.0.1:5432/test; its public schema is wiped per test.
+POSTGRESQL_URL_ENV = "TAWASUL_TEST_DATABASE_URL"
+BACKENDS = ("sqlite", "postgresql")
+
+
+async def _reset_postgresql(database: Database) -> None:
+    async with database.engine.begin() as connection:
+        await connection.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE")
+        await connection.exec_driver_sql("CREATE SCHEMA public")
+
+
+async def open_database(backend: str, tmp_path: Path) -> Database:
+    """An empty, upgraded database of ``backend``; skips when PostgreSQL is not configured."""
+    if backend == "sqlite":
+        database = Database(f"sqlite:///{tmp_path / 'tawasul.db'}")
+    else:
+        url = os.environ.get(POSTGRESQL_URL_ENV)
+        if not url:
+            pytest.skip(f"set {POSTGRESQL_URL_ENV} to run PostgreSQL tests")
+        database = Database(url)
+        await _reset_postgresql(database)
+    await database.upgrade()
+    return database
+
+
+@pytest.fixture(params=BACKENDS)
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """An empty, upgraded database, once per backend."""
+    db = await open_database(request.param, tmp_path)
+    try:
+        yield db
+    finally:
+        await db.dispose()
+
+
+@pytest.fixture
+async def sqlite_database(tmp_path: Path) -> AsyncIterator[Database]:
+    """An empty, upgraded SQLite file database, for tests that need no second backend."""
+    db = await open_database("sqlite", tmp_path)
+    try:
+        yield db
+    finally:
+        await db.dispose()
+
+
+@pytest.fixture
+async def session(database: Database) -> AsyncIterator[AsyncSession]:
+    """A session on ``database``; the test commits when it wants to."""
+    async with database.session() as db_session:
+        yield db_session
