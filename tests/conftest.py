@@ -61,3 +61,13 @@ async def session(database: Database) -> AsyncIterator[AsyncSession]:
     """A session on ``database``; the test commits when it wants to."""
     async with database.session() as db_session:
         yield db_session
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say once why the PostgreSQL half of the suite did not run."""
+    if not os.environ.get(POSTGRESQL_URL_ENV):
+        skipped = len(terminalreporter.stats.get("skipped", []))
+        terminalreporter.write_line(
+            f"{skipped} PostgreSQL tests skipped: set {POSTGRESQL_URL_ENV} "
+            "(e.g. postgresql://postgres@127.0.0.1:5432/test) to run them"
+        )

@@ -1,0 +1,240 @@
+"""Typed settings: a TOML file, overridden by TAWASUL_<SECTION>__<KEY> variables, checked once."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from datetime import time, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from flows.types import FlowSettings, Need
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """Read ``"90s"``, ``"30m"``, ``"24h"`` or ``"14d"`` as a positive duration."""
+    if isinstance(value, timedelta):
+        return value
+    match = _DURATION.match(str(value))
+    if not match or int(match.group(1)) == 0:
+        raise ValueError('expected a positive duration such as "90s", "30m", "24h" or "14d"')
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+def _check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("expected an IANA time zone such as Asia/Riyadh") from None
+    return value
+
+
+def parse_quiet_hours(value: str) -> tuple[time, time]:
+    """Read ``"22:00-08:00"`` as (start, end); the span may cross midnight."""
+    try:
+        start, end = (time.fromisoformat(part.strip()) for part in value.split("-"))
+    except ValueError:
+        raise ValueError('expected "HH:MM-HH:MM", for example "22:00-08:00"') from None
+    return start, end
+
+
+def _check_quiet_hours(value: str) -> str:
+    parse_quiet_hours(value)
+    return value
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite+aiosqlite:///tawasul.db"
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    public_url: str | None = None
+
+
+class TelegramSettings(_Section):
+    token: SecretStr | None = None
+    webhook_secret: SecretStr | None = None
+    api_base_url: str = "https://api.telegram.org"
+    staff_chat_id: int | None = None
+
+
+class WhatsAppSettings(_Section):
+    account_sid: str | None = None
+    auth_token: SecretStr | None = None
+    from_number: str | None = None
+    api_base_url: str = "https://api.twilio.com"
+
+
+_DEFAULT_NEEDS = [
+    Need("food", "سلة غذائية", "Food basket"),
+    Need("rent", "مساعدة في الإيجار", "Help with rent"),
+    Need("medical", "علاج أو أدوية", "Treatment or medicine"),
+    Need("bills", "سداد فواتير", "Paying bills"),
+    Need("education", "مستلزمات دراسية", "School supplies"),
+    Need("appliances", "أجهزة منزلية", "Home appliances"),
+]
+
+
+def _read_need(value: Any) -> Any:
+    """A need is a table {key, ar, en}; a plain string serves as key and both labels."""
+    if isinstance(value, str):
+        return {"key": value, "ar": value, "en": value}
+    return value
+
+
+class NeedSettings(_Section):
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)
+    ar: str = Field(min_length=1, max_length=60)
+    en: str = Field(min_length=1, max_length=60)
+
+
+class OrganizationSettings(_Section):
+    name: str = "جمعية تواصل الخيرية"
+    decision_days: int = Field(14, ge=1, le=365)
+    timezone: Annotated[str, AfterValidator(_check_timezone)] = "Asia/Riyadh"
+    needs: list[Annotated[NeedSettings, BeforeValidator(_read_need)]] = Field(
+        default_factory=lambda: [NeedSettings(key=n.key, ar=n.ar, en=n.en) for n in _DEFAULT_NEEDS],
+        min_length=1,
+        max_length=20,
+    )
+    quiet_hours: Annotated[str, AfterValidator(_check_quiet_hours)] = "22:00-08:00"
+
+    @field_validator("needs")
+    @classmethod
+    def _unique_keys(cls, needs: list[NeedSettings]) -> list[NeedSettings]:
+        keys = [need.key for need in needs]
+        if len(keys) != len(set(keys)):
+            raise ValueError("each need needs its own key")
+        return needs
+
+
+class HandoffSettings(_Section):
+    keywords: list[str] = Field(
+        default_factory=lambda: ["موظف", "الموظف", "انسان", "شخص", "staff", "agent", "human"]
+    )
+    crisis_words: list[str] = Field(
+        default_factory=lambda: ["انتحار", "انتحر", "اقتل نفسي", "suicide", "kill myself"]
+    )
+    hotline_text: str = (
+        "إذا كنت في خطر الآن فاتصل بالطوارئ على 911، أو بخط الدعم النفسي 937. / "
+        "If you are in danger now, call 911, or the mental health line 937."
+    )
+
+
+class FollowupSettings(_Section):
+    intake_reminder_after: Duration = timedelta(hours=24)
+    intake_expire_after: Duration = timedelta(days=7)
+    rating_prompt_after: Duration = timedelta(days=2)
+    rating_reminder_after: Duration = timedelta(days=2)
+    checkin_every: Duration = timedelta(days=7)
+    handoff_unclaimed_after: Duration = timedelta(minutes=30)
+
+
+class Settings(BaseSettings):
+    """The whole configuration; every key is documented in config.example.toml."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TAWASUL_", env_nested_delimiter="__", extra="forbid", case_sensitive=False
+    )
+
+    database: DatabaseSettings = DatabaseSettings()
+    server: ServerSettings = ServerSettings()
+    telegram: TelegramSettings = TelegramSettings()
+    whatsapp: WhatsAppSettings = WhatsAppSettings()
+    organization: OrganizationSettings = OrganizationSettings()
+    handoff: HandoffSettings = HandoffSettings()
+    followups: FollowupSettings = FollowupSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's values arrive as init arguments; the environment wins over them.
+        return env_settings, init_settings
+
+    def flow_settings(self) -> FlowSettings:
+        org, handoff = self.organization, self.handoff
+        return FlowSettings(
+            organization_name=org.name,
+            needs=tuple(Need(n.key, n.ar, n.en) for n in org.needs),
+            decision_days=org.decision_days,
+            timezone=org.timezone,
+            handoff_keywords=tuple(handoff.keywords),
+            crisis_words=tuple(handoff.crisis_words),
+            hotline_text=handoff.hotline_text,
+        )
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; ``str()`` is the line to show the operator."""
+
+
+def resolve_config_path(explicit: str | None) -> Path | None:
+    """--config, else $TAWASUL_CONFIG, else ./config.toml when present, else None (embedded)."""
+    if explicit:
+        return Path(explicit)
+    if env := os.environ.get("TAWASUL_CONFIG"):
+        return Path(env)
+    local = Path("config.toml")
+    return local if local.is_file() else None
+
+
+def load_settings(path: Path | None) -> Settings:
+    """Read and check the configuration, raising ConfigError with one readable line."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {path} cannot be read: {exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"])
+        if error["type"] == "extra_forbidden":
+            problems.append(f"{key}: unknown key")
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{key}: {message}")
+    return "invalid configuration: " + "; ".join(problems)

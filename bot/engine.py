@@ -1,0 +1,229 @@
+"""The conversation engine: one inbound message, one transaction of state, log and replies."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import unicodedata
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+import flows
+from flows.types import (
+    Address,
+    CloseHandoff,
+    Effect,
+    FlowSettings,
+    InboundMessage,
+    Lookup,
+    OpenHandoff,
+    OutboundMessage,
+    RecordRating,
+    SaveIntake,
+    Transition,
+    Turn,
+)
+from storage.db import Database
+from storage.models import ChannelIdentity
+from storage.repositories import (
+    ConversationRepository,
+    HandoffRepository,
+    IdentityRepository,
+    MessageRepository,
+    OutboxItem,
+    RatingRepository,
+    RequestRepository,
+)
+
+log = logging.getLogger(__name__)
+
+# A resumed step may resume once more at most; more would be a loop in a flow.
+_MAX_RESUMES = 3
+_PHONE_CHANNELS = frozenset({"whatsapp", "sms"})
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class HandleResult:
+    """What became of one inbound message: the replies stored in the outbox, or a duplicate."""
+
+    replies: tuple[OutboxItem, ...] = ()
+    duplicate: bool = False
+
+
+class _AddressLocks:
+    """One asyncio lock per conversation, dropped when nobody waits on it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[Address, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, address: Address) -> AsyncIterator[None]:
+        lock, users = self._locks.get(address, (asyncio.Lock(), 0))
+        self._locks[address] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[address]
+            if users == 1:
+                del self._locks[address]
+            else:
+                self._locks[address] = (lock, users - 1)
+
+
+class ConversationEngine:
+    """Routes inbound messages through the flows and stores everything they produce.
+
+    One message is one unit of work: per-conversation lock, dedupe by the
+    platform's message id, load state, step, then state, message log, effects
+    and replies (into the outbox) in one transaction. Delivery happens after.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        settings: FlowSettings,
+        clock: Callable[[], datetime] = utcnow,
+        respond: Callable[[Turn], Transition] = flows.respond,
+    ) -> None:
+        self._db = database
+        self._settings = settings
+        self._clock = clock
+        self._respond = respond
+        self._locks = _AddressLocks()
+
+    async def handle(self, message: InboundMessage) -> HandleResult:
+        message = _without_control_characters(message)
+        async with self._locks.hold(message.address):
+            try:
+                return await self._handle(message)
+            except IntegrityError:
+                # Another process stored the same platform message first.
+                if message.platform_message_id is None:
+                    raise
+                log.info("message on %s already stored elsewhere", message.address.channel)
+                return HandleResult(duplicate=True)
+            except Exception:
+                # A fault in a flow or an effect: keep what the beneficiary sent and
+                # apologise, rather than lose the message or leave half a change.
+                log.exception("could not handle a message on %s", message.address.channel)
+                return await self._store_with_apology(message)
+
+    async def _handle(self, message: InboundMessage) -> HandleResult:
+        now = self._clock()
+        channel = message.address.channel
+        async with self._db.session() as session, session.begin():
+            messages = MessageRepository(session)
+            if message.platform_message_id and await messages.is_duplicate(
+                channel, message.platform_message_id
+            ):
+                return HandleResult(duplicate=True)
+            identity = await IdentityRepository(session).get_or_create(message.address, now)
+            identity_id = _id(identity)
+            await messages.log_inbound(identity_id, message)
+            conversations = ConversationRepository(session)
+            state = await conversations.load(identity_id)
+            requests = (
+                await RequestRepository(session).summaries_for(identity)
+                if flows.needs_requests(state)
+                else ()
+            )
+            lookup = Lookup(
+                requests=tuple(requests),
+                sender_phone=message.address.user_id if channel in _PHONE_CHANNELS else None,
+            )
+            turn = Turn(message, state, now, lookup, self._settings)
+            transition = self._respond(turn)
+            replies = list(transition.replies)
+            for _ in range(_MAX_RESUMES):
+                results = await self._perform(session, identity, message, transition.effects, now)
+                if not transition.resume:
+                    break
+                resumed = replace(transition.state, data={**transition.state.data, **results})
+                transition = self._respond(replace(turn, state=resumed))
+                replies.extend(transition.replies)
+            await conversations.save(identity_id, transition.state, now)
+            outbox = await self._enqueue(messages, identity_id, message.address, replies, now)
+        return HandleResult(replies=outbox)
+
+    async def _perform(
+        self,
+        session: AsyncSession,
+        identity: ChannelIdentity,
+        message: InboundMessage,
+        effects: tuple[Effect, ...],
+        now: datetime,
+    ) -> Mapping[str, Any]:
+        results: dict[str, Any] = {}
+        channel = message.address.channel
+        for effect in effects:
+            match effect:
+                case SaveIntake():
+                    request = await RequestRepository(session).create(
+                        identity,
+                        effect,
+                        channel=channel,
+                        signed_message_id=message.platform_message_id,
+                        now=now,
+                    )
+                    results["reference"] = request.reference
+                    log.info("support request %s filed on %s", request.reference, channel)
+                case RecordRating():
+                    await RatingRepository(session).add(identity, effect, channel=channel, now=now)
+                case OpenHandoff():
+                    await HandoffRepository(session).open(_id(identity), effect, now)
+                    log.info("handoff opened on %s (%s)", channel, effect.reason)
+                case CloseHandoff():
+                    await HandoffRepository(session).close_open(_id(identity), now)
+        return results
+
+    async def _enqueue(
+        self,
+        messages: MessageRepository,
+        identity_id: int,
+        address: Address,
+        replies: list[OutboundMessage],
+        now: datetime,
+    ) -> tuple[OutboxItem, ...]:
+        items = []
+        for reply in replies:
+            message_id = await messages.enqueue(identity_id, address.channel, reply, now)
+            items.append(OutboxItem(message_id, identity_id, address, reply, "reply", 0))
+        return tuple(items)
+
+    async def _store_with_apology(self, message: InboundMessage) -> HandleResult:
+        now = self._clock()
+        async with self._db.session() as session, session.begin():
+            messages = MessageRepository(session)
+            identity = await IdentityRepository(session).get_or_create(message.address, now)
+            identity_id = _id(identity)
+            await messages.log_inbound(identity_id, message)
+            language = (await ConversationRepository(session).load(identity_id)).language
+            apology = OutboundMessage(flows.text(language, "error.generic"), language)
+            outbox = await self._enqueue(messages, identity_id, message.address, [apology], now)
+        return HandleResult(replies=outbox)
+
+
+def _without_control_characters(message: InboundMessage) -> InboundMessage:
+    # NUL and other control characters cannot be stored (PostgreSQL refuses NUL) and
+    # mean nothing to a flow; newlines and tabs stay.
+    text = message.text
+    if text.isprintable():
+        return message
+    cleaned = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+    return replace(message, text=cleaned)
+
+
+def _id(identity: ChannelIdentity) -> int:
+    assert identity.id is not None, "an identity is flushed before use"
+    return identity.id

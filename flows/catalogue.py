@@ -1,0 +1,394 @@
+"""The message catalogue: every sentence the bot says, in Arabic with the English beside it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+from flows.text import localize_digits
+from flows.types import Language, Need
+
+# Arabic strings write the digits the reader must type (٠, ١…) in Arabic-Indic form;
+# integer parameters are localised by ``text`` itself.
+CATALOGUE: Final[Mapping[str, Mapping[Language, str]]] = {
+    # --- shared ---
+    "error.generic": {
+        "ar": "عذراً، حدث خطأ من جهتنا. أرجو إرسال رسالتك مرة أخرى.",
+        "en": "Sorry, something went wrong on our side. Please send your message again.",
+    },
+    "common.back_hint": {
+        "ar": "أرسل ٠ للعودة إلى القائمة.",
+        "en": "Send 0 to go back to the menu.",
+    },
+    "common.staff_offer": {
+        "ar": 'إن احتجت مساعدة فأرسل "{keyword}" ليتواصل معك أحد الموظفين.',
+        "en": 'If you need help, send "{keyword}" and a staff member will contact you.',
+    },
+    "common.thanks_reply": {
+        "ar": "العفو، يسعدنا خدمتك. أرسل ٠ متى احتجت القائمة.",
+        "en": "You are welcome; we are glad to help. Send 0 whenever you need the menu.",
+    },
+    # --- main menu ---
+    "menu.salam": {"ar": "وعليكم السلام ورحمة الله،", "en": "Wa alaykum as-salam."},
+    "menu.welcome": {
+        "ar": "أهلاً بك في {organization}. كيف نخدمك اليوم؟\n"
+        "(أرسل ٠ في أي وقت للعودة إلى هذه القائمة، وEnglish للغة الإنجليزية)\n"
+        "أرسل رقم الخيار:",
+        "en": "Welcome to {organization}. How can we help you today?\n"
+        "(Send 0 at any time to come back to this menu, and عربي for Arabic.)\n"
+        "Send the number of an option:",
+    },
+    "menu.main": {
+        "ar": "كيف نخدمك؟ أرسل رقم الخيار:\n"
+        "(أرسل ٠ في أي وقت للعودة إلى هذه القائمة، وEnglish للغة الإنجليزية)",
+        "en": "How can we help you? Send the number of an option:\n"
+        "(Send 0 at any time to come back to this menu, and عربي for Arabic.)",
+    },
+    "menu.option.intake": {"ar": "طلب دعم جديد", "en": "New support request"},
+    "menu.option.status": {"ar": "حالة طلبي", "en": "My request status"},
+    "menu.option.rating": {"ar": "تقييم الخدمة", "en": "Rate our service"},
+    "menu.option.handoff": {"ar": "التحدث مع موظف", "en": "Talk to a staff member"},
+    "menu.misunderstood": {
+        "ar": "لم أفهم رسالتك. أرسل رقماً من ١ إلى ٤:",
+        "en": "I did not understand. Please send a number from 1 to 4:",
+    },
+    "menu.draft_kept": {
+        "ar": "حفظنا ما أدخلته من طلب الدعم، ويمكنك إكماله متى شئت باختيار ١.",
+        "en": "We saved what you entered for your support request; choose 1 to finish it.",
+    },
+    "menu.rate_handoff": {
+        "ar": "نرجو أن نكون قد خدمناك. لتقييم محادثتك مع الموظف أرسل ٣.",
+        "en": "We hope we could help. To rate your conversation with our staff, send 3.",
+    },
+    # --- intake: questions ---
+    "intake.intro": {
+        "ar": "سنسألك بضعة أسئلة قصيرة ({total} خطوات). "
+        "يمكنك إرسال ٠ في أي وقت للخروج، وسنحفظ ما أدخلته.",
+        "en": "We will ask you a few short questions ({total} steps). "
+        "You can send 0 at any time to leave; we will keep what you entered.",
+    },
+    "intake.counter": {"ar": "({step}/{total})", "en": "({step}/{total})"},
+    "intake.ask.name": {
+        "ar": "ما اسمك الرباعي؟ (الاسم الأول واسم الأب والجد والعائلة كما في الهوية)",
+        "en": "What is your full four-part name "
+        "(first, father's, grandfather's and family name, as on your ID)?",
+    },
+    "intake.ask.national_id": {
+        "ar": "ما رقم هويتك الوطنية أو الإقامة؟ (١٠ أرقام)",
+        "en": "What is your national ID or iqama number? (10 digits)",
+    },
+    "intake.ask.mobile": {
+        "ar": "ما رقم جوالك الذي نتواصل معك عليه؟ (يبدأ بـ٠٥)",
+        "en": "Which mobile number can we reach you on? (starting with 05)",
+    },
+    "intake.ask.mobile_confirm": {
+        "ar": 'هل نتواصل معك على هذا الرقم {phone}؟ أرسل "نعم" أو اكتب رقماً آخر.',
+        "en": 'Shall we contact you on this number, {phone}? Send "yes" or write another number.',
+    },
+    "intake.ask.mobile_other": {
+        "ar": "اكتب رقم الجوال الذي تريد أن نتواصل معك عليه (يبدأ بـ٠٥).",
+        "en": "Write the mobile number you want us to reach you on (starting with 05).",
+    },
+    "intake.ask.city": {"ar": "في أي مدينة تسكن؟", "en": "Which city do you live in?"},
+    "intake.ask.need": {
+        "ar": "ما نوع الدعم الذي تحتاجه؟ أرسل رقم الخيار:",
+        "en": "What kind of support do you need? Send the number of an option:",
+    },
+    "intake.ask.description": {
+        "ar": "صف حالتك وما تحتاجه باختصار (من {min} إلى {max} حرف).",
+        "en": "Briefly describe your situation and what you need ({min} to {max} characters).",
+    },
+    "intake.ask.documents": {
+        "ar": "أرسل صور المستندات التي تدعم طلبك أو ملفات PDF (اختياري، حتى {max}). "
+        'عند الانتهاء أرسل "تم"، وإن لم تكن لديك مستندات فأرسل "لا يوجد".',
+        "en": "Send photos or PDF files of documents that support your request "
+        '(optional, up to {max}). When finished send "done"; if you have none, send "none".',
+    },
+    "intake.ask.documents_no_media": {
+        "ar": "المستندات اختيارية، وهذه القناة لا تستقبل الملفات؛ "
+        'يمكنك تسليمها للباحث الاجتماعي لاحقاً. أرسل "تم" للمتابعة.',
+        "en": "Documents are optional, and this channel cannot receive files; "
+        'you can give them to the social researcher later. Send "done" to continue.',
+    },
+    "intake.document_received": {
+        "ar": 'استلمنا {count} من {max} مستندات. أرسل المزيد، أو "تم" للمتابعة.',
+        "en": 'Received {count} of at most {max} documents. Send more, or "done" to continue.',
+    },
+    "intake.ask.continue": {
+        "ar": "لديك طلب دعم لم يكتمل. هل تتابع من حيث توقفت أم تبدأ من جديد؟ أرسل رقم الخيار:",
+        "en": "You have an unfinished support request. "
+        "Continue where you stopped, or start over? Send the number of an option:",
+    },
+    "intake.choice.continue": {"ar": "المتابعة من حيث توقفت", "en": "Continue where I stopped"},
+    "intake.choice.restart": {"ar": "البدء من جديد", "en": "Start over"},
+    # --- intake: summary and declaration ---
+    "intake.summary.title": {"ar": "هذه بياناتك:", "en": "Here is your data:"},
+    "intake.summary.line": {"ar": "{number}- {label}: {value}", "en": "{number}- {label}: {value}"},
+    "intake.summary.no_documents": {"ar": "لا يوجد", "en": "none"},
+    "intake.field.name": {"ar": "الاسم", "en": "Name"},
+    "intake.field.national_id": {"ar": "الهوية", "en": "ID"},
+    "intake.field.mobile": {"ar": "الجوال", "en": "Mobile"},
+    "intake.field.city": {"ar": "المدينة", "en": "City"},
+    "intake.field.need": {"ar": "نوع الدعم", "en": "Support needed"},
+    "intake.field.description": {"ar": "الوصف", "en": "Description"},
+    "intake.field.documents": {"ar": "المستندات", "en": "Documents"},
+    "intake.declaration": {
+        "ar": "أقر بأن البيانات أعلاه صحيحة وأنني مسؤول عنها مسؤولية مباشرة.\n"
+        'أرسل "نعم" للتوقيع، أو رقم الحقل لتعديله.',
+        "en": "I declare that the data above is correct and that I am directly responsible "
+        'for it.\nSend "yes" to sign, or the number of a field to correct it.',
+    },
+    "intake.received": {
+        "ar": "تم استلام طلبك برقم {reference}.\n"
+        "سيُرفع الطلب إلى لجنة البحث، ويصلك الرد بالقبول أو الاعتذار "
+        "خلال مدة لا تقل عن {period} (بعد {date}).\n"
+        "سنبلغك بكل تغيير دون أن تحتاج إلى السؤال. أرسل ٠ للقائمة.",
+        "en": "Your request has been received with number {reference}.\n"
+        "It goes to the research committee; you will get the answer (acceptance or apology) "
+        "in no less than {period} (after {date}).\n"
+        "We will tell you about every change without you having to ask. Send 0 for the menu.",
+    },
+    "intake.received_no_reference": {
+        "ar": "تم استلام طلبك، وسيُرفع إلى لجنة البحث، ويصلك الرد بالقبول أو الاعتذار "
+        "خلال مدة لا تقل عن {period} (بعد {date}). أرسل ٠ للقائمة.",
+        "en": "Your request has been received and goes to the research committee; you will get "
+        "the answer in no less than {period} (after {date}). Send 0 for the menu.",
+    },
+    # --- intake: reasons for refusing an answer ---
+    "intake.invalid.name_letters": {
+        "ar": "اكتب الاسم بالحروف فقط، دون أرقام أو رموز.",
+        "en": "Please write the name in letters only, without digits or symbols.",
+    },
+    "intake.invalid.name_short": {
+        "ar": "أرسل اسمك الرباعي كاملاً (الاسم الأول واسم الأب على الأقل).",
+        "en": "Please send your full four-part name (at least your first and father's names).",
+    },
+    "intake.invalid.name_long": {
+        "ar": "الاسم أطول من {max} حرف. اكتبه كما في الهوية.",
+        "en": "The name is longer than {max} characters. Please write it as on your ID.",
+    },
+    "intake.invalid.id_digits": {
+        "ar": "رقم الهوية يتكون من أرقام فقط. أرسله مرة أخرى (١٠ أرقام).",
+        "en": "The ID number is made of digits only. Please send it again (10 digits).",
+    },
+    "intake.invalid.id_length": {
+        "ar": "رقم الهوية ١٠ أرقام، وعدد الأرقام المرسلة {count}. تأكد منه وأرسله مرة أخرى.",
+        "en": "The ID number has 10 digits; you sent {count}. Please check it and send it again.",
+    },
+    "intake.invalid.id_prefix": {
+        "ar": "رقم الهوية الوطنية يبدأ بـ١، ورقم الإقامة يبدأ بـ٢. تأكد من الرقم وأرسله مرة أخرى.",
+        "en": "A national ID starts with 1 and an iqama with 2. "
+        "Please check the number and send it again.",
+    },
+    "intake.invalid.id_checksum": {
+        "ar": "الرقم غير صحيح: خانة التحقق لا تطابق. تأكد من الرقم كما في البطاقة وأرسله مرة أخرى.",
+        "en": "The number is not valid: its check digit does not match. "
+        "Please copy it from the card and send it again.",
+    },
+    "intake.invalid.mobile_format": {
+        "ar": "لم نتعرف على الرقم. أرسل رقم جوال سعودياً من ١٠ أرقام يبدأ بـ٠٥.",
+        "en": "We could not read this number. "
+        "Please send a 10-digit Saudi mobile number starting with 05.",
+    },
+    "intake.invalid.mobile_foreign": {
+        "ar": "هذا رقم غير سعودي. أرسل رقم جوال سعودياً يبدأ بـ٠٥ من فضلك.",
+        "en": "This is not a Saudi number. Please send a Saudi mobile number starting with 05.",
+    },
+    "intake.invalid.mobile_landline": {
+        "ar": "هذا ليس رقم جوال. أرسل رقم جوال سعودياً يبدأ بـ٠٥.",
+        "en": "This is not a mobile number. Please send a Saudi mobile number starting with 05.",
+    },
+    "intake.invalid.city": {
+        "ar": "اكتب اسم مدينتك بالحروف، مثل: الرياض.",
+        "en": "Please write the name of your city in letters, for example: Riyadh.",
+    },
+    "intake.invalid.need": {
+        "ar": "أرسل رقماً من ١ إلى {count} من القائمة:",
+        "en": "Please send a number from 1 to {count} from the list:",
+    },
+    "intake.invalid.description_short": {
+        "ar": "الوصف قصير جداً. اكتب {min} أحرف على الأقل عن حالتك وما تحتاجه.",
+        "en": "The description is too short. "
+        "Please write at least {min} characters about your situation and need.",
+    },
+    "intake.invalid.description_long": {
+        "ar": "الوصف طويل ({count} حرف)، والحد الأقصى {max} حرف. اختصره وأرسله مرة أخرى.",
+        "en": "The description is too long ({count} characters; the limit is {max}). "
+        "Please shorten it and send it again.",
+    },
+    "intake.invalid.document_type": {
+        "ar": "لا نقبل هذا النوع من الملفات. أرسل صورة أو ملف PDF.",
+        "en": "We cannot accept this type of file. Please send a photo or a PDF.",
+    },
+    "intake.invalid.document_limit": {
+        "ar": 'وصلت إلى الحد الأقصى ({max} مستندات). أرسل "تم" للمتابعة.',
+        "en": 'You reached the limit of {max} documents. Send "done" to continue.',
+    },
+    "intake.invalid.documents_expected": {
+        "ar": 'أرسل صورة أو ملف PDF، أو "تم" للمتابعة، أو "لا يوجد" إن لم تكن لديك مستندات.',
+        "en": 'Please send a photo or a PDF, "done" to continue, or "none" if you have none.',
+    },
+    "intake.invalid.documents_text_only": {
+        "ar": 'أرسل "تم" للمتابعة، ويمكنك تسليم المستندات للباحث الاجتماعي لاحقاً.',
+        "en": 'Send "done" to continue; you can give documents to the social researcher later.',
+    },
+    "intake.invalid.summary": {
+        "ar": 'أرسل "نعم" للتوقيع، أو رقم الحقل من ١ إلى ٧ لتعديله.',
+        "en": 'Send "yes" to sign, or a field number from 1 to 7 to correct it.',
+    },
+    "intake.invalid.continue": {
+        "ar": "أرسل ١ للمتابعة من حيث توقفت، أو ٢ للبدء من جديد:",
+        "en": "Send 1 to continue where you stopped, or 2 to start over:",
+    },
+    # --- periods (the decision window) ---
+    "period.one_day": {"ar": "يوم واحد", "en": "one day"},
+    "period.two_days": {"ar": "يومين", "en": "two days"},
+    "period.few_days": {"ar": "{days} أيام", "en": "{days} days"},
+    "period.many_days": {"ar": "{days} يوماً", "en": "{days} days"},
+    "period.one_week": {"ar": "أسبوع", "en": "one week"},
+    "period.two_weeks": {"ar": "أسبوعين", "en": "two weeks"},
+    # --- dates: Hijri (Umm al-Qura) beside Gregorian ---
+    "date.both": {
+        "ar": "{hijri_day} {hijri_month} {hijri_year}هـ / {day} {month} {year}م",
+        "en": "{hijri_day} {hijri_month} {hijri_year} AH / {day} {month} {year}",
+    },
+    "date.gregorian": {"ar": "{day} {month} {year}م", "en": "{day} {month} {year}"},
+    # --- status ---
+    "status.none": {
+        "ar": "ليس لديك طلبات بعد. أرسل ١ لتقديم طلب دعم.",
+        "en": "You have no requests yet. Send 1 to file one.",
+    },
+    "status.header": {"ar": "طلباتك:", "en": "Your requests:"},
+    "status.item": {
+        "ar": "{reference}: {status}\nنوع الدعم: {need}\nتاريخ التقديم: {filed}",
+        "en": "{reference}: {status}\nSupport: {need}\nFiled: {filed}",
+    },
+    "status.item_due": {"ar": "موعد الرد: بعد {due}", "en": "Answer due: after {due}"},
+    "status.more": {"ar": "طلبات أخرى أقدم: {count}", "en": "and {count} more"},
+    "status.hint": {
+        "ar": "لعرض طلب واحد أرسل رقمه (مثل {example})، أو ٠ للقائمة.",
+        "en": "To see one request, send its number (like {example}), or 0 for the menu.",
+    },
+    "status.not_found": {
+        "ar": "لم نجد طلباً بهذا الرقم ضمن طلباتك. تأكد من الرقم، أو أرسل ٢ لعرض طلباتك.",
+        "en": "We found no request with this number among your requests. "
+        "Please check the number, or send 2 to list your requests.",
+    },
+    "status.label.submitted": {
+        "ar": "تم الاستلام وينتظر الدراسة",
+        "en": "Received, awaiting review",
+    },
+    "status.label.under_review": {
+        "ar": "قيد الدراسة لدى لجنة البحث",
+        "en": "Under review by the research committee",
+    },
+    "status.label.needs_info": {
+        "ar": "نحتاج منك معلومات إضافية",
+        "en": "We need more information from you",
+    },
+    "status.label.accepted": {"ar": "تمت الموافقة", "en": "Accepted"},
+    "status.label.rejected": {"ar": "نعتذر، لم تتم الموافقة", "en": "Not accepted (we apologise)"},
+    "status.label.delivered": {"ar": "تم تسليم الدعم", "en": "Support delivered"},
+    "status.label.closed": {"ar": "مغلق", "en": "Closed"},
+    # --- rating ---
+    "rating.ask": {
+        "ar": "نرجو تقييم الخدمة التي قدمناها لك من ١ (غير راضٍ) إلى ٥ (راضٍ جداً).\n"
+        "تقييمك حق لك، ويساعدنا على التحسين، ولا يترتب عليه أي أثر على طلباتك.",
+        "en": "Please rate the service we gave you from 1 (not satisfied) to 5 (very satisfied).\n"
+        "Rating is your right; it helps us improve and has no effect on your requests.",
+    },
+    "rating.ask_handoff": {
+        "ar": "نرجو تقييم محادثتك مع موظفنا من ١ (غير راضٍ) إلى ٥ (راضٍ جداً).\n"
+        "تقييمك حق لك، ويساعدنا على التحسين، ولا يترتب عليه أي أثر على طلباتك.",
+        "en": "Please rate your conversation with our staff from 1 (not satisfied) "
+        "to 5 (very satisfied).\n"
+        "Rating is your right; it helps us improve and has no effect on your requests.",
+    },
+    "rating.score.1": {"ar": "غير راضٍ", "en": "Not satisfied"},
+    "rating.score.2": {"ar": "راضٍ قليلاً", "en": "Slightly satisfied"},
+    "rating.score.3": {"ar": "راضٍ إلى حد ما", "en": "Fairly satisfied"},
+    "rating.score.4": {"ar": "راضٍ", "en": "Satisfied"},
+    "rating.score.5": {"ar": "راضٍ جداً", "en": "Very satisfied"},
+    "rating.invalid": {
+        "ar": "أرسل رقماً من ١ إلى ٥:",
+        "en": "Please send a number from 1 to 5:",
+    },
+    "rating.ask_comment": {
+        "ar": 'شكراً لك. هل تود إضافة ملاحظة؟ اكتبها (حتى {max} حرف)، أو أرسل "تخطي".',
+        "en": "Thank you. Would you like to add a comment? Write it (up to {max} characters), "
+        'or send "skip".',
+    },
+    "rating.invalid.comment_long": {
+        "ar": 'الملاحظة طويلة ({count} حرف)، والحد الأقصى {max} حرف. اختصرها، أو أرسل "تخطي".',
+        "en": "The comment is too long ({count} characters; the limit is {max}). "
+        'Please shorten it, or send "skip".',
+    },
+    "rating.invalid.comment_empty": {
+        "ar": 'اكتب ملاحظتك نصاً، أو أرسل "تخطي".',
+        "en": 'Please write your comment as text, or send "skip".',
+    },
+    "rating.low_score": {
+        "ar": "نأسف لأن الخدمة لم تكن كما تستحق. سيطّلع فريقنا على تقييمك لنتحسّن.",
+        "en": "We are sorry the service fell short. Our team will read your rating "
+        "so that we can do better.",
+    },
+    "rating.thanks": {
+        "ar": "شكراً لتقييمك، فهو يساعدنا على خدمتك بشكل أفضل. أرسل ٠ للقائمة.",
+        "en": "Thank you for your rating; it helps us serve you better. Send 0 for the menu.",
+    },
+    # --- handoff to a staff member ---
+    "handoff.hours": {"ar": "الأحد–الخميس، ٨ص–٤م", "en": "Sunday–Thursday, 8am–4pm"},
+    "handoff.opened": {
+        "ar": "أبلغنا أحد موظفي علاقات المستفيدين، وسيرد عليك هنا في أقرب وقت\n"
+        "(أوقات العمل: {hours}). أرسل ٠ للعودة إلى القائمة.",
+        "en": "We notified a beneficiary-relations staff member, who will answer you here "
+        "as soon as possible\n(working hours: {hours}). Send 0 to go back to the menu.",
+    },
+    "handoff.misunderstood": {
+        "ar": "يبدو أنني لم أفهم طلبك، لذلك سيساعدك أحد موظفينا.",
+        "en": "It seems I could not understand you, so a staff member will help you.",
+    },
+    "handoff.urgent": {
+        "ar": "نحن معك، ولست وحدك. أبلغنا فريقنا بشكل عاجل، "
+        "وسيتواصل معك أحدهم هنا في أقرب وقت ممكن.",
+        "en": "We are with you; you are not alone. We alerted our team urgently, "
+        "and someone will contact you here as soon as possible.",
+    },
+    "handoff.ack": {
+        "ar": "وصلت رسالتك، وسيرد عليك أحد الموظفين هنا. أرسل ٠ للعودة إلى القائمة.",
+        "en": "Your message reached us; a staff member will answer you here. "
+        "Send 0 to go back to the menu.",
+    },
+}
+
+# Used only when ``organization.needs`` is empty, so that the intake can always be completed.
+DEFAULT_NEEDS: Final[tuple[Need, ...]] = (
+    Need("food_basket", "سلة غذائية", "Food basket"),
+    Need("rent", "إيجار السكن", "Rent"),
+    Need("medical", "علاج ودواء", "Medical treatment"),
+    Need("bills", "فواتير الكهرباء والماء", "Electricity and water bills"),
+    Need("education", "مستلزمات دراسية", "School supplies"),
+    Need("other", "أخرى", "Other"),
+)
+
+
+def text(language: Language, key: str, **params: object) -> str:
+    """The catalogue sentence ``key`` in ``language``, with ``params`` filled in.
+
+    Integer parameters are written with Arabic-Indic digits in Arabic; strings are
+    inserted as given (reference numbers stay Latin because they are typed back).
+
+    Raises:
+        KeyError: for an unknown key or a missing parameter (a programming error).
+    """
+    entry = CATALOGUE[key]
+    lang: Language = language if language in entry else "ar"
+    if not params:
+        return entry[lang]
+    values = {
+        name: localize_digits(str(value), lang)
+        if isinstance(value, int) and not isinstance(value, bool)
+        else str(value)
+        for name, value in params.items()
+    }
+    return entry[lang].format(**values)

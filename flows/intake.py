@@ -1,0 +1,432 @@
+"""The support-request intake: eight questions, the signed declaration, the reference.
+
+Diagram: intake.md. Answers live in ``data["intake_draft"]`` from the first one on, so
+leaving (``0``, a handoff) keeps them; the next step is always derived from which
+answers are still missing, which also brings an edited field back to the summary.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from flows.catalogue import text
+from flows.dates import aware, format_date, parse_moment, period
+from flows.steps import (
+    Step,
+    dict_in,
+    goto,
+    heard,
+    lead_with,
+    need_label,
+    number_in,
+    offered_needs,
+    pick,
+    refuse,
+    said_one_of,
+    say,
+    str_in,
+)
+from flows.text import localize_digits
+from flows.types import (
+    Choice,
+    ConversationState,
+    Language,
+    Media,
+    OutboundMessage,
+    SaveIntake,
+    Transition,
+    Turn,
+)
+from flows.validation import (
+    DESCRIPTION_MAX,
+    DESCRIPTION_MIN,
+    Invalid,
+    check_city,
+    check_description,
+    check_mobile,
+    check_name,
+    check_national_id,
+    local_mobile,
+    mask_national_id,
+)
+from flows.vocabulary import CONTINUE, DOCUMENTS_DONE, NO, RESTART, SIGN, YES
+
+FLOW = "intake"
+DRAFT = "intake_draft"
+TOTAL_STEPS = 8
+# Summary lines are numbered like the steps, so "3" in the summary means "correct step 3".
+FIELDS: Final = ("name", "national_id", "mobile", "city", "need", "description", "documents")
+ANSWERS: Final = FIELDS[:-1]
+MAX_DOCUMENTS = 5
+# Channels that can carry photos and files; elsewhere documents go to the researcher later.
+MEDIA_CHANNELS: Final = frozenset({"whatsapp", "telegram", "web"})
+# Coming back after this long, the beneficiary may not remember: ask before going on.
+SILENCE = timedelta(hours=12)
+SUMMARY_DESCRIPTION_CHARS = 100
+
+
+# --- the draft ---
+
+
+def draft_of(state: ConversationState) -> dict[str, Any]:
+    """The answers given so far (a copy)."""
+    return dict_in(state.data, DRAFT)
+
+
+def next_step(draft: dict[str, Any]) -> str:
+    """The first question still unanswered, else the summary."""
+    missing = next((f for f in ANSWERS if not isinstance(draft.get(f), str) or not draft[f]), None)
+    if missing:
+        return missing
+    return "summary" if draft.get("documents_done") is True else "documents"
+
+
+def _documents(draft: dict[str, Any]) -> list[dict[str, str]]:
+    stored = draft.get("documents")
+    if not isinstance(stored, list):
+        return []
+    return [
+        d
+        for d in stored
+        if isinstance(d, dict)
+        and isinstance(d.get("url"), str)
+        and isinstance(d.get("content_type"), str)
+    ]
+
+
+# --- entering and moving ---
+
+
+def start(turn: Turn, state: ConversationState) -> Transition:
+    """Menu option 1: a new intake, or "continue or start over" when a draft exists."""
+    if draft_of(state):
+        return _move(turn, state, "continue_or_restart")
+    return _begin(turn, state)
+
+
+def stale(turn: Turn) -> bool:
+    """Whether the beneficiary comes back to a half-done intake after a long silence."""
+    state = turn.state
+    if state.flow != FLOW or state.step not in (*FIELDS, "summary") or not draft_of(state):
+        return False
+    if turn.message.media:  # a photo sent after a pause is an answer worth keeping
+        return False
+    seen = parse_moment(str_in(state.data, "last_seen"))
+    return seen is not None and aware(turn.now) - seen > SILENCE
+
+
+def offer_continue(turn: Turn, state: ConversationState) -> Transition:
+    return _move(turn, state, "continue_or_restart")
+
+
+def _begin(turn: Turn, state: ConversationState) -> Transition:
+    intro = text(state.language, "intake.intro", total=TOTAL_STEPS)
+    return _move(turn, state, "name", draft={}, lead=intro)
+
+
+def _move(
+    turn: Turn,
+    state: ConversationState,
+    step: str,
+    *,
+    draft: dict[str, Any] | None = None,
+    lead: str | None = None,
+) -> Transition:
+    new = goto(state, FLOW, step, **({} if draft is None else {DRAFT: draft}))
+    replies = STEPS[step].prompt(turn, new)
+    return Transition(new, lead_with(lead, replies) if lead else replies)
+
+
+def _keep(turn: Turn, field: str, answer: str | Invalid) -> Transition:
+    """Store a valid answer and ask the next question, or refuse with the reason."""
+    if isinstance(answer, Invalid):
+        return refuse(turn, answer)
+    draft = {**draft_of(turn.state), field: answer}
+    return _move(turn, turn.state, next_step(draft), draft=draft)
+
+
+# --- questions ---
+
+
+def _question(
+    state: ConversationState,
+    step: str,
+    key: str,
+    choices: tuple[Choice, ...] = (),
+    **params: object,
+) -> OutboundMessage:
+    language = state.language
+    number = FIELDS.index(step) + 1 if step in FIELDS else TOTAL_STEPS
+    counter = text(language, "intake.counter", step=number, total=TOTAL_STEPS)
+    return OutboundMessage(f"{counter} {text(language, key, **params)}", language, choices)
+
+
+def _sender_mobile(turn: Turn) -> str | None:
+    """The sender's own number when it is a Saudi mobile (WhatsApp, SMS), to offer it."""
+    checked = check_mobile(turn.lookup.sender_phone or "")
+    return checked if isinstance(checked, str) else None
+
+
+def _need_choices(turn: Turn, language: Language) -> tuple[Choice, ...]:
+    needs = offered_needs(turn.settings)
+    return tuple(Choice(str(n), need.label(language)) for n, need in enumerate(needs, start=1))
+
+
+def _continue_choices(language: Language) -> tuple[Choice, ...]:
+    return (
+        Choice("1", text(language, "intake.choice.continue")),
+        Choice("2", text(language, "intake.choice.restart")),
+    )
+
+
+def ask_continue(turn: Turn, state: ConversationState) -> tuple[OutboundMessage, ...]:
+    language = state.language
+    return (say(language, "intake.ask.continue", choices=_continue_choices(language)),)
+
+
+def ask_name(turn: Turn, state: ConversationState) -> tuple[OutboundMessage, ...]:
+    return (_question(state, "name", "intake.ask.name"),)
+
+
+def ask_national_id(turn: Turn, state: ConversationState) -> tuple[OutboundMessage, ...]:
+    return (_question(state, "national_id", "intake.ask.national_id"),)
+
+
+def ask_mobile(turn: Turn, state: ConversationState) -> tuple[OutboundMessage, ...]:
+    sender = _sender_mobile(turn)
+    if sender is None:
+        return (_question(state, "mobile", "intake.ask.mobile"),)
+    phone = localize_digits(local_mobile(sender), state.language)
+    return (_question(state, "mobile", "intake.ask.mobile_confirm", phone=phone),)
+
+
+def ask_city(turn: Turn, state: ConversationState) -> tuple[OutboundMessage, ...]:
+    return (_question(state, "city", "intake.ask.city"),)
+
+
+def ask_need(turn: Turn, state: ConversationState) -> tuple[OutboundMessage, ...]:
+    choices = _need_choices(turn, state.language)
+    return (_question(state, "need", "intake.ask.need", choices),)
+
+
+def ask_description(turn: Turn, state: ConversationState) -> tuple[OutboundMessage, ...]:
+    return (
+        _question(
+            state, "description", "intake.ask.description", min=DESCRIPTION_MIN, max=DESCRIPTION_MAX
+        ),
+    )
+
+
+def ask_documents(turn: Turn, state: ConversationState) -> tuple[OutboundMessage, ...]:
+    if turn.message.address.channel in MEDIA_CHANNELS:
+        return (_question(state, "documents", "intake.ask.documents", max=MAX_DOCUMENTS),)
+    return (_question(state, "documents", "intake.ask.documents_no_media"),)
+
+
+def ask_summary(turn: Turn, state: ConversationState) -> tuple[OutboundMessage, ...]:
+    language, draft = state.language, draft_of(state)
+    lines = [_question(state, "summary", "intake.summary.title").text]
+    for number, field in enumerate(FIELDS, start=1):
+        label = text(language, f"intake.field.{field}")
+        value = _shown(turn, language, field, draft)
+        lines.append(text(language, "intake.summary.line", number=number, label=label, value=value))
+    lines.append(text(language, "intake.declaration"))
+    return (OutboundMessage("\n".join(lines), language),)
+
+
+def _shown(turn: Turn, language: Language, field: str, draft: dict[str, Any]) -> str:
+    """A field as the summary shows it: ID masked, phone local, need by label."""
+    if field == "documents":
+        count = len(_documents(draft))
+        return (
+            localize_digits(str(count), language)
+            if count
+            else text(language, "intake.summary.no_documents")
+        )
+    value = str(draft.get(field, ""))
+    if field == "national_id":
+        return mask_national_id(value)
+    if field == "mobile":
+        return localize_digits(local_mobile(value), language)
+    if field == "need":
+        return need_label(turn.settings, value, language)
+    if field == "description" and len(value) > SUMMARY_DESCRIPTION_CHARS:
+        return value[:SUMMARY_DESCRIPTION_CHARS].rstrip() + "…"
+    return value
+
+
+def ask_submitted(turn: Turn, state: ConversationState) -> tuple[OutboundMessage, ...]:
+    return (say(state.language, "common.back_hint"),)
+
+
+# --- answers ---
+
+
+def answer_continue(turn: Turn) -> Transition:
+    state = turn.state
+    choice = pick(turn, _continue_choices(state.language))
+    if (choice and choice.payload == "1") or said_one_of(turn, CONTINUE):
+        return _move(turn, state, next_step(draft_of(state)))
+    if (choice and choice.payload == "2") or said_one_of(turn, RESTART):
+        return _begin(turn, state)
+    reason = Invalid("intake.invalid.continue")
+    return refuse(turn, reason, choices=_continue_choices(state.language))
+
+
+def answer_name(turn: Turn) -> Transition:
+    return _keep(turn, "name", check_name(heard(turn)))
+
+
+def answer_national_id(turn: Turn) -> Transition:
+    return _keep(turn, "national_id", check_national_id(heard(turn)))
+
+
+def answer_mobile(turn: Turn) -> Transition:
+    sender = _sender_mobile(turn)
+    if sender and said_one_of(turn, YES):
+        return _keep(turn, "mobile", sender)
+    if sender and said_one_of(turn, NO):
+        other = _question(turn.state, "mobile", "intake.ask.mobile_other")
+        return Transition(turn.state, (other,))
+    return _keep(turn, "mobile", check_mobile(heard(turn)))
+
+
+def answer_city(turn: Turn) -> Transition:
+    return _keep(turn, "city", check_city(heard(turn)))
+
+
+def answer_need(turn: Turn) -> Transition:
+    choices = _need_choices(turn, turn.state.language)
+    choice = pick(turn, choices)
+    if choice is None:
+        reason = Invalid("intake.invalid.need", {"count": len(choices)})
+        return refuse(turn, reason, choices=choices)
+    return _keep(turn, "need", offered_needs(turn.settings)[int(choice.payload) - 1].key)
+
+
+def answer_description(turn: Turn) -> Transition:
+    return _keep(turn, "description", check_description(heard(turn)))
+
+
+def answer_documents(turn: Turn) -> Transition:
+    draft = draft_of(turn.state)
+    documents = _documents(draft)
+    if turn.message.media:
+        return _collect(turn, draft, documents)
+    if said_one_of(turn, DOCUMENTS_DONE):
+        return _finish_documents(turn, draft, documents)
+    if turn.message.address.channel in MEDIA_CHANNELS:
+        return refuse(turn, Invalid("intake.invalid.documents_expected"))
+    return refuse(turn, Invalid("intake.invalid.documents_text_only"))
+
+
+def _accepted(content_type: str) -> bool:
+    kind = content_type.split(";")[0].strip().lower()
+    return kind.startswith("image/") or kind == "application/pdf"
+
+
+def _collect(turn: Turn, draft: dict[str, Any], documents: list[dict[str, str]]) -> Transition:
+    """Keep the photos and PDFs of one message, up to the limit, and say what happened."""
+    language = turn.state.language
+    added, wrong_type, full = 0, False, False
+    for media in turn.message.media:
+        if not _accepted(media.content_type or ""):
+            wrong_type = True
+        elif len(documents) >= MAX_DOCUMENTS:
+            full = True
+        else:
+            documents.append(_stored(media))
+            added += 1
+    if not added and not full:
+        return refuse(turn, Invalid("intake.invalid.document_type"))
+    if said_one_of(turn, DOCUMENTS_DONE):  # "تم" as the caption of the last photo
+        return _finish_documents(turn, draft, documents)
+    lines = []
+    if added:
+        lines.append(
+            text(language, "intake.document_received", count=len(documents), max=MAX_DOCUMENTS)
+        )
+    if wrong_type:
+        lines.append(text(language, "intake.invalid.document_type"))
+    if full:
+        lines.append(text(language, "intake.invalid.document_limit", max=MAX_DOCUMENTS))
+    new = goto(turn.state, FLOW, "documents", **{DRAFT: {**draft, "documents": documents}})
+    return Transition(new, (OutboundMessage("\n".join(lines), language),))
+
+
+def _stored(media: Media) -> dict[str, str]:
+    stored = {"url": media.url, "content_type": media.content_type}
+    return stored | ({"filename": media.filename} if media.filename else {})
+
+
+def _finish_documents(
+    turn: Turn, draft: dict[str, Any], documents: list[dict[str, str]]
+) -> Transition:
+    draft = {**draft, "documents": documents, "documents_done": True}
+    return _move(turn, turn.state, next_step(draft), draft=draft)
+
+
+def answer_summary(turn: Turn) -> Transition:
+    state, draft = turn.state, draft_of(turn.state)
+    if next_step(draft) != "summary":  # stored draft lost an answer: ask for it
+        return _move(turn, state, next_step(draft))
+    if said_one_of(turn, SIGN):
+        return _sign(turn, draft)
+    number = number_in(turn, len(FIELDS))
+    if number is None:
+        return refuse(turn, Invalid("intake.invalid.summary"))
+    field = FIELDS[number - 1]
+    if field == "documents":
+        return _move(turn, state, field, draft={**draft, "documents": [], "documents_done": False})
+    return _move(turn, state, field, draft={k: v for k, v in draft.items() if k != field})
+
+
+def _sign(turn: Turn, draft: dict[str, Any]) -> Transition:
+    """The declaration is signed: ask the engine to save the request, then tell the reference."""
+    due = turn.now + timedelta(days=turn.settings.decision_days)
+    documents = tuple(
+        Media(url=d["url"], content_type=d["content_type"], filename=d.get("filename"))
+        for d in _documents(draft)
+    )
+    effect = SaveIntake(
+        answers={field: str(draft[field]) for field in ANSWERS},
+        documents=documents,
+        decision_due_at=due,
+        signed_at=turn.now,
+    )
+    new = goto(turn.state, FLOW, "submitted", **{DRAFT: None}, decision_due_at=due.isoformat())
+    return Transition(new, (), (effect,), resume=True)
+
+
+def tell_reference(turn: Turn) -> Transition:
+    """After the engine saved the request: the reference and the decision window."""
+    state, language, settings = turn.state, turn.state.language, turn.settings
+    due: datetime = parse_moment(str_in(state.data, "decision_due_at")) or (
+        turn.now + timedelta(days=settings.decision_days)
+    )
+    reference = str_in(state.data, "reference")
+    key = "intake.received" if reference else "intake.received_no_reference"
+    body = text(
+        language,
+        key,
+        reference=reference or "",
+        period=period(language, settings.decision_days),
+        date=format_date(due, language, settings.timezone),
+    )
+    new = goto(state, "menu", "choose", reference=None, decision_due_at=None)
+    return Transition(new, (OutboundMessage(body, language),))
+
+
+STEPS: Final = {
+    "continue_or_restart": Step(ask_continue, answer_continue),
+    "name": Step(ask_name, answer_name, free_text=True),
+    "national_id": Step(ask_national_id, answer_national_id),
+    "mobile": Step(ask_mobile, answer_mobile),
+    "city": Step(ask_city, answer_city),
+    "need": Step(ask_need, answer_need),
+    "description": Step(ask_description, answer_description, free_text=True),
+    "documents": Step(ask_documents, answer_documents, free_text=True),
+    "summary": Step(ask_summary, answer_summary),
+    "submitted": Step(ask_submitted, tell_reference),
+}

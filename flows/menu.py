@@ -1,0 +1,130 @@
+"""The main menu: its four options, greetings, and what to do with a message it cannot place."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from flows import handoff, intake, rating, status
+from flows.catalogue import text
+from flows.steps import Step, goto, int_in, pick, said_one_of, say, stay, str_in
+from flows.types import (
+    Choice,
+    CloseHandoff,
+    ConversationState,
+    Effect,
+    Language,
+    OutboundMessage,
+    Transition,
+    Turn,
+)
+from flows.vocabulary import THANKS
+
+FLOW = "menu"
+# The second message in a row the menu cannot place goes to a person.
+MISUNDERSTOOD_LIMIT = 2
+
+OPTIONS: Final = (
+    ("1", "menu.option.intake"),
+    ("2", "menu.option.status"),
+    ("3", "menu.option.rating"),
+    ("4", "menu.option.handoff"),
+)
+
+
+def menu_choices(language: Language) -> tuple[Choice, ...]:
+    return tuple(Choice(payload, text(language, key)) for payload, key in OPTIONS)
+
+
+def _menu_message(turn: Turn, language: Language, *, welcome: bool) -> OutboundMessage:
+    if welcome:
+        return say(
+            language,
+            "menu.welcome",
+            choices=menu_choices(language),
+            organization=turn.settings.organization_name,
+        )
+    return say(language, "menu.main", choices=menu_choices(language))
+
+
+def show(
+    turn: Turn,
+    state: ConversationState,
+    *,
+    welcome: bool = False,
+    salam: bool = False,
+    after_handoff: bool = False,
+) -> Transition:
+    """Show the menu, leaving whatever flow was in progress (an intake draft is kept).
+
+    Args:
+        welcome: greet with the organisation's name (first contact, greetings).
+        salam: answer a salam with its proper reply first.
+        after_handoff: the beneficiary left a handoff: close it and offer to rate it.
+    """
+    language = state.language
+    lines = []
+    if state.flow == intake.FLOW and intake.draft_of(state):
+        lines.append(text(language, "menu.draft_kept"))
+    menu = _menu_message(turn, language, welcome=welcome or salam)
+    lines.append(f"{text(language, 'menu.salam')} {menu.text}" if salam else menu.text)
+    message = OutboundMessage("\n".join(lines), language, menu.choices)
+    replies: tuple[OutboundMessage, ...] = (message,)
+    effects: tuple[Effect, ...] = ()
+    if after_handoff:
+        replies += (say(language, "menu.rate_handoff"),)
+        effects = (CloseHandoff(),)
+    new = goto(
+        state,
+        FLOW,
+        "choose",
+        # What another flow left behind; the intake draft stays on purpose.
+        handoff_acked=None,
+        rating_score=None,
+        rating_reference=None,
+        rating_context="handoff" if after_handoff else None,
+    )
+    return Transition(new, replies, effects)
+
+
+def ask(turn: Turn, state: ConversationState) -> tuple[OutboundMessage, ...]:
+    return (_menu_message(turn, state.language, welcome=state.step == "start"),)
+
+
+def answer_start(turn: Turn) -> Transition:
+    """First contact: act on a menu number straight away, otherwise welcome."""
+    if pick(turn, menu_choices(turn.state.language)):
+        return answer_choose(turn)
+    return show(turn, turn.state, welcome=True)
+
+
+def answer_choose(turn: Turn) -> Transition:
+    state, language = turn.state, turn.state.language
+    choice = pick(turn, menu_choices(language))
+    if choice is None:
+        if said_one_of(turn, THANKS):
+            return Transition(goto(state, FLOW, "choose"), (say(language, "common.thanks_reply"),))
+        return _misunderstood(turn)
+    if choice.payload == "3":
+        return rating.start(turn, state, str_in(state.data, "rating_context") or "service")
+    state = stay(state, rating_context=None)
+    if choice.payload == "1":
+        return intake.start(turn, state)
+    if choice.payload == "2":
+        return status.list_requests(turn, state)
+    return handoff.open_handoff(turn, state, "requested")
+
+
+def _misunderstood(turn: Turn) -> Transition:
+    state, language = turn.state, turn.state.language
+    count = int_in(state.data, "misunderstood") + 1
+    if count >= MISUNDERSTOOD_LIMIT:
+        lead = text(language, "handoff.misunderstood")
+        return handoff.open_handoff(turn, state, "misunderstood", lead=lead)
+    message = say(language, "menu.misunderstood", choices=menu_choices(language))
+    return Transition(stay(state, misunderstood=count), (message,))
+
+
+STEPS: Final = {
+    "start": Step(ask, answer_start),
+    "choose": Step(ask, answer_choose),
+}

@@ -1,0 +1,140 @@
+"""The router: words that work everywhere, checked in a fixed order before the current step.
+
+1. crisis words: urgent handoff, in every state (safety first);
+2. in a handoff only ``0`` / menu words leave; everything else goes to staff;
+3. ``0``, menu words, greetings: the main menu;
+4. "English" / "عربي": switch language and ask the current question again;
+5. staff keywords: a handoff (in free-text steps only as the whole message);
+6. ``REQ-…`` while in the menu: that request's status;
+then the current flow's step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Final
+
+from flows import handoff, intake, menu, rating, status
+from flows.catalogue import text
+from flows.steps import Step, heard, int_in, staff_keywords, updated
+from flows.text import any_phrase, words
+from flows.types import (
+    LANGUAGES,
+    ConversationState,
+    InboundMessage,
+    Language,
+    OutboundMessage,
+    Transition,
+    Turn,
+)
+from flows.vocabulary import GREETINGS, LANGUAGE_WORDS, MENU_WORDS, SALAM_WORDS
+
+logger = logging.getLogger(__name__)
+
+FLOWS: Final[Mapping[str, Mapping[str, Step]]] = {
+    menu.FLOW: menu.STEPS,
+    intake.FLOW: intake.STEPS,
+    rating.FLOW: rating.STEPS,
+    handoff.FLOW: handoff.STEPS,
+}
+
+
+def respond(turn: Turn) -> Transition:
+    """Answer one inbound message: the new state, the replies and the effects.
+
+    Never raises: a state or message it cannot make sense of leads back to the menu.
+    """
+    try:
+        turn = _sane(turn)
+        transition = _route(turn)
+    except Exception:  # the last line of defence: a beneficiary never meets a traceback
+        logger.exception("flow step failed; back to the menu")
+        transition = _recover(turn)
+    return _seen(transition, turn.now)
+
+
+def needs_requests(state: ConversationState) -> bool:
+    """Whether a step in ``state`` may show the sender's requests (only the menu leads to
+    status), so the engine can skip loading them on every other message."""
+    return state.flow not in FLOWS or state.flow == menu.FLOW
+
+
+def _route(turn: Turn) -> Transition:
+    state, said = turn.state, heard(turn)
+    tokens = words(said)
+    spoken = " ".join(tokens)
+    if state.flow == intake.FLOW and state.step == "submitted":
+        return intake.tell_reference(turn)  # the engine's resume after saving: finish it
+    if any_phrase(tokens, turn.settings.crisis_words):
+        return handoff.open_urgent(turn, state)
+    wants_menu = spoken in MENU_WORDS or said.strip().startswith("/start")
+    if state.flow == handoff.FLOW:
+        if wants_menu:
+            return menu.show(turn, state, after_handoff=True)
+        return FLOWS[state.flow][state.step].handle(turn)
+    if wants_menu or spoken in GREETINGS:
+        salam = bool(SALAM_WORDS.intersection(tokens))
+        greeted = spoken in GREETINGS or state.step == "start"
+        return menu.show(turn, state, welcome=greeted, salam=salam)
+    if spoken in LANGUAGE_WORDS:
+        return _switch_language(turn, state, LANGUAGE_WORDS[spoken])
+    step = FLOWS[state.flow][state.step]
+    if any_phrase(tokens, staff_keywords(turn.settings), whole=step.free_text):
+        # After three refused answers the keyword is the offer taken up: staff should know.
+        reason = "field_errors" if int_in(state.data, "bad_answers") >= 3 else "keyword"
+        return handoff.open_handoff(turn, state, reason)
+    if state.flow == menu.FLOW:
+        reference = status.find_reference(said)
+        if reference is not None:
+            return status.show_request(turn, state, reference)
+    if intake.stale(turn):
+        return intake.offer_continue(turn, state)
+    return step.handle(turn)
+
+
+def _switch_language(turn: Turn, state: ConversationState, language: Language) -> Transition:
+    new = dataclasses.replace(state, language=language)
+    if new.flow == menu.FLOW:
+        return menu.show(turn, new, welcome=new.step == "start")
+    return Transition(new, FLOWS[new.flow][new.step].prompt(turn, new))
+
+
+def _sane(turn: Turn) -> Turn:
+    """The turn with a state and message the steps can rely on.
+
+    Stored state may come from an older version (a renamed step) or be damaged: an
+    unknown flow or step goes back to the menu, keeping the data (and any draft).
+    """
+    state, message = turn.state, turn.message
+    data = dict(state.data) if isinstance(state.data, Mapping) else {}
+    language: Language = state.language if state.language in LANGUAGES else "ar"
+    steps = FLOWS.get(state.flow) if isinstance(state.flow, str) else None
+    known = steps is not None and isinstance(state.step, str) and state.step in steps
+    flow, step = (state.flow, state.step) if known else (menu.FLOW, "start")
+    clean_message = InboundMessage(
+        address=message.address,
+        received_at=message.received_at,
+        text=message.text if isinstance(message.text, str) else "",
+        payload=message.payload if isinstance(message.payload, str) else None,
+        media=tuple(message.media or ()),
+        platform_message_id=message.platform_message_id,
+    )
+    clean_state = ConversationState(flow=flow, step=step, data=data, language=language)
+    return dataclasses.replace(turn, state=clean_state, message=clean_message)
+
+
+def _recover(turn: Turn) -> Transition:
+    language: Language = turn.state.language if turn.state.language in LANGUAGES else "ar"
+    apology = OutboundMessage(text(language, "error.generic"), language)
+    return Transition(ConversationState(language=language), (apology,))
+
+
+def _seen(transition: Transition, now: datetime) -> Transition:
+    """Remember when the beneficiary last wrote (for "continue or start over" after silence)."""
+    if not isinstance(now, datetime):
+        return transition
+    data = updated(transition.state.data, {"last_seen": now.isoformat()})
+    return dataclasses.replace(transition, state=dataclasses.replace(transition.state, data=data))

@@ -1,0 +1,131 @@
+"""Checks for intake answers: each returns the clean value or the reason it was refused."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import phonenumbers
+
+from flows.cities import known_city
+from flows.text import normalize_digits, strip_edges
+
+NAME_MAX = 100
+DESCRIPTION_MIN = 10
+DESCRIPTION_MAX = 1000
+CITY_MAX = 40
+SAUDI_CALLING_CODE = 966
+
+_SEPARATORS = re.compile(r"[\s\-\u2010-\u2015_.()/]")
+_PHONE = re.compile(r"\+?\d{6,16}")
+_MOBILE_TYPES = (
+    phonenumbers.PhoneNumberType.MOBILE,
+    phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    """Why an answer was refused: a catalogue key and its parameters."""
+
+    key: str
+    params: Mapping[str, int | str] = field(default_factory=dict)
+
+
+def _is_letters(s: str, extra: str = " '-") -> bool:
+    # Combining marks (harakat) are allowed: some people type their name fully vowelled.
+    return all(ch.isalpha() or ch in extra or unicodedata.category(ch)[0] == "M" for ch in s)
+
+
+def check_name(raw: str) -> str | Invalid:
+    """A full name: letters only, at least two words, at most 100 characters."""
+    name = " ".join(strip_edges(raw).split())
+    if len(name) > NAME_MAX:
+        return Invalid("intake.invalid.name_long", {"max": NAME_MAX})
+    if not _is_letters(name):
+        return Invalid("intake.invalid.name_letters")
+    if len(name.split()) < 2:
+        return Invalid("intake.invalid.name_short")
+    return name
+
+
+def luhn_ok(digits: str) -> bool:
+    """The Luhn check the Saudi national ID and iqama numbers carry in their last digit."""
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char) * (2 if position % 2 else 1)
+        total += value - 9 if value > 9 else value
+    return total % 10 == 0
+
+
+def check_national_id(raw: str) -> str | Invalid:
+    """A national ID (starts with 1) or iqama (starts with 2): 10 digits with a Luhn check digit."""
+    digits = _SEPARATORS.sub("", normalize_digits(raw))
+    if not digits or not (digits.isascii() and digits.isdigit()):
+        return Invalid("intake.invalid.id_digits")
+    if len(digits) != 10:
+        return Invalid("intake.invalid.id_length", {"count": len(digits)})
+    if digits[0] not in "12":
+        return Invalid("intake.invalid.id_prefix")
+    if not luhn_ok(digits):
+        return Invalid("intake.invalid.id_checksum")
+    return digits
+
+
+def mask_national_id(nid: str) -> str:
+    """Only the last four digits, as in ``******0008``: enough to recognise, not to misuse."""
+    digits = _SEPARATORS.sub("", normalize_digits(nid or ""))
+    if len(digits) <= 4:  # too short to show any of it safely
+        return "*" * len(digits)
+    return "*" * (len(digits) - 4) + digits[-4:]
+
+
+def check_mobile(raw: str) -> str | Invalid:
+    """A Saudi mobile number in any usual form (05…, 5…, +9665…, 009665…), as E.164."""
+    compact = _SEPARATORS.sub("", normalize_digits(raw or ""))
+    if not _PHONE.fullmatch(compact):
+        return Invalid("intake.invalid.mobile_format")
+    if compact.startswith("00"):
+        compact = "+" + compact[2:]
+    try:
+        number = phonenumbers.parse(compact, "SA")
+    except phonenumbers.NumberParseException:
+        return Invalid("intake.invalid.mobile_format")
+    if number.country_code != SAUDI_CALLING_CODE:
+        return Invalid("intake.invalid.mobile_foreign")
+    if not phonenumbers.is_valid_number(number):
+        return Invalid("intake.invalid.mobile_format")
+    if phonenumbers.number_type(number) not in _MOBILE_TYPES:
+        return Invalid("intake.invalid.mobile_landline")
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+def local_mobile(e164: str) -> str:
+    """A Saudi number in the local form people know (05XXXXXXXX); other numbers unchanged."""
+    prefix = f"+{SAUDI_CALLING_CODE}"
+    return "0" + e164[len(prefix) :] if e164.startswith(prefix) else e164
+
+
+def check_city(raw: str) -> str | Invalid:
+    """A known city by its canonical Arabic name, or a plausible unknown name as written."""
+    canonical = known_city(raw)
+    if canonical:
+        return canonical
+    name = " ".join(strip_edges(raw).split())
+    if 2 <= len(name) <= CITY_MAX and _is_letters(name):
+        return name
+    return Invalid("intake.invalid.city")
+
+
+def check_description(raw: str) -> str | Invalid:
+    """A free description of 10 to 1000 characters."""
+    description = raw.strip()
+    if len(description) < DESCRIPTION_MIN:
+        return Invalid("intake.invalid.description_short", {"min": DESCRIPTION_MIN})
+    if len(description) > DESCRIPTION_MAX:
+        return Invalid(
+            "intake.invalid.description_long", {"count": len(description), "max": DESCRIPTION_MAX}
+        )
+    return description

@@ -1,0 +1,221 @@
+"""`tawasul chat` and `tawasul db` as a user runs them: a real subprocess on a real SQLite file."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from handlers.console import BLOCK_END
+
+INTAKE_AR = [
+    "السلام عليكم",
+    "١",
+    "محمد أحمد علي الزهراني",
+    "١٠٠٠٠٠٠٠٠٨",
+    "٠٥٥١٢٣٤٥٦٧",
+    "جده",
+    "١",
+    "نحتاج سلة غذائية للأسرة المكونة من خمسة أفراد",
+    "تم",
+    "نعم",
+]
+
+
+def tawasul_command() -> list[str]:
+    script = Path(sys.executable).parent / "tawasul"
+    found = str(script) if script.exists() else shutil.which("tawasul")
+    assert found, "the tawasul console script is not installed (pip install -e .)"
+    return [found]
+
+
+def run(
+    cwd: Path, *args: str, lines: Sequence[str] = (), env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TAWASUL_")}
+    environment.update(env or {})
+    return subprocess.run(
+        [*tawasul_command(), *args],
+        input="".join(f"{line}\n" for line in lines),
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=environment,
+        timeout=60,
+        check=False,
+    )
+
+
+def blocks(stdout: str) -> list[str]:
+    """The reply blocks, one per line sent."""
+    assert stdout.endswith(f"{BLOCK_END}\n")
+    return [block.strip("\n") for block in stdout.split(f"{BLOCK_END}\n")[:-1]]
+
+
+def query(database: Path, sql: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(database) as connection:
+        return connection.execute(sql).fetchall()
+
+
+def test_a_whole_arabic_conversation_on_the_embedded_default(tmp_path: Path) -> None:
+    lines = [*INTAKE_AR, "٢", "٣", "٥", "خدمة ممتازة وسريعة"]
+    result = run(tmp_path, "chat", lines=lines)
+    assert result.returncode == 0, result.stderr
+    replies = blocks(result.stdout)
+    assert len(replies) == len(lines)
+    assert "١- طلب دعم جديد" in replies[0]
+    assert "(٨/٨)" in replies[9 - 1] and "******0008" in replies[8]
+    assert "REQ-000001" in replies[9]
+    assert "هـ" in replies[9] and "٢٠٢٦م" in replies[9]  # Hijri beside Gregorian
+    assert "REQ-000001" in replies[10]  # status shows the request
+    assert "شكراً" in replies[-1]
+    database = tmp_path / "tawasul.db"  # the embedded default: a file in the working directory
+    assert query(database, "SELECT reference, status, need FROM support_request") == [
+        ("REQ-000001", "submitted", "food")
+    ]
+    assert query(database, "SELECT score, comment, context FROM rating") == [
+        (5, "خدمة ممتازة وسريعة", "service")
+    ]
+    # Every message both ways is in the log, and every reply was marked sent.
+    assert query(database, "SELECT count(*) FROM message WHERE direction = 'in'") == [(14,)]
+    assert query(database, "SELECT count(*) FROM message WHERE status = 'pending'") == [(0,)]
+    # Personal data never reaches the logs.
+    assert "1000000008" not in result.stderr and "الزهراني" not in result.stderr
+
+
+def test_english_on_request(tmp_path: Path) -> None:
+    lines = ["hello", "English", "1", "Sara Ali Hassan Omar", "123"]
+    replies = blocks(run(tmp_path, "chat", "--user", "sara", lines=lines).stdout)
+    assert "1- New support request" in replies[1]
+    assert "(1/8)" in replies[2]
+    assert "10 digits" in replies[4]
+
+
+@pytest.mark.parametrize(
+    ("answers", "reason"),
+    [
+        (["١٠٠٠٠٠٠٠٠٩"], "خانة التحقق"),
+        (["١٢٣٤٥٦٧٨٩"], "١٠ أرقام"),
+        (["abcdefghij"], "أرقام"),
+    ],
+)
+def test_a_bad_national_id_is_refused_and_asked_again(
+    tmp_path: Path, answers: list[str], reason: str
+) -> None:
+    lines = [*INTAKE_AR[:3], *answers, "١٠٠٠٠٠٠٠٠٨"]
+    replies = blocks(run(tmp_path, "chat", lines=lines).stdout)
+    assert reason in replies[3]
+    assert "(٣/٨)" in replies[4]  # the valid answer moves on to the mobile
+
+
+# Each line sent with a fragment its reply must hold: every refusal gives its reason and
+# the next question comes only once the answer is valid.
+BAD_ANSWERS = [
+    ("مرحبا", "١- طلب دعم جديد"),
+    ("٧", "أرسل رقماً من ١ إلى ٤"),  # out of range: still the menu
+    ("١", "(١/٨)"),
+    ("محمد 123", "بالحروف فقط"),
+    ("محمد أحمد علي الزهراني", "(٢/٨)"),
+    ("12345", "١٠ أرقام"),
+    ("3000000000", "يبدأ"),
+    ("١٠٠٠٠٠٠٠٠٨", "(٣/٨)"),
+    ("+447700900123", "رقم غير سعودي"),
+    ("٠٥٥١٢٣٤٥٦٧", "(٤/٨)"),
+    ("جده", "(٥/٨)"),
+    ("٩", "أرسل رقماً من ١ إلى ٦"),
+    ("١", "(٦/٨)"),
+    ("", "قصير جداً"),
+    ("ا" * 5000, "الحد الأقصى ١٠٠٠ حرف"),
+    ("نحتاج سلة غذائية للأسرة المكونة من خمسة أفراد", "(٧/٨)"),
+    ("\U0001f600", "تم"),
+    ("تم", "(٨/٨)"),
+    ("ربما", "نعم"),
+]
+
+
+def test_bad_answers_at_every_step_keep_the_flow_in_place(tmp_path: Path) -> None:
+    result = run(tmp_path, "chat", lines=[line for line, _ in BAD_ANSWERS])
+    assert result.returncode == 0, result.stderr
+    replies = blocks(result.stdout)
+    assert len(replies) == len(BAD_ANSWERS)
+    for (line, expected), reply in zip(BAD_ANSWERS, replies, strict=True):
+        assert expected in reply, f"after {line[:20]!r}: {reply}"
+    assert "(٨/٨)" not in replies[-1]  # not signed: still waiting for the declaration
+    assert query(tmp_path / "tawasul.db", "SELECT count(*) FROM support_request") == [(0,)]
+    assert "Traceback" not in result.stderr
+
+
+def test_bytes_that_are_not_utf8_do_not_end_the_chat(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*tawasul_command(), "chat"],
+        input=b"\xff\xfe\n\xd8\xa7\xd9\x84\xd9\x82\xd8\xa7\xd8\xa6\xd9\x85\xd8\xa9\n",
+        capture_output=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(blocks(result.stdout.decode("utf-8"))) == 2
+
+
+def test_a_half_done_intake_resumes_in_a_new_process(tmp_path: Path) -> None:
+    first = blocks(run(tmp_path, "chat", lines=INTAKE_AR[:4]).stdout)
+    assert "(٣/٨)" in first[-1]
+    second = blocks(run(tmp_path, "chat", lines=INTAKE_AR[4:]).stdout)
+    assert "(٤/٨)" in second[0]
+    assert "REQ-000001" in second[-1]
+
+
+def test_another_console_user_sees_no_one_elses_request(tmp_path: Path) -> None:
+    run(tmp_path, "chat", "--user", "owner", lines=INTAKE_AR)
+    replies = blocks(run(tmp_path, "chat", "--user", "other", lines=["٢", "REQ-000001"]).stdout)
+    assert "REQ-000001" not in replies[0]
+    assert "الزهراني" not in replies[1] and "سلة غذائية" not in replies[1]
+
+
+def test_a_config_file_is_used(tmp_path: Path) -> None:
+    config = tmp_path / "custom.toml"
+    config.write_text(
+        '[database]\nurl = "sqlite:///other.db"\n[organization]\nname = "جمعية النور"\n',
+        encoding="utf-8",
+    )
+    result = run(tmp_path, "chat", "--config", str(config), lines=["السلام عليكم"])
+    assert "جمعية النور" in result.stdout
+    assert (tmp_path / "other.db").exists() and not (tmp_path / "tawasul.db").exists()
+
+
+def test_a_bad_config_stops_with_one_line(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text("[organization]\ndecision_days = -3\n")
+    result = run(tmp_path, "chat", lines=["hi"])
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "organization.decision_days" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_environment_override_is_checked_too(tmp_path: Path) -> None:
+    result = run(tmp_path, "db", "upgrade", env={"TAWASUL_SERVER__PORT": "http"})
+    assert result.returncode == 2
+    assert "server.port" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    env = {"TAWASUL_DATABASE__URL": "postgresql://nobody@127.0.0.1:1/none"}
+    result = run(tmp_path, "db", "upgrade", env=env)
+    assert result.returncode == 1
+    assert result.stderr.startswith("tawasul: cannot open the database")
+    assert "Traceback" not in result.stderr
+
+
+def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
+    result = run(tmp_path, "db", "upgrade")
+    assert result.returncode == 0, result.stderr
+    tables = {row[0] for row in query(tmp_path / "tawasul.db", "SELECT name FROM sqlite_master")}
+    assert {"support_request", "message", "conversation", "alembic_version"} <= tables
+    assert run(tmp_path, "db", "upgrade").returncode == 0  # again: nothing to do

@@ -1,0 +1,131 @@
+"""A conversation driver for flow tests: send a line, get the replies as a text channel shows them.
+
+It does what the engine does, in memory: builds the turn, calls ``flows.respond``,
+performs the effects (a saved intake gets ``REQ-000001``, ``REQ-000002``…), resumes
+when asked, and keeps the state. The clock only moves when a test moves it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+
+import flows
+from flows.types import (
+    Address,
+    CloseHandoff,
+    ConversationState,
+    Effect,
+    FlowSettings,
+    InboundMessage,
+    Lookup,
+    Media,
+    OpenHandoff,
+    OutboundMessage,
+    RecordRating,
+    RequestSummary,
+    SaveIntake,
+    Turn,
+)
+
+START = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)  # 09:00 in Riyadh, Saturday 21 Nov 2026
+PHOTO = Media("https://example.invalid/photo.jpg", "image/jpeg", "id.jpg")
+PDF = Media("https://example.invalid/report.pdf", "application/pdf", "report.pdf")
+AUDIO = Media("https://example.invalid/voice.ogg", "audio/ogg")
+
+
+class Transcript:
+    """One beneficiary talking to the flows on one channel."""
+
+    def __init__(
+        self,
+        settings: FlowSettings | None = None,
+        channel: str = "whatsapp",
+        sender_phone: str | None = None,
+        requests: Sequence[RequestSummary] = (),
+        state: ConversationState | None = None,
+        now: datetime = START,
+    ) -> None:
+        self.settings = settings or FlowSettings(organization_name="جمعية البر")
+        self.sender_phone = sender_phone
+        self.address = Address(channel, sender_phone or "user-1")
+        self.requests = list(requests)  # the sender's own, newest first
+        self.state = state or ConversationState()
+        self.now = now
+        self.saved: list[SaveIntake] = []
+        self.ratings: list[RecordRating] = []
+        self.handoffs: list[OpenHandoff] = []
+        self.closed_handoffs = 0
+        self.effects: list[Effect] = []
+        self.replies: tuple[OutboundMessage, ...] = ()
+        self._count = 0
+
+    def send(self, text: str = "", media: Iterable[Media] = (), payload: str | None = None) -> str:
+        """Send one message; the replies drawn as plain text, separated by a blank line."""
+        self._count += 1
+        message = InboundMessage(
+            address=self.address,
+            received_at=self.now,
+            text=text,
+            payload=payload,
+            media=tuple(media),
+            platform_message_id=f"m{self._count}",
+        )
+        replies: list[OutboundMessage] = []
+        for _ in range(3):  # a resumed step never asks to resume again; 3 is a safe bound
+            lookup = Lookup(requests=tuple(self.requests), sender_phone=self.sender_phone)
+            turn = Turn(message, self.state, self.now, lookup, self.settings)
+            transition = flows.respond(turn)
+            replies += transition.replies
+            results = self._perform(transition.effects)
+            self.state = transition.state
+            if not transition.resume:
+                break
+            self.state = dataclasses.replace(self.state, data={**self.state.data, **results})
+        self.replies = tuple(replies)
+        return "\n\n".join(flows.as_plain_text(reply) for reply in replies)
+
+    def advance(self, **delta: float) -> None:
+        """Move the clock, e.g. ``advance(hours=13)``."""
+        self.now += timedelta(**delta)
+
+    @property
+    def step(self) -> tuple[str, str]:
+        return self.state.flow, self.state.step
+
+    def _perform(self, effects: Sequence[Effect]) -> dict[str, str]:
+        results: dict[str, str] = {}
+        for effect in effects:
+            self.effects.append(effect)
+            if isinstance(effect, SaveIntake):
+                self.saved.append(effect)
+                reference = f"REQ-{len(self.saved):06d}"
+                results["reference"] = reference
+                need = effect.answers.get("need", "")
+                summary = RequestSummary(
+                    reference, "submitted", need, effect.signed_at, effect.decision_due_at
+                )
+                self.requests.insert(0, summary)
+            elif isinstance(effect, RecordRating):
+                self.ratings.append(effect)
+            elif isinstance(effect, OpenHandoff):
+                self.handoffs.append(effect)
+            elif isinstance(effect, CloseHandoff):
+                self.closed_handoffs += 1
+        return results
+
+
+Line = str | tuple[str, Sequence[Media]]
+Script = Sequence[tuple[Line, Sequence[str]]]
+
+
+def play(transcript: Transcript, script: Script) -> str:
+    """Send each line and check each expected fragment is in its reply; the last reply."""
+    reply = ""
+    for line, expected in script:
+        said, media = (line, ()) if isinstance(line, str) else line
+        reply = transcript.send(said, media=media)
+        for fragment in expected:
+            assert fragment in reply, f"after {said[:60]!r}, expected {fragment!r} in:\n{reply}"
+    return reply
