@@ -22,6 +22,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from flows.catalogue import DEFAULT_NEEDS
 from flows.types import FlowSettings, Need
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
@@ -91,16 +92,6 @@ class WhatsAppSettings(_Section):
     api_base_url: str = "https://api.twilio.com"
 
 
-_DEFAULT_NEEDS = [
-    Need("food", "سلة غذائية", "Food basket"),
-    Need("rent", "مساعدة في الإيجار", "Help with rent"),
-    Need("medical", "علاج أو أدوية", "Treatment or medicine"),
-    Need("bills", "سداد فواتير", "Paying bills"),
-    Need("education", "مستلزمات دراسية", "School supplies"),
-    Need("appliances", "أجهزة منزلية", "Home appliances"),
-]
-
-
 def _read_need(value: Any) -> Any:
     """A need is a table {key, ar, en}; a plain string serves as key and both labels."""
     if isinstance(value, str):
@@ -119,7 +110,7 @@ class OrganizationSettings(_Section):
     decision_days: int = Field(14, ge=1, le=365)
     timezone: Annotated[str, AfterValidator(_check_timezone)] = "Asia/Riyadh"
     needs: list[Annotated[NeedSettings, BeforeValidator(_read_need)]] = Field(
-        default_factory=lambda: [NeedSettings(key=n.key, ar=n.ar, en=n.en) for n in _DEFAULT_NEEDS],
+        default_factory=lambda: [NeedSettings(key=n.key, ar=n.ar, en=n.en) for n in DEFAULT_NEEDS],
         min_length=1,
         max_length=20,
     )

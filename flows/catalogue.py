@@ -361,7 +361,8 @@ CATALOGUE: Final[Mapping[str, Mapping[Language, str]]] = {
     },
 }
 
-# Used only when ``organization.needs`` is empty, so that the intake can always be completed.
+# The default of ``organization.needs``; also used when a caller passes none, so that the
+# intake can always be completed.
 DEFAULT_NEEDS: Final[tuple[Need, ...]] = (
     Need("food_basket", "سلة غذائية", "Food basket"),
     Need("rent", "إيجار السكن", "Rent"),

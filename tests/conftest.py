@@ -65,8 +65,8 @@ async def session(database: Database) -> AsyncIterator[AsyncSession]:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Say once why the PostgreSQL half of the suite did not run."""
-    if not os.environ.get(POSTGRESQL_URL_ENV):
-        skipped = len(terminalreporter.stats.get("skipped", []))
+    skipped = len(terminalreporter.stats.get("skipped", []))
+    if skipped and not os.environ.get(POSTGRESQL_URL_ENV):
         terminalreporter.write_line(
             f"{skipped} PostgreSQL tests skipped: set {POSTGRESQL_URL_ENV} "
             "(e.g. postgresql://postgres@127.0.0.1:5432/test) to run them"

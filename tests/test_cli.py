@@ -11,21 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from transcript import INTAKE_AR
 
 from handlers.console import BLOCK_END
-
-INTAKE_AR = [
-    "السلام عليكم",
-    "١",
-    "محمد أحمد علي الزهراني",
-    "١٠٠٠٠٠٠٠٠٨",
-    "٠٥٥١٢٣٤٥٦٧",
-    "جده",
-    "١",
-    "نحتاج سلة غذائية للأسرة المكونة من خمسة أفراد",
-    "تم",
-    "نعم",
-]
 
 
 def tawasul_command() -> list[str]:
@@ -77,7 +65,7 @@ def test_a_whole_arabic_conversation_on_the_embedded_default(tmp_path: Path) -> 
     assert "شكراً" in replies[-1]
     database = tmp_path / "tawasul.db"  # the embedded default: a file in the working directory
     assert query(database, "SELECT reference, status, need FROM support_request") == [
-        ("REQ-000001", "submitted", "food")
+        ("REQ-000001", "submitted", "food_basket")
     ]
     assert query(database, "SELECT score, comment, context FROM rating") == [
         (5, "خدمة ممتازة وسريعة", "service")

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 from sqlmodel import col
+from transcript import INTAKE_AR
 
 import flows
 from bot.engine import ConversationEngine
@@ -32,19 +33,6 @@ SETTINGS = FlowSettings(
     hotline_text="اتصل بـ 937",
 )
 START = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
-
-INTAKE_AR = [
-    "السلام عليكم",
-    "١",
-    "محمد أحمد علي الزهراني",
-    "١٠٠٠٠٠٠٠٠٨",
-    "٠٥٥١٢٣٤٥٦٧",
-    "جده",
-    "١",
-    "نحتاج سلة غذائية للأسرة المكونة من خمسة أفراد",
-    "تم",
-    "نعم",
-]
 
 
 class Clock:

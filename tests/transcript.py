@@ -34,6 +34,20 @@ PHOTO = Media("https://example.invalid/photo.jpg", "image/jpeg", "id.jpg")
 PDF = Media("https://example.invalid/report.pdf", "application/pdf", "report.pdf")
 AUDIO = Media("https://example.invalid/voice.ogg", "audio/ogg")
 
+# A whole Arabic intake, from the greeting to the signature, as a beneficiary types it.
+INTAKE_AR = (
+    "السلام عليكم",
+    "١",
+    "محمد أحمد علي الزهراني",
+    "١٠٠٠٠٠٠٠٠٨",
+    "٠٥٥١٢٣٤٥٦٧",
+    "جده",
+    "١",
+    "نحتاج سلة غذائية للأسرة المكونة من خمسة أفراد",
+    "تم",
+    "نعم",
+)
+
 
 class Transcript:
     """One beneficiary talking to the flows on one channel."""
