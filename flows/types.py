@@ -36,6 +36,14 @@ class Media:
 
 
 @dataclass(frozen=True, slots=True)
+class Location:
+    """A place a beneficiary shared (WhatsApp and Telegram can send one)."""
+
+    latitude: float
+    longitude: float
+
+
+@dataclass(frozen=True, slots=True)
 class InboundMessage:
     """One message from a beneficiary, whatever the channel."""
 
@@ -45,6 +53,7 @@ class InboundMessage:
     payload: str | None = None  # a button's payload, when the platform has buttons
     media: tuple[Media, ...] = ()
     platform_message_id: str | None = None  # unique per channel: redeliveries are dropped
+    location: Location | None = None
 
 
 @dataclass(frozen=True, slots=True)

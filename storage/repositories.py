@@ -253,7 +253,13 @@ class MessageRepository:
             media=[
                 {"url": item.url, "content_type": item.content_type, "filename": item.filename}
                 for item in message.media
-            ],
+            ]
+            + (
+                # A shared place is kept with the attachments, so the case file shows it.
+                [{"location": [message.location.latitude, message.location.longitude]}]
+                if message.location
+                else []
+            ),
             status=MESSAGE_RECEIVED,
             created_at=message.received_at,
         )

@@ -1,0 +1,87 @@
+"""What every channel offers the server: its routes, sending, media fetching and start/stop."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from aiohttp import web
+
+from flows.types import Address, InboundMessage, Media, OutboundMessage
+
+# Given to a channel by the server: stores the message and its replies (one transaction)
+# and returns when they are safe, so the channel may acknowledge the platform only then.
+# It raises when they could not be stored; the channel then answers 5xx so the platform
+# sends the message again.
+Receiver = Callable[[InboundMessage], Awaitable[None]]
+
+# Largest attachment fetched from a platform; larger ones are refused with a reason.
+MAX_MEDIA_BYTES = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """A message the platform accepted, with the id its status callbacks will name."""
+
+    platform_message_id: str | None
+
+
+class DeliveryError(Exception):
+    """A message the platform did not accept.
+
+    Attributes:
+        reason: short, free of personal data (an error code and its meaning).
+        permanent: retrying will not help (bad number, blocked, outside the window).
+        unreachable: the beneficiary cannot be reached on this channel at all
+            (Telegram 403 "blocked by the user", Twilio 21610 "unsubscribed").
+        retry_after: seconds the platform asked us to wait, when it said.
+        code: the platform's error code, when it gave one.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        permanent: bool = False,
+        unreachable: bool = False,
+        retry_after: float | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent or unreachable
+        self.unreachable = unreachable
+        self.retry_after = retry_after
+        self.code = code
+
+
+class MediaError(Exception):
+    """An attachment that could not be fetched (too large, gone, refused)."""
+
+
+class Channel(Protocol):
+    """One platform. It translates only: payload -> InboundMessage, OutboundMessage -> call.
+
+    ``names`` are the channel names it serves (``("whatsapp", "sms")`` for Twilio).
+    """
+
+    names: tuple[str, ...]
+
+    def routes(self, receive: Receiver) -> list[web.RouteDef]:
+        """The aiohttp routes of its webhooks; each calls ``receive`` per message."""
+        ...
+
+    async def start(self) -> None:
+        """Open clients; register webhooks where the platform wants it."""
+        ...
+
+    async def stop(self) -> None: ...
+
+    async def send(self, address: Address, message: OutboundMessage) -> Sent:
+        """Deliver one message (split within the platform's limits); DeliveryError if not."""
+        ...
+
+    async def fetch_media(self, media: Media) -> bytes:
+        """The attachment's bytes, fetched with the platform's credentials; MediaError if not."""
+        ...
