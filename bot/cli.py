@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from bot.config import ConfigError, Settings, load_settings, resolve_config_path
 from bot.engine import ConversationEngine, utcnow
+from bot.server import serve
 from handlers.console import ConsoleChannel
 from storage.db import Database
 from storage.repositories import MessageRepository
@@ -40,6 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     chat = command("chat", "talk to the bot as a beneficiary, one line per message")
     chat.add_argument("--user", default="console", metavar="ID", help="the console user's id")
 
+    serve = command("serve", "run the web server with every configured channel and the outbox")
+    serve.add_argument(
+        "--telegram-polling",
+        action="store_true",
+        help="fetch Telegram updates by polling (development without a public URL)",
+    )
+
     db = command("db", "database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_commands.add_parser("upgrade", help="apply every pending schema migration")
@@ -48,13 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # The console's stdout is the conversation: only problems go to stderr there.
     logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=logging.INFO if args.command == "serve" else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
         settings = load_settings(resolve_config_path(args.config))
         if args.command == "chat":
             asyncio.run(chat(settings, args.user))
+        elif args.command == "serve":
+            asyncio.run(run_server(settings, args.telegram_polling))
         elif args.command == "db":
             asyncio.run(db_upgrade(settings))
     except ConfigError as exc:
@@ -91,6 +103,18 @@ async def db_upgrade(settings: Settings) -> None:
     database = await open_database(settings)
     await database.dispose()
     print("database is up to date")
+
+
+async def run_server(settings: Settings, telegram_polling: bool) -> None:
+    database = await open_database(settings)
+    try:
+        await serve(settings, database, telegram_polling=telegram_polling)
+    except OSError as exc:  # the port is taken, or the host is not ours
+        raise CommandError(
+            f"cannot listen on {settings.server.host}:{settings.server.port} ({exc.strerror})"
+        ) from None
+    finally:
+        await database.dispose()
 
 
 async def chat(settings: Settings, user_id: str) -> None:

@@ -64,6 +64,14 @@ def _check_quiet_hours(value: str) -> str:
     return value
 
 
+def _check_public_url(value: str) -> str:
+    if not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError(
+            "expected the address the platforms reach, such as https://bot.example.org"
+        )
+    return value.rstrip("/")
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -75,7 +83,8 @@ class DatabaseSettings(_Section):
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
-    public_url: str | None = None
+    public_url: Annotated[str, AfterValidator(_check_public_url)] | None = None
+    media_dir: str = "media"
 
 
 class TelegramSettings(_Section):
@@ -89,6 +98,7 @@ class WhatsAppSettings(_Section):
     account_sid: str | None = None
     auth_token: SecretStr | None = None
     from_number: str | None = None
+    sms_from_number: str | None = None
     api_base_url: str = "https://api.twilio.com"
 
 

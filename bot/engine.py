@@ -18,11 +18,13 @@ import flows
 from flows.types import (
     Address,
     CloseHandoff,
+    ConversationState,
     Effect,
     FlowSettings,
     InboundMessage,
     Lookup,
     OpenHandoff,
+    OtherRequest,
     OutboundMessage,
     RecordRating,
     SaveIntake,
@@ -141,6 +143,7 @@ class ConversationEngine:
             lookup = Lookup(
                 requests=tuple(requests),
                 sender_phone=message.address.user_id if channel in _PHONE_CHANNELS else None,
+                others=await self._others(session, identity, state, message),
             )
             turn = Turn(message, state, now, lookup, self._settings)
             transition = self._respond(turn)
@@ -155,6 +158,21 @@ class ConversationEngine:
             await conversations.save(identity_id, transition.state, now)
             outbox = await self._enqueue(messages, identity_id, message.address, replies, now)
         return HandleResult(replies=outbox)
+
+    async def _others(
+        self,
+        session: AsyncSession,
+        identity: ChannelIdentity,
+        state: ConversationState,
+        message: InboundMessage,
+    ) -> tuple[OtherRequest, ...]:
+        """Requests filed elsewhere that this message asks about (rare: a query only then)."""
+        found = []
+        for number in flows.references_asked(state, message):
+            other = await RequestRepository(session).filed_elsewhere(identity, number)
+            if other is not None:
+                found.append(other)
+        return tuple(found)
 
     async def _perform(
         self,

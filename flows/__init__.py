@@ -7,6 +7,7 @@ The engine calls ``respond`` once per inbound message; text channels draw replie
 from flows.catalogue import text
 from flows.render import as_plain_text
 from flows.router import needs_requests, respond
+from flows.status import references_asked
 from flows.text import fold_arabic, normalize_digits
 from flows.validation import mask_national_id
 
@@ -16,6 +17,7 @@ __all__ = [
     "mask_national_id",
     "needs_requests",
     "normalize_digits",
+    "references_asked",
     "respond",
     "text",
 ]

@@ -198,6 +198,12 @@ CATALOGUE: Final[Mapping[str, Mapping[Language, str]]] = {
         "ar": "هذا ليس رقم جوال. أرسل رقم جوال سعودياً يبدأ بـ٠٥.",
         "en": "This is not a mobile number. Please send a Saudi mobile number starting with 05.",
     },
+    "intake.ask.city_typed": {
+        "ar": "الموقع الذي أرسلته بعيد عن المدن المسجلة لدينا، "
+        "فاكتب اسم مدينتك من فضلك، مثل: الرياض.",
+        "en": "The location you sent is far from the cities we know. "
+        "Please type the name of your city, for example: Riyadh.",
+    },
     "intake.invalid.city": {
         "ar": "اكتب اسم مدينتك بالحروف، مثل: الرياض.",
         "en": "Please write the name of your city in letters, for example: Riyadh.",
@@ -269,10 +275,25 @@ CATALOGUE: Final[Mapping[str, Mapping[Language, str]]] = {
         "ar": "لعرض طلب واحد أرسل رقمه (مثل {example})، أو ٠ للقائمة.",
         "en": "To see one request, send its number (like {example}), or 0 for the menu.",
     },
-    "status.not_found": {
-        "ar": "لم نجد طلباً بهذا الرقم ضمن طلباتك. تأكد من الرقم، أو أرسل ٢ لعرض طلباتك.",
-        "en": "We found no request with this number among your requests. "
-        "Please check the number, or send 2 to list your requests.",
+    "status.verify_ask": {
+        "ar": "هذا الرقم ليس ضمن الطلبات المقدمة من هذا الحساب. لحماية البيانات أرسل آخر "
+        "٤ أرقام من هوية مقدم الطلب، أو ٠ للعودة إلى القائمة.",
+        "en": "This number is not among the requests filed from this account. To protect "
+        "the applicant's data, send the last 4 digits of their national ID, or 0 for the menu.",
+    },
+    "status.verify_format": {
+        "ar": "أرسل ٤ أرقام فقط: آخر أربعة أرقام من هوية مقدم الطلب.",
+        "en": "Please send 4 digits only: the last four digits of the applicant's national ID.",
+    },
+    "status.verify_wrong": {
+        "ar": "لا يمكننا عرض هذا الطلب بهذه الأرقام. بقيت لك {left} محاولة.",
+        "en": "We cannot show this request with these digits. Attempts left: {left}.",
+    },
+    "status.verify_locked": {
+        "ar": "لا يمكننا عرض هذا الطلب هنا. للاستفسار عنه أرسل «موظف» أو تواصل معنا من "
+        "الرقم الذي قُدّم منه الطلب.",
+        "en": 'We cannot show this request here. To ask about it, send "staff" or write '
+        "to us from the number the request was filed from.",
     },
     "status.label.submitted": {
         "ar": "تم الاستلام وينتظر الدراسة",

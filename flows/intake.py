@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from flows.catalogue import text
+from flows.cities import nearest_city
 from flows.dates import aware, format_date, parse_moment, period
 from flows.steps import (
     Step,
@@ -110,7 +111,7 @@ def stale(turn: Turn) -> bool:
     state = turn.state
     if state.flow != FLOW or state.step not in (*FIELDS, "summary") or not draft_of(state):
         return False
-    if turn.message.media:  # a photo sent after a pause is an answer worth keeping
+    if turn.message.media or turn.message.location:  # an answer worth keeping after a pause
         return False
     seen = parse_moment(str_in(state.data, "last_seen"))
     return seen is not None and aware(turn.now) - seen > SILENCE
@@ -293,6 +294,12 @@ def answer_mobile(turn: Turn) -> Transition:
 
 
 def answer_city(turn: Turn) -> Transition:
+    location = turn.message.location
+    if location is not None:  # a shared location answers with the nearest known city
+        city = nearest_city(location.latitude, location.longitude)
+        if city is None:
+            return Transition(turn.state, (_question(turn.state, "city", "intake.ask.city_typed"),))
+        return _keep(turn, "city", city)
     return _keep(turn, "city", check_city(heard(turn)))
 
 

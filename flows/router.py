@@ -26,6 +26,7 @@ from flows.types import (
     ConversationState,
     InboundMessage,
     Language,
+    Location,
     OutboundMessage,
     Transition,
     Turn,
@@ -39,6 +40,7 @@ FLOWS: Final[Mapping[str, Mapping[str, Step]]] = {
     intake.FLOW: intake.STEPS,
     rating.FLOW: rating.STEPS,
     handoff.FLOW: handoff.STEPS,
+    status.FLOW: status.STEPS,
 }
 
 
@@ -121,6 +123,7 @@ def _sane(turn: Turn) -> Turn:
         payload=message.payload if isinstance(message.payload, str) else None,
         media=tuple(message.media or ()),
         platform_message_id=message.platform_message_id,
+        location=message.location if isinstance(message.location, Location) else None,
     )
     clean_state = ConversationState(flow=flow, step=step, data=data, language=language)
     return dataclasses.replace(turn, state=clean_state, message=clean_message)

@@ -137,15 +137,30 @@ class RequestSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class OtherRequest:
+    """A request filed from another phone or channel that this sender asked about.
+
+    Shown only after the sender proves the second factor: the last four digits of the
+    applicant's national ID.
+    """
+
+    summary: RequestSummary
+    national_id_last4: str
+
+
+@dataclass(frozen=True, slots=True)
 class Lookup:
     """Read-only facts the engine loads before a step.
 
     ``requests`` holds only the sender's own requests, newest first.
+    ``others`` holds the requests named by ``flows.references_asked`` that this sender
+    did not file (nothing when none exists).
     ``sender_phone`` is the E.164 number the message came from (WhatsApp, SMS).
     """
 
     requests: tuple[RequestSummary, ...] = ()
     sender_phone: str | None = None
+    others: tuple[OtherRequest, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

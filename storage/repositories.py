@@ -26,6 +26,7 @@ from flows.types import (
     InboundMessage,
     Language,
     OpenHandoff,
+    OtherRequest,
     OutboundMessage,
     RecordRating,
     RequestSummary,
@@ -156,7 +157,31 @@ class IdentityRepository:
             )
             identity = (await self._session.scalars(query)).one()
         identity.last_inbound_at = now
+        # Whoever writes to us can be reached again (they unblocked the bot, say).
+        if identity.unreachable:
+            identity.unreachable = False
         return identity
+
+    async def find(self, address: Address) -> ChannelIdentity | None:
+        """The identity behind ``address`` if it ever wrote, without creating one."""
+        return await self._session.scalar(
+            select(ChannelIdentity).where(
+                col(ChannelIdentity.channel) == address.channel,
+                col(ChannelIdentity.user_id) == address.user_id,
+            )
+        )
+
+    async def set_unreachable(self, address: Address) -> None:
+        """The platform says this beneficiary cannot be reached here (blocked, unsubscribed)."""
+        await self._session.execute(
+            update(ChannelIdentity)
+            .where(
+                col(ChannelIdentity.channel) == address.channel,
+                col(ChannelIdentity.user_id) == address.user_id,
+            )
+            .values(unreachable=True)
+            .execution_options(synchronize_session=False)
+        )
 
     async def get(self, identity_id: int) -> ChannelIdentity | None:
         """The identity with this id (from the session's identity map when loaded already)."""
@@ -372,7 +397,9 @@ class MessageRepository:
             {"error": error, "last_attempt_at": now, "attempts": col(Message.attempts) + 1},
         )
 
-    async def mark_delivery(self, channel: str, platform_message_id: str, status: str) -> bool:
+    async def mark_delivery(
+        self, channel: str, platform_message_id: str, status: str, error: str | None = None
+    ) -> bool:
         """Apply a delivery receipt (``delivered``, ``read`` or ``failed``) by platform id.
 
         Receipts arrive out of order; a status never moves backwards (a late
@@ -393,11 +420,43 @@ class MessageRepository:
                 col(Message.direction) == DIRECTION_OUT,
                 col(Message.status).in_(earlier[status]),
             )
-            .values(status=status)
+            .values(status=status, **({"error": error} if error else {}))
             .execution_options(synchronize_session=False)
         )
         result = await self._session.execute(statement)
         return bool(getattr(result, "rowcount", 0))
+
+    async def recipient(self, channel: str, platform_message_id: str) -> Address | None:
+        """Who an outbound message went to, by the platform's id for it."""
+        row = (
+            await self._session.execute(
+                select(col(ChannelIdentity.channel), col(ChannelIdentity.user_id))
+                .join(Message, col(Message.identity_id) == col(ChannelIdentity.id))
+                .where(
+                    col(Message.channel) == channel,
+                    col(Message.platform_message_id) == platform_message_id,
+                )
+            )
+        ).first()
+        return Address(row[0], row[1]) if row else None
+
+    async def sent_to(
+        self, identity_id: int, after_id: int, limit: int = 50
+    ) -> list[tuple[int, OutboundMessage]]:
+        """Outbound messages the sender has released to one identity after ``after_id``,
+        oldest first: what a pull channel (the website chat) hands its visitor."""
+        query = (
+            select(Message)
+            .where(
+                col(Message.identity_id) == identity_id,
+                col(Message.direction) == DIRECTION_OUT,
+                col(Message.id) > after_id,
+                col(Message.status).in_((MESSAGE_SENT, MESSAGE_DELIVERED, MESSAGE_READ)),
+            )
+            .order_by(col(Message.id))
+            .limit(limit)
+        )
+        return [(_id(row), _outbound(row)) for row in (await self._session.scalars(query)).all()]
 
     async def history(self, identity_id: int, limit: int = 50) -> list[Message]:
         """The last ``limit`` messages in and out of one identity, oldest first."""
@@ -545,6 +604,21 @@ class RequestRepository:
             )
             for reference, status, need, created_at, decision_due_at in rows
         ]
+
+    async def filed_elsewhere(self, identity: ChannelIdentity, number: int) -> OtherRequest | None:
+        """Request number ``number`` when another identity filed it, with the last four
+        digits of its applicant's national ID (the second factor); else None."""
+        request = await self.get_by_reference(reference_for(number))
+        if request is None or request.identity_id == identity.id or request.reference is None:
+            return None
+        summary = RequestSummary(
+            reference=request.reference,
+            status=request.status,
+            need=request.need,
+            created_at=request.created_at,
+            decision_due_at=request.decision_due_at,
+        )
+        return OtherRequest(summary, str(request.answers.get("national_id", ""))[-4:])
 
     async def get_by_reference(self, reference: str) -> SupportRequest | None:
         """The request with this reference (``req-000012`` works too), or None."""

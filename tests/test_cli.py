@@ -1,12 +1,18 @@
-"""`tawasul chat` and `tawasul db` as a user runs them: a real subprocess on a real SQLite file."""
+"""The `tawasul` command as a user runs it: a real subprocess on a real SQLite file."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
+import socket
 import sqlite3
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -207,3 +213,56 @@ def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
     tables = {row[0] for row in query(tmp_path / "tawasul.db", "SELECT name FROM sqlite_master")}
     assert {"support_request", "message", "conversation", "alembic_version"} <= tables
     assert run(tmp_path, "db", "upgrade").returncode == 0  # again: nothing to do
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_serve_with_the_example_config_answers_healthz_and_the_chat(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parent.parent / "config.example.toml"
+    port = free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TAWASUL_")}
+    environment["TAWASUL_SERVER__PORT"] = str(port)
+    process = subprocess.Popen(
+        [*tawasul_command(), "serve", "--config", str(example)],
+        cwd=tmp_path,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    assert json.load(r) == {"status": "ok"}
+                    break
+            except (ConnectionError, urllib.error.URLError):
+                assert process.poll() is None, process.communicate()[1]
+                assert time.monotonic() < deadline, "tawasul serve did not answer"
+                time.sleep(0.2)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/chat", timeout=5) as page:
+            assert 'dir="rtl"' in page.read().decode("utf-8")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    # Each channel without credentials is skipped with one clear line, not a crash.
+    assert "Telegram skipped: telegram.token is not set" in stderr
+    assert "WhatsApp and SMS skipped" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_serve_on_a_taken_port_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run(tmp_path, "serve", env={"TAWASUL_SERVER__PORT": str(port)})
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -62,7 +62,7 @@ def test_one_own_request_by_reference(said: str) -> None:
 def test_someone_else_s_reference_is_never_revealed() -> None:
     own = Transcript(SETTINGS, requests=[_request(3)])
     reply = own.send("REQ-000999")
-    assert "لم نجد طلباً بهذا الرقم ضمن طلباتك" in reply
+    assert "آخر ٤ أرقام من هوية مقدم الطلب" in reply  # the second factor, never the request
     assert "000999" not in reply
     # The same answer as for a reference nobody has: existence is not leaked.
     nobody = Transcript(SETTINGS, requests=[_request(3)])

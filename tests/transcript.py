@@ -19,9 +19,11 @@ from flows.types import (
     Effect,
     FlowSettings,
     InboundMessage,
+    Location,
     Lookup,
     Media,
     OpenHandoff,
+    OtherRequest,
     OutboundMessage,
     RecordRating,
     RequestSummary,
@@ -58,6 +60,7 @@ class Transcript:
         channel: str = "whatsapp",
         sender_phone: str | None = None,
         requests: Sequence[RequestSummary] = (),
+        others: Sequence[OtherRequest] = (),
         state: ConversationState | None = None,
         now: datetime = START,
     ) -> None:
@@ -65,6 +68,7 @@ class Transcript:
         self.sender_phone = sender_phone
         self.address = Address(channel, sender_phone or "user-1")
         self.requests = list(requests)  # the sender's own, newest first
+        self.others = tuple(others)  # filed elsewhere; offered only when the flow asks
         self.state = state or ConversationState()
         self.now = now
         self.saved: list[SaveIntake] = []
@@ -75,7 +79,13 @@ class Transcript:
         self.replies: tuple[OutboundMessage, ...] = ()
         self._count = 0
 
-    def send(self, text: str = "", media: Iterable[Media] = (), payload: str | None = None) -> str:
+    def send(
+        self,
+        text: str = "",
+        media: Iterable[Media] = (),
+        payload: str | None = None,
+        location: Location | None = None,
+    ) -> str:
         """Send one message; the replies drawn as plain text, separated by a blank line."""
         self._count += 1
         message = InboundMessage(
@@ -85,10 +95,13 @@ class Transcript:
             payload=payload,
             media=tuple(media),
             platform_message_id=f"m{self._count}",
+            location=location,
         )
         replies: list[OutboundMessage] = []
         for _ in range(3):  # a resumed step never asks to resume again; 3 is a safe bound
-            lookup = Lookup(requests=tuple(self.requests), sender_phone=self.sender_phone)
+            asked = set(flows.references_asked(self.state, message))
+            others = tuple(o for o in self.others if _number(o.summary.reference) in asked)
+            lookup = Lookup(tuple(self.requests), self.sender_phone, others)
             turn = Turn(message, self.state, self.now, lookup, self.settings)
             transition = flows.respond(turn)
             replies += transition.replies
@@ -143,3 +156,7 @@ def play(transcript: Transcript, script: Script) -> str:
         for fragment in expected:
             assert fragment in reply, f"after {said[:60]!r}, expected {fragment!r} in:\n{reply}"
     return reply
+
+
+def _number(reference: str) -> int:
+    return int(reference.removeprefix("REQ-"))

@@ -1,0 +1,224 @@
+"""`tawasul serve`: the aiohttp server with every configured channel and the outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+
+from aiohttp import web
+
+from bot.config import Settings
+from bot.engine import ConversationEngine, utcnow
+from bot.media import MediaStore
+from bot.outbox import OutboxSender
+from flows.types import Address, InboundMessage, OutboundMessage
+from handlers.base import Channel
+from handlers.telegram import TelegramChannel
+from handlers.twilio import TwilioChannel
+from handlers.webchat import WebChatChannel
+from storage.db import Database
+from storage.repositories import IdentityRepository, MessageRepository
+
+log = logging.getLogger(__name__)
+
+# Webhook payloads are small; anything larger is refused before it is read.
+MAX_BODY_BYTES = 1024 * 1024
+_DELIVERY_STATUSES = {
+    "delivered": "delivered",
+    "read": "read",
+    "failed": "failed",
+    "undelivered": "failed",
+}
+# Twilio: the number unsubscribed (STOP) or cannot receive messages at all.
+_UNREACHABLE_CODES = frozenset({"21610", "21408", "21211", "21614", "63024"})
+
+
+class Tawasul:
+    """The running service: database, engine, channels and outbox, wired together."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        *,
+        telegram_polling: bool = False,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.database = database
+        self.clock = clock
+        self.engine = ConversationEngine(database, settings.flow_settings(), clock=clock)
+        self.media = MediaStore(Path(settings.server.media_dir))
+        self.channels: dict[str, Channel] = {}
+        for channel in self._configured_channels(telegram_polling):
+            for name in channel.names:
+                self.channels[name] = channel
+        self.outbox = OutboxSender(database, self.channels, clock)
+
+    def _configured_channels(self, telegram_polling: bool) -> list[Channel]:
+        server, telegram, whatsapp = (
+            self.settings.server,
+            self.settings.telegram,
+            self.settings.whatsapp,
+        )
+        channels: list[Channel] = [
+            WebChatChannel(
+                self._web_replies, secure_cookies=(server.public_url or "").startswith("https:")
+            )
+        ]
+        if telegram.token is None:
+            log.info("Telegram skipped: telegram.token is not set")
+        elif telegram.webhook_secret is None and not telegram_polling:
+            log.warning("Telegram skipped: telegram.webhook_secret is needed for the webhook")
+        else:
+            channels.append(
+                TelegramChannel(
+                    telegram.token.get_secret_value(),
+                    webhook_secret=(
+                        telegram.webhook_secret.get_secret_value()
+                        if telegram.webhook_secret
+                        else None
+                    ),
+                    api_base_url=telegram.api_base_url,
+                    public_url=server.public_url,
+                    polling=telegram_polling,
+                )
+            )
+        missing = [
+            key
+            for key, value in (
+                ("whatsapp.account_sid", whatsapp.account_sid),
+                ("whatsapp.auth_token", whatsapp.auth_token),
+                ("whatsapp.from_number", whatsapp.from_number),
+                ("server.public_url", server.public_url),
+            )
+            if not value
+        ]
+        if missing:
+            log.info("WhatsApp and SMS skipped: %s not set", ", ".join(missing))
+        else:
+            assert whatsapp.account_sid and whatsapp.auth_token and whatsapp.from_number
+            assert server.public_url
+            channels.append(
+                TwilioChannel(
+                    whatsapp.account_sid,
+                    whatsapp.auth_token.get_secret_value(),
+                    whatsapp.from_number,
+                    public_url=server.public_url,
+                    api_base_url=whatsapp.api_base_url,
+                    sms_from_number=whatsapp.sms_from_number,
+                    on_status=self._delivery_status,
+                )
+            )
+        return channels
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_no_tracebacks])
+        app.router.add_get("/healthz", self._healthz)
+        seen: set[int] = set()
+        for channel in self.channels.values():
+            if id(channel) not in seen:
+                seen.add(id(channel))
+                app.add_routes(channel.routes(self._receiver(channel)))
+        app.on_startup.append(self._start)
+        app.on_cleanup.append(self._stop)
+        return app
+
+    def _unique_channels(self) -> list[Channel]:
+        return list({id(c): c for c in self.channels.values()}.values())
+
+    async def _start(self, _app: web.Application) -> None:
+        for channel in self._unique_channels():
+            try:
+                await channel.start()
+            except Exception as error:
+                # One platform being down must not keep the others (and the web chat) off.
+                log.error("channel %s did not start: %s", channel.names[0], type(error).__name__)
+        self.outbox.start()
+        self.outbox.wake()  # whatever was pending before a restart goes out now
+
+    async def _stop(self, _app: web.Application) -> None:
+        await self.outbox.stop()
+        for channel in self._unique_channels():
+            try:
+                await channel.stop()
+            except Exception:
+                log.exception("channel %s did not stop cleanly", channel.names[0])
+
+    def _receiver(self, channel: Channel) -> Callable[[InboundMessage], Awaitable[None]]:
+        async def receive(message: InboundMessage) -> None:
+            message = await self.media.keep(message, channel)
+            result = await self.engine.handle(message)
+            if result.replies:
+                self.outbox.wake()
+
+        return receive
+
+    async def _healthz(self, _request: web.Request) -> web.Response:
+        if await self.database.ping():
+            return web.json_response({"status": "ok"})
+        return web.json_response({"status": "unavailable"}, status=503)
+
+    async def _web_replies(self, address: Address, after: int) -> list[tuple[int, OutboundMessage]]:
+        async with self.database.session() as session:
+            identity = await IdentityRepository(session).find(address)
+            if identity is None or identity.id is None:
+                return []
+            return await MessageRepository(session).sent_to(identity.id, after)
+
+    async def _delivery_status(
+        self, channel: str, platform_message_id: str, status: str, error_code: str | None
+    ) -> None:
+        delivery = _DELIVERY_STATUSES.get(status)
+        if delivery is None:
+            return  # queued, sent, accepted...: nothing the case file needs
+        async with self.database.session() as session, session.begin():
+            messages = MessageRepository(session)
+            error = f"{error_code}: rejected by the platform" if error_code else None
+            await messages.mark_delivery(channel, platform_message_id, delivery, error)
+            if error_code in _UNREACHABLE_CODES:
+                recipient = await messages.recipient(channel, platform_message_id)
+                if recipient is not None:
+                    await IdentityRepository(session).set_unreachable(recipient)
+
+
+@web.middleware
+async def _no_tracebacks(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """A fault in a route is a 500 with a short body, logged without the request's data."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return web.json_response({"error": "internal error"}, status=500)
+
+
+async def serve(settings: Settings, database: Database, *, telegram_polling: bool) -> None:
+    """Run until SIGINT or SIGTERM, then stop the channels and the outbox cleanly."""
+    service = Tawasul(settings, database, telegram_polling=telegram_polling)
+    runner = web.AppRunner(service.app(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.server.host, settings.server.port)
+    await site.start()
+    channels = ", ".join(sorted(service.channels))
+    log.info(
+        "Tawasul listening on http://%s:%d (channels: %s)",
+        settings.server.host,
+        settings.server.port,
+        channels,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,530 @@
+"""The Telegram channel: Bot API updates (webhook or polling) <-> neutral messages."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+import warnings
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+from telegram import (
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    Update,
+)
+from telegram.constants import ChatType
+from telegram.error import (
+    BadRequest,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+from telegram.warnings import PTBDeprecationWarning
+
+from flows import as_plain_text
+from flows.types import Address, InboundMessage, Location, Media, OutboundMessage
+from handlers.base import MAX_MEDIA_BYTES, DeliveryError, MediaError, Receiver, Sent
+
+log = logging.getLogger(__name__)
+# Every Bot API URL carries the token, and PTB logs parameters (message text) at DEBUG:
+# keep both out of the logs whatever the root level is.
+logging.getLogger("httpx").setLevel(logging.WARNING)
+logging.getLogger("httpcore").setLevel(logging.WARNING)
+logging.getLogger("telegram").setLevel(logging.INFO)
+
+CHANNEL = "telegram"
+WEBHOOK_PATH = "/webhooks/telegram"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+# Media references are opaque to the flows; fetch_media turns this one back into a download.
+FILE_PREFIX = "tg-file:"
+# Telegram counts a message's length in UTF-16 code units.
+MAX_MESSAGE_LENGTH = 4096
+MAX_CALLBACK_DATA_BYTES = 64
+INLINE_ROW_SIZE = 5
+# Real updates are a few kilobytes; anything near this is not from Telegram.
+MAX_UPDATE_BYTES = 1024 * 1024
+ALLOWED_UPDATES = (Update.MESSAGE, Update.CALLBACK_QUERY)
+# A sticker is never a supporting document, though a static one is a WebP image: a type
+# outside image/* lets the flows refuse it like any other media they do not take.
+STICKER_CONTENT_TYPE = "application/x-tgsticker"
+_SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+_SUPPORTED_CONTENT = (
+    filters.TEXT
+    | filters.PHOTO
+    | filters.Document.ALL
+    | filters.LOCATION
+    | filters.CONTACT
+    | filters.Sticker.ALL
+    | filters.VOICE
+    | filters.AUDIO
+    | filters.VIDEO
+    | filters.VIDEO_NOTE
+    | filters.ANIMATION
+)
+_PRIVATE_MESSAGES = filters.UpdateType.MESSAGE & filters.ChatType.PRIVATE & _SUPPORTED_CONTENT
+
+
+@dataclass(slots=True)
+class _WebhookDelivery:
+    """One webhook request on its way through PTB: where it goes and what became of it.
+
+    PTB hands a callback's exceptions to its error handlers and returns normally, so the
+    callback reports here instead, and the route turns a failure into a 500.
+    """
+
+    receive: Receiver
+    handled: bool = False
+    error: Exception | None = None
+
+
+_delivery: ContextVar[_WebhookDelivery | None] = ContextVar("telegram_delivery", default=None)
+
+
+class TelegramChannel:
+    """Translates Telegram updates into neutral messages and neutral messages into Bot API calls.
+
+    Args:
+        token: the bot token from BotFather.
+        webhook_secret: the ``secret_token`` Telegram echoes in every webhook request; without
+            one the webhook refuses every update.
+        api_base_url: the Bot API server (a local stand-in in tests, a proxy in production).
+        public_url: the server's public base URL; when set (and not polling), ``start``
+            registers ``<public_url>/webhooks/telegram`` with Telegram.
+        polling: fetch updates with ``getUpdates`` instead (development without a public
+            URL); ``routes`` must then be called before ``start``.
+    """
+
+    names: tuple[str, ...] = (CHANNEL,)
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        webhook_secret: str | None,
+        api_base_url: str = "https://api.telegram.org",
+        public_url: str | None = None,
+        polling: bool = False,
+    ) -> None:
+        if webhook_secret is not None and not _SECRET_TOKEN.fullmatch(webhook_secret):
+            raise ValueError(
+                "telegram.webhook_secret must be 1-256 characters of A-Z, a-z, 0-9, _ and -"
+            )
+        self._secret = webhook_secret.encode() if webhook_secret else None
+        self._webhook_secret = webhook_secret
+        self._public_url = public_url
+        self._polling = polling
+        self._polling_receive: Receiver | None = None
+        self._started = False
+        api = api_base_url.rstrip("/")
+        builder = (
+            ApplicationBuilder()
+            .token(token)
+            .base_url(f"{api}/bot")
+            .base_file_url(f"{api}/file/bot")
+            .job_queue(None)
+        )
+        if not polling:
+            builder = builder.updater(None)
+        self._application = builder.build()
+        self._application.add_handler(MessageHandler(_PRIVATE_MESSAGES, self._on_message))
+        self._application.add_handler(CallbackQueryHandler(self._on_callback_query))
+        self._application.add_error_handler(self._on_error)
+
+    # Inbound
+
+    def routes(self, receive: Receiver) -> list[web.RouteDef]:
+        self._polling_receive = receive
+        if self._secret is None and not self._polling:
+            log.warning("telegram webhook refuses every update: telegram.webhook_secret is not set")
+
+        async def webhook(request: web.Request) -> web.StreamResponse:
+            return await self._webhook(request, receive)
+
+        return [web.post(WEBHOOK_PATH, webhook)]
+
+    async def _webhook(self, request: web.Request, receive: Receiver) -> web.StreamResponse:
+        header = request.headers.get(SECRET_HEADER, "").encode()
+        if self._secret is None or not hmac.compare_digest(header, self._secret):
+            log.warning("telegram webhook: refused a request without the right secret token")
+            return web.Response(status=403, text="forbidden")
+        if request.content_length is not None and request.content_length > MAX_UPDATE_BYTES:
+            return web.Response(status=413, text="too large")
+        body = bytearray()
+        async for chunk in request.content.iter_chunked(64 * 1024):
+            body += chunk
+            if len(body) > MAX_UPDATE_BYTES:
+                return web.Response(status=413, text="too large")
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return web.Response(status=400, text="not JSON")
+        if not isinstance(data, dict) or type(data.get("update_id")) is not int:
+            return web.Response(status=400, text="not an update")
+        if not any(kind in data for kind in ALLOWED_UPDATES):
+            # Not parsed at all: a kind we never asked for need not match this PTB's model.
+            log.info("telegram update %s ignored: %s", data["update_id"], _kind_of(data))
+            return web.Response(status=200)
+        try:
+            update = Update.de_json(data, self._application.bot)
+        except Exception as error:
+            log.warning("telegram webhook: malformed update (%s)", type(error).__name__)
+            return web.Response(status=400, text="malformed update")
+        if not self._started:
+            # Telegram sends it again later; by then start() has succeeded, one hopes.
+            log.error("telegram update %s arrived before the channel started", update.update_id)
+            return web.Response(status=503, text="not ready")
+
+        delivery = _WebhookDelivery(receive)
+        token = _delivery.set(delivery)
+        try:
+            await self._application.process_update(update)
+        finally:
+            _delivery.reset(token)
+        if delivery.error is not None:
+            log.error(
+                "telegram update %s not stored (%s): answering 500 so Telegram sends it again",
+                update.update_id,
+                type(delivery.error).__name__,
+            )
+            return web.Response(status=500, text="not stored")
+        if not delivery.handled:
+            log.info("telegram update %s ignored: %s", update.update_id, _kind_of(data))
+        return web.Response(status=200)
+
+    async def _on_message(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        if update.message is None:
+            return
+        message = inbound_from_message(update.update_id, update.message)
+        if message is not None:
+            await self._deliver(message)
+
+    async def _on_callback_query(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        if query is None:
+            return
+        message = inbound_from_callback_query(update.update_id, query, datetime.now(UTC))
+        if message is None or await self._deliver(message):
+            await _answer(query)
+
+    async def _deliver(self, message: InboundMessage) -> bool:
+        """Hand the message to the receiver; whether it was stored."""
+        delivery = _delivery.get()
+        if delivery is None:  # polling: the update is confirmed already, it cannot come back
+            if self._polling_receive is None:
+                log.error("telegram update dropped: routes() was never called")
+                return False
+            try:
+                await self._polling_receive(message)
+            except Exception as error:
+                log.error("telegram polled update lost (%s)", type(error).__name__)
+                return False
+            return True
+        delivery.handled = True
+        try:
+            await delivery.receive(message)
+        except Exception as error:
+            delivery.error = error
+            return False
+        return True
+
+    async def _on_error(self, _update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        # Only the type: a library error's text may quote the update.
+        log.error("telegram handler error: %s", type(context.error).__name__)
+
+    # Outbound
+
+    async def send(self, address: Address, message: OutboundMessage) -> Sent:
+        if address.channel != CHANNEL:
+            raise DeliveryError(f"not a telegram address: {address.channel}", permanent=True)
+        if not self._started:
+            raise DeliveryError("telegram channel not started")
+        chunks = split_text(message.text if message.text.strip() else as_plain_text(message))
+        if not chunks:
+            raise DeliveryError("empty message", permanent=True)
+        markup = _keyboard(message)
+        sent: Message | None = None
+        for number, chunk in enumerate(chunks, start=1):
+            try:
+                sent = await self._application.bot.send_message(
+                    chat_id=address.user_id,
+                    text=chunk,
+                    reply_markup=markup if number == len(chunks) else None,
+                )
+            except TelegramError as error:
+                raise _delivery_error(error) from error
+        assert sent is not None
+        return Sent(str(sent.message_id))
+
+    async def fetch_media(self, media: Media) -> bytes:
+        if not media.url.startswith(FILE_PREFIX) or len(media.url) == len(FILE_PREFIX):
+            raise MediaError("not a telegram file reference")
+        if not self._started:
+            raise MediaError("telegram channel not started")
+        try:
+            file = await self._application.bot.get_file(media.url.removeprefix(FILE_PREFIX))
+            if file.file_size is not None and file.file_size > MAX_MEDIA_BYTES:
+                raise MediaError(f"attachment over {MAX_MEDIA_BYTES} bytes")
+            content = await file.download_as_bytearray()
+        except TelegramError as error:
+            raise MediaError(f"telegram refused the file: {_describe(error)}") from error
+        except RuntimeError as error:  # no file_path: Telegram will not serve this file
+            raise MediaError("telegram gave no download path") from error
+        if len(content) > MAX_MEDIA_BYTES:
+            raise MediaError(f"attachment over {MAX_MEDIA_BYTES} bytes")
+        return bytes(content)
+
+    # Lifecycle
+
+    async def start(self) -> None:
+        if self._polling and self._polling_receive is None:
+            raise RuntimeError("call routes(receive) before start() when polling")
+        application = self._application
+        await application.initialize()
+        await application.start()
+        self._started = True
+        if self._polling:
+            assert application.updater is not None
+            await application.updater.start_polling(
+                allowed_updates=list(ALLOWED_UPDATES), drop_pending_updates=False
+            )
+            log.info("telegram: polling for updates")
+        elif self._public_url:
+            if self._webhook_secret is None:
+                log.error("telegram webhook not registered: telegram.webhook_secret is not set")
+                return
+            await application.bot.set_webhook(
+                url=self._public_url.rstrip("/") + WEBHOOK_PATH,
+                secret_token=self._webhook_secret,
+                allowed_updates=list(ALLOWED_UPDATES),
+                drop_pending_updates=False,
+            )
+            log.info("telegram: webhook registered")
+
+    async def stop(self) -> None:
+        # The webhook stays registered: Telegram keeps the updates of a restart for us, and
+        # deleting it would race with a new instance that has just set it.
+        self._started = False
+        application = self._application
+        if application.updater is not None and application.updater.running:
+            await application.updater.stop()
+        if application.running:
+            await application.stop()
+        await application.shutdown()
+
+    @property
+    def application(self) -> Application[Any, Any, Any, Any, Any, Any]:
+        """The python-telegram-bot application (for staff features built on the same bot)."""
+        return self._application
+
+
+def inbound_from_message(update_id: int, message: Message) -> InboundMessage | None:
+    """The neutral message of a private chat message, or None when it carries nothing usable."""
+    text = message.text or message.caption or ""
+    media: tuple[Media, ...] = ()
+    location: Location | None = None
+    if message.photo:
+        largest = max(message.photo, key=lambda size: size.width * size.height)
+        media = (Media(FILE_PREFIX + largest.file_id, "image/jpeg"),)
+    elif message.animation:  # checked before document: Telegram sets both for a GIF
+        animation = message.animation
+        media = (
+            Media(
+                FILE_PREFIX + animation.file_id,
+                animation.mime_type or "video/mp4",
+                animation.file_name,
+            ),
+        )
+    elif message.document:
+        document = message.document
+        media = (
+            Media(
+                FILE_PREFIX + document.file_id,
+                document.mime_type or "application/octet-stream",
+                document.file_name,
+            ),
+        )
+    elif message.sticker:
+        media = (Media(FILE_PREFIX + message.sticker.file_id, STICKER_CONTENT_TYPE),)
+    elif message.voice:
+        voice = message.voice
+        media = (Media(FILE_PREFIX + voice.file_id, voice.mime_type or "audio/ogg"),)
+    elif message.audio:
+        audio = message.audio
+        media = (
+            Media(FILE_PREFIX + audio.file_id, audio.mime_type or "audio/mpeg", audio.file_name),
+        )
+    elif message.video:
+        video = message.video
+        media = (
+            Media(FILE_PREFIX + video.file_id, video.mime_type or "video/mp4", video.file_name),
+        )
+    elif message.video_note:
+        media = (Media(FILE_PREFIX + message.video_note.file_id, "video/mp4"),)
+    elif message.location:
+        location = Location(message.location.latitude, message.location.longitude)
+    elif message.contact:
+        # A shared contact answers the mobile question.
+        text = message.contact.phone_number
+    elif not text:
+        return None
+    return InboundMessage(
+        address=Address(CHANNEL, str(message.chat.id)),
+        received_at=message.date.astimezone(UTC),
+        text=text,
+        media=media,
+        platform_message_id=str(update_id),
+        location=location,
+    )
+
+
+def inbound_from_callback_query(
+    update_id: int, query: CallbackQuery, now: datetime
+) -> InboundMessage | None:
+    """The neutral message of an inline button tap in a private chat, else None."""
+    chat = query.message.chat if query.message is not None else None
+    if query.data is None or chat is None or chat.type != ChatType.PRIVATE:
+        return None
+    return InboundMessage(
+        address=Address(CHANNEL, str(chat.id)),
+        received_at=now,
+        text=query.data,
+        payload=query.data,
+        platform_message_id=str(update_id),
+    )
+
+
+async def _answer(query: CallbackQuery) -> None:
+    """Stop the button's spinner; the reply itself comes as a message."""
+    try:
+        await query.answer()
+    except TelegramError as error:
+        log.warning("telegram: could not answer a callback query (%s)", type(error).__name__)
+
+
+def split_text(text: str, limit: int = MAX_MESSAGE_LENGTH) -> list[str]:
+    """``text`` in chunks of at most ``limit`` UTF-16 units, cut at a line break when one
+    falls in the second half of a chunk, else at a space, else wherever it must."""
+    chunks: list[str] = []
+    rest = text
+    while _utf16_length(rest) > limit:
+        window = _prefix_within(rest, limit)
+        cut = _break_at(window)
+        if cut is None:
+            chunks.append(window)
+            rest = rest[len(window) :]
+        else:
+            chunks.append(window[:cut].rstrip())  # Telegram trims the ends anyway
+            rest = rest[cut + 1 :].lstrip("\n")
+    chunks.append(rest)
+    return [chunk for chunk in chunks if chunk.strip()]
+
+
+def _break_at(window: str) -> int | None:
+    """Where to cut ``window``: the index of the separator to drop, or None."""
+    half = len(window) // 2
+    candidates = [window.rfind("\n"), max(window.rfind(" "), window.rfind("\t"))]
+    for position in candidates:
+        if position >= half:
+            return position
+    return next((position for position in candidates if position > 0), None)
+
+
+def _utf16_length(text: str) -> int:
+    return len(text) + sum(1 for char in text if ord(char) > 0xFFFF)
+
+
+def _prefix_within(text: str, limit: int) -> str:
+    units = 0
+    for index, char in enumerate(text):
+        units += 2 if ord(char) > 0xFFFF else 1
+        if units > limit:
+            return text[:index]
+    return text
+
+
+def _keyboard(message: OutboundMessage) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | None:
+    """Choices as buttons: inline (callback data = payload) or a reply keyboard of labels."""
+    choices = message.choices
+    if not choices:
+        return None
+    if message.inline:
+        if all(0 < len(c.payload.encode()) <= MAX_CALLBACK_DATA_BYTES for c in choices):
+            buttons = [InlineKeyboardButton(c.label, callback_data=c.payload) for c in choices]
+            return InlineKeyboardMarkup(
+                [
+                    buttons[start : start + INLINE_ROW_SIZE]
+                    for start in range(0, len(buttons), INLINE_ROW_SIZE)
+                ]
+            )
+        # A tapped reply-keyboard button sends its label, which the flows accept too.
+        log.warning("telegram: a choice payload exceeds 64 bytes; sending a reply keyboard")
+    return ReplyKeyboardMarkup(
+        [[KeyboardButton(c.label)] for c in choices],
+        resize_keyboard=True,
+        one_time_keyboard=True,
+    )
+
+
+def _delivery_error(error: TelegramError) -> DeliveryError:
+    if isinstance(error, Forbidden):
+        return DeliveryError(f"403 {_describe(error)}", unreachable=True, code="403")
+    if isinstance(error, RetryAfter):
+        seconds = _retry_after_seconds(error)
+        return DeliveryError(
+            f"429 flood control, retry in {seconds:g}s", retry_after=seconds, code="429"
+        )
+    if isinstance(error, BadRequest):
+        return DeliveryError(f"400 {_describe(error)}", permanent=True, code="400")
+    if isinstance(error, NetworkError):  # TimedOut included
+        return DeliveryError(f"network: {type(error).__name__}")
+    return DeliveryError(f"telegram: {type(error).__name__}")
+
+
+def _retry_after_seconds(error: RetryAfter) -> float:
+    # PTB 22 warns on reading it as a number; it becomes a timedelta in the next major.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value: int | float | timedelta = error.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def _describe(error: TelegramError) -> str:
+    """Telegram's own description of an API error (never personal data), else the type."""
+    if isinstance(error, BadRequest | Forbidden):
+        return error.message[:120]
+    return type(error).__name__
+
+
+def _kind_of(data: dict[str, Any]) -> str:
+    """What kind of update this is, for the log: never its content."""
+    kind = next((key for key in data if key != "update_id"), "empty")[:40]
+    body = data.get(kind)
+    if kind == "message" and isinstance(body, dict):
+        chat = body.get("chat")
+        chat_type = chat.get("type") if isinstance(chat, dict) else None
+        if chat_type != ChatType.PRIVATE:
+            return f"message in a {str(chat_type)[:20]} chat"
+        return "message with unsupported content"
+    if kind == "callback_query":
+        return "callback query without data or outside a private chat"
+    return kind

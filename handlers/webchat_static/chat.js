@@ -1,0 +1,381 @@
+// Tawasul web chat: long-polls the bot's messages and posts the visitor's.
+// Plain script, no dependencies. Every text goes in with textContent, never as markup.
+"use strict";
+
+(() => {
+  const API = "/api/chat/messages";
+  const STORE = "tawasul_chat_v1"; // this tab's transcript, so a reload keeps both sides
+  const KEEP = 200;
+  const POLL_TIMEOUT_MS = 70000; // longer than the server's wait
+  const POST_TIMEOUT_MS = 30000;
+  const FIRST_DELAY_MS = 1000;
+  const MAX_DELAY_MS = 30000;
+  const GREETING = "السلام عليكم";
+
+  const UI = {
+    ar: {
+      placeholder: "اكتب رسالتك…",
+      label: "رسالتك",
+      send: "إرسال",
+      choices: "الخيارات",
+      offline: "انقطع الاتصال، نحاول مجدداً…",
+      failed: "لم تُرسل هذه الرسالة.",
+      blocked: "لا يمكن فتح المحادثة داخل هذه الصفحة.",
+      openElsewhere: "افتحها في نافذة جديدة",
+    },
+    en: {
+      placeholder: "Type your message…",
+      label: "Your message",
+      send: "Send",
+      choices: "Choices",
+      offline: "Connection lost, retrying…",
+      failed: "This message was not sent.",
+      blocked: "The chat cannot open inside this page.",
+      openElsewhere: "Open it in a new window",
+    },
+  };
+
+  const $ = (id) => document.getElementById(id);
+  const scroller = $("scroller");
+  const list = $("messages");
+  const notice = $("notice");
+  const form = $("composer");
+  const box = $("text");
+  const label = $("text-label");
+  const sendButton = $("send");
+  const startButton = $("start");
+
+  let language = "ar";
+  let after = 0; // the id of the last bot message shown
+  let entries = [];
+  let choicesBox = null;
+  let blocked = false;
+  const troubles = new Set();
+  const outgoing = [];
+  let sending = false;
+
+  // Showing messages
+
+  const dirOf = (lang) => (lang === "en" ? "ltr" : "rtl");
+  const nearBottom = () => scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
+  const scrollDown = () => {
+    scroller.scrollTop = scroller.scrollHeight;
+  };
+
+  function clearChoices() {
+    // Choices belong to the last bot message only: an old "3" means something else now.
+    if (choicesBox) {
+      choicesBox.remove();
+      choicesBox = null;
+    }
+  }
+
+  function dropWelcome() {
+    const welcome = $("welcome");
+    if (welcome) welcome.remove();
+  }
+
+  function showBot(message) {
+    const stick = nearBottom();
+    dropWelcome();
+    clearChoices();
+    const lang = message.language === "en" ? "en" : "ar";
+    const bubble = document.createElement("p");
+    bubble.className = "bubble bot";
+    bubble.lang = lang;
+    bubble.dir = dirOf(lang);
+    bubble.textContent = String(message.text ?? "");
+    list.append(bubble);
+    const choices = Array.isArray(message.choices) ? message.choices : [];
+    if (choices.length) {
+      choicesBox = document.createElement("div");
+      choicesBox.className = message.inline ? "choices inline" : "choices";
+      choicesBox.setAttribute("role", "group");
+      choicesBox.setAttribute("aria-label", UI[lang].choices);
+      choicesBox.lang = lang;
+      choicesBox.dir = dirOf(lang);
+      for (const choice of choices) {
+        const payload = String(choice.payload);
+        const shown = String(choice.label);
+        const button = document.createElement("button");
+        button.type = "button";
+        button.className = "choice";
+        button.textContent = shown;
+        button.addEventListener("click", () => say(payload, payload, shown));
+        choicesBox.append(button);
+      }
+      list.append(choicesBox);
+    }
+    setLanguage(lang);
+    if (stick) scrollDown();
+  }
+
+  function showMine(text) {
+    dropWelcome();
+    clearChoices();
+    const bubble = document.createElement("p");
+    bubble.className = "bubble me";
+    bubble.dir = "auto";
+    bubble.textContent = text;
+    list.append(bubble);
+    scrollDown();
+    return bubble;
+  }
+
+  function markFailed(bubble) {
+    const status = document.createElement("span");
+    status.className = "status";
+    status.lang = language;
+    status.textContent = UI[language].failed;
+    bubble.append(status);
+  }
+
+  function setLanguage(lang) {
+    if (lang === language) return;
+    language = lang;
+    const ui = UI[lang];
+    document.documentElement.lang = lang;
+    document.documentElement.dir = dirOf(lang);
+    box.placeholder = ui.placeholder;
+    label.textContent = ui.label;
+    sendButton.textContent = ui.send;
+    if (!blocked && troubles.size) notice.textContent = ui.offline;
+  }
+
+  function trouble(source, present) {
+    if (present) troubles.add(source);
+    else troubles.delete(source);
+    if (blocked) return;
+    notice.hidden = troubles.size === 0;
+    notice.textContent = troubles.size ? UI[language].offline : "";
+  }
+
+  function showBlocked() {
+    // The browser refuses our session cookie (a frame on another site, cookies off).
+    blocked = true;
+    const ui = UI[language];
+    notice.textContent = `${ui.blocked} `;
+    const link = document.createElement("a");
+    link.href = location.href;
+    link.target = "_blank";
+    link.rel = "noopener";
+    link.textContent = ui.openElsewhere;
+    notice.append(link);
+    notice.hidden = false;
+    clearChoices();
+    for (const control of [box, sendButton, startButton]) if (control) control.disabled = true;
+  }
+
+  // This tab's transcript
+
+  function restore() {
+    try {
+      const saved = JSON.parse(sessionStorage.getItem(STORE) || "null");
+      if (!saved || !Number.isSafeInteger(saved.after) || !Array.isArray(saved.entries)) return;
+      for (const entry of saved.entries) {
+        if (entry && entry.who === "bot") showBot(entry);
+        else if (entry && typeof entry.text === "string") showMine(entry.text);
+      }
+      entries = saved.entries;
+      after = saved.after;
+      scrollDown();
+    } catch (error) {
+      // Storage off or unreadable: start from the server's history alone.
+    }
+  }
+
+  function remember(entry) {
+    if (entry) {
+      entries.push(entry);
+      if (entries.length > KEEP) entries.splice(0, entries.length - KEEP);
+    }
+    try {
+      sessionStorage.setItem(STORE, JSON.stringify({ after, entries }));
+    } catch (error) {
+      // Storage full or off: a reload then shows the bot's side only.
+    }
+  }
+
+  // Network
+
+  const sleepers = new Set();
+
+  function sleep(ms) {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        sleepers.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      sleepers.add(done);
+    });
+  }
+
+  const wakeAll = () => {
+    for (const done of [...sleepers]) done();
+  };
+  const jitter = (ms) => ms / 2 + (Math.random() * ms) / 2;
+  const longer = (ms) => Math.min(ms * 2, MAX_DELAY_MS);
+
+  async function request(url, options, timeoutMs) {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), timeoutMs);
+    try {
+      return await fetch(url, {
+        ...options,
+        credentials: "same-origin",
+        cache: "no-store",
+        signal: controller.signal,
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async function poll() {
+    let delay = FIRST_DELAY_MS;
+    let unauthorized = 0;
+    while (!blocked) {
+      try {
+        const response = await request(
+          `${API}?after=${after}`,
+          { headers: { Accept: "application/json" } },
+          POLL_TIMEOUT_MS,
+        );
+        if (response.status === 401) {
+          // The answer set a new session cookie; a second 401 means it was refused.
+          unauthorized += 1;
+          if (unauthorized >= 2) showBlocked();
+          continue;
+        }
+        if (!response.ok) throw new Error(`poll ${response.status}`);
+        const data = await response.json();
+        unauthorized = 0;
+        delay = FIRST_DELAY_MS;
+        trouble("poll", false);
+        for (const message of data.messages) {
+          if (!Number.isSafeInteger(message.id) || message.id <= after) continue;
+          showBot(message);
+          after = message.id;
+          remember({
+            who: "bot",
+            text: message.text,
+            language: message.language,
+            choices: message.choices,
+            inline: message.inline,
+          });
+        }
+        if (Number.isSafeInteger(data.last) && data.last > after) {
+          after = data.last;
+          remember(null);
+        }
+      } catch (error) {
+        trouble("poll", true);
+        await sleep(jitter(delay));
+        delay = longer(delay);
+      }
+    }
+  }
+
+  function newId() {
+    if (crypto.randomUUID) return crypto.randomUUID(); // secure contexts only
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  function say(text, payload, shown) {
+    if (blocked) return;
+    const bubble = showMine(shown);
+    bubble.classList.add("pending");
+    remember({ who: "me", text: shown });
+    outgoing.push({ id: newId(), text, payload, bubble });
+    pump();
+  }
+
+  async function pump() {
+    // One message at a time, so they reach the bot in the order they were written.
+    if (sending) return;
+    sending = true;
+    try {
+      while (outgoing.length) {
+        const item = outgoing[0];
+        const delivered = await deliver(item);
+        outgoing.shift();
+        item.bubble.classList.remove("pending");
+        if (!delivered) markFailed(item.bubble);
+      }
+    } finally {
+      sending = false;
+    }
+  }
+
+  async function deliver(item) {
+    const body = JSON.stringify({ text: item.text, id: item.id, payload: item.payload });
+    let delay = FIRST_DELAY_MS;
+    for (;;) {
+      try {
+        const response = await request(
+          API,
+          {
+            method: "POST",
+            headers: { "Content-Type": "application/json", Accept: "application/json" },
+            body,
+          },
+          POST_TIMEOUT_MS,
+        );
+        if (response.ok) {
+          trouble("post", false);
+          return true;
+        }
+        if (response.status < 500 && response.status !== 408 && response.status !== 429) {
+          trouble("post", false);
+          return false; // the server refused this message; sending it again will not help
+        }
+      } catch (error) {
+        // Network failure or timeout: the same id lets the server drop a repeat.
+      }
+      trouble("post", true);
+      await sleep(jitter(delay));
+      delay = longer(delay);
+    }
+  }
+
+  // The composer
+
+  function grow() {
+    box.style.height = "auto";
+    box.style.height = `${box.scrollHeight + 2}px`;
+  }
+
+  function submit() {
+    const text = box.value;
+    if (!text.trim() || blocked) return;
+    box.value = "";
+    grow();
+    say(text, null, text);
+  }
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    submit();
+    box.focus();
+  });
+  box.addEventListener("keydown", (event) => {
+    // Enter sends, Shift+Enter starts a new line; never while a keyboard is composing.
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
+      event.preventDefault();
+      submit();
+    }
+  });
+  box.addEventListener("input", grow);
+  box.addEventListener("focus", () => setTimeout(scrollDown, 300)); // after the keyboard opens
+  if (startButton) startButton.addEventListener("click", () => say(GREETING, null, GREETING));
+  window.addEventListener("online", wakeAll);
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden) wakeAll();
+  });
+
+  restore();
+  poll();
+})();

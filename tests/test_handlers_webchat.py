@@ -1,0 +1,565 @@
+"""The website chat over real HTTP on loopback: page, session cookie, message API, long-poll."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import re
+import time
+from collections.abc import AsyncIterator
+from http.cookies import SimpleCookie
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import BaseTestServer, TestClient, TestServer
+
+from flows.types import Address, Choice, InboundMessage, Media, OutboundMessage
+from handlers.base import Channel, MediaError, Sent
+from handlers.webchat import COOKIE, COOKIE_MAX_AGE, MAX_BODY_BYTES, WebChatChannel
+
+STATIC = Path(__file__).resolve().parent.parent / "handlers" / "webchat_static"
+API = "/api/chat/messages"
+GREETING = "السلام عليكم"
+
+
+class Backend:
+    """The server's side, in memory: what receive() got and what the outbox released."""
+
+    def __init__(self) -> None:
+        self.received: list[InboundMessage] = []
+        self.released: list[tuple[Address, int, OutboundMessage]] = []
+        self.failing = False
+        self.next_id = 100
+
+    async def receive(self, message: InboundMessage) -> None:
+        if self.failing:
+            raise RuntimeError(f"database is down while storing {message.text!r}")
+        self.received.append(message)
+
+    async def replies(self, address: Address, after: int) -> list[tuple[int, OutboundMessage]]:
+        return [(i, m) for a, i, m in self.released if a == address and i > after]
+
+    def release(self, address: Address, message: OutboundMessage) -> int:
+        self.next_id += 1
+        self.released.append((address, self.next_id, message))
+        return self.next_id
+
+
+def address_of(token: str) -> Address:
+    return Address("web", hashlib.sha256(token.encode()).hexdigest()[:32])
+
+
+MENU = OutboundMessage(
+    "كيف نخدمك اليوم؟\nأرسل رقم الخيار:",
+    "ar",
+    choices=(Choice("1", "طلب دعم جديد"), Choice("2", "حالة طلبي")),
+)
+RATING = OutboundMessage(
+    "Please rate our service",
+    "en",
+    choices=tuple(Choice(str(n), str(n)) for n in range(1, 6)),
+    inline=True,
+)
+
+
+Client = TestClient[web.Request, web.Application]
+
+
+async def serve(channel: WebChatChannel, backend: Backend) -> Client:
+    """The channel's routes on a local HTTP server, and a client with its own cookie jar."""
+    app = web.Application()
+    app.add_routes(channel.routes(backend.receive))
+    client: Client = TestClient(TestServer(app))
+    await client.start_server()
+    return client
+
+
+@pytest.fixture
+def backend() -> Backend:
+    return Backend()
+
+
+@pytest.fixture
+def channel(backend: Backend) -> WebChatChannel:
+    return WebChatChannel(backend.replies, poll_seconds=0.5)
+
+
+@pytest.fixture
+async def client(channel: WebChatChannel, backend: Backend) -> AsyncIterator[Client]:
+    test_client = await serve(channel, backend)
+    try:
+        yield test_client
+    finally:
+        await test_client.close()
+
+
+async def open_session(client: Client) -> str:
+    """GET /chat like a browser; returns the session token the cookie holds."""
+    response = await client.get("/chat")
+    assert response.status == 200
+    return response.cookies[COOKIE].value
+
+
+async def post(client: Client, body: Any, **headers: str) -> aiohttp.ClientResponse:
+    data = body if isinstance(body, bytes | str) else json.dumps(body)
+    return await client.post(
+        API, data=data, headers={"Content-Type": "application/json", **headers}
+    )
+
+
+def set_cookie_header(response: aiohttp.ClientResponse) -> str:
+    [header] = response.headers.getall("Set-Cookie")
+    return header
+
+
+# The page and its files
+
+
+async def test_page_is_arabic_rtl_with_a_session_cookie(client: Client) -> None:
+    response = await client.get("/chat")
+    assert response.status == 200
+    assert response.content_type == "text/html"
+    html = await response.text()
+    assert re.search(r'<html lang="ar" dir="rtl">', html)
+    assert 'name="viewport"' in html
+    assert "اكتب رسالتك…" in html and "أرسل «السلام عليكم» أو اختر:" in html and "ابدأ" in html
+
+    morsel = response.cookies[COOKIE]
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", morsel.value)
+    assert morsel["httponly"] is True
+    assert morsel["samesite"] == "Strict"
+    assert morsel["path"] == "/"
+    assert morsel["max-age"] == str(COOKIE_MAX_AGE) == str(90 * 24 * 3600)
+    assert not morsel["secure"]
+    assert "no-store" in response.headers["Cache-Control"]
+
+
+async def test_page_may_be_framed_but_runs_only_our_own_code(client: Client) -> None:
+    response = await client.get("/chat")
+    csp = response.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp
+    assert "script-src 'self'" in csp and "style-src 'self'" in csp
+    assert "connect-src 'self'" in csp
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert "frame-ancestors" not in csp
+    assert "X-Frame-Options" not in response.headers
+
+
+async def test_frame_ancestors_name_the_charity_when_given(backend: Backend) -> None:
+    channel = WebChatChannel(backend.replies, frame_ancestors=("https://charity.org.sa",))
+    client = await serve(channel, backend)
+    async with client:
+        response = await client.get("/chat")
+        csp = response.headers["Content-Security-Policy"]
+        assert "frame-ancestors 'self' https://charity.org.sa" in csp
+    with pytest.raises(ValueError):
+        WebChatChannel(backend.replies, frame_ancestors=("https://x.org; script-src *",))
+
+
+async def test_secure_cookie_when_served_over_https(backend: Backend) -> None:
+    client = await serve(WebChatChannel(backend.replies, secure_cookies=True), backend)
+    async with client:
+        response = await client.get("/chat")
+        header = set_cookie_header(response)
+        cookie = SimpleCookie()
+        cookie.load(header)
+        assert cookie[COOKIE]["secure"] is True
+        assert cookie[COOKIE]["httponly"] is True
+        assert cookie[COOKIE]["samesite"] == "Strict"
+
+
+async def test_the_page_keeps_the_session_it_is_given(client: Client) -> None:
+    token = await open_session(client)
+    response = await client.get("/chat")
+    assert response.cookies[COOKIE].value == token  # renewed, not replaced
+
+
+async def test_a_link_from_another_site_does_not_replace_the_session(client: Client) -> None:
+    # A Strict cookie is not sent on a cross-site navigation; minting one would lose
+    # the visitor's session. The page's own API calls carry the cookie.
+    response = await client.get("/chat", headers={"Sec-Fetch-Site": "cross-site"})
+    assert response.status == 200
+    assert COOKIE not in response.cookies
+
+
+async def test_static_files_are_served_with_cache_headers(client: Client) -> None:
+    html = await (await client.get("/chat")).text()
+    for name, content_type in (("chat.js", "text/javascript"), ("chat.css", "text/css")):
+        response = await client.get(f"/chat/static/{name}")
+        assert response.status == 200
+        assert response.content_type == content_type
+        assert await response.read() == (STATIC / name).read_bytes()
+        assert response.headers["Cache-Control"] == "no-cache"
+        etag = response.headers["ETag"]
+        again = await client.get(f"/chat/static/{name}", headers={"If-None-Match": etag})
+        assert again.status == 304
+
+        # The page names the file with its version; that URL may be kept for good.
+        [versioned] = re.findall(rf'"(/chat/static/{re.escape(name)}\?v=[0-9a-f]+)"', html)
+        response = await client.get(versioned)
+        assert response.status == 200
+        assert "immutable" in response.headers["Cache-Control"]
+
+
+async def raw_status(server: BaseTestServer, target: str) -> tuple[int, bytes]:
+    """Send a request line exactly as written, with no client normalising the path."""
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    request = f"GET {target} HTTP/1.1\r\nHost: {server.host}:{server.port}\r\nConnection: close\r\n"
+    writer.write(f"{request}\r\n".encode())
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    return int(answer.split(b" ", 2)[1]), answer
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/chat/static/../webchat.py",
+        "/chat/static/..%2Fwebchat.py",
+        "/chat/static/%2e%2e%2fwebchat.py",
+        "/chat/static/../../handlers/webchat.py",
+        "/chat/static/chat.html",
+        "/chat/static/base.py",
+        "/chat/static/",
+        "/chat/static/chat.js%00",
+        "/chat/static/CHAT.JS",
+    ],
+)
+async def test_only_the_two_static_files_are_served(client: Client, target: str) -> None:
+    status, answer = await raw_status(client.server, target)
+    assert status == 404
+    assert b"WebChatChannel" not in answer and b"import" not in answer
+    assert (await client.get(target)).status == 404
+
+
+def test_the_page_needs_nothing_from_elsewhere_and_never_writes_markup() -> None:
+    html = (STATIC / "chat.html").read_text(encoding="utf-8")
+    css = (STATIC / "chat.css").read_text(encoding="utf-8")
+    js = (STATIC / "chat.js").read_text(encoding="utf-8")
+    for text in (html, css, js):
+        assert "http://" not in text and "https://" not in text
+    assert "@import" not in css and "url(" not in css
+    assert "<style" not in html and "style=" not in html and re.search(r"<script>", html) is None
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+        assert sink not in js
+    assert 'aria-live="polite"' in html and '<label for="text"' in html
+
+
+# Posting messages
+
+
+async def test_a_message_reaches_the_engine_under_the_session_hash(
+    client: Client, backend: Backend
+) -> None:
+    token = await open_session(client)
+    response = await post(client, {"text": "السلام عليكم\nأريد المساعدة", "id": "m-1"})
+    assert response.status == 202
+    assert await response.json() == {"ok": True}
+    [message] = backend.received
+    address = address_of(token)
+    assert message.address == address
+    assert message.text == "السلام عليكم\nأريد المساعدة"
+    assert message.payload is None
+    assert message.platform_message_id == f"{address.user_id}:m-1"
+    assert message.received_at.tzinfo is not None
+    # What the database will hold cannot be turned back into the cookie.
+    assert token not in message.address.user_id and token not in message.platform_message_id
+
+
+async def test_a_tapped_choice_carries_its_payload(client: Client, backend: Backend) -> None:
+    await open_session(client)
+    response = await post(client, {"text": "2", "id": "m-2", "payload": "2"})
+    assert response.status == 202
+    assert backend.received[0].payload == "2"
+    assert backend.received[0].text == "2"
+
+
+async def test_a_retried_post_keeps_its_platform_id(client: Client, backend: Backend) -> None:
+    await open_session(client)
+    for _ in range(2):
+        assert (await post(client, {"text": "١", "id": "same", "payload": None})).status == 202
+    first, second = backend.received
+    assert first.platform_message_id == second.platform_message_id
+
+
+async def test_the_first_post_without_a_session_opens_one(client: Client, backend: Backend) -> None:
+    response = await post(client, {"text": GREETING, "id": "a"})
+    assert response.status == 202
+    token = response.cookies[COOKIE].value
+    assert backend.received[0].address == address_of(token)
+    # ...and the next one stays in it.
+    await post(client, {"text": "١", "id": "b"})
+    assert backend.received[1].address == address_of(token)
+    assert len({m.platform_message_id for m in backend.received}) == 2
+
+
+async def test_same_ids_from_two_visitors_never_collide(client: Client, backend: Backend) -> None:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as other:
+        await client.get("/chat")
+        await other.get(client.make_url("/chat"))
+        await post(client, {"text": "١", "id": "1"})
+        await other.post(client.make_url(API), json={"text": "١", "id": "1"})
+    first, second = backend.received
+    assert first.address != second.address
+    assert first.platform_message_id != second.platform_message_id
+
+
+async def test_a_message_must_be_json(client: Client, backend: Backend) -> None:
+    await open_session(client)
+    body = json.dumps({"text": "hi", "id": "x"})
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data"):
+        response = await client.post(API, data=body, headers={"Content-Type": content_type})
+        assert response.status == 415, content_type
+        assert "error" in await response.json()
+    response = await client.post(API, data=body.encode())  # no content type at all
+    assert response.status == 415
+    assert backend.received == []
+
+
+async def test_a_message_too_large_is_refused(client: Client, backend: Backend) -> None:
+    await open_session(client)
+    response = await post(client, {"text": "ا" * 10, "id": "x", "pad": "x" * MAX_BODY_BYTES})
+    assert response.status == 413
+    assert "error" in await response.json()
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted while read
+        yield b'{"text": "'
+        for _ in range(20):
+            yield b"a" * 1024
+        yield b'", "id": "x"}'
+
+    response = await client.post(API, data=chunks(), headers={"Content-Type": "application/json"})
+    assert response.status == 413
+
+    response = await post(client, {"text": "a" * 5_001, "id": "x"})
+    assert response.status == 413
+    assert (await post(client, {"text": "a" * 5_000, "id": "x"})).status == 202
+    assert len(backend.received) == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b"\xff\xfe",
+        "[]",
+        '"text"',
+        {"id": "x"},
+        {"text": "hi"},
+        {"text": 5, "id": "x"},
+        {"text": None, "id": "x"},
+        {"text": "hi", "id": 7},
+        {"text": "hi", "id": ""},
+        {"text": "hi", "id": "x" * 65},
+        {"text": "hi", "id": "has space"},
+        {"text": "hi", "id": "ok", "payload": 3},
+        {"text": "hi", "id": "ok", "payload": "p" * 300},
+        {"text": "hi", "id": "ok", "payload": "a\x00b"},
+        {"text": "   ", "id": "ok"},
+    ],
+)
+async def test_a_malformed_message_is_a_400(client: Client, backend: Backend, body: Any) -> None:
+    await open_session(client)
+    response = await post(client, body)
+    assert response.status == 400
+    assert isinstance((await response.json())["error"], str)
+    assert backend.received == []
+
+
+async def test_a_post_from_another_site_is_refused(client: Client, backend: Backend) -> None:
+    await open_session(client)
+    for origin in ("https://evil.example", "null", f"http://{client.host}:1", "file://"):
+        response = await post(client, {"text": "hi", "id": "x"}, Origin=origin)
+        assert response.status == 403, origin
+    assert backend.received == []
+    own = f"http://{client.host}:{client.port}"
+    assert (await post(client, {"text": "hi", "id": "x"}, Origin=own)).status == 202
+
+
+async def test_a_message_not_stored_asks_for_a_retry(
+    client: Client, backend: Backend, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = await open_session(client)
+    backend.failing = True
+    with caplog.at_level(logging.DEBUG):
+        response = await post(client, {"text": "رقم هويتي 1000000008", "id": "x"})
+    assert response.status == 503
+    assert await response.json() == {"error": "try again"}
+    # Neither the text nor the session token reaches the log, even from the exception.
+    assert "1000000008" not in caplog.text and token not in caplog.text
+    assert "RuntimeError" in caplog.text
+
+
+# Reading replies
+
+
+async def test_reading_needs_a_session(client: Client) -> None:
+    response = await client.get(API, params={"after": "0"})
+    assert response.status == 401
+    assert "error" in await response.json()
+    # It opens one, so a page whose cookie was lost carries on at its next poll.
+    assert COOKIE in response.cookies
+    assert (await client.get(API, params={"after": "0"})).status == 200
+
+
+@pytest.mark.parametrize("after", ["abc", "-1", "1.5", "٣", " 3", "+3", "9" * 30, ""])
+async def test_a_bad_after_is_a_400(client: Client, after: str) -> None:
+    await open_session(client)
+    response = await client.get(API, params={"after": after})
+    assert response.status == 400
+
+
+async def test_waiting_replies_come_at_once(
+    client: Client, backend: Backend, channel: WebChatChannel
+) -> None:
+    token = await open_session(client)
+    address = address_of(token)
+    first = backend.release(address, MENU)
+    second = backend.release(address, RATING)
+    started = time.monotonic()
+    response = await client.get(API, params={"after": "0"})
+    assert time.monotonic() - started < 0.4
+    assert response.status == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    assert await response.json() == {
+        "messages": [
+            {
+                "id": first,
+                "text": "كيف نخدمك اليوم؟\nأرسل رقم الخيار:",
+                "choices": [
+                    {"payload": "1", "label": "طلب دعم جديد"},
+                    {"payload": "2", "label": "حالة طلبي"},
+                ],
+                "inline": False,
+                "language": "ar",
+            },
+            {
+                "id": second,
+                "text": "Please rate our service",
+                "choices": [{"payload": str(n), "label": str(n)} for n in range(1, 6)],
+                "inline": True,
+                "language": "en",
+            },
+        ],
+        "last": second,
+    }
+    later = await (await client.get(API, params={"after": str(first)})).json()
+    assert [m["id"] for m in later["messages"]] == [second]
+
+
+async def test_a_poll_is_woken_by_send(backend: Backend) -> None:
+    channel = WebChatChannel(backend.replies, poll_seconds=10)
+    client = await serve(channel, backend)
+    async with client:
+        token = await open_session(client)
+        address = address_of(token)
+        poll = asyncio.create_task(client.get(API, params={"after": "0"}))
+        await asyncio.sleep(0.3)
+        assert not poll.done()
+        started = time.monotonic()
+        message_id = backend.release(address, MENU)
+        assert await channel.send(address, MENU) == Sent(None)
+        response = await poll
+        assert time.monotonic() - started < 1.0  # well before the 2 s re-check
+        body = await response.json()
+        assert [m["id"] for m in body["messages"]] == [message_id]
+        assert body["last"] == message_id
+
+
+async def test_send_may_come_before_the_reply_is_readable(backend: Backend) -> None:
+    # The outbox calls send() and only then commits the message as sent.
+    channel = WebChatChannel(backend.replies, poll_seconds=10)
+    client = await serve(channel, backend)
+    async with client:
+        address = address_of(await open_session(client))
+        poll = asyncio.create_task(client.get(API, params={"after": "0"}))
+        await asyncio.sleep(0.2)
+        started = time.monotonic()
+        await channel.send(address, MENU)
+        await asyncio.sleep(0.1)
+        backend.release(address, MENU)
+        body = await (await poll).json()
+        assert len(body["messages"]) == 1
+        assert time.monotonic() - started < 1.0
+
+
+async def test_a_reply_released_by_another_process_is_found(backend: Backend) -> None:
+    channel = WebChatChannel(backend.replies, poll_seconds=10)
+    client = await serve(channel, backend)
+    async with client:
+        address = address_of(await open_session(client))
+        poll = asyncio.create_task(client.get(API, params={"after": "0"}))
+        await asyncio.sleep(0.2)
+        started = time.monotonic()
+        backend.release(address, MENU)  # no send() here: another server sent it
+        body = await (await poll).json()
+        assert len(body["messages"]) == 1
+        assert time.monotonic() - started < 3.0
+
+
+async def test_a_poll_with_nothing_to_read_ends_empty(client: Client) -> None:
+    await open_session(client)
+    started = time.monotonic()
+    response = await client.get(API, params={"after": "42"})
+    elapsed = time.monotonic() - started
+    assert 0.4 < elapsed < 2.0  # poll_seconds is 0.5 here
+    assert await response.json() == {"messages": [], "last": 42}
+
+
+async def test_two_visitors_never_see_each_other(
+    client: Client, backend: Backend, channel: WebChatChannel
+) -> None:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as other:
+        mine = await open_session(client)
+        theirs = (await other.get(client.make_url("/chat"))).cookies[COOKIE].value
+        assert mine != theirs
+        backend.release(address_of(mine), OutboundMessage("لك أنت", "ar"))
+        await channel.send(address_of(mine), MENU)
+
+        their_poll = await other.get(client.make_url(API), params={"after": "0"})
+        assert await their_poll.json() == {"messages": [], "last": 0}
+        my_poll = await (await client.get(API, params={"after": "0"})).json()
+        assert [m["text"] for m in my_poll["messages"]] == ["لك أنت"]
+
+        await post(client, {"text": "أنا", "id": "1"})
+        await other.post(client.make_url(API), json={"text": "وأنا", "id": "1"})
+    assert [m.address for m in backend.received] == [address_of(mine), address_of(theirs)]
+
+
+async def test_a_forged_cookie_is_no_session(client: Client) -> None:
+    client.session.cookie_jar.update_cookies({COOKIE: "short"})
+    assert (await client.get(API, params={"after": "0"})).status == 401
+
+
+async def test_stop_ends_waiting_polls_at_once(backend: Backend) -> None:
+    channel = WebChatChannel(backend.replies, poll_seconds=30)
+    client = await serve(channel, backend)
+    async with client:
+        await open_session(client)
+        polls = [asyncio.create_task(client.get(API, params={"after": "0"})) for _ in range(3)]
+        await asyncio.sleep(0.2)
+        started = time.monotonic()
+        await channel.stop()
+        for poll in polls:
+            assert await (await poll).json() == {"messages": [], "last": 0}
+        assert time.monotonic() - started < 1.0
+
+
+# The rest of the Channel protocol
+
+
+async def test_the_channel_protocol(channel: WebChatChannel) -> None:
+    as_channel: Channel = channel
+    assert as_channel.names == ("web",)
+    await channel.start()
+    assert await channel.send(Address("web", "0" * 32), MENU) == Sent(None)  # nobody polling
+    with pytest.raises(MediaError):
+        await channel.fetch_media(Media("https://example.org/x.jpg", "image/jpeg"))
+    await channel.stop()
