@@ -33,6 +33,9 @@ _DELIVERY_STATUSES = {
     "failed": "failed",
     "undelivered": "failed",
 }
+# A channel that could not start (its platform was down) is tried again after this,
+# then after twice as long each time, up to ten minutes.
+CHANNEL_RETRY_SECONDS = 15.0
 # Twilio: the number unsubscribed (STOP) or cannot receive messages at all.
 _UNREACHABLE_CODES = frozenset({"21610", "21408", "21211", "21614", "63024"})
 
@@ -47,8 +50,10 @@ class Tawasul:
         *,
         telegram_polling: bool = False,
         clock: Callable[[], datetime] = utcnow,
+        channel_retry_seconds: float = CHANNEL_RETRY_SECONDS,
     ) -> None:
         self.settings = settings
+        self._channel_retry_seconds = channel_retry_seconds
         self.database = database
         self.clock = clock
         self.engine = ConversationEngine(database, settings.flow_settings(), clock=clock)
@@ -58,6 +63,7 @@ class Tawasul:
             for name in channel.names:
                 self.channels[name] = channel
         self.outbox = OutboxSender(database, self.channels, clock)
+        self._retries: list[asyncio.Task[None]] = []
 
     def _configured_channels(self, telegram_polling: bool) -> list[Channel]:
         server, telegram, whatsapp = (
@@ -133,15 +139,33 @@ class Tawasul:
 
     async def _start(self, _app: web.Application) -> None:
         for channel in self._unique_channels():
-            try:
-                await channel.start()
-            except Exception as error:
+            if not await self._start_channel(channel):
                 # One platform being down must not keep the others (and the web chat) off.
-                log.error("channel %s did not start: %s", channel.names[0], type(error).__name__)
+                self._retries.append(asyncio.create_task(self._keep_starting(channel)))
         self.outbox.start()
         self.outbox.wake()  # whatever was pending before a restart goes out now
 
+    async def _start_channel(self, channel: Channel) -> bool:
+        try:
+            await channel.start()
+        except Exception as error:
+            log.error("channel %s did not start: %s", channel.names[0], type(error).__name__)
+            return False
+        return True
+
+    async def _keep_starting(self, channel: Channel) -> None:
+        delay = self._channel_retry_seconds
+        while True:
+            await asyncio.sleep(delay)
+            if await self._start_channel(channel):
+                log.info("channel %s started", channel.names[0])
+                self.outbox.wake()
+                return
+            delay = min(delay * 2, 600)
+
     async def _stop(self, _app: web.Application) -> None:
+        for task in self._retries:
+            task.cancel()
         await self.outbox.stop()
         for channel in self._unique_channels():
             try:

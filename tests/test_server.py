@@ -421,3 +421,26 @@ async def test_a_user_who_blocked_the_bot_is_marked_unreachable(
     while not await unreachable():
         assert asyncio.get_running_loop().time() < deadline
         await asyncio.sleep(0.05)
+
+
+async def test_a_channel_down_at_start_is_started_later(
+    database: Database, telegram: FakeTelegram, tmp_path: Path
+) -> None:
+    telegram.fail("getMe", 502, "Bad Gateway", times=2)
+    settings = Settings(
+        server={"media_dir": str(tmp_path / "media")},
+        telegram={"token": TOKEN, "webhook_secret": SECRET, "api_base_url": telegram.base_url},
+    )
+    tawasul = Tawasul(settings, database, channel_retry_seconds=0.1)
+    async with TestClient(TestServer(tawasul.app())) as client:
+        # The web chat works meanwhile, and Telegram answers once its API is back.
+        assert (await client.get("/chat")).status == 200
+        chat = TelegramChat(client, telegram)
+        status = 0
+        deadline = asyncio.get_running_loop().time() + 10
+        while status != 200:
+            assert asyncio.get_running_loop().time() < deadline, "telegram never started"
+            status = await chat.post({"update_id": 9, **private_message(CHAT, "مرحبا")})
+            await asyncio.sleep(0.05)
+        await telegram.wait_for("sendMessage", count=1)
+    assert len(telegram.calls("getMe")) >= 3  # two refused starts, then the one that worked
