@@ -11,10 +11,12 @@ from collections.abc import Sequence
 
 from bot.config import ConfigError, Settings, load_settings, resolve_config_path
 from bot.engine import ConversationEngine, utcnow
+from bot.passwords import hash_password
 from bot.server import serve
+from bot.staff import ROLES, StaffDesk, StaffError
 from handlers.console import ConsoleChannel
 from storage.db import Database
-from storage.repositories import MessageRepository
+from storage.repositories import MessageRepository, StaffRepository
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="fetch Telegram updates by polling (development without a public URL)",
     )
 
+    staff = command("staff", "the charity's staff members")
+    staff_commands = staff.add_subparsers(dest="staff_command", required=True, metavar="ACTION")
+    add = staff_commands.add_parser("add", help="register a staff member")
+    add.add_argument("username")
+    add.add_argument("--role", required=True, choices=ROLES)
+    add.add_argument("--telegram-id", type=int, metavar="ID", help="their Telegram user id")
+    add.add_argument(
+        "--password-stdin", action="store_true", help="read a dashboard password from stdin"
+    )
+    staff_commands.add_parser("list", help="list active staff members")
+    remove = staff_commands.add_parser("remove", help="deactivate a staff member")
+    remove.add_argument("username")
+
+    requests = command("requests", "support requests and their case files")
+    request_commands = requests.add_subparsers(
+        dest="requests_command", required=True, metavar="ACTION"
+    )
+    listing = request_commands.add_parser("list", help="list requests, oldest first")
+    listing.add_argument("--status", metavar="S")
+    listing.add_argument("--overdue", action="store_true", help="decision date passed, undecided")
+    show = request_commands.add_parser("show", help="one request and its case timeline")
+    show.add_argument("reference")
+    set_status = request_commands.add_parser("set-status", help="move a request on")
+    set_status.add_argument("reference")
+    set_status.add_argument("status")
+    set_status.add_argument("--note", metavar="TEXT")
+    set_status.add_argument("--by", metavar="USERNAME", help="the staff member acting")
+    export = request_commands.add_parser("export", help="the whole case file")
+    export.add_argument("reference")
+    export.add_argument("--format", choices=("json", "csv"), default="json")
+
     db = command("db", "database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_commands.add_parser("upgrade", help="apply every pending schema migration")
@@ -69,10 +102,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(run_server(settings, args.telegram_polling))
         elif args.command == "db":
             asyncio.run(db_upgrade(settings))
+        elif args.command == "staff":
+            asyncio.run(staff_command(settings, args))
+        elif args.command == "requests":
+            asyncio.run(requests_command(settings, args))
     except ConfigError as exc:
         print(f"tawasul: {exc}", file=sys.stderr)
         return 2
-    except CommandError as exc:
+    except (CommandError, StaffError) as exc:
         print(f"tawasul: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -97,6 +134,82 @@ async def open_database(settings: Settings) -> Database:
         log.debug("database upgrade failed", exc_info=True)
         raise CommandError(f"cannot open the database ({type(exc).__name__}: {exc})") from None
     return database
+
+
+async def staff_command(settings: Settings, args: argparse.Namespace) -> None:
+    database = await open_database(settings)
+    try:
+        async with database.session() as session, session.begin():
+            members = StaffRepository(session)
+            if args.staff_command == "add":
+                password_hash = None
+                if args.password_stdin:
+                    password = sys.stdin.readline().rstrip("\r\n")
+                    if len(password) < 10:
+                        raise CommandError("a password needs at least 10 characters")
+                    password_hash = hash_password(password)
+                try:
+                    await members.add(
+                        args.username,
+                        args.role,
+                        telegram_id=args.telegram_id,
+                        password_hash=password_hash,
+                        now=utcnow(),
+                    )
+                except ValueError as exc:
+                    raise CommandError(str(exc)) from None
+                print(f"added {args.username.lower()} ({args.role})")
+            elif args.staff_command == "list":
+                for member in await members.list():
+                    telegram = member.telegram_id if member.telegram_id is not None else "-"
+                    print(f"{member.username}\t{member.role}\ttelegram:{telegram}")
+            elif args.staff_command == "remove":
+                if not await members.remove(args.username):
+                    raise CommandError(f"no active staff member {args.username!r}")
+                print(f"removed {args.username.lower()}")
+    finally:
+        await database.dispose()
+
+
+async def requests_command(settings: Settings, args: argparse.Namespace) -> None:
+    database = await open_database(settings)
+    desk = StaffDesk(database, settings.flow_settings(), utcnow)
+    try:
+        if args.requests_command == "list":
+            for request in await desk.list_requests(status=args.status, overdue=args.overdue):
+                print(
+                    "\t".join(
+                        [
+                            request.reference or "",
+                            request.status,
+                            request.need,
+                            request.channel,
+                            request.created_at.date().isoformat(),
+                            request.decision_due_at.date().isoformat(),
+                        ]
+                    )
+                )
+        elif args.requests_command == "show":
+            case = await desk.case_file(args.reference)
+            request = case.request
+            print(f"{request.reference}  {request.status}  {request.need}  ({request.channel})")
+            print(f"decision due {request.decision_due_at.date().isoformat()}")
+            for event in case.events:
+                actor = f" [{event.actor}]" if event.actor else ""
+                print(
+                    f"{event.at.isoformat(timespec='seconds')}  {event.kind}{actor}  {event.text}"
+                )
+        elif args.requests_command == "set-status":
+            if args.by is not None:
+                await desk.staff_member(args.by)
+            request = await desk.set_status(args.reference, args.status, note=args.note, by=args.by)
+            print(f"{request.reference} is now {args.status}; the beneficiary will be told")
+        elif args.requests_command == "export":
+            sys.stdout.write(await desk.export(args.reference, args.format))
+            if args.format == "json":
+                sys.stdout.write("\n")
+    finally:
+        await database.dispose()
 
 
 async def db_upgrade(settings: Settings) -> None:

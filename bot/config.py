@@ -91,7 +91,7 @@ class TelegramSettings(_Section):
     token: SecretStr | None = None
     webhook_secret: SecretStr | None = None
     api_base_url: str = "https://api.telegram.org"
-    staff_chat_id: int | None = None
+    staff_chat_id: int | None = Field(None, lt=0)  # groups have negative ids
 
 
 class WhatsAppSettings(_Section):

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import flows
 from flows.types import (
+    AddCaseNote,
     Address,
     CloseHandoff,
     ConversationState,
@@ -27,12 +28,13 @@ from flows.types import (
     OtherRequest,
     OutboundMessage,
     RecordRating,
+    RequestCallback,
     SaveIntake,
     Transition,
     Turn,
 )
 from storage.db import Database
-from storage.models import ChannelIdentity
+from storage.models import ChannelIdentity, Handoff
 from storage.repositories import (
     ConversationRepository,
     HandoffRepository,
@@ -60,6 +62,17 @@ class HandleResult:
 
     replies: tuple[OutboxItem, ...] = ()
     duplicate: bool = False
+    # For the staff side, after the commit: handoffs this message opened or left, and
+    # the open handoff it was written into (to be relayed to staff).
+    handoffs_opened: tuple[int, ...] = ()
+    handoffs_left: tuple[int, ...] = ()
+    relayed_to: int | None = None
+
+
+@dataclass(slots=True)
+class _StaffNews:
+    opened: list[int]
+    left: list[int]
 
 
 class _AddressLocks:
@@ -148,16 +161,28 @@ class ConversationEngine:
             turn = Turn(message, state, now, lookup, self._settings)
             transition = self._respond(turn)
             replies = list(transition.replies)
+            news = _StaffNews([], [])
             for _ in range(_MAX_RESUMES):
-                results = await self._perform(session, identity, message, transition.effects, now)
+                results = await self._perform(
+                    session, identity, message, transition.effects, now, news
+                )
                 if not transition.resume:
                     break
                 resumed = replace(transition.state, data={**transition.state.data, **results})
                 transition = self._respond(replace(turn, state=resumed))
                 replies.extend(transition.replies)
+            relayed_to = None
+            if state.flow == transition.state.flow == "handoff":
+                handoff = await HandoffRepository(session).get_open(identity_id)
+                relayed_to = handoff.id if handoff else None
             await conversations.save(identity_id, transition.state, now)
             outbox = await self._enqueue(messages, identity_id, message.address, replies, now)
-        return HandleResult(replies=outbox)
+        return HandleResult(
+            replies=outbox,
+            handoffs_opened=tuple(news.opened),
+            handoffs_left=tuple(news.left),
+            relayed_to=relayed_to,
+        )
 
     async def _others(
         self,
@@ -181,6 +206,7 @@ class ConversationEngine:
         message: InboundMessage,
         effects: tuple[Effect, ...],
         now: datetime,
+        news: _StaffNews,
     ) -> Mapping[str, Any]:
         results: dict[str, Any] = {}
         channel = message.address.channel
@@ -199,11 +225,43 @@ class ConversationEngine:
                 case RecordRating():
                     await RatingRepository(session).add(identity, effect, channel=channel, now=now)
                 case OpenHandoff():
-                    await HandoffRepository(session).open(_id(identity), effect, now)
+                    handoff = await HandoffRepository(session).open(_id(identity), effect, now)
+                    news.opened.append(_id(handoff))
                     log.info("handoff opened on %s (%s)", channel, effect.reason)
+                case RequestCallback():
+                    callback = OpenHandoff("low_rating")
+                    handoff = await HandoffRepository(session).open(_id(identity), callback, now)
+                    news.opened.append(_id(handoff))
                 case CloseHandoff():
-                    await HandoffRepository(session).close_open(_id(identity), now)
+                    handoffs = HandoffRepository(session)
+                    left = await handoffs.get_open(_id(identity))
+                    if left is not None:
+                        await handoffs.close(_id(left), now)
+                        news.left.append(_id(left))
+                case AddCaseNote():
+                    await self._answer_question(session, identity, message, effect, now)
         return results
+
+    async def _answer_question(
+        self,
+        session: AsyncSession,
+        identity: ChannelIdentity,
+        message: InboundMessage,
+        answer: AddCaseNote,
+        now: datetime,
+    ) -> None:
+        """The beneficiary answered staff's question: into the case, and back to review."""
+        requests = RequestRepository(session)
+        request = await requests.get_by_reference(answer.reference)
+        if request is None or request.identity_id != identity.id:
+            return  # only the identity that filed it may add to its case
+        await requests.add_note(request, author="beneficiary", text=answer.text, now=now)
+        for media in answer.media:
+            await requests.add_document(request, media, now=now)
+        if request.status == "needs_info":
+            await requests.change_status(
+                request, "under_review", now=now, by=None, note="answered by the beneficiary"
+            )
 
     async def _enqueue(
         self,
@@ -242,6 +300,6 @@ def _without_control_characters(message: InboundMessage) -> InboundMessage:
     return replace(message, text=cleaned)
 
 
-def _id(identity: ChannelIdentity) -> int:
-    assert identity.id is not None, "an identity is flushed before use"
-    return identity.id
+def _id(row: ChannelIdentity | Handoff) -> int:
+    assert row.id is not None, "a row is flushed before use"
+    return row.id

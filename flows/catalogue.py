@@ -56,6 +56,12 @@ CATALOGUE: Final[Mapping[str, Mapping[Language, str]]] = {
         "ar": "حفظنا ما أدخلته من طلب الدعم، ويمكنك إكماله متى شئت باختيار ١.",
         "en": "We saved what you entered for your support request; choose 1 to finish it.",
     },
+    "menu.needs_info_kept": {
+        "ar": "سؤال الباحث عن طلبك {reference} ما زال بانتظار إجابتك؛ "
+        "للإجابة عنه أرسل {reference}.",
+        "en": "The researcher's question about your request {reference} still awaits your "
+        "answer; to answer it, send {reference}.",
+    },
     "menu.rate_handoff": {
         "ar": "نرجو أن نكون قد خدمناك. لتقييم محادثتك مع الموظف أرسل ٣.",
         "en": "We hope we could help. To rate your conversation with our staff, send 3.",
@@ -349,9 +355,9 @@ CATALOGUE: Final[Mapping[str, Mapping[Language, str]]] = {
         "en": 'Please write your comment as text, or send "skip".',
     },
     "rating.low_score": {
-        "ar": "نأسف لأن الخدمة لم تكن كما تستحق. سيطّلع فريقنا على تقييمك لنتحسّن.",
-        "en": "We are sorry the service fell short. Our team will read your rating "
-        "so that we can do better.",
+        "ar": "نأسف لأن الخدمة لم تكن كما تستحق. سيتواصل معك أحد موظفينا ليفهم منك كيف نتحسّن.",
+        "en": "We are sorry the service fell short. A staff member will contact you "
+        "to understand how we can do better.",
     },
     "rating.thanks": {
         "ar": "شكراً لتقييمك، فهو يساعدنا على خدمتك بشكل أفضل. أرسل ٠ للقائمة.",
@@ -379,6 +385,239 @@ CATALOGUE: Final[Mapping[str, Mapping[Language, str]]] = {
         "ar": "وصلت رسالتك، وسيرد عليك أحد الموظفين هنا. أرسل ٠ للعودة إلى القائمة.",
         "en": "Your message reached us; a staff member will answer you here. "
         "Send 0 to go back to the menu.",
+    },
+    "handoff.taken": {
+        "ar": "معك الآن أحد موظفي علاقات المستفيدين، تفضّل بكتابة رسالتك هنا. "
+        "أرسل ٠ للعودة إلى القائمة.",
+        "en": "A beneficiary-relations staff member is with you now; please write your "
+        "message here. Send 0 to go back to the menu.",
+    },
+    "handoff.staff_says": {
+        "ar": "موظف علاقات المستفيدين: {message}",
+        "en": "Beneficiary relations: {message}",
+    },
+    "handoff.closed": {
+        "ar": "أنهى الموظف المحادثة. شكراً لتواصلك معنا.",
+        "en": "Our staff member has closed the conversation. Thank you for contacting us.",
+    },
+    "handoff.rate_or_menu": {
+        "ar": "أرسل رقم تقييمك، أو ٠ للعودة إلى القائمة دون تقييم.",
+        "en": "Send your score, or 0 to go back to the menu without rating.",
+    },
+    # --- status notices: told without being asked, on the channel last used ---
+    "notice.submitted": {
+        "ar": "تحديث على طلبك {reference}: استلمنا الطلب، وهو بانتظار الدراسة.",
+        "en": "Update on your request {reference}: we received it, and it is waiting "
+        "to be studied.",
+    },
+    "notice.under_review": {
+        "ar": "تحديث على طلبك {reference}: بدأت لجنة البحث دراسة الطلب، وسنبلغك بالنتيجة.",
+        "en": "Update on your request {reference}: the research committee has started "
+        "studying it; we will tell you the result.",
+    },
+    "notice.needs_info": {
+        "ar": "تحديث على طلبك {reference}: نحتاج منك معلومات إضافية لإكمال دراسة الطلب.",
+        "en": "Update on your request {reference}: we need more information from you "
+        "to finish studying it.",
+    },
+    "notice.accepted": {
+        "ar": "تحديث على طلبك {reference}: وافقت اللجنة على الطلب. "
+        "سيتواصل معك الباحث الاجتماعي لتحديد موعد الاستلام.",
+        "en": "Update on your request {reference}: the committee accepted it. "
+        "The social researcher will contact you to set a date to receive the support.",
+    },
+    "notice.rejected": {
+        "ar": "تحديث على طلبك {reference}: نعتذر إليك، فلم توافق اللجنة على الطلب.",
+        "en": "Update on your request {reference}: we are sorry, the committee did not accept it.",
+    },
+    "notice.delivered": {
+        "ar": "تحديث على طلبك {reference}: تم تسليم الدعم، شكراً لك. "
+        "سنرسل لك لاحقاً سؤالاً قصيراً لتقييم الخدمة.",
+        "en": "Update on your request {reference}: the support has been delivered; thank you. "
+        "We will later send you a short question to rate our service.",
+    },
+    "notice.closed": {
+        "ar": "تحديث على طلبك {reference}: أُغلق الطلب. شكراً لتواصلك معنا.",
+        "en": "Update on your request {reference}: the request is now closed. "
+        "Thank you for being in touch with us.",
+    },
+    "notice.other": {
+        "ar": "تحديث على طلبك {reference}: {status}",
+        "en": "Update on your request {reference}: {status}",
+    },
+    "notice.question": {"ar": "سؤال الباحث: {question}", "en": "The researcher asks: {question}"},
+    "notice.answer_here": {
+        "ar": "اكتب إجابتك هنا ردّاً على هذه الرسالة، ويمكنك إرفاق صور المستندات.",
+        "en": "Reply here with your answer; you can attach photos of documents or PDFs.",
+    },
+    "notice.reason": {"ar": "السبب: {reason}", "en": "Reason: {reason}"},
+    "notice.ask_staff": {
+        "ar": "إن كان لديك استفسار فأرسل «{keyword}» ليتواصل معك أحد الموظفين.",
+        "en": 'If you have a question, send "{keyword}" and a staff member will contact you.',
+    },
+    "notice.note": {"ar": "ملاحظة: {note}", "en": "Note: {note}"},
+    # --- answering staff's question (needs_info) ---
+    "needs_info.ask": {
+        "ar": "أرسل إجابتك عن سؤال الباحث بخصوص طلبك {reference}، نصاً أو صورة أو ملف PDF.\n"
+        "أرسل ٠ للعودة إلى القائمة، ويبقى السؤال بانتظار إجابتك.",
+        "en": "Send your answer to the researcher's question about your request {reference}, "
+        "as text, a photo or a PDF.\n"
+        "Send 0 to go back to the menu; the question will wait for your answer.",
+    },
+    "needs_info.received": {
+        "ar": "وصلت إجابتك وأُضيفت إلى ملف طلبك {reference}، وسيعود الطلب إلى لجنة البحث "
+        "لإكمال دراسته. شكراً لك. أرسل ٠ للقائمة.",
+        "en": "Your answer arrived and was added to the file of your request {reference}; "
+        "the request goes back to the research committee. Thank you. Send 0 for the menu.",
+    },
+    "needs_info.skipped_files": {
+        "ar": "لم نُرفق {count} من الملفات لأن نوعها غير مدعوم؛ نقبل الصور وملفات PDF.",
+        "en": "{count} file(s) were not attached because of their type; we accept photos and PDFs.",
+    },
+    "needs_info.invalid.empty": {
+        "ar": "اكتب إجابتك نصاً، أو أرسل صورة أو ملف PDF. أرسل ٠ للعودة إلى القائمة.",
+        "en": "Please write your answer as text, or send a photo or a PDF. "
+        "Send 0 to go back to the menu.",
+    },
+    "needs_info.invalid.file_type": {
+        "ar": "لا نقبل هذا النوع من الملفات. اكتب إجابتك نصاً، أو أرسل صورة أو ملف PDF.",
+        "en": "We cannot accept this type of file. "
+        "Please write your answer as text, or send a photo or a PDF.",
+    },
+    "needs_info.invalid.too_long": {
+        "ar": "الإجابة طويلة ({count} حرف)، والحد الأقصى {max} حرف. اختصرها وأرسلها مرة أخرى.",
+        "en": "The answer is too long ({count} characters; the limit is {max}). "
+        "Please shorten it and send it again.",
+    },
+    # --- staff: the staff group on Telegram, the dashboard, the command line ---
+    "staff.handoff.new": {
+        "ar": "📩 طلب تواصل جديد\nالسبب: {reason}\n"
+        "اللغة: {beneficiary_language}\nالقناة: {channel}",
+        "en": "📩 New contact request\nReason: {reason}\n"
+        "Language: {beneficiary_language}\nChannel: {channel}",
+    },
+    "staff.handoff.urgent": {
+        "ar": "🚨 عاجل: طلب تواصل جديد\nالسبب: {reason}\n"
+        "اللغة: {beneficiary_language}\nالقناة: {channel}",
+        "en": "🚨 URGENT: new contact request\nReason: {reason}\n"
+        "Language: {beneficiary_language}\nChannel: {channel}",
+    },
+    "staff.handoff.reminder": {
+        "ar": "⏰ طلب تواصل لم يستلمه أحد بعد\nالسبب: {reason}\nالقناة: {channel}",
+        "en": "⏰ A contact request nobody has taken yet\nReason: {reason}\nChannel: {channel}",
+    },
+    "staff.reason.requested": {
+        "ar": "طلب التحدث مع موظف من القائمة",
+        "en": "Asked for a staff member from the menu",
+    },
+    "staff.reason.keyword": {
+        "ar": "كتب كلمة يطلب بها موظفاً",
+        "en": "Wrote a word asking for a staff member",
+    },
+    "staff.reason.misunderstood": {
+        "ar": "لم يفهم البوت رسالتين متتاليتين منه",
+        "en": "The bot did not understand two messages in a row",
+    },
+    "staff.reason.field_errors": {
+        "ar": "تعثّر ثلاث مرات في أحد أسئلة طلب الدعم",
+        "en": "Stuck three times on one question of the support request",
+    },
+    "staff.reason.crisis": {
+        "ar": "كلمات تدل على أزمة: تواصلوا معه فوراً",
+        "en": "Crisis words: contact them at once",
+    },
+    "staff.reason.low_rating": {
+        "ar": "تقييم منخفض: اتصلوا به لفهم كيف نتحسن",
+        "en": "Low rating: call to understand how we can improve",
+    },
+    "staff.language.ar": {"ar": "العربية", "en": "Arabic"},
+    "staff.language.en": {"ar": "الإنجليزية", "en": "English"},
+    "staff.channel.whatsapp": {"ar": "واتساب", "en": "WhatsApp"},
+    "staff.channel.sms": {"ar": "رسائل SMS", "en": "SMS"},
+    "staff.channel.telegram": {"ar": "تيليجرام", "en": "Telegram"},
+    "staff.channel.web": {"ar": "محادثة الموقع", "en": "Website chat"},
+    "staff.channel.console": {"ar": "المحاكي النصي", "en": "Console"},
+    "staff.button.take": {"ar": "استلام", "en": "Take"},
+    "staff.button.close": {"ar": "إغلاق", "en": "Close"},
+    "staff.handoff.taken_by": {"ar": "استلمها {name}", "en": "Taken by {name}"},
+    "staff.handoff.closed_by": {"ar": "أغلقها {name}", "en": "Closed by {name}"},
+    "staff.handoff.left": {
+        "ar": "غادر المستفيد المحادثة #{number} وعاد إلى القائمة",
+        "en": "The beneficiary left conversation #{number} for the menu",
+    },
+    "staff.handoff.already_taken": {
+        "ar": "استلمها {name} قبلك",
+        "en": "{name} has already taken it",
+    },
+    "staff.callback.new": {
+        "ar": "📞 تقييم منخفض ({score} من ٥) عن {context}: اتصلوا بالمستفيد لفهم كيف نتحسن.\n"
+        "القناة: {channel}",
+        "en": "📞 Low rating ({score} of 5) for {context}: call the beneficiary to understand "
+        "how we can improve.\nChannel: {channel}",
+    },
+    "staff.rating_context.service": {"ar": "الخدمة", "en": "the service"},
+    "staff.rating_context.handoff": {"ar": "محادثة مع موظف", "en": "a conversation with staff"},
+    "staff.needs_info.answered": {
+        "ar": "📎 أجاب المستفيد عن سؤال طلب {reference} (المرفقات: {count}):\n{text}",
+        "en": "📎 The beneficiary answered the question on {reference} "
+        "(attachments: {count}):\n{text}",
+    },
+    "staff.not_staff": {
+        "ar": "هذا الأمر للموظفين المسجلين فقط",
+        "en": "This command is for registered staff only",
+    },
+    "staff.status.done": {
+        "ar": "تم تغيير حالة {reference} إلى {status}",
+        "en": "{reference} is now {status}",
+    },
+    "staff.status.refused": {
+        "ar": "لم تتغير الحالة: {reason}",
+        "en": "Status not changed: {reason}",
+    },
+    "staff.note.done": {
+        "ar": "أُضيفت الملاحظة إلى ملف {reference}",
+        "en": "Note added to the file of {reference}",
+    },
+    "staff.case.not_found": {
+        "ar": "لا يوجد طلب بالرقم {reference}",
+        "en": "There is no request numbered {reference}",
+    },
+    "staff.handoffs.none": {
+        "ar": "لا توجد طلبات تواصل مفتوحة",
+        "en": "There are no open contact requests",
+    },
+    "staff.handoffs.header": {
+        "ar": "طلبات التواصل المفتوحة ({count}):",
+        "en": "Open contact requests ({count}):",
+    },
+    "staff.handoffs.line": {
+        "ar": "{beneficiary} — {reason} — {owner}",
+        "en": "{beneficiary} — {reason} — {owner}",
+    },
+    "staff.handoffs.unclaimed": {"ar": "لم يستلمها أحد", "en": "not taken yet"},
+    "staff.usage": {
+        "ar": "أوامر الموظفين:\n"
+        "/case REF: ملف الطلب\n"
+        "/status REF STATUS [ملاحظة]: تغيير حالة الطلب\n"
+        "/note REF النص: إضافة ملاحظة إلى ملف الطلب\n"
+        "/handoffs: طلبات التواصل المفتوحة\n"
+        "الحالات: submitted, under_review, needs_info, accepted, rejected, delivered, closed\n"
+        "(needs_info تحتاج ملاحظة فيها سؤال المستفيد)",
+        "en": "Staff commands:\n"
+        "/case REF: the request's file\n"
+        "/status REF STATUS [note]: change the request's status\n"
+        "/note REF text: add a note to the request's file\n"
+        "/handoffs: open contact requests\n"
+        "Statuses: submitted, under_review, needs_info, accepted, rejected, delivered, closed\n"
+        "(needs_info needs a note with the question for the beneficiary)",
+    },
+    "staff.beneficiary_says": {
+        "ar": "{name_or_channel}: {text}",
+        "en": "{name_or_channel}: {text}",
+    },
+    "staff.request_line": {
+        "ar": "{reference} — {status} — {need}",
+        "en": "{reference} — {status} — {need}",
     },
 }
 

@@ -1,15 +1,25 @@
-"""Handing the conversation to a staff member: opening (normal or urgent) and waiting.
+"""Handing the conversation to a staff member: opening (normal or urgent), waiting, what
+staff say and do (take, reply, close) as the beneficiary sees it.
 
 Leaving the handoff (``0``) is the router's job, because it shows the main menu.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Final
 
+from flows import rating
 from flows.catalogue import text
-from flows.steps import Step, goto, lead_with, say, stay
-from flows.types import ConversationState, OpenHandoff, OutboundMessage, Transition, Turn
+from flows.steps import Step, goto, known_language, lead_with, say, sound, stay
+from flows.types import (
+    ConversationState,
+    Language,
+    OpenHandoff,
+    OutboundMessage,
+    Transition,
+    Turn,
+)
 
 FLOW = "handoff"
 WAITING = "waiting"
@@ -60,3 +70,48 @@ def answer_waiting(turn: Turn) -> Transition:
 STEPS: Final = {
     WAITING: Step(ask_waiting, answer_waiting, free_text=True),
 }
+
+
+# --- what staff do, as the beneficiary sees it (the engine calls these, not the router) ---
+
+
+def staff_reply(language: Language, message: str) -> OutboundMessage:
+    """A staff member's words relayed to the beneficiary, as written, after a short label."""
+    lang = known_language(language)
+    said = message if isinstance(message, str) else ""
+    return say(lang, "handoff.staff_says", message=said)
+
+
+def handoff_taken(language: Language) -> OutboundMessage:
+    """A staff member took the conversation: they are with the beneficiary now."""
+    return say(known_language(language), "handoff.taken")
+
+
+def close_handoff(
+    state: ConversationState,
+) -> tuple[ConversationState, tuple[OutboundMessage, ...]]:
+    """Staff closed the conversation: thanks, and the offer to rate it (or ``0`` for the menu).
+
+    The state moves to the rating's score step about the handoff. A conversation that is
+    no longer in the handoff (the beneficiary left with ``0``) stays as it is, with
+    nothing to say.
+    """
+    state = sound(state)
+    if state.flow != FLOW:
+        return state, ()
+    new = goto(
+        state,
+        rating.FLOW,
+        "score",
+        handoff_acked=None,
+        rating_score=None,
+        rating_reference=None,
+        rating_context="handoff",
+    )
+    question = rating.score_question(new)
+    lines = (
+        text(new.language, "handoff.closed"),
+        question.text,
+        text(new.language, "handoff.rate_or_menu"),
+    )
+    return new, (dataclasses.replace(question, text="\n".join(lines)),)

@@ -48,6 +48,7 @@ from flows.validation import (
     check_mobile,
     check_name,
     check_national_id,
+    is_document,
     local_mobile,
     mask_national_id,
 )
@@ -328,17 +329,12 @@ def answer_documents(turn: Turn) -> Transition:
     return refuse(turn, Invalid("intake.invalid.documents_text_only"))
 
 
-def _accepted(content_type: str) -> bool:
-    kind = content_type.split(";")[0].strip().lower()
-    return kind.startswith("image/") or kind == "application/pdf"
-
-
 def _collect(turn: Turn, draft: dict[str, Any], documents: list[dict[str, str]]) -> Transition:
     """Keep the photos and PDFs of one message, up to the limit, and say what happened."""
     language = turn.state.language
     added, wrong_type, full = 0, False, False
     for media in turn.message.media:
-        if not _accepted(media.content_type or ""):
+        if not is_document(media.content_type):
             wrong_type = True
         elif len(documents) >= MAX_DOCUMENTS:
             full = True

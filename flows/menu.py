@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from flows import handoff, intake, rating, status
+from flows import handoff, intake, needs_info, rating, status
 from flows.catalogue import text
 from flows.steps import Step, goto, int_in, pick, said_one_of, say, stay, str_in
 from flows.types import (
@@ -65,6 +65,9 @@ def show(
     lines = []
     if state.flow == intake.FLOW and intake.draft_of(state):
         lines.append(text(language, "menu.draft_kept"))
+    waiting = needs_info.pending(state)
+    if state.flow == needs_info.FLOW and waiting:
+        lines.append(text(language, "menu.needs_info_kept", reference=waiting))
     menu = _menu_message(turn, language, welcome=welcome or salam)
     lines.append(f"{text(language, 'menu.salam')} {menu.text}" if salam else menu.text)
     message = OutboundMessage("\n".join(lines), language, menu.choices)

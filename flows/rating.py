@@ -23,9 +23,11 @@ from flows.steps import (
 from flows.types import (
     Choice,
     ConversationState,
+    Effect,
     Language,
     OutboundMessage,
     RecordRating,
+    RequestCallback,
     Transition,
     Turn,
 )
@@ -34,7 +36,7 @@ from flows.vocabulary import SKIP
 
 FLOW = "rating"
 COMMENT_MAX = 1000
-# Scores at or below this get a word that staff will call back (the engine opens the task).
+# Scores at or below this get the promise of a call from staff (the engine opens the task).
 LOW_SCORE = 2
 
 
@@ -48,9 +50,14 @@ def _scores(language: Language) -> tuple[Choice, ...]:
     return tuple(Choice(str(n), text(language, f"rating.score.{n}")) for n in range(1, 6))
 
 
-def ask_score(turn: Turn, state: ConversationState) -> tuple[OutboundMessage, ...]:
+def score_question(state: ConversationState) -> OutboundMessage:
+    """The 1-5 question about what ``state``'s data says is rated, with inline choices."""
     key = "rating.ask_handoff" if state.data.get("rating_context") == "handoff" else "rating.ask"
-    return (say(state.language, key, choices=_scores(state.language), inline=True),)
+    return say(state.language, key, choices=_scores(state.language), inline=True)
+
+
+def ask_score(turn: Turn, state: ConversationState) -> tuple[OutboundMessage, ...]:
+    return (score_question(state),)
 
 
 def answer_score(turn: Turn) -> Transition:
@@ -79,19 +86,18 @@ def answer_comment(turn: Turn) -> Transition:
     elif len(comment) > COMMENT_MAX:
         reason = Invalid("rating.invalid.comment_long", {"count": len(comment), "max": COMMENT_MAX})
         return refuse(turn, reason)
-    effect = RecordRating(
-        score=score,
-        comment=comment,
-        context=str_in(state.data, "rating_context") or "service",
-        request_reference=str_in(state.data, "rating_reference"),
-    )
+    context = str_in(state.data, "rating_context") or "service"
+    reference = str_in(state.data, "rating_reference")
+    effects: tuple[Effect, ...] = (RecordRating(score, comment, context, reference),)
+    if score <= LOW_SCORE:
+        effects += (RequestCallback(score, context, reference),)
     new = goto(
         state, "menu", "choose", rating_score=None, rating_context=None, rating_reference=None
     )
     thanks = text(new.language, "rating.thanks")
     if score <= LOW_SCORE:
         thanks = text(new.language, "rating.low_score") + "\n" + thanks
-    return Transition(new, (OutboundMessage(thanks, new.language),), (effect,))
+    return Transition(new, (OutboundMessage(thanks, new.language),), effects)
 
 
 STEPS: Final = {

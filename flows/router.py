@@ -5,7 +5,7 @@
 3. ``0``, menu words, greetings: the main menu;
 4. "English" / "عربي": switch language and ask the current question again;
 5. staff keywords: a handoff (in free-text steps only as the whole message);
-6. ``REQ-…`` while in the menu: that request's status;
+6. ``REQ-…`` while in the menu: that request's status (or back to its open question);
 then the current flow's step.
 """
 
@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Final
 
-from flows import handoff, intake, menu, rating, status
+from flows import handoff, intake, menu, needs_info, rating, status
 from flows.catalogue import text
-from flows.steps import Step, heard, int_in, staff_keywords, updated
+from flows.steps import Step, heard, int_in, staff_keywords, str_in, updated
 from flows.text import any_phrase, words
 from flows.types import (
     LANGUAGES,
@@ -41,6 +41,7 @@ FLOWS: Final[Mapping[str, Mapping[str, Step]]] = {
     rating.FLOW: rating.STEPS,
     handoff.FLOW: handoff.STEPS,
     status.FLOW: status.STEPS,
+    needs_info.FLOW: needs_info.STEPS,
 }
 
 
@@ -91,6 +92,8 @@ def _route(turn: Turn) -> Transition:
     if state.flow == menu.FLOW:
         reference = status.find_reference(said)
         if reference is not None:
+            if needs_info.still_open(turn, reference):
+                return needs_info.resume(turn, state)
             return status.show_request(turn, state, reference)
     if intake.stale(turn):
         return intake.offer_continue(turn, state)
@@ -115,6 +118,8 @@ def _sane(turn: Turn) -> Turn:
     language: Language = state.language if state.language in LANGUAGES else "ar"
     steps = FLOWS.get(state.flow) if isinstance(state.flow, str) else None
     known = steps is not None and isinstance(state.step, str) and state.step in steps
+    if state.flow == needs_info.FLOW and str_in(data, needs_info.REFERENCE) is None:
+        known = False  # an answer to no known question: nothing to attach it to
     flow, step = (state.flow, state.step) if known else (menu.FLOW, "start")
     clean_message = InboundMessage(
         address=message.address,

@@ -10,6 +10,7 @@ from typing import Any
 from flows.catalogue import DEFAULT_NEEDS, text
 from flows.text import phrase, words
 from flows.types import (
+    LANGUAGES,
     Choice,
     ConversationState,
     FlowSettings,
@@ -43,6 +44,23 @@ class Step:
     prompt: Prompt
     handle: Handler
     free_text: bool = False
+
+
+def known_language(value: object) -> Language:
+    """A language as stored or passed by the engine; anything unknown reads as Arabic."""
+    return next((language for language in LANGUAGES if value == language), "ar")
+
+
+def sound(state: ConversationState) -> ConversationState:
+    """``state`` with a dict for data, string flow and step, and a known language.
+
+    For entry points the engine calls outside ``respond`` (staff actions), which must
+    not raise on damaged stored state; the router does more (unknown steps).
+    """
+    data = dict(state.data) if isinstance(state.data, Mapping) else {}
+    flow = state.flow if isinstance(state.flow, str) else "menu"
+    step = state.step if isinstance(state.step, str) else "start"
+    return ConversationState(flow, step, data, known_language(state.language))
 
 
 def updated(data: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:

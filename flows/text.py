@@ -36,6 +36,11 @@ def localize_digits(s: str, language: Language) -> str:
     return s.translate(_TO_ARABIC_DIGITS) if language == "ar" else s
 
 
+def visible(s: str) -> str:
+    """``s`` without invisible direction marks and without spaces at both ends."""
+    return _INVISIBLE.sub("", s).strip()
+
+
 def strip_edges(s: str) -> str:
     """Drop punctuation, symbols (emoji) and spaces at both ends."""
     start, end = 0, len(s)

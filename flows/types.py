@@ -206,7 +206,7 @@ class RecordRating:
 class OpenHandoff:
     """Ask for a staff member to take over the conversation."""
 
-    reason: str  # requested | keyword | misunderstood | field_errors | crisis
+    reason: str  # requested | keyword | misunderstood | field_errors | crisis | low_rating
     urgent: bool = False
 
 
@@ -215,7 +215,34 @@ class CloseHandoff:
     """The beneficiary left the handoff (sent 0)."""
 
 
-Effect = SaveIntake | RecordRating | OpenHandoff | CloseHandoff
+@dataclass(frozen=True, slots=True)
+class AddCaseNote:
+    """The beneficiary answered staff's question about a request (status ``needs_info``).
+
+    The engine stores ``text`` on the case as a note from the beneficiary (it may be
+    empty when only files were sent) and ``media`` as the request's documents, and,
+    when the request still needs information, moves it back to ``under_review``.
+    """
+
+    reference: str
+    text: str
+    media: tuple[Media, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RequestCallback:
+    """A low rating (1 or 2): staff should call the beneficiary to learn how to improve.
+
+    The engine opens a callback task for staff; the rating itself comes as a
+    ``RecordRating`` in the same transition.
+    """
+
+    score: int
+    context: str  # service | handoff, as in RecordRating
+    request_reference: str | None = None
+
+
+Effect = SaveIntake | RecordRating | OpenHandoff | CloseHandoff | AddCaseNote | RequestCallback
 
 
 @dataclass(frozen=True, slots=True)

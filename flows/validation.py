@@ -119,6 +119,14 @@ def check_city(raw: str) -> str | Invalid:
     return Invalid("intake.invalid.city")
 
 
+def is_document(content_type: object) -> bool:
+    """Whether an attachment is one we keep: a photo (any image type) or a PDF."""
+    if not isinstance(content_type, str):
+        return False
+    kind = content_type.split(";")[0].strip().lower()
+    return kind.startswith("image/") or kind == "application/pdf"
+
+
 def check_description(raw: str) -> str | Invalid:
     """A free description of 10 to 1000 characters."""
     description = raw.strip()

@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import warnings
+from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,11 +21,14 @@ from telegram import (
     KeyboardButton,
     Message,
     ReplyKeyboardMarkup,
+    ReplyParameters,
     Update,
+    User,
 )
 from telegram.constants import ChatType
 from telegram.error import (
     BadRequest,
+    ChatMigrated,
     Forbidden,
     NetworkError,
     RetryAfter,
@@ -67,6 +71,10 @@ ALLOWED_UPDATES = (Update.MESSAGE, Update.CALLBACK_QUERY)
 # outside image/* lets the flows refuse it like any other media they do not take.
 STICKER_CONTENT_TYPE = "application/x-tgsticker"
 _SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
+# "/status@tawasul_bot REQ-1": the command word and the bot it is addressed to.
+_ADDRESSED_COMMAND = re.compile(r"(/[A-Za-z0-9_]{1,32})@([A-Za-z0-9_]{1,32})(?=\s|$)")
+# A message as the staff side names it: "tg:<chat id>:<message id>".
+_PLATFORM_ID = re.compile(r"tg:(-?[0-9]{1,20}):([0-9]{1,20})")
 
 _SUPPORTED_CONTENT = (
     filters.TEXT
@@ -100,6 +108,37 @@ class _WebhookDelivery:
 _delivery: ContextVar[_WebhookDelivery | None] = ContextVar("telegram_delivery", default=None)
 
 
+@dataclass(frozen=True, slots=True)
+class StaffUpdate:
+    """A message or a button tap in the staff group, free of Telegram types.
+
+    Attributes:
+        chat_id: the staff group.
+        user_id: the Telegram user who wrote or tapped.
+        user_name: their first name (else username), for display only.
+        text: the message text, a command word without its ``@botname``; "" for a tap.
+        callback_data: the tapped button's data, for a tap on one of our staff posts.
+        reply_to: the message replied to, as ``tg:<chat>:<message>``, when it is a reply.
+        message_id: this message as ``tg:<chat>:<message>``; for a tap, the post that
+            carries the button (what ``edit_staff_post`` takes).
+        update_id: Telegram's update id (the same when Telegram sends it again).
+    """
+
+    chat_id: int
+    user_id: int
+    user_name: str
+    text: str
+    callback_data: str | None
+    reply_to: str | None
+    message_id: str
+    update_id: int
+
+
+# Given to the channel by the server: handles one staff update, raising when it could not,
+# so that the webhook answers 5xx and Telegram sends the update again.
+StaffReceiver = Callable[[StaffUpdate], Awaitable[None]]
+
+
 class TelegramChannel:
     """Translates Telegram updates into neutral messages and neutral messages into Bot API calls.
 
@@ -112,6 +151,11 @@ class TelegramChannel:
             registers ``<public_url>/webhooks/telegram`` with Telegram.
         polling: fetch updates with ``getUpdates`` instead (development without a public
             URL); ``routes`` must then be called before ``start``.
+        staff_chat_id: the staff group (a negative id); ``post_to_staff`` sends there, and
+            its text messages, commands, replies and button taps go to ``on_staff``
+            instead of the beneficiaries' path. With the bot's privacy mode on (the
+            default), Telegram only delivers commands and replies to the bot's posts.
+        on_staff: receives the staff group's updates; without it they are ignored.
     """
 
     names: tuple[str, ...] = (CHANNEL,)
@@ -124,7 +168,12 @@ class TelegramChannel:
         api_base_url: str = "https://api.telegram.org",
         public_url: str | None = None,
         polling: bool = False,
+        staff_chat_id: int | None = None,
+        on_staff: StaffReceiver | None = None,
     ) -> None:
+        if staff_chat_id is not None and (type(staff_chat_id) is not int or staff_chat_id >= 0):
+            # A positive id is a private chat: a beneficiary's messages would reach staff.
+            raise ValueError("telegram.staff_chat_id must be a group's id (a negative number)")
         if webhook_secret is not None and not _SECRET_TOKEN.fullmatch(webhook_secret):
             raise ValueError(
                 "telegram.webhook_secret must be 1-256 characters of A-Z, a-z, 0-9, _ and -"
@@ -134,6 +183,8 @@ class TelegramChannel:
         self._public_url = public_url
         self._polling = polling
         self._polling_receive: Receiver | None = None
+        self._staff_chat_id = staff_chat_id
+        self._on_staff = on_staff
         self._started = False
         api = api_base_url.rstrip("/")
         builder = (
@@ -146,6 +197,13 @@ class TelegramChannel:
         if not polling:
             builder = builder.updater(None)
         self._application = builder.build()
+        if staff_chat_id is not None and on_staff is not None:
+            staff_messages = (
+                filters.UpdateType.MESSAGE
+                & filters.Chat(chat_id=staff_chat_id)
+                & (filters.TEXT | filters.StatusUpdate.MIGRATE)
+            )
+            self._application.add_handler(MessageHandler(staff_messages, self._on_staff_message))
         self._application.add_handler(MessageHandler(_PRIVATE_MESSAGES, self._on_message))
         self._application.add_handler(CallbackQueryHandler(self._on_callback_query))
         self._application.add_error_handler(self._on_error)
@@ -222,26 +280,60 @@ class TelegramChannel:
         query = update.callback_query
         if query is None:
             return
+        chat = query.message.chat if query.message is not None else None
+        if chat is not None and chat.id == self._staff_chat_id and self._on_staff is not None:
+            staff_update = staff_update_from_callback_query(update.update_id, query)
+            if staff_update is None or await self._deliver_to_staff(staff_update):
+                await _answer(query)
+            return
         message = inbound_from_callback_query(update.update_id, query, datetime.now(UTC))
         if message is None or await self._deliver(message):
             await _answer(query)
 
+    async def _on_staff_message(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.message
+        if message is None:
+            return
+        if message.migrate_to_chat_id is not None:
+            log.error(
+                "telegram: the staff group became the supergroup %s; "
+                "set telegram.staff_chat_id to it",
+                message.migrate_to_chat_id,
+            )
+            return
+        staff_update = staff_update_from_message(
+            update.update_id, message, self._application.bot.username
+        )
+        if staff_update is not None:
+            await self._deliver_to_staff(staff_update)
+
     async def _deliver(self, message: InboundMessage) -> bool:
         """Hand the message to the receiver; whether it was stored."""
         delivery = _delivery.get()
+        receive = delivery.receive if delivery is not None else self._polling_receive
+        if receive is None:
+            log.error("telegram update dropped: routes() was never called")
+            return False
+        return await self._settle(delivery, receive(message))
+
+    async def _deliver_to_staff(self, update: StaffUpdate) -> bool:
+        """Hand the staff update to ``on_staff``; whether it was handled."""
+        assert self._on_staff is not None
+        return await self._settle(_delivery.get(), self._on_staff(update))
+
+    @staticmethod
+    async def _settle(delivery: _WebhookDelivery | None, work: Awaitable[None]) -> bool:
+        """Await the receiver's work and report its failure to the webhook route."""
         if delivery is None:  # polling: the update is confirmed already, it cannot come back
-            if self._polling_receive is None:
-                log.error("telegram update dropped: routes() was never called")
-                return False
             try:
-                await self._polling_receive(message)
+                await work
             except Exception as error:
                 log.error("telegram polled update lost (%s)", type(error).__name__)
                 return False
             return True
         delivery.handled = True
         try:
-            await delivery.receive(message)
+            await work
         except Exception as error:
             delivery.error = error
             return False
@@ -256,24 +348,114 @@ class TelegramChannel:
     async def send(self, address: Address, message: OutboundMessage) -> Sent:
         if address.channel != CHANNEL:
             raise DeliveryError(f"not a telegram address: {address.channel}", permanent=True)
+        text = message.text if message.text.strip() else as_plain_text(message)
+        sent = await self._send_text(address.user_id, text, _keyboard(message))
+        return Sent(str(sent.message_id))
+
+    async def post_to_staff(
+        self,
+        text: str,
+        *,
+        buttons: Sequence[tuple[str, str]] = (),
+        reply_to: str | None = None,
+    ) -> str:
+        """Post to the staff group; the post's id (``tg:<chat>:<message>``, its last part).
+
+        Args:
+            text: split like ``send`` when longer than Telegram allows.
+            buttons: ``(label, callback_data)`` pairs, one row under the last part; a tap
+                comes back to ``on_staff``. callback_data is 1-64 bytes (Arabic: 2 a letter).
+            reply_to: a staff message or post (``tg:<chat>:<message>``) the post answers;
+                the post still goes when that message is gone.
+
+        Raises:
+            DeliveryError: Telegram refused it, or there is no staff group or bad buttons.
+        """
+        if self._staff_chat_id is None:
+            raise DeliveryError("telegram.staff_chat_id is not set", permanent=True)
+        reply = None
+        if reply_to is not None:
+            target = _parse_platform_id(reply_to)
+            if target is None or target[0] != self._staff_chat_id:
+                # A post that answers nothing is better than no post.
+                log.warning("telegram: reply_to is not a staff group message; posting without")
+            else:
+                reply = ReplyParameters(target[1], allow_sending_without_reply=True)
+        sent = await self._send_text(
+            self._staff_chat_id, text, _inline_buttons(buttons), reply_parameters=reply
+        )
+        return _platform_id(sent)
+
+    async def edit_staff_post(
+        self, platform_id: str, text: str, *, buttons: Sequence[tuple[str, str]] = ()
+    ) -> None:
+        """Replace a post's text and buttons (no buttons removes them).
+
+        Text beyond Telegram's limit is cut, since one post cannot be split. Editing to
+        what the post already says is no error.
+
+        Raises:
+            DeliveryError: Telegram refused it (the post is gone, say) or a bad id or button.
+        """
+        target = _parse_platform_id(platform_id)
+        if target is None:
+            raise DeliveryError("not a telegram message id", permanent=True)
+        markup = _inline_buttons(buttons)
+        if not text.strip():
+            raise DeliveryError("empty message", permanent=True)
         if not self._started:
             raise DeliveryError("telegram channel not started")
-        chunks = split_text(message.text if message.text.strip() else as_plain_text(message))
+        if _utf16_length(text) > MAX_MESSAGE_LENGTH:
+            text = _prefix_within(text, MAX_MESSAGE_LENGTH - 1) + "…"
+        try:
+            await self._application.bot.edit_message_text(
+                text, chat_id=target[0], message_id=target[1], reply_markup=markup
+            )
+        except BadRequest as error:
+            if "message is not modified" in error.message.lower():
+                return
+            raise _delivery_error(error) from error
+        except TelegramError as error:
+            raise _delivery_error(error) from error
+
+    async def send_private(self, user_id: int, text: str) -> str:
+        """Message a staff member in their private chat with the bot; the message's id.
+
+        Raises:
+            DeliveryError: unreachable when they never started a chat with the bot or
+                blocked it; otherwise as ``send``.
+        """
+        if type(user_id) is not int or user_id <= 0:
+            raise DeliveryError("not a telegram user id", permanent=True)
+        return _platform_id(await self._send_text(user_id, text, None))
+
+    async def _send_text(
+        self,
+        chat_id: int | str,
+        text: str,
+        markup: InlineKeyboardMarkup | ReplyKeyboardMarkup | None,
+        *,
+        reply_parameters: ReplyParameters | None = None,
+    ) -> Message:
+        """Send ``text`` in parts, the markup on the last and the reply on the first."""
+        if not self._started:
+            raise DeliveryError("telegram channel not started")
+        chunks = split_text(text)
         if not chunks:
             raise DeliveryError("empty message", permanent=True)
-        markup = _keyboard(message)
         sent: Message | None = None
         for number, chunk in enumerate(chunks, start=1):
             try:
                 sent = await self._application.bot.send_message(
-                    chat_id=address.user_id,
+                    chat_id=chat_id,
                     text=chunk,
                     reply_markup=markup if number == len(chunks) else None,
+                    reply_parameters=reply_parameters if number == 1 else None,
                 )
             except TelegramError as error:
                 raise _delivery_error(error) from error
         assert sent is not None
-        return Sent(str(sent.message_id))
+        return sent
 
     async def fetch_media(self, media: Media) -> bytes:
         if not media.url.startswith(FILE_PREFIX) or len(media.url) == len(FILE_PREFIX):
@@ -413,6 +595,88 @@ def inbound_from_callback_query(
     )
 
 
+def staff_update_from_message(
+    update_id: int, message: Message, bot_username: str | None
+) -> StaffUpdate | None:
+    """The staff update of a text message in the staff group, else None.
+
+    A command addressed to another bot (``/status@other_bot``) is not ours: None.
+    """
+    user = message.from_user
+    if message.text is None or user is None:
+        return None
+    if user.is_bot:
+        # Another bot, or an admin writing anonymously as the group: nobody to name.
+        log.info("telegram staff update %s ignored: sent by a bot or anonymously", update_id)
+        return None
+    text = message.text
+    addressed = _ADDRESSED_COMMAND.match(text)
+    if addressed is not None:
+        if bot_username is None or addressed[2].lower() != bot_username.lower():
+            log.info("telegram staff update %s ignored: a command for another bot", update_id)
+            return None
+        text = addressed[1] + text[addressed.end() :]
+    replied = message.reply_to_message
+    # In a forum, every message of a topic "replies" to the topic's creation.
+    if replied is not None and replied.forum_topic_created is not None:
+        replied = None
+    return StaffUpdate(
+        chat_id=message.chat.id,
+        user_id=user.id,
+        user_name=_display_name(user),
+        text=text,
+        callback_data=None,
+        reply_to=_platform_id(replied) if replied is not None else None,
+        message_id=_platform_id(message),
+        update_id=update_id,
+    )
+
+
+def staff_update_from_callback_query(update_id: int, query: CallbackQuery) -> StaffUpdate | None:
+    """The staff update of a button tap on a post in the staff group, else None."""
+    if query.data is None or query.message is None:
+        return None
+    return StaffUpdate(
+        chat_id=query.message.chat.id,
+        user_id=query.from_user.id,
+        user_name=_display_name(query.from_user),
+        text="",
+        callback_data=query.data,
+        reply_to=None,
+        message_id=f"tg:{query.message.chat.id}:{query.message.message_id}",
+        update_id=update_id,
+    )
+
+
+def _display_name(user: User) -> str:
+    return user.first_name or user.username or str(user.id)
+
+
+def _platform_id(message: Message) -> str:
+    return f"tg:{message.chat.id}:{message.message_id}"
+
+
+def _parse_platform_id(platform_id: str) -> tuple[int, int] | None:
+    """``(chat id, message id)`` of a ``tg:<chat>:<message>`` id, else None."""
+    match = _PLATFORM_ID.fullmatch(platform_id)
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def _inline_buttons(buttons: Sequence[tuple[str, str]]) -> InlineKeyboardMarkup | None:
+    """Staff buttons, one row; a caller's bad button is refused before anything is sent."""
+    if not buttons:
+        return None
+    for label, data in buttons:
+        if not label.strip() or not 0 < len(data.encode()) <= MAX_CALLBACK_DATA_BYTES:
+            raise DeliveryError(
+                f"a button needs a label and 1-{MAX_CALLBACK_DATA_BYTES} bytes of data",
+                permanent=True,
+            )
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(label, callback_data=data) for label, data in buttons]]
+    )
+
+
 async def _answer(query: CallbackQuery) -> None:
     """Stop the button's spinner; the reply itself comes as a message."""
     try:
@@ -495,6 +759,10 @@ def _delivery_error(error: TelegramError) -> DeliveryError:
         )
     if isinstance(error, BadRequest):
         return DeliveryError(f"400 {_describe(error)}", permanent=True, code="400")
+    if isinstance(error, ChatMigrated):  # a group's id (not personal data) to configure
+        return DeliveryError(
+            f"400 group became the supergroup {error.new_chat_id}", permanent=True, code="400"
+        )
     if isinstance(error, NetworkError):  # TimedOut included
         return DeliveryError(f"network: {type(error).__name__}")
     return DeliveryError(f"telegram: {type(error).__name__}")

@@ -1,4 +1,5 @@
-"""SQLModel tables: beneficiaries, their channel identities, conversations, messages and requests.
+"""SQLModel tables: beneficiaries, their channel identities, conversations, messages, requests
+and the staff who handle them.
 
 Every persisted name (status, channel, kind, direction, context) is a lowercase
 snake_case string: it is data, so renaming one needs a migration. Every datetime is
@@ -37,6 +38,8 @@ MESSAGE_DELIVERED = "delivered"
 MESSAGE_READ = "read"
 MESSAGE_FAILED = "failed"
 KIND_REPLY = "reply"
+# Sent without the beneficiary asking (status notices, reminders): may be dropped when too old.
+KIND_PROACTIVE = "proactive"
 
 REQUEST_SUBMITTED = "submitted"
 REQUEST_STATUSES = (
@@ -53,6 +56,8 @@ REQUEST_UNDECIDED = ("submitted", "under_review", "needs_info")
 
 HANDOFF_OPEN = "open"
 HANDOFF_CLOSED = "closed"
+
+STAFF_ROLES = ("agent", "researcher", "manager", "admin")
 
 
 def _at(*, nullable: bool = False, index: bool = False) -> Any:
@@ -258,8 +263,44 @@ class Handoff(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     identity_id: int = Field(foreign_key="channel_identity.id", index=True)
-    reason: str  # requested | keyword | misunderstood | field_errors | crisis
+    reason: str  # requested | keyword | misunderstood | field_errors | crisis | low_rating
     urgent: bool = False
     status: str = HANDOFF_OPEN
     opened_at: datetime = _at()
     closed_at: datetime | None = _at(nullable=True)
+    # Staff rows are deactivated, never deleted, so these keep naming the person.
+    claimed_by: int | None = Field(default=None, foreign_key="staff.id")
+    claimed_at: datetime | None = _at(nullable=True)
+    closed_by: int | None = Field(default=None, foreign_key="staff.id")  # None: the beneficiary
+    request_id: int | None = Field(default=None, foreign_key="support_request.id")
+
+
+class Staff(SQLModel, table=True):
+    """A staff member: who claims handoffs, reviews requests and signs case-file entries."""
+
+    __tablename__ = "staff"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "role IN (" + ", ".join(f"'{role}'" for role in STAFF_ROLES) + ")", name="role"
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(unique=True)  # lowercase; status changes and notes quote it
+    role: str
+    # Telegram user ids exceed 32 bits. Unique so a reply in the staff group names one person.
+    telegram_id: int | None = Field(default=None, sa_type=sa.BigInteger, unique=True)
+    password_hash: str | None = None  # set by the dashboard; None: cannot log in there
+    active: bool = True
+    created_at: datetime = _at()
+
+
+class StaffPost(SQLModel, table=True):
+    """A message posted to the staff group about a handoff: a reply to it goes to that handoff."""
+
+    __tablename__ = "staff_post"
+
+    # The channel's own reference, e.g. "tg:-100123:456" (chat and message id).
+    platform_message_id: str = Field(primary_key=True)
+    handoff_id: int = Field(foreign_key="handoff.id", index=True)
+    created_at: datetime = _at()

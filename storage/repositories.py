@@ -9,22 +9,26 @@ tests and the scheduler decide what "now" is.
 from __future__ import annotations
 
 import builtins
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlmodel import SQLModel, col
 
+from flows.text import fold_arabic, normalize_digits
 from flows.types import (
     Address,
     Choice,
     ConversationState,
     InboundMessage,
     Language,
+    Media,
     OpenHandoff,
     OtherRequest,
     OutboundMessage,
@@ -47,6 +51,7 @@ from storage.models import (
     MESSAGE_SENT,
     REQUEST_SUBMITTED,
     REQUEST_UNDECIDED,
+    STAFF_ROLES,
     Beneficiary,
     ChannelIdentity,
     Conversation,
@@ -55,12 +60,17 @@ from storage.models import (
     Message,
     Note,
     Rating,
+    Staff,
+    StaffPost,
     StatusChange,
     SupportRequest,
 )
 
 __all__ = [
+    "CASE_EVENT_KINDS",
     "REQUIRED_ANSWERS",
+    "CaseEvent",
+    "CaseFileRepository",
     "ConversationRepository",
     "HandoffRepository",
     "IdentityRepository",
@@ -68,6 +78,7 @@ __all__ = [
     "OutboxItem",
     "RatingRepository",
     "RequestRepository",
+    "StaffRepository",
     "reference_for",
 ]
 
@@ -220,7 +231,12 @@ class ConversationRepository:
         )
 
     async def save(self, identity_id: int, state: ConversationState, now: datetime) -> None:
-        """Store ``state`` (one upsert), bump its version and keep the identity's language."""
+        """Store ``state`` (one upsert), bump its version and keep the identity's language.
+
+        Staff actions that change a conversation from outside the engine (closing a
+        handoff, asking for more information) use this too, after ``load`` in the same
+        transaction so that the row lock keeps the engine from stepping it meanwhile.
+        """
         values: dict[str, Any] = {
             "flow": state.flow,
             "step": state.step,
@@ -663,6 +679,69 @@ class RequestRepository:
         await self._session.flush()
         return note
 
+    async def add_document(
+        self,
+        request: SupportRequest,
+        media: Media,
+        *,
+        now: datetime,
+        message_id: int | None = None,
+    ) -> Document:
+        """Attach a photo or PDF sent after the request was filed (an answer to staff).
+
+        ``message_id`` is our id of the inbound message that carried it, when known.
+        """
+        document = Document(
+            request_id=_id(request),
+            message_id=message_id,
+            url=media.url,
+            content_type=media.content_type,
+            filename=media.filename,
+            created_at=now,
+        )
+        self._session.add(document)
+        await self._session.flush()
+        return document
+
+    async def for_identity(self, identity_id: int) -> builtins.list[SupportRequest]:
+        """The requests this identity filed, newest first (for staff; the beneficiary's
+        own view is ``summaries_for``)."""
+        query = (
+            select(SupportRequest)
+            .where(col(SupportRequest.identity_id) == identity_id)
+            .order_by(col(SupportRequest.id).desc())
+        )
+        return builtins.list((await self._session.scalars(query)).all())
+
+    async def applicant_identities(self, request: SupportRequest) -> builtins.list[ChannelIdentity]:
+        """Everyone who speaks for the request's applicant: the identity that filed it
+        first, then the others linked to the same beneficiary, those on the request's
+        own channel before the rest, each group oldest first.
+
+        The others are linked only because someone typed the same national ID there,
+        which proves nothing (see ``summaries_for``); what they may be told is the
+        caller's decision. ``opted_out`` and ``unreachable`` are on the rows.
+        """
+        filed = select(col(SupportRequest.identity_id)).where(
+            col(SupportRequest.beneficiary_id) == request.beneficiary_id
+        )
+        query = select(ChannelIdentity).where(
+            or_(
+                col(ChannelIdentity.id) == request.identity_id,
+                col(ChannelIdentity.beneficiary_id) == request.beneficiary_id,
+                col(ChannelIdentity.id).in_(filed),
+            )
+        )
+        identities = (await self._session.scalars(query)).all()
+        return sorted(
+            identities,
+            key=lambda identity: (
+                identity.id != request.identity_id,
+                identity.channel != request.channel,
+                _id(identity),
+            ),
+        )
+
     async def status_changes(self, request_id: int) -> builtins.list[StatusChange]:
         """The request's status history, oldest first."""
         query = (
@@ -687,14 +766,25 @@ class RequestRepository:
         return builtins.list((await self._session.scalars(query)).all())
 
     async def list(
-        self, *, status: str | None = None, overdue_at: datetime | None = None
+        self,
+        *,
+        status: str | None = None,
+        overdue_at: datetime | None = None,
+        need: str | None = None,
+        channel: str | None = None,
+        search: str | None = None,
     ) -> builtins.list[SupportRequest]:
-        """Requests for staff, oldest first.
+        """Requests for staff, oldest first. Every filter given must match.
 
         Args:
             status: only requests in this status.
             overdue_at: only requests still undecided whose decision date is before
                 this time.
+            need: only requests for this need (its persisted name).
+            channel: only requests filed on this channel.
+            search: a reference (``req-000012`` and ``12`` work too), or part of the applicant's
+                name as they gave it; Arabic letter variants, diacritics and case are
+                ignored, so "فاطمه" finds "فاطمة".
         """
         query = select(SupportRequest).order_by(col(SupportRequest.id))
         if status is not None:
@@ -704,7 +794,26 @@ class RequestRepository:
                 col(SupportRequest.status).in_(REQUEST_UNDECIDED),
                 col(SupportRequest.decision_due_at) < overdue_at,
             )
-        return builtins.list((await self._session.scalars(query)).all())
+        if need is not None:
+            query = query.where(col(SupportRequest.need) == need)
+        if channel is not None:
+            query = query.where(col(SupportRequest.channel) == channel)
+        requests = (await self._session.scalars(query)).all()
+        wanted = (search or "").strip()
+        if not wanted:
+            return builtins.list(requests)
+        # JSON is queried differently on each backend and neither folds Arabic letter
+        # variants; a charity's requests number in the thousands, so Python does it.
+        reference = normalize_digits(wanted).upper()
+        if reference.isdigit():
+            reference = reference_for(int(reference))  # "12" is how people say REQ-000012
+        name = fold_arabic(wanted)
+        return [
+            request
+            for request in requests
+            if request.reference == reference
+            or (name and name in fold_arabic(str(request.answers.get("name", ""))))
+        ]
 
     async def _applicant(self, answers: Mapping[str, str], now: datetime) -> Beneficiary:
         national_id = answers.get("national_id") or None
@@ -785,12 +894,25 @@ class HandoffRepository:
         )
         return await self._session.scalar(query)
 
-    async def open(self, identity_id: int, handoff: OpenHandoff, now: datetime) -> Handoff:
-        """Open a handoff, or return the one already open (made urgent if this one is)."""
+    async def open(
+        self,
+        identity_id: int,
+        handoff: OpenHandoff,
+        now: datetime,
+        *,
+        request_id: int | None = None,
+    ) -> Handoff:
+        """Open a handoff, or return the one already open (made urgent if this one is).
+
+        ``request_id`` is the request it is about, when known; it fills in an open
+        handoff that had none.
+        """
         current = await self.get_open(identity_id)
         if current is not None:
             if handoff.urgent and not current.urgent:
                 current.urgent = True
+            if request_id is not None and current.request_id is None:
+                current.request_id = request_id
             return current
         row = Handoff(
             identity_id=identity_id,
@@ -798,10 +920,99 @@ class HandoffRepository:
             urgent=handoff.urgent,
             status=HANDOFF_OPEN,
             opened_at=now,
+            request_id=request_id,
         )
         self._session.add(row)
         await self._session.flush()
         return row
+
+    async def get(self, handoff_id: int) -> Handoff | None:
+        """The handoff with this id, open or closed."""
+        return await self._session.get(Handoff, handoff_id)
+
+    async def list_open(self) -> builtins.list[Handoff]:
+        """Open handoffs, claimed or not: urgent ones first, then the longest waiting."""
+        query = (
+            select(Handoff)
+            .where(col(Handoff.status) == HANDOFF_OPEN)
+            .order_by(col(Handoff.urgent).desc(), col(Handoff.opened_at), col(Handoff.id))
+        )
+        return builtins.list((await self._session.scalars(query)).all())
+
+    async def claim(self, handoff_id: int, staff_id: int, now: datetime) -> bool:
+        """Give an open, unclaimed handoff to ``staff_id``; True if this call did.
+
+        One conditional UPDATE: of two staff pressing "take" at once exactly one gets
+        True (PostgreSQL re-checks the condition after the first commits; SQLite has
+        one writer), and a loaded ``Handoff`` in this session is kept in step.
+        """
+        statement = (
+            update(Handoff)
+            .where(
+                col(Handoff.id) == handoff_id,
+                col(Handoff.status) == HANDOFF_OPEN,
+                col(Handoff.claimed_by).is_(None),
+            )
+            .values(claimed_by=staff_id, claimed_at=now)
+            .returning(col(Handoff.id))
+            .execution_options(synchronize_session="fetch")
+        )
+        return (await self._session.execute(statement)).first() is not None
+
+    async def close(
+        self, handoff_id: int, now: datetime, *, staff_id: int | None = None
+    ) -> Handoff | None:
+        """Close the handoff if it is open; returns it closed, or None when it was not
+        open (closed already, by someone else or by the beneficiary, or unknown).
+
+        ``staff_id`` is who closed it; None when the beneficiary left or the system did.
+        """
+        statement = (
+            update(Handoff)
+            .where(col(Handoff.id) == handoff_id, col(Handoff.status) == HANDOFF_OPEN)
+            .values(status=HANDOFF_CLOSED, closed_at=now, closed_by=staff_id)
+            .returning(col(Handoff.id))
+            .execution_options(synchronize_session="fetch")
+        )
+        if (await self._session.execute(statement)).first() is None:
+            return None
+        return await self._session.get(Handoff, handoff_id)
+
+    async def record_post(self, handoff_id: int, platform_message_id: str, now: datetime) -> None:
+        """Remember a message posted to the staff group about this handoff, so that a
+        reply to it reaches the beneficiary. Recording the same post twice is harmless."""
+        insert = _insert(self._session, StaffPost).values(
+            platform_message_id=platform_message_id, handoff_id=handoff_id, created_at=now
+        )
+        await self._session.execute(
+            insert.on_conflict_do_nothing(index_elements=["platform_message_id"])
+        )
+
+    async def by_post(self, platform_message_id: str) -> Handoff | None:
+        """The handoff a staff-group message was about, open or closed."""
+        query = (
+            select(Handoff)
+            .join(StaffPost, col(StaffPost.handoff_id) == col(Handoff.id))
+            .where(col(StaffPost.platform_message_id) == platform_message_id)
+        )
+        return await self._session.scalar(query)
+
+    async def posts(self, handoff_id: int) -> builtins.list[str]:
+        """The staff-group messages about this handoff, oldest first (to edit them when
+        it is claimed or closed, or to reply in their thread)."""
+        post = col(StaffPost.platform_message_id)
+        query = (
+            select(post)
+            .where(col(StaffPost.handoff_id) == handoff_id)
+            # Posted at the same instant: "tg:-100:9" before "tg:-100:10".
+            .order_by(col(StaffPost.created_at), func.length(post), post)
+        )
+        return builtins.list((await self._session.scalars(query)).all())
+
+    async def first_post(self, handoff_id: int) -> str | None:
+        """The first staff-group message about this handoff (the thread to reply in)."""
+        posts = await self.posts(handoff_id)
+        return posts[0] if posts else None
 
     async def close_open(self, identity_id: int, now: datetime) -> None:
         """Close the identity's open handoff; nothing happens when there is none."""
@@ -811,3 +1022,344 @@ class HandoffRepository:
             .values(status=HANDOFF_CLOSED, closed_at=now)
         )
         await self._session.execute(statement)
+
+
+_USERNAME = re.compile(r"[a-z0-9_.-]{2,40}")
+
+
+def _username(value: str) -> str:
+    """``value`` as a stored username (lowercase); ValueError when it cannot be one."""
+    username = value.strip().lower()
+    if not _USERNAME.fullmatch(username):
+        raise ValueError(f"invalid username {value!r}: 2 to 40 of a-z, 0-9, '_', '.' and '-'")
+    return username
+
+
+class StaffRepository:
+    """Staff members. They are deactivated, never deleted: the case files name them."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(
+        self,
+        username: str,
+        role: str,
+        *,
+        telegram_id: int | None = None,
+        password_hash: str | None = None,
+        now: datetime,
+    ) -> Staff:
+        """Register a staff member; ``username`` is stored lowercase.
+
+        A removed member's username comes back as the same person (same id, so their
+        history stays theirs), with the role, Telegram id and password given here.
+
+        Raises:
+            ValueError: the username or role is not valid, or an active member already
+                has the username or the Telegram id ("already exists").
+        """
+        name = _username(username)
+        if role not in STAFF_ROLES:
+            raise ValueError(f"unknown role {role!r}: one of {', '.join(STAFF_ROLES)}")
+        same_name = await self._session.scalar(select(Staff).where(col(Staff.username) == name))
+        if same_name is not None and same_name.active:
+            raise ValueError(f"staff member {name!r} already exists")
+        if telegram_id is not None:
+            holder = await self._session.scalar(
+                select(Staff).where(col(Staff.telegram_id) == telegram_id)
+            )
+            if holder is not None and holder is not same_name:
+                raise ValueError(
+                    f"telegram id {telegram_id} already exists (staff member {holder.username!r})"
+                )
+        if same_name is not None:
+            same_name.role = role
+            same_name.telegram_id = telegram_id
+            same_name.password_hash = password_hash
+            same_name.active = True
+            await self._session.flush()
+            return same_name
+        # Two registrations racing past the checks: the unique indexes decide, and the
+        # loser still gets the ValueError rather than an IntegrityError.
+        insert = _insert(self._session, Staff).values(
+            username=name,
+            role=role,
+            telegram_id=telegram_id,
+            password_hash=password_hash,
+            active=True,
+            created_at=now,
+        )
+        staff_id = await self._session.scalar(
+            insert.on_conflict_do_nothing().returning(col(Staff.id))
+        )
+        if staff_id is None:
+            raise ValueError(f"staff member {name!r} or telegram id {telegram_id} already exists")
+        staff = await self._session.get(Staff, staff_id)
+        assert staff is not None
+        return staff
+
+    async def list(self, *, include_inactive: bool = False) -> builtins.list[Staff]:
+        """Staff members by username; only active ones unless asked."""
+        query = select(Staff).order_by(col(Staff.username))
+        if not include_inactive:
+            query = query.where(col(Staff.active))
+        return builtins.list((await self._session.scalars(query)).all())
+
+    async def get(self, username: str) -> Staff | None:
+        """The active member with this username (any case), or None."""
+        try:
+            name = _username(username)
+        except ValueError:
+            return None
+        return await self._session.scalar(
+            select(Staff).where(col(Staff.username) == name, col(Staff.active))
+        )
+
+    async def by_telegram_id(self, telegram_id: int) -> Staff | None:
+        """The active member with this Telegram user id: who wrote in the staff group."""
+        return await self._session.scalar(
+            select(Staff).where(col(Staff.telegram_id) == telegram_id, col(Staff.active))
+        )
+
+    async def by_id(self, staff_id: int) -> Staff | None:
+        """The member with this id, active or not (history names removed members too)."""
+        return await self._session.get(Staff, staff_id)
+
+    async def remove(self, username: str) -> bool:
+        """Deactivate an active member; False when there is none by that name.
+
+        The row stays for the history that refers to it. Its Telegram id is freed
+        (another account may be registered with it) and its password cleared.
+        """
+        staff = await self.get(username)
+        if staff is None:
+            return False
+        staff.active = False
+        staff.telegram_id = None
+        staff.password_hash = None
+        await self._session.flush()
+        return True
+
+
+# Events at the same instant come in the order things happen within one message: what
+# the beneficiary wrote, what it caused, and last the bot's answer.
+CASE_EVENT_KINDS = (
+    "message_in",
+    "declaration",
+    "document",
+    "status_change",
+    "note",
+    "rating",
+    "handoff_opened",
+    "handoff_claimed",
+    "handoff_closed",
+    "message_out",
+)
+_KIND_RANK = {kind: rank for rank, kind in enumerate(CASE_EVENT_KINDS)}
+
+
+@dataclass(frozen=True, slots=True)
+class CaseEvent:
+    """One entry of a request's case file.
+
+    ``actor`` is the staff member's username (or a note's author) where a person
+    acted, else None. ``detail`` holds plain JSON values only (no datetimes), so an
+    export can write it as it is.
+    """
+
+    at: datetime
+    kind: str
+    actor: str | None
+    text: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class CaseFileRepository:
+    """A request's case file: everything that happened around it, in one timeline."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def events(self, request: SupportRequest) -> builtins.list[CaseEvent]:
+        """The request's timeline, oldest first; ties by kind (``CASE_EVENT_KINDS``)
+        then by row id.
+
+        The filer's whole conversation is its context: every message in and out of
+        the identity that filed it since its first one, with its ratings and
+        handoffs; plus anything else tied to the request (a notice sent to another
+        of the applicant's identities, a handoff about it). Six queries, whatever
+        the length.
+
+        Texts: a message's text; ``"submitted -> under_review"``; a note's text;
+        ``"4/5"`` or ``"4/5: comment"``; a handoff's reason; a document's file name
+        (else its URL); ``"signed"`` for the declaration.
+        """
+        request_id = _id(request)
+        identity_id = request.identity_id
+        ranked: builtins.list[tuple[datetime, int, int, CaseEvent]] = []
+
+        def add(at: datetime, kind: str, row_id: int, event: CaseEvent) -> None:
+            ranked.append((at, _KIND_RANK[kind], row_id, event))
+
+        messages = await self._session.scalars(
+            select(Message)
+            .where(
+                or_(
+                    col(Message.identity_id) == identity_id,
+                    col(Message.request_id) == request_id,
+                )
+            )
+            .order_by(col(Message.id))
+        )
+        for message in messages:
+            kind = "message_in" if message.direction == DIRECTION_IN else "message_out"
+            message_id = _id(message)
+            add(
+                message.created_at,
+                kind,
+                message_id,
+                CaseEvent(
+                    message.created_at,
+                    kind,
+                    None,
+                    message.text,
+                    {
+                        "id": message_id,
+                        "channel": message.channel,
+                        "kind": message.kind,
+                        "status": message.status,
+                        "media": message.media,
+                        "platform_message_id": message.platform_message_id,
+                        "payload": message.payload,
+                        "error": message.error,
+                        "request_id": message.request_id,
+                    },
+                ),
+            )
+
+        changes = await self._session.scalars(
+            select(StatusChange).where(col(StatusChange.request_id) == request_id)
+        )
+        for change in changes:
+            text = f"{change.from_status} -> {change.to_status}"
+            if change.from_status is None:
+                text = change.to_status
+            add(
+                change.created_at,
+                "status_change",
+                _id(change),
+                CaseEvent(
+                    change.created_at,
+                    "status_change",
+                    change.by,
+                    text,
+                    {"from": change.from_status, "to": change.to_status, "note": change.note},
+                ),
+            )
+
+        notes = await self._session.scalars(select(Note).where(col(Note.request_id) == request_id))
+        for note in notes:
+            add(
+                note.created_at,
+                "note",
+                _id(note),
+                CaseEvent(note.created_at, "note", note.author, note.text, {"id": _id(note)}),
+            )
+
+        ratings = await self._session.scalars(
+            select(Rating).where(
+                or_(col(Rating.identity_id) == identity_id, col(Rating.request_id) == request_id)
+            )
+        )
+        for rating in ratings:
+            text = f"{rating.score}/5" + (f": {rating.comment}" if rating.comment else "")
+            add(
+                rating.created_at,
+                "rating",
+                _id(rating),
+                CaseEvent(
+                    rating.created_at,
+                    "rating",
+                    None,
+                    text,
+                    {
+                        "id": _id(rating),
+                        "score": rating.score,
+                        "context": rating.context,
+                        "comment": rating.comment,
+                        "channel": rating.channel,
+                        "request_id": rating.request_id,
+                    },
+                ),
+            )
+
+        claimer, closer = aliased(Staff), aliased(Staff)
+        handoffs = await self._session.execute(
+            select(Handoff, col(claimer.username), col(closer.username))
+            .outerjoin(claimer, col(claimer.id) == col(Handoff.claimed_by))
+            .outerjoin(closer, col(closer.id) == col(Handoff.closed_by))
+            .where(
+                or_(
+                    col(Handoff.identity_id) == identity_id,
+                    col(Handoff.request_id) == request_id,
+                )
+            )
+        )
+        for handoff, claimed_by, closed_by in handoffs:
+            handoff_id = _id(handoff)
+            detail = {
+                "id": handoff_id,
+                "reason": handoff.reason,
+                "urgent": handoff.urgent,
+                "request_id": handoff.request_id,
+            }
+            moments = [
+                ("handoff_opened", handoff.opened_at, None),
+                ("handoff_claimed", handoff.claimed_at, claimed_by),
+                ("handoff_closed", handoff.closed_at, closed_by),
+            ]
+            for kind, at, actor in moments:
+                if at is not None:
+                    add(at, kind, handoff_id, CaseEvent(at, kind, actor, handoff.reason, detail))
+
+        documents = await self._session.scalars(
+            select(Document).where(col(Document.request_id) == request_id)
+        )
+        for document in documents:
+            add(
+                document.created_at,
+                "document",
+                _id(document),
+                CaseEvent(
+                    document.created_at,
+                    "document",
+                    None,
+                    document.filename or document.url,
+                    {
+                        "id": _id(document),
+                        "url": document.url,
+                        "content_type": document.content_type,
+                        "filename": document.filename,
+                        "message_id": document.message_id,
+                    },
+                ),
+            )
+
+        add(
+            request.signed_at,
+            "declaration",
+            request_id,
+            CaseEvent(
+                request.signed_at,
+                "declaration",
+                None,
+                "signed",
+                {
+                    "channel": request.signed_channel,
+                    "platform_message_id": request.signed_message_id,
+                },
+            ),
+        )
+        ranked.sort(key=lambda item: item[:3])
+        return [event for *_, event in ranked]

@@ -47,7 +47,7 @@ def test_arabic_entries_are_arabic_and_use_arabic_indic_digits(key: str) -> None
 
 
 def test_every_key_the_code_names_exists() -> None:
-    prefixes = "error|common|menu|intake|period|date|status|rating|handoff"
+    prefixes = "error|common|menu|intake|period|date|status|rating|handoff|notice|needs_info|staff"
     pattern = re.compile(rf"\"((?:{prefixes})\.[a-z_]+(?:\.[a-z_0-9]+)*)\"")
     used = {
         key

@@ -3,7 +3,7 @@
 import pytest
 from transcript import Script, Transcript, play
 
-from flows.types import ConversationState, RecordRating
+from flows.types import ConversationState, RecordRating, RequestCallback
 
 WITH_COMMENT: Script = [
     ("٣", ["من ١ (غير راضٍ) إلى ٥ (راضٍ جداً)", "تقييمك حق لك", "لا يترتب عليه أي أثر"]),
@@ -53,15 +53,35 @@ def test_anything_but_one_to_five_is_refused(said: str) -> None:
     assert transcript.step == ("rating", "score")
 
 
-def test_a_low_score_is_acknowledged_without_promising_a_call() -> None:
-    # No call-back task exists yet (staff side), so nothing may promise one.
+@pytest.mark.parametrize("score", [1, 2])
+def test_a_low_score_promises_a_call_and_asks_staff_for_one(score: int) -> None:
     transcript = Transcript()
     transcript.send("3")
-    transcript.send("١")
+    transcript.send(str(score))
     reply = transcript.send("لا")
-    assert "سيطّلع فريقنا على تقييمك" in reply and "شكراً لتقييمك" in reply
-    assert "سيتواصل" not in reply
-    assert transcript.ratings[0].score == 1
+    assert "سيتواصل معك أحد موظفينا ليفهم منك كيف نتحسّن" in reply
+    assert "شكراً لتقييمك" in reply
+    assert transcript.ratings == [RecordRating(score, None, "service")]
+    assert transcript.callbacks == [RequestCallback(score, "service")]
+    assert transcript.step == ("menu", "choose")
+
+
+@pytest.mark.parametrize("score", [3, 4, 5])
+def test_other_scores_promise_no_call(score: int) -> None:
+    transcript = Transcript(state=ConversationState("rating", "score", {}, "en"))
+    transcript.send(str(score))
+    reply = transcript.send("skip")
+    assert "will contact you" not in reply
+    assert transcript.callbacks == []
+
+
+def test_a_low_score_after_a_handoff_names_its_context_and_request() -> None:
+    data = {"rating_context": "handoff", "rating_reference": "REQ-000004"}
+    transcript = Transcript(state=ConversationState("rating", "score", data, "en"))
+    transcript.send("1")
+    reply = transcript.send("he never answered")
+    assert "A staff member will contact you to understand how we can do better" in reply
+    assert transcript.callbacks == [RequestCallback(1, "handoff", "REQ-000004")]
 
 
 def test_a_comment_too_long_is_refused_with_the_limit() -> None:

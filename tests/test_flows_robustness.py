@@ -24,6 +24,9 @@ STATES = [
     ConversationState("rating", "score"),
     ConversationState("rating", "comment"),  # lost its score
     ConversationState("handoff", "waiting"),
+    ConversationState("needs_info", "answer", {"needs_info_reference": "REQ-000001"}),
+    ConversationState("needs_info", "answer"),  # lost its reference
+    ConversationState("needs_info", "answer", {"needs_info_reference": ["REQ-1"]}),
 ]
 MESSAGES: list[tuple[str, tuple[Media, ...], str | None]] = [
     ("", (), None),

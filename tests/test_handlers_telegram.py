@@ -14,11 +14,17 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer, unused_port
-from fakes.telegram_api import FakeTelegram, private_message
+from fakes.telegram_api import FakeTelegram, group_callback, group_message, private_message
 
 from flows.types import Address, Choice, InboundMessage, Location, Media, OutboundMessage
 from handlers.base import MAX_MEDIA_BYTES, DeliveryError, MediaError
-from handlers.telegram import SECRET_HEADER, WEBHOOK_PATH, TelegramChannel, split_text
+from handlers.telegram import (
+    SECRET_HEADER,
+    WEBHOOK_PATH,
+    StaffUpdate,
+    TelegramChannel,
+    split_text,
+)
 
 TOKEN = "7012345678:AAFakeTokenForTelegramChannelTests_x"
 SECRET = "tawasul-webhook_secret-0123456789"
@@ -652,3 +658,457 @@ async def test_polling_delivers_queued_updates(api: FakeTelegram, inbox: Inbox) 
     assert inbox.messages == [inbound(update["update_id"], text="١")]
     assert api.calls("deleteWebhook")
     assert api.calls("getUpdates")[-1].params["offset"] == update["update_id"] + 1
+
+
+# The staff group
+
+STAFF_CHAT = -1001987654321
+SARA = 61234567  # a staff member's Telegram user id
+OTHER_GROUP = -1005550001111
+ANONYMOUS_ADMIN = {
+    "id": 1087968824,
+    "is_bot": True,
+    "first_name": "Group",
+    "username": "GroupAnonymousBot",
+}
+
+
+class StaffInbox:
+    """``on_staff``: keeps the staff updates, or raises when told to."""
+
+    def __init__(self, api: FakeTelegram) -> None:
+        self.updates: list[StaffUpdate] = []
+        self.failure: Exception | None = None
+        self.answers_seen: list[int] = []  # answerCallbackQuery calls made when each came
+        self.arrived = asyncio.Event()
+        self._api = api
+
+    async def __call__(self, update: StaffUpdate) -> None:
+        self.answers_seen.append(len(self._api.calls("answerCallbackQuery")))
+        if self.failure is not None:
+            raise self.failure
+        self.updates.append(update)
+        self.arrived.set()
+
+
+@pytest.fixture
+def staff_inbox(api: FakeTelegram) -> StaffInbox:
+    return StaffInbox(api)
+
+
+def staff_channel_for(api: FakeTelegram, staff_inbox: StaffInbox, **kwargs: Any) -> TelegramChannel:
+    return TelegramChannel(
+        TOKEN,
+        webhook_secret=SECRET,
+        api_base_url=api.base_url,
+        staff_chat_id=STAFF_CHAT,
+        on_staff=staff_inbox,
+        **kwargs,
+    )
+
+
+@pytest.fixture
+async def staff_channel(
+    api: FakeTelegram, staff_inbox: StaffInbox
+) -> AsyncIterator[TelegramChannel]:
+    channel = staff_channel_for(api, staff_inbox)
+    await channel.start()
+    try:
+        yield channel
+    finally:
+        await channel.stop()
+
+
+@pytest.fixture
+async def staff_http(staff_channel: TelegramChannel, inbox: Inbox) -> AsyncIterator[Http]:
+    client = await serve(staff_channel, inbox)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def said(update_id: int, text: str, chat: int = STAFF_CHAT, **fields: Any) -> dict[str, Any]:
+    """Sara's message in a group (the staff group unless told)."""
+    return {"update_id": update_id} | group_message(chat, SARA, text, first_name="سارة", **fields)
+
+
+def tapped(update_id: int, data: str, message_id: int, chat: int = STAFF_CHAT) -> dict[str, Any]:
+    """Sara's tap on a button of the bot's post ``message_id`` in a group."""
+    query = group_callback(
+        chat, SARA, data, message_id, first_name="سارة", query_id=f"77{update_id}"
+    )
+    return {"update_id": update_id} | query
+
+
+async def test_a_staff_command_goes_to_on_staff_not_to_the_flows(
+    staff_http: Http, inbox: Inbox, staff_inbox: StaffInbox
+) -> None:
+    update = said(890001, "/status REQ-1 accepted ok")
+    assert await post(staff_http, update) == 200
+    assert staff_inbox.updates == [
+        StaffUpdate(
+            chat_id=STAFF_CHAT,
+            user_id=SARA,
+            user_name="سارة",
+            text="/status REQ-1 accepted ok",
+            callback_data=None,
+            reply_to=None,
+            message_id=f"tg:{STAFF_CHAT}:{update['message']['message_id']}",
+            update_id=890001,
+        )
+    ]
+    assert inbox.messages == []
+
+
+async def test_beneficiaries_still_reach_the_flows_when_there_is_a_staff_group(
+    staff_http: Http, inbox: Inbox, staff_inbox: StaffInbox
+) -> None:
+    assert await post(staff_http, message(890002, text="مرحبا")) == 200
+    assert await post(staff_http, tap(890003, "5")) == 200
+    assert [m.text for m in inbox.messages] == ["مرحبا", "5"]
+    assert staff_inbox.updates == []
+
+
+@pytest.mark.parametrize(
+    ("text", "seen"),
+    [
+        pytest.param("/case@tawasul_test_bot REQ-1", "/case REQ-1", id="our-username"),
+        pytest.param("/case@Tawasul_Test_Bot REQ-1", "/case REQ-1", id="any-case"),
+        pytest.param("/case@tawasul_test_bot", "/case", id="no-arguments"),
+        pytest.param("/case@tawasul_test_bot\nREQ-1", "/case\nREQ-1", id="line-break"),
+        pytest.param("/note REQ-1 a@tawasul_test_bot", "/note REQ-1 a@tawasul_test_bot", id="rest"),
+        pytest.param("/case@other_bot REQ-1", None, id="another-bots-command"),
+    ],
+)
+async def test_the_command_word_loses_our_bot_name(
+    staff_http: Http, staff_inbox: StaffInbox, text: str, seen: str | None
+) -> None:
+    assert await post(staff_http, said(890010, text)) == 200
+    assert [u.text for u in staff_inbox.updates] == ([seen] if seen is not None else [])
+
+
+async def test_a_reply_to_our_post_names_the_post(
+    staff_channel: TelegramChannel, staff_http: Http, staff_inbox: StaffInbox
+) -> None:
+    post_id = await staff_channel.post_to_staff("طلب تواصل جديد: المحادثة ٣")
+    message_id = int(post_id.rsplit(":", 1)[1])
+    update = said(890020, "وعليكم السلام، معك سارة", reply_to_message_id=message_id)
+    assert await post(staff_http, update) == 200
+    [got] = staff_inbox.updates
+    assert got.reply_to == post_id == f"tg:{STAFF_CHAT}:{message_id}"
+    assert (got.text, got.callback_data) == ("وعليكم السلام، معك سارة", None)
+
+
+async def test_in_a_forum_topic_a_plain_message_is_no_reply(
+    staff_http: Http, staff_inbox: StaffInbox
+) -> None:
+    update = said(890021, "/case REQ-1", is_topic_message=True, message_thread_id=9)
+    update["message"]["reply_to_message"] = {
+        "message_id": 9,
+        "from": {"id": SARA, "is_bot": False, "first_name": "سارة"},
+        "chat": update["message"]["chat"],
+        "date": DATE,
+        "forum_topic_created": {"name": "الحالات", "icon_color": 7322096},
+    }
+    assert await post(staff_http, update) == 200
+    assert [u.reply_to for u in staff_inbox.updates] == [None]
+
+
+async def test_a_button_tap_in_the_staff_group_goes_to_on_staff_then_is_answered(
+    staff_http: Http, inbox: Inbox, staff_inbox: StaffInbox, api: FakeTelegram
+) -> None:
+    assert await post(staff_http, tapped(890030, "handoff:take:3", 41)) == 200
+    assert staff_inbox.updates == [
+        StaffUpdate(
+            chat_id=STAFF_CHAT,
+            user_id=SARA,
+            user_name="سارة",
+            text="",
+            callback_data="handoff:take:3",
+            reply_to=None,
+            message_id=f"tg:{STAFF_CHAT}:41",  # the post that carries the button
+            update_id=890030,
+        )
+    ]
+    assert staff_inbox.answers_seen == [0]  # answered only after on_staff returned
+    [answer] = api.calls("answerCallbackQuery")
+    assert answer.params["callback_query_id"] == "77890030"
+    assert inbox.messages == []
+
+
+def by(sender: dict[str, Any], update: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    update["message"] |= {"from": sender} | fields
+    return update
+
+
+def without_text(update: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    update["message"].pop("text")
+    update["message"].pop("entities", None)
+    update["message"] |= fields
+    return update
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        pytest.param(said(890040, "/status REQ-1 accepted", chat=OTHER_GROUP), id="other-group"),
+        pytest.param(said(890041, "/case REQ-1", chat=-4001234567), id="other-basic-group"),
+        pytest.param(
+            by(
+                ANONYMOUS_ADMIN, said(890042, "/case REQ-1"), sender_chat=GROUP | {"id": STAFF_CHAT}
+            ),
+            id="anonymous-admin",
+        ),
+        pytest.param(by(BOT | {"id": 999}, said(890043, "/case REQ-1")), id="another-bot"),
+        pytest.param(
+            without_text(
+                said(890044, "x"), caption="صورة", photo=[file("AgAC", width=9, height=9)]
+            ),
+            id="photo-in-staff-group",
+        ),
+    ],
+)
+async def test_what_is_not_staff_work_is_ignored(
+    staff_http: Http, inbox: Inbox, staff_inbox: StaffInbox, update: dict[str, Any]
+) -> None:
+    assert await post(staff_http, update) == 200
+    assert staff_inbox.updates == []
+    assert inbox.messages == []
+
+
+async def test_a_tap_in_another_group_is_answered_and_ignored(
+    staff_http: Http, inbox: Inbox, staff_inbox: StaffInbox, api: FakeTelegram
+) -> None:
+    assert await post(staff_http, tapped(890050, "handoff:take:3", 41, chat=OTHER_GROUP)) == 200
+    assert (staff_inbox.updates, inbox.messages) == ([], [])
+    assert len(api.calls("answerCallbackQuery")) == 1
+
+
+async def test_without_on_staff_the_staff_group_is_ignored(api: FakeTelegram, inbox: Inbox) -> None:
+    channel = TelegramChannel(
+        TOKEN, webhook_secret=SECRET, api_base_url=api.base_url, staff_chat_id=STAFF_CHAT
+    )
+    await channel.start()
+    client = await serve(channel, inbox)
+    try:
+        assert await post(client, said(890060, "/case REQ-1")) == 200
+        assert await post(client, tapped(890061, "handoff:take:3", 41)) == 200
+    finally:
+        await client.close()
+        await channel.stop()
+    assert inbox.messages == []
+
+
+async def test_a_staff_update_not_handled_is_answered_500_so_telegram_sends_it_again(
+    staff_http: Http, staff_inbox: StaffInbox, api: FakeTelegram
+) -> None:
+    staff_inbox.failure = ConnectionError("database is down")
+    assert await post(staff_http, said(890070, "/case REQ-1")) == 500
+    assert await post(staff_http, tapped(890071, "handoff:take:3", 41)) == 500
+    assert api.calls("answerCallbackQuery") == []
+
+    staff_inbox.failure = None
+    assert await post(staff_http, said(890070, "/case REQ-1")) == 200
+    assert await post(staff_http, tapped(890071, "handoff:take:3", 41)) == 200
+    assert [u.update_id for u in staff_inbox.updates] == [890070, 890071]
+    assert len(api.calls("answerCallbackQuery")) == 1
+
+
+async def test_polling_delivers_staff_updates(api: FakeTelegram, inbox: Inbox) -> None:
+    staff_inbox = StaffInbox(api)
+    channel = staff_channel_for(api, staff_inbox, polling=True)
+    channel.routes(inbox)
+    update = api.queue_update(group_message(STAFF_CHAT, SARA, "/case@tawasul_test_bot REQ-1"))
+    await channel.start()
+    try:
+        await asyncio.wait_for(staff_inbox.arrived.wait(), 5)
+    finally:
+        await channel.stop()
+    assert [(u.update_id, u.text) for u in staff_inbox.updates] == [
+        (update["update_id"], "/case REQ-1")
+    ]
+    assert inbox.messages == []
+
+
+async def test_staff_logs_carry_no_text_or_name(
+    staff_http: Http, staff_inbox: StaffInbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    await post(staff_http, said(890080, "/note REQ-1 نورة العتيبي 1023456789"))
+    await post(staff_http, said(890081, "/case@other_bot نورة", chat=STAFF_CHAT))
+    await post(staff_http, by(BOT, said(890082, "نورة العتيبي")))
+    staff_inbox.failure = RuntimeError("INSERT ... 1023456789")
+    await post(staff_http, said(890083, "/note REQ-1 1023456789"))
+    assert caplog.records
+    for secret in ("نورة", "سارة", "1023456789", str(SARA)):
+        assert secret not in caplog.text
+
+
+@pytest.mark.parametrize("chat_id", [0, 512345678, True])
+def test_a_staff_chat_that_is_not_a_group_is_refused_at_once(chat_id: int) -> None:
+    with pytest.raises(ValueError, match="staff_chat_id"):
+        TelegramChannel(TOKEN, webhook_secret=SECRET, staff_chat_id=chat_id)
+
+
+# Posting to staff
+
+
+async def test_post_to_staff_with_buttons_in_reply_to_a_staff_message(
+    staff_channel: TelegramChannel, api: FakeTelegram
+) -> None:
+    buttons = [("استلام", "handoff:take:3"), ("إغلاق", "handoff:close:3")]
+    post_id = await staff_channel.post_to_staff(
+        "المحادثة ٣: طلب تواصل", buttons=buttons, reply_to=f"tg:{STAFF_CHAT}:7"
+    )
+    [call] = api.calls("sendMessage")
+    assert call.params["chat_id"] == STAFF_CHAT
+    assert call.params["text"] == "المحادثة ٣: طلب تواصل"
+    assert call.params["reply_markup"] == {
+        "inline_keyboard": [
+            [
+                {"text": "استلام", "callback_data": "handoff:take:3"},
+                {"text": "إغلاق", "callback_data": "handoff:close:3"},
+            ]
+        ]
+    }
+    assert call.params["reply_parameters"] == {"message_id": 7, "allow_sending_without_reply": True}
+    assert post_id == f"tg:{STAFF_CHAT}:1"
+    assert api.message(STAFF_CHAT, 1) is not None
+
+
+async def test_a_long_staff_post_replies_with_its_first_part_and_has_buttons_on_its_last(
+    staff_channel: TelegramChannel, api: FakeTelegram
+) -> None:
+    first, second = arabic_line(500), arabic_line(333)
+    replied = await staff_channel.post_to_staff("طلب تواصل جديد")
+    post_id = await staff_channel.post_to_staff(
+        f"{first}\n{second}", buttons=[("استلام", "handoff:take:3")], reply_to=replied
+    )
+    _, one, two = api.calls("sendMessage")
+    assert [one.params["text"], two.params["text"]] == [first, second]
+    assert one.params["reply_parameters"]["message_id"] == 1
+    assert "reply_parameters" not in two.params
+    assert "reply_markup" not in one.params
+    assert two.params["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == "handoff:take:3"
+    assert post_id == f"tg:{STAFF_CHAT}:3"
+    assert (api.message(STAFF_CHAT, 2) or {})["reply_to_message"]["message_id"] == 1
+
+
+@pytest.mark.parametrize("reply_to", ["tg:-1005550001111:7", "7", "tg:x:y"])
+async def test_a_reply_to_outside_the_staff_group_is_posted_as_a_plain_post(
+    staff_channel: TelegramChannel, api: FakeTelegram, reply_to: str
+) -> None:
+    assert await staff_channel.post_to_staff("تذكير", reply_to=reply_to) == f"tg:{STAFF_CHAT}:1"
+    assert "reply_parameters" not in api.calls("sendMessage")[0].params
+
+
+@pytest.mark.parametrize(
+    "buttons",
+    [[("استلام", "ا" * 33)], [("استلام", "")], [("", "handoff:take:3")]],
+    ids=["data-over-64-bytes", "no-data", "no-label"],
+)
+async def test_a_bad_staff_button_is_refused_before_sending(
+    staff_channel: TelegramChannel, api: FakeTelegram, buttons: list[tuple[str, str]]
+) -> None:
+    with pytest.raises(DeliveryError) as raised:
+        await staff_channel.post_to_staff("طلب", buttons=buttons)
+    assert raised.value.permanent
+    assert api.calls("sendMessage") == []
+
+
+async def test_post_to_staff_without_a_staff_group_is_a_permanent_error(
+    channel: TelegramChannel, api: FakeTelegram
+) -> None:
+    with pytest.raises(DeliveryError) as raised:
+        await channel.post_to_staff("طلب")
+    assert raised.value.permanent
+    assert api.calls("sendMessage") == []
+
+
+async def test_a_staff_group_that_became_a_supergroup_says_its_new_id(
+    staff_channel: TelegramChannel, api: FakeTelegram
+) -> None:
+    api.fail(
+        "sendMessage",
+        400,
+        "Bad Request: group chat was upgraded to a supergroup chat",
+        migrate_to_chat_id=-1002223334445,
+    )
+    with pytest.raises(DeliveryError) as raised:
+        await staff_channel.post_to_staff("طلب")
+    assert raised.value.permanent
+    assert "-1002223334445" in raised.value.reason
+
+
+async def test_a_bot_removed_from_the_staff_group_cannot_post(
+    staff_channel: TelegramChannel, api: FakeTelegram
+) -> None:
+    api.fail("sendMessage", 403, "Forbidden: bot was kicked from the supergroup chat")
+    with pytest.raises(DeliveryError) as raised:
+        await staff_channel.post_to_staff("طلب")
+    assert (raised.value.permanent, raised.value.code) == (True, "403")
+
+
+async def test_edit_staff_post_replaces_text_and_buttons(
+    staff_channel: TelegramChannel, api: FakeTelegram
+) -> None:
+    post_id = await staff_channel.post_to_staff(
+        "المحادثة ٣", buttons=[("استلام", "handoff:take:3")]
+    )
+    await staff_channel.edit_staff_post(
+        post_id, "المحادثة ٣ — استلمتها سارة", buttons=[("إغلاق", "handoff:close:3")]
+    )
+    [call] = api.calls("editMessageText")
+    assert call.params["chat_id"] == STAFF_CHAT
+    assert call.params["message_id"] == 1
+    assert call.params["text"] == "المحادثة ٣ — استلمتها سارة"
+    assert call.params["reply_markup"] == {
+        "inline_keyboard": [[{"text": "إغلاق", "callback_data": "handoff:close:3"}]]
+    }
+    # The same edit again is no error; an edit without buttons removes them.
+    await staff_channel.edit_staff_post(
+        post_id, "المحادثة ٣ — استلمتها سارة", buttons=[("إغلاق", "handoff:close:3")]
+    )
+    await staff_channel.edit_staff_post(post_id, "المحادثة ٣ — أُغلقت")
+    assert "reply_markup" not in api.calls("editMessageText")[2].params
+    edited = api.message(STAFF_CHAT, 1) or {}
+    assert edited["text"] == "المحادثة ٣ — أُغلقت"
+    assert "reply_markup" not in edited
+
+
+async def test_a_too_long_edit_is_cut_to_fit(
+    staff_channel: TelegramChannel, api: FakeTelegram
+) -> None:
+    post_id = await staff_channel.post_to_staff("المحادثة ٣")
+    await staff_channel.edit_staff_post(post_id, "ا" * 5000)
+    [call] = api.calls("editMessageText")
+    assert call.params["text"] == "ا" * 4095 + "…"
+
+
+@pytest.mark.parametrize("platform_id", ["tg:-1001987654321:999", "not-an-id", "tg::1"])
+async def test_editing_a_post_that_is_not_there_is_a_permanent_error(
+    staff_channel: TelegramChannel, platform_id: str
+) -> None:
+    with pytest.raises(DeliveryError) as raised:
+        await staff_channel.edit_staff_post(platform_id, "استلمتها سارة")
+    assert raised.value.permanent
+
+
+async def test_send_private_reaches_a_staff_members_own_chat(
+    staff_channel: TelegramChannel, api: FakeTelegram
+) -> None:
+    assert await staff_channel.send_private(SARA, "لديك محادثة جديدة") == f"tg:{SARA}:1"
+    [call] = api.calls("sendMessage")
+    assert (call.params["chat_id"], call.params["text"]) == (SARA, "لديك محادثة جديدة")
+
+
+async def test_send_private_to_someone_who_never_started_the_bot_is_unreachable(
+    staff_channel: TelegramChannel, api: FakeTelegram
+) -> None:
+    api.fail("sendMessage", 403, "Forbidden: bot can't initiate conversation with a user")
+    with pytest.raises(DeliveryError) as raised:
+        await staff_channel.send_private(SARA, "لديك محادثة جديدة")
+    assert (raised.value.unreachable, raised.value.code) == (True, "403")
+    with pytest.raises(DeliveryError):
+        await staff_channel.send_private(STAFF_CHAT, "ليست محادثة خاصة")

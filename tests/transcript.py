@@ -1,8 +1,10 @@
 """A conversation driver for flow tests: send a line, get the replies as a text channel shows them.
 
 It does what the engine does, in memory: builds the turn, calls ``flows.respond``,
-performs the effects (a saved intake gets ``REQ-000001``, ``REQ-000002``…), resumes
-when asked, and keeps the state. The clock only moves when a test moves it.
+performs the effects (a saved intake gets ``REQ-000001``, ``REQ-000002``…; an answer to
+a needs_info question sends the request back to under_review), resumes when asked, and
+keeps the state. ``staff_asks`` and ``staff_closes`` stand for staff actions. The clock
+only moves when a test moves it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import flows
 from flows.types import (
+    AddCaseNote,
     Address,
     CloseHandoff,
     ConversationState,
@@ -26,6 +29,7 @@ from flows.types import (
     OtherRequest,
     OutboundMessage,
     RecordRating,
+    RequestCallback,
     RequestSummary,
     SaveIntake,
     Turn,
@@ -75,6 +79,8 @@ class Transcript:
         self.ratings: list[RecordRating] = []
         self.handoffs: list[OpenHandoff] = []
         self.closed_handoffs = 0
+        self.case_notes: list[AddCaseNote] = []
+        self.callbacks: list[RequestCallback] = []
         self.effects: list[Effect] = []
         self.replies: tuple[OutboundMessage, ...] = ()
         self._count = 0
@@ -113,6 +119,17 @@ class Transcript:
         self.replies = tuple(replies)
         return "\n\n".join(flows.as_plain_text(reply) for reply in replies)
 
+    # --- what staff do; the engine calls these flows functions outside ``respond`` ---
+
+    def staff_asks(self, reference: str, question: str | None = None) -> None:
+        """Staff moved ``reference`` to needs_info: wait for the beneficiary's answer."""
+        self.state = flows.ask_needs_info(self.state, reference, question)
+
+    def staff_closes(self) -> str:
+        """Staff closed the handoff; the replies drawn as ``send`` draws them."""
+        self.state, self.replies = flows.close_handoff(self.state)
+        return "\n\n".join(flows.as_plain_text(reply) for reply in self.replies)
+
     def advance(self, **delta: float) -> None:
         """Move the clock, e.g. ``advance(hours=13)``."""
         self.now += timedelta(**delta)
@@ -140,7 +157,18 @@ class Transcript:
                 self.handoffs.append(effect)
             elif isinstance(effect, CloseHandoff):
                 self.closed_handoffs += 1
+            elif isinstance(effect, AddCaseNote):
+                self.case_notes.append(effect)
+                self._back_to_review(effect.reference)
+            elif isinstance(effect, RequestCallback):
+                self.callbacks.append(effect)
         return results
+
+    def _back_to_review(self, reference: str) -> None:
+        """As the engine does: an answered question sends the request back to review."""
+        for n, request in enumerate(self.requests):
+            if request.reference == reference and request.status == "needs_info":
+                self.requests[n] = dataclasses.replace(request, status="under_review")
 
 
 Line = str | tuple[str, Sequence[Media]]

@@ -16,11 +16,23 @@ Usage::
         status = await api.deliver(private_message(42, "١"))    # POSTed to the set webhook
         await api.wait_for("sendMessage", count=2)              # replies sent by an outbox
 
+        # the staff group (a supergroup: its id starts with -100)
+        await api.deliver(group_message(-1001, 7, "/case REQ-000001", reply_to_message_id=5))
+        await api.deliver(group_callback(-1001, 7, "handoff:take:3", message_id=5))
+        api.message(-1001, 5)                                   # a sent message, as edited
+
 Methods served: getMe, logOut, close, setWebhook, deleteWebhook, getWebhookInfo,
 getUpdates (long polling; an update is served until a later call's ``offset`` confirms
-it, as Telegram does; 409 while a webhook is set), sendMessage, sendChatAction,
-answerCallbackQuery, getFile, and ``GET /file/bot<token>/<file_path>``. Others answer
-404 like Telegram unless given a result with ``handle``. A wrong token gets 401.
+it, as Telegram does; 409 while a webhook is set), sendMessage, editMessageText,
+editMessageReplyMarkup, sendChatAction, answerCallbackQuery, getFile, and
+``GET /file/bot<token>/<file_path>``. Others answer 404 like Telegram unless given a
+result with ``handle``. A wrong token gets 401.
+
+Chats are typed by their id as Telegram numbers them: positive is a private chat,
+``-100…`` a supergroup, other negative ids a basic group. Sent messages are kept per
+chat, so a reply (``reply_parameters`` or ``reply_to_message_id``) carries the message
+it answers, and only they can be edited; an edit that changes nothing is refused with
+"message is not modified", as Telegram does.
 
 Parameters are recorded as sent: JSON bodies keep their types; form bodies (what PTB
 sends) keep strings, except the parameters that are numbers, booleans or JSON in the Bot
@@ -53,6 +65,7 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 # Form parameters that are not strings in the Bot API; everything else stays a string.
 TYPED_PARAMS = frozenset(
     {
+        "allow_sending_without_reply",
         "allowed_updates",
         "cache_time",
         "caption_entities",
@@ -70,6 +83,7 @@ TYPED_PARAMS = frozenset(
         "protect_content",
         "reply_markup",
         "reply_parameters",
+        "reply_to_message_id",
         "scope",
         "show_alert",
         "timeout",
@@ -101,11 +115,19 @@ class UploadedFile:
 class ApiError(Exception):
     """Raise from a ``handle`` function to answer with a Bot API error."""
 
-    def __init__(self, status: int, description: str, retry_after: int | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        description: str,
+        retry_after: int | None = None,
+        *,
+        migrate_to_chat_id: int | None = None,
+    ) -> None:
         super().__init__(description)
         self.status = status
         self.description = description
         self.retry_after = retry_after
+        self.migrate_to_chat_id = migrate_to_chat_id
 
 
 @dataclass(slots=True)
@@ -114,6 +136,7 @@ class _Failure:
     description: str
     retry_after: int | None
     times: int
+    migrate_to_chat_id: int | None = None
 
 
 @dataclass(slots=True)
@@ -132,6 +155,8 @@ class _State:
     updates: list[dict[str, Any]] = field(default_factory=list)
     webhook: dict[str, Any] | None = None
     downloads: list[str] = field(default_factory=list)
+    # What the bot sent, by (chat id, message id), as last edited.
+    messages: dict[tuple[Any, Any], dict[str, Any]] = field(default_factory=dict)
 
 
 class FakeTelegram:
@@ -213,6 +238,11 @@ class FakeTelegram:
         """The webhook as last set (``url``, ``secret_token``, ``allowed_updates``…), or None."""
         return dict(self._state.webhook) if self._state.webhook else None
 
+    def message(self, chat_id: int | str, message_id: int) -> dict[str, Any] | None:
+        """A message the bot sent (``text``, ``reply_markup``…) as last edited, or None."""
+        stored = self._state.messages.get((chat_id, message_id))
+        return json.loads(json.dumps(stored)) if stored is not None else None
+
     async def wait_for(self, method: str, count: int = 1, within: float = 5.0) -> list[ApiCall]:
         """The calls of ``method`` once there are ``count`` of them; TimeoutError if not
         ``within`` seconds."""
@@ -234,13 +264,16 @@ class FakeTelegram:
         *,
         retry_after: int | None = None,
         times: int = 1,
+        migrate_to_chat_id: int | None = None,
     ) -> None:
         """Answer the next ``times`` calls of ``method`` with a Bot API error.
 
         PTB raises ``Forbidden`` for 403, ``BadRequest`` for 400, ``RetryAfter`` whenever
-        ``retry_after`` is given (Telegram sends it with 429), ``NetworkError`` for 5xx.
+        ``retry_after`` is given (Telegram sends it with 429), ``ChatMigrated`` whenever
+        ``migrate_to_chat_id`` is (a group that became a supergroup), ``NetworkError`` for
+        5xx.
         """
-        failure = _Failure(status, description, retry_after, times)
+        failure = _Failure(status, description, retry_after, times, migrate_to_chat_id)
         self._state.failures.setdefault(method.lower(), deque()).append(failure)
 
     def handle(self, method: str, handler: MethodHandler) -> None:
@@ -305,11 +338,15 @@ class FakeTelegram:
             failure.times -= 1
             if failure.times <= 0:
                 failures.popleft()
-            return _error(failure.status, failure.description, failure.retry_after)
+            return _error(
+                failure.status, failure.description, failure.retry_after, failure.migrate_to_chat_id
+            )
         try:
             result = await self._result(method.lower(), params)
         except ApiError as error:
-            return _error(error.status, error.description, error.retry_after)
+            return _error(
+                error.status, error.description, error.retry_after, error.migrate_to_chat_id
+            )
         return web.json_response({"ok": True, "result": result})
 
     async def _result(self, method: str, params: Params) -> Any:
@@ -343,6 +380,8 @@ class FakeTelegram:
             return await self._get_updates(params)
         if method == "sendmessage":
             return self._send_message(params)
+        if method in ("editmessagetext", "editmessagereplymarkup"):
+            return self._edit_message(params, text=method == "editmessagetext")
         if method == "getfile":
             stored = state.files.get(str(params.get("file_id")))
             if stored is None:
@@ -380,28 +419,65 @@ class FakeTelegram:
         chat_id = params.get("chat_id")
         if chat_id in (None, ""):
             raise ApiError(400, "Bad Request: chat_id is empty")
-        text = str(params.get("text") or "").strip()
-        if not text:
-            raise ApiError(400, "Bad Request: message text is empty")
-        if len(text.encode("utf-16-le")) // 2 > MAX_TEXT_UTF16:
-            raise ApiError(400, "Bad Request: message is too long")
-        markup = params.get("reply_markup")
-        inline = markup.get("inline_keyboard") if isinstance(markup, dict) else None
-        for row in inline or ():
-            for button in row:
-                data = button.get("callback_data")
-                if data is not None and not 1 <= len(str(data).encode()) <= MAX_CALLBACK_DATA_BYTES:
-                    raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
+        assert isinstance(chat_id, int | str)
+        text = _checked_text(params)
+        inline = _checked_inline_keyboard(params)
+        replied = self._replied(chat_id, params)
         message: dict[str, Any] = {
             "message_id": next(self._message_ids),
             "date": int(time.time()),
-            "chat": {"id": chat_id, "type": "private"},
+            "chat": _chat(chat_id),
             "from": self.me,
             "text": text,
         }
         if inline is not None:
-            message["reply_markup"] = markup
+            message["reply_markup"] = params["reply_markup"]
+        if replied is not None:
+            message["reply_to_message"] = replied
+        self._state.messages[(chat_id, message["message_id"])] = message
         return message
+
+    def _replied(self, chat_id: int | str, params: Params) -> dict[str, Any] | None:
+        """The message a sendMessage answers, if it names one that exists."""
+        reply = params.get("reply_parameters")
+        if isinstance(reply, dict):
+            message_id = reply.get("message_id")
+            allow = reply.get("allow_sending_without_reply") is True
+            chat_id = reply.get("chat_id", chat_id)
+        elif params.get("reply_to_message_id") is not None:
+            message_id = params["reply_to_message_id"]
+            allow = params.get("allow_sending_without_reply") is True
+        else:
+            return None
+        found = self._state.messages.get((chat_id, message_id))
+        if found is None and not allow:
+            raise ApiError(400, "Bad Request: message to be replied not found")
+        return {k: v for k, v in found.items() if k != "reply_to_message"} if found else None
+
+    def _edit_message(self, params: Params, *, text: bool) -> dict[str, Any]:
+        key = (params.get("chat_id"), params.get("message_id"))
+        if key[0] in (None, "") or key[1] is None:
+            raise ApiError(400, "Bad Request: message identifier is not specified")
+        stored = self._state.messages.get(key)
+        if stored is None:
+            raise ApiError(400, "Bad Request: message to edit not found")
+        edited = dict(stored)
+        if text:
+            edited["text"] = _checked_text(params)
+        # As in Telegram, an edit without reply_markup removes the inline keyboard.
+        edited.pop("reply_markup", None)
+        if _checked_inline_keyboard(params):
+            edited["reply_markup"] = params["reply_markup"]
+        if edited == stored:
+            raise ApiError(
+                400,
+                "Bad Request: message is not modified: specified new message content and "
+                "reply markup are exactly the same as a current content and reply markup "
+                "of the message",
+            )
+        edited["edit_date"] = int(time.time())
+        self._state.messages[key] = edited
+        return edited
 
     async def _download(self, request: web.Request) -> web.Response:
         if request.match_info["token"] != self.token:
@@ -440,10 +516,50 @@ def _typed(key: str, value: str | bytes | bytearray) -> Any:
         return text  # a chat_id may be "@channelname"
 
 
-def _error(status: int, description: str, retry_after: int | None = None) -> web.Response:
+def _checked_text(params: Params) -> str:
+    text = str(params.get("text") or "").strip()
+    if not text:
+        raise ApiError(400, "Bad Request: message text is empty")
+    if len(text.encode("utf-16-le")) // 2 > MAX_TEXT_UTF16:
+        raise ApiError(400, "Bad Request: message is too long")
+    return text
+
+
+def _checked_inline_keyboard(params: Params) -> list[list[dict[str, Any]]] | None:
+    markup = params.get("reply_markup")
+    inline = markup.get("inline_keyboard") if isinstance(markup, dict) else None
+    for row in inline or ():
+        for button in row:
+            data = button.get("callback_data")
+            if data is not None and not 1 <= len(str(data).encode()) <= MAX_CALLBACK_DATA_BYTES:
+                raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
+    return inline
+
+
+def _chat(chat_id: int | str, **fields: Any) -> dict[str, Any]:
+    """A chat as Telegram describes it, typed by its id."""
+    if isinstance(chat_id, int) and chat_id > 0:
+        return {"id": chat_id, "type": "private", "first_name": "Noura"} | fields
+    if str(chat_id).startswith("@"):
+        return {"id": -1000000000001, "type": "channel", "username": str(chat_id)[1:]} | fields
+    kind = "supergroup" if str(chat_id).startswith("-100") else "group"
+    return {"id": chat_id, "type": kind, "title": "Staff"} | fields
+
+
+def _error(
+    status: int,
+    description: str,
+    retry_after: int | None = None,
+    migrate_to_chat_id: int | None = None,
+) -> web.Response:
     body: dict[str, Any] = {"ok": False, "error_code": status, "description": description}
-    if retry_after is not None:
-        body["parameters"] = {"retry_after": retry_after}
+    parameters = {
+        key: value
+        for key, value in (("retry_after", retry_after), ("migrate_to_chat_id", migrate_to_chat_id))
+        if value is not None
+    }
+    if parameters:
+        body["parameters"] = parameters
     return web.json_response(body, status=status)
 
 
@@ -489,4 +605,70 @@ def callback_query(chat_id: int, data: str, *, query_id: str | None = None) -> d
     }
 
 
+def group_message(
+    chat_id: int,
+    user_id: int,
+    text: str,
+    *,
+    reply_to_message_id: int | None = None,
+    first_name: str = "Sara",
+    date: int | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """A text message in a group (``-100…``: a supergroup) by a member, not by the bot.
+
+    A leading ``/word`` gets its ``bot_command`` entity; ``reply_to_message_id`` makes it
+    a reply to one of the bot's messages there. Extra ``fields`` go into the message.
+    """
+    chat = _chat(chat_id)
+    message: dict[str, Any] = {
+        "message_id": next(_sample_message_ids),
+        "from": {"id": user_id, "is_bot": False, "first_name": first_name, "language_code": "ar"},
+        "chat": chat,
+        "date": date if date is not None else int(time.time()),
+        "text": text,
+    }
+    if text.startswith("/"):
+        command = text.split(maxsplit=1)[0]
+        length = len(command.encode("utf-16-le")) // 2
+        message["entities"] = [{"offset": 0, "length": length, "type": "bot_command"}]
+    if reply_to_message_id is not None:
+        message["reply_to_message"] = {
+            "message_id": reply_to_message_id,
+            "from": SAMPLE_BOT,
+            "chat": chat,
+            "date": int(time.time()) - 60,
+            "text": "...",
+        }
+    return {"message": message | fields}
+
+
+def group_callback(
+    chat_id: int,
+    user_id: int,
+    data: str,
+    message_id: int,
+    *,
+    first_name: str = "Sara",
+    query_id: str | None = None,
+) -> dict[str, Any]:
+    """A member's tap on an inline button of the bot's message ``message_id`` in a group."""
+    return {
+        "callback_query": {
+            "id": query_id or str(next(_sample_message_ids) + 4_000_000_000),
+            "from": {"id": user_id, "is_bot": False, "first_name": first_name},
+            "message": {
+                "message_id": message_id,
+                "from": SAMPLE_BOT,
+                "chat": _chat(chat_id),
+                "date": int(time.time()),
+                "text": "...",
+            },
+            "chat_instance": "-1234567890123456789",
+            "data": data,
+        }
+    }
+
+
+SAMPLE_BOT = {"id": 1, "is_bot": True, "first_name": "Tawasul", "username": "tawasul_test_bot"}
 _sample_message_ids = itertools.count(1000)

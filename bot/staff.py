@@ -1,0 +1,281 @@
+"""The staff desk: every staff action, one code path for the CLI, the staff group and the dashboard.
+
+Each action runs in one transaction: the change, the case-file entry and the notice
+to the beneficiary (into the outbox, in their language, on the channel they used).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+import flows
+from flows.types import FlowSettings, Language, OutboundMessage
+from storage.db import Database
+from storage.models import ChannelIdentity, Handoff, Staff, SupportRequest
+from storage.repositories import (
+    CaseEvent,
+    CaseFileRepository,
+    ConversationRepository,
+    HandoffRepository,
+    MessageRepository,
+    RequestRepository,
+    StaffRepository,
+)
+
+log = logging.getLogger(__name__)
+
+ROLES = ("agent", "researcher", "manager", "admin")
+
+
+class StaffError(Exception):
+    """An action staff asked for that cannot be done; ``str()`` says why, for staff."""
+
+
+@dataclass(frozen=True, slots=True)
+class CaseFile:
+    request: SupportRequest
+    events: list[CaseEvent]
+
+
+class StaffDesk:
+    """Staff actions on requests and handoffs."""
+
+    def __init__(
+        self,
+        database: Database,
+        settings: FlowSettings,
+        clock: Callable[[], datetime],
+        *,
+        on_outbox: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._db = database
+        self._settings = settings
+        self._clock = clock
+        self._on_outbox = on_outbox  # the outbox sender's wake-up, when one runs here
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    # --- staff members ---
+
+    async def staff_member(self, username: str) -> Staff:
+        async with self._db.session() as session:
+            staff = await StaffRepository(session).get(username)
+        if staff is None:
+            raise StaffError(f"no active staff member {username!r}")
+        return staff
+
+    async def staff_by_telegram(self, telegram_id: int) -> Staff | None:
+        async with self._db.session() as session:
+            return await StaffRepository(session).by_telegram_id(telegram_id)
+
+    # --- requests ---
+
+    async def set_status(
+        self, reference: str, status: str, *, note: str | None = None, by: str | None = None
+    ) -> SupportRequest:
+        """Move a request on; the beneficiary is told at once. StaffError when not allowed."""
+        note = (note or "").strip() or None
+        status = flows.canonical_status(status) or status.strip()
+        now = self._clock()
+        async with self._db.session() as session, session.begin():
+            requests = RequestRepository(session)
+            request = await self._request(requests, reference)
+            problem = flows.transition_problem(request.status, status, note=note)
+            if problem:
+                raise StaffError(problem)
+            await requests.change_status(request, status, now=now, by=by, note=note)
+            await self._tell_applicant(session, request, status, note, now)
+        log.info("request %s moved to %s", request.reference, status)
+        self._on_outbox()
+        return request
+
+    async def add_note(self, reference: str, text: str, *, by: str) -> None:
+        text = text.strip()
+        if not text:
+            raise StaffError("a note needs some text")
+        async with self._db.session() as session, session.begin():
+            requests = RequestRepository(session)
+            request = await self._request(requests, reference)
+            await requests.add_note(request, author=by, text=text, now=self._clock())
+
+    async def list_requests(
+        self, *, status: str | None = None, overdue: bool = False
+    ) -> list[SupportRequest]:
+        if status is not None and status not in flows.STATUSES:
+            raise StaffError(f"unknown status {status!r}: one of {', '.join(flows.STATUSES)}")
+        async with self._db.session() as session:
+            return await RequestRepository(session).list(
+                status=status, overdue_at=self._clock() if overdue else None
+            )
+
+    async def case_file(self, reference: str) -> CaseFile:
+        async with self._db.session() as session:
+            request = await self._request(RequestRepository(session), reference)
+            events = await CaseFileRepository(session).events(request)
+        return CaseFile(request, events)
+
+    async def export(self, reference: str, form: str) -> str:
+        """The whole case file as JSON or CSV text."""
+        case = await self.case_file(reference)
+        rows = [_event_row(event) for event in case.events]
+        if form == "json":
+            document = {
+                "reference": case.request.reference,
+                "status": case.request.status,
+                "need": case.request.need,
+                "channel": case.request.channel,
+                "answers": case.request.answers,
+                "decision_due_at": case.request.decision_due_at.isoformat(),
+                "linked_existing": case.request.linked_existing,
+                "events": rows,
+            }
+            return json.dumps(document, ensure_ascii=False, indent=2)
+        if form == "csv":
+            out = io.StringIO()
+            writer = csv.DictWriter(out, fieldnames=["at", "kind", "actor", "text", "detail"])
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({**row, "detail": json.dumps(row["detail"], ensure_ascii=False)})
+            return out.getvalue()
+        raise StaffError(f"unknown format {form!r}: json or csv")
+
+    # --- handoffs ---
+
+    async def open_handoffs(self) -> list[Handoff]:
+        async with self._db.session() as session:
+            return await HandoffRepository(session).list_open()
+
+    async def owner(self, handoff_id: int) -> str | None:
+        """The username of the staff member who took a handoff, if anyone has."""
+        async with self._db.session() as session:
+            handoff = await HandoffRepository(session).get(handoff_id)
+            if handoff is None or handoff.claimed_by is None:
+                return None
+            staff = await StaffRepository(session).by_id(handoff.claimed_by)
+        return staff.username if staff else None
+
+    async def take(self, handoff_id: int, staff: Staff) -> bool:
+        """Claim a handoff; False when someone else already has it."""
+        async with self._db.session() as session, session.begin():
+            handoffs = HandoffRepository(session)
+            assert staff.id is not None
+            if not await handoffs.claim(handoff_id, staff.id, self._clock()):
+                return False
+            handoff = await handoffs.get(handoff_id)
+            assert handoff is not None
+            language = await self._language(session, handoff.identity_id)
+            await self._enqueue(session, handoff.identity_id, [flows.handoff_taken(language)])
+        self._on_outbox()
+        return True
+
+    async def close(self, handoff_id: int, staff: Staff | None) -> Handoff | None:
+        """Close a handoff; the beneficiary is offered a rating of it."""
+        now = self._clock()
+        async with self._db.session() as session, session.begin():
+            handoff = await HandoffRepository(session).close(
+                handoff_id, now, staff_id=staff.id if staff else None
+            )
+            if handoff is None:
+                return None
+            conversations = ConversationRepository(session)
+            state = await conversations.load(handoff.identity_id)
+            if state.flow == "handoff":
+                state, replies = flows.close_handoff(state)
+                await conversations.save(handoff.identity_id, state, now)
+                await self._enqueue(session, handoff.identity_id, list(replies))
+        self._on_outbox()
+        return handoff
+
+    async def reply(self, handoff_id: int, staff: Staff, text: str) -> Handoff:
+        """A staff member's words to the beneficiary of an open handoff."""
+        text = text.strip()
+        if not text:
+            raise StaffError("an empty reply was not sent")
+        async with self._db.session() as session, session.begin():
+            handoffs = HandoffRepository(session)
+            handoff = await handoffs.get(handoff_id)
+            if handoff is None or handoff.status != "open":
+                raise StaffError("this conversation is closed")
+            if handoff.claimed_by is None and staff.id is not None:
+                await handoffs.claim(handoff_id, staff.id, self._clock())
+            language = await self._language(session, handoff.identity_id)
+            message = flows.staff_reply(language, text)
+            await self._enqueue(session, handoff.identity_id, [message], kind="staff")
+        self._on_outbox()
+        return handoff
+
+    # --- helpers ---
+
+    async def _request(self, requests: RequestRepository, reference: str) -> SupportRequest:
+        request = await requests.get_by_reference(reference)
+        if request is None:
+            raise StaffError(f"no request {reference.strip()!r}")
+        return request
+
+    async def _tell_applicant(
+        self,
+        session: AsyncSession,
+        request: SupportRequest,
+        status: str,
+        note: str | None,
+        now: datetime,
+    ) -> None:
+        identities: Sequence[ChannelIdentity] = await RequestRepository(
+            session
+        ).applicant_identities(request)
+        if not identities or identities[0].id is None or request.reference is None:
+            return
+        identity_id = identities[0].id  # the channel the request was filed on
+        conversations = ConversationRepository(session)
+        state = await conversations.load(identity_id)
+        notice = flows.status_notice(
+            state.language, request.reference, status, note, self._settings
+        )
+        await self._enqueue(session, identity_id, list(notice), request_id=request.id)
+        if status == "needs_info":
+            # Their next message answers the question (in a handoff, the question is
+            # only remembered: they stay with the staff member).
+            await conversations.save(
+                identity_id, flows.ask_needs_info(state, request.reference, note), now
+            )
+
+    async def _language(self, session: AsyncSession, identity_id: int) -> Language:
+        return (await ConversationRepository(session).load(identity_id)).language
+
+    async def _enqueue(
+        self,
+        session: AsyncSession,
+        identity_id: int,
+        messages: list[OutboundMessage],
+        *,
+        kind: str = "proactive",
+        request_id: int | None = None,
+    ) -> None:
+        outbox = MessageRepository(session)
+        identity = await session.get(ChannelIdentity, identity_id)
+        assert identity is not None
+        for message in messages:
+            await outbox.enqueue(
+                identity_id,
+                identity.channel,
+                message,
+                self._clock(),
+                kind=kind,
+                request_id=request_id,
+            )
+
+
+def _event_row(event: CaseEvent) -> dict[str, Any]:
+    row = asdict(event)
+    row["at"] = event.at.isoformat()
+    return row

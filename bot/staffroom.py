@@ -1,0 +1,250 @@
+"""The staff group on Telegram: handoffs announced and relayed, staff commands answered."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import flows
+from bot.staff import StaffDesk, StaffError
+from flows.types import FlowSettings, InboundMessage, Language
+from handlers.base import DeliveryError
+from handlers.telegram import StaffUpdate, TelegramChannel
+from storage.db import Database
+from storage.models import Staff
+from storage.repositories import (
+    ConversationRepository,
+    HandoffRepository,
+    IdentityRepository,
+    MessageRepository,
+    RequestRepository,
+)
+
+log = logging.getLogger(__name__)
+
+STAFF_LANGUAGE: Language = "ar"
+LAST_MESSAGES = 5
+# A national ID or iqama number typed in a message: masked before it reaches the group.
+_NATIONAL_ID = re.compile(r"(?<!\d)[12]\d{5}(\d{4})(?!\d)")
+
+
+def mask_ids(text: str) -> str:
+    return _NATIONAL_ID.sub(lambda m: "******" + m.group(1), flows.normalize_digits(text))
+
+
+def _t(key: str, **params: object) -> str:
+    return flows.text(STAFF_LANGUAGE, key, **params)
+
+
+class StaffRoom:
+    """Posts about handoffs to the staff group and acts on what staff write there."""
+
+    def __init__(
+        self,
+        desk: StaffDesk,
+        telegram: TelegramChannel,
+        database: Database,
+        settings: FlowSettings,
+    ) -> None:
+        self._desk = desk
+        self._settings = settings
+        self._telegram = telegram
+        self._db = database
+
+    # --- from the beneficiaries' side ---
+
+    async def announce(self, handoff_id: int) -> None:
+        """A new handoff: who, in which language, their requests and last messages."""
+        async with self._db.session() as session:
+            handoff = await HandoffRepository(session).get(handoff_id)
+            if handoff is None:
+                return
+            identity = await IdentityRepository(session).get(handoff.identity_id)
+            language = (await ConversationRepository(session).load(handoff.identity_id)).language
+            requests = await RequestRepository(session).for_identity(handoff.identity_id)
+            history = await MessageRepository(session).history(handoff.identity_id, LAST_MESSAGES)
+        lines = [
+            flows.handoff_notification(
+                STAFF_LANGUAGE,
+                reason=handoff.reason,
+                urgent=handoff.urgent,
+                beneficiary_language=language,
+                channel=identity.channel if identity else "",
+            )
+        ]
+        lines += [
+            flows.request_line(STAFF_LANGUAGE, r.reference or "", r.status, r.need, self._settings)
+            for r in requests[:5]
+        ]
+        for message in history:
+            arrow = "←" if message.direction == "in" else "→"
+            lines.append(f"{arrow} {mask_ids(message.text)[:300]}")
+        buttons = [
+            (_t("staff.button.take"), f"h:take:{handoff_id}"),
+            (_t("staff.button.close"), f"h:close:{handoff_id}"),
+        ]
+        await self._post(handoff_id, "\n".join(lines), buttons=buttons)
+
+    async def relay(self, handoff_id: int, message: InboundMessage) -> None:
+        """A beneficiary wrote into an open handoff: staff see it, as a reply in its thread."""
+        text = mask_ids(message.text) if message.text else ""
+        if message.media:
+            text = (text + "\n" if text else "") + f"📎 {len(message.media)}"
+        await self._post(
+            handoff_id,
+            _t("staff.beneficiary_says", name_or_channel=f"#{handoff_id}", text=text),
+            reply_to=await self._thread(handoff_id),
+        )
+
+    async def left(self, handoff_id: int) -> None:
+        await self._post(
+            handoff_id,
+            _t("staff.handoff.left", number=handoff_id),
+            reply_to=await self._thread(handoff_id),
+        )
+
+    # --- from the staff group ---
+
+    async def on_staff(self, update: StaffUpdate) -> None:
+        words = update.text.split()
+        is_command = bool(words) and words[0].startswith("/")
+        if not (is_command or update.callback_data or update.reply_to):
+            return  # staff talking among themselves
+        staff = await self._desk.staff_by_telegram(update.user_id)
+        if staff is None:
+            await self._answer(update, _t("staff.not_staff"))
+            return
+        try:
+            if update.callback_data:
+                await self._button(update, staff)
+            elif is_command:
+                await self._command(update, staff, words)
+            elif update.reply_to:
+                await self._reply(update, staff)
+        except StaffError as error:
+            await self._answer(update, _t("staff.status.refused", reason=str(error)))
+
+    async def _button(self, update: StaffUpdate, staff: Staff) -> None:
+        action, _, number = (update.callback_data or "").partition(":")[2].partition(":")
+        if not number.isdigit():
+            return
+        handoff_id = int(number)
+        if action == "take":
+            if await self._desk.take(handoff_id, staff):
+                await self._answer(update, _t("staff.handoff.taken_by", name=staff.username))
+            else:
+                owner = await self._desk.owner(handoff_id)
+                await self._answer(update, _t("staff.handoff.already_taken", name=owner or "?"))
+        elif action == "close":
+            closed = await self._desk.close(handoff_id, staff)
+            if closed is not None:
+                await self._answer(update, _t("staff.handoff.closed_by", name=staff.username))
+
+    async def _reply(self, update: StaffUpdate, staff: Staff) -> None:
+        async with self._db.session() as session:
+            handoff = await HandoffRepository(session).by_post(update.reply_to or "")
+        if handoff is None or handoff.id is None:
+            return  # a reply to something else in the group
+        await self._desk.reply(handoff.id, staff, update.text)
+
+    async def _command(self, update: StaffUpdate, staff: Staff, words: list[str]) -> None:
+        command, args = words[0].lower(), words[1:]
+        if command == "/status" and len(args) >= 2:
+            note = " ".join(args[2:]) or None
+            request = await self._desk.set_status(args[0], args[1], note=note, by=staff.username)
+            await self._answer(
+                update,
+                _t(
+                    "staff.status.done",
+                    reference=request.reference or "",
+                    status=flows.status_label(STAFF_LANGUAGE, args[1]),
+                ),
+            )
+        elif command == "/note" and len(args) >= 2:
+            await self._desk.add_note(args[0], " ".join(args[1:]), by=staff.username)
+            await self._answer(update, _t("staff.note.done", reference=args[0].upper()))
+        elif command == "/case" and len(args) == 1:
+            await self._answer(update, await self._case_text(args[0]))
+        elif command == "/handoffs":
+            await self._answer(update, await self._handoffs_text())
+        else:
+            await self._answer(update, _t("staff.usage"))
+
+    async def _case_text(self, reference: str) -> str:
+        try:
+            case = await self._desk.case_file(reference)
+        except StaffError:
+            return _t("staff.case.not_found", reference=reference)
+        request = case.request
+        answers = request.answers
+        lines = [
+            flows.request_line(
+                STAFF_LANGUAGE,
+                request.reference or "",
+                request.status,
+                request.need,
+                self._settings,
+            ),
+            " · ".join(
+                [
+                    str(answers.get("name", "")),
+                    flows.mask_national_id(str(answers.get("national_id", ""))),
+                    str(answers.get("city", "")),
+                ]
+            ),
+        ]
+        for event in case.events[-10:]:
+            actor = f" ({event.actor})" if event.actor else ""
+            lines.append(
+                f"{event.at:%Y-%m-%d %H:%M} {event.kind}{actor}: {mask_ids(event.text)[:200]}"
+            )
+        return "\n".join(lines)
+
+    async def _handoffs_text(self) -> str:
+        handoffs = await self._desk.open_handoffs()
+        if not handoffs:
+            return _t("staff.handoffs.none")
+        lines = [_t("staff.handoffs.header", count=len(handoffs))]
+        for handoff in handoffs:
+            owner = (
+                await self._desk.owner(handoff.id) if handoff.id and handoff.claimed_by else None
+            )
+            mark = "🚨 " if handoff.urgent else ""
+            line = _t(
+                "staff.handoffs.line",
+                beneficiary=f"{mark}#{handoff.id} ({handoff.opened_at:%Y-%m-%d %H:%M})",
+                reason=flows.reason_label(STAFF_LANGUAGE, handoff.reason),
+                owner=owner or _t("staff.handoffs.unclaimed"),
+            )
+            lines.append(line)
+        return "\n".join(lines)
+
+    # --- posting ---
+
+    async def _thread(self, handoff_id: int) -> str | None:
+        async with self._db.session() as session:
+            return await HandoffRepository(session).first_post(handoff_id)
+
+    async def _post(
+        self,
+        handoff_id: int,
+        text: str,
+        *,
+        buttons: list[tuple[str, str]] | None = None,
+        reply_to: str | None = None,
+    ) -> None:
+        try:
+            post = await self._telegram.post_to_staff(
+                text, buttons=buttons or (), reply_to=reply_to
+            )
+        except DeliveryError as error:
+            log.error("staff group post for handoff %d failed: %s", handoff_id, error.reason)
+            return
+        async with self._db.session() as session, session.begin():
+            await HandoffRepository(session).record_post(handoff_id, post, self._desk.now())
+
+    async def _answer(self, update: StaffUpdate, text: str) -> None:
+        try:
+            await self._telegram.post_to_staff(text, reply_to=update.message_id)
+        except DeliveryError as error:
+            log.error("staff group answer failed: %s", error.reason)

@@ -1,0 +1,49 @@
+"""Status notices: what a beneficiary is told, without asking, when their request changes."""
+
+from __future__ import annotations
+
+from flows.catalogue import CATALOGUE, text
+from flows.status import status_label
+from flows.steps import known_language, staff_keyword
+from flows.types import FlowSettings, Language, OutboundMessage
+
+# The note is the point of these notices: the question asked, the reason given.
+_QUESTION_STATUS = "needs_info"
+_REASON_STATUS = "rejected"
+
+
+def status_notice(
+    language: Language,
+    reference: str,
+    status: str,
+    note: str | None,
+    settings: FlowSettings | None = None,
+) -> tuple[OutboundMessage, ...]:
+    """One short message telling the beneficiary that ``reference`` is now ``status``.
+
+    Args:
+        note: staff's note with the change: the question for needs_info, the reason for
+            rejected, else shown as "Note: …" when given.
+        settings: for the word that asks for a staff member (rejected).
+    """
+    lang = known_language(language)
+    reference = reference if isinstance(reference, str) else ""
+    status = status if isinstance(status, str) else ""
+    said = note.strip() if isinstance(note, str) and note.strip() else None
+    key = f"notice.{status}"
+    if status and key in CATALOGUE:
+        lines = [text(lang, key, reference=reference)]
+    else:  # a status this version does not know: say it as stored rather than nothing
+        lines = [text(lang, "notice.other", reference=reference, status=status_label(lang, status))]
+    if status == _QUESTION_STATUS:
+        if said:
+            lines.append(text(lang, "notice.question", question=said))
+        lines.append(text(lang, "notice.answer_here"))
+    elif status == _REASON_STATUS:
+        if said:
+            lines.append(text(lang, "notice.reason", reason=said))
+        keyword = staff_keyword(settings or FlowSettings(), lang)
+        lines.append(text(lang, "notice.ask_staff", keyword=keyword))
+    elif said:
+        lines.append(text(lang, "notice.note", note=said))
+    return (OutboundMessage("\n".join(lines), lang),)
