@@ -12,12 +12,14 @@ from pathlib import Path
 from aiohttp import web
 
 from bot.config import Settings
-from bot.engine import ConversationEngine, utcnow
+from bot.engine import ConversationEngine, HandleResult, utcnow
 from bot.media import MediaStore
 from bot.outbox import OutboxSender
+from bot.staff import StaffDesk
+from bot.staffroom import StaffRoom
 from flows.types import Address, InboundMessage, OutboundMessage
 from handlers.base import Channel
-from handlers.telegram import TelegramChannel
+from handlers.telegram import StaffUpdate, TelegramChannel
 from handlers.twilio import TwilioChannel
 from handlers.webchat import WebChatChannel
 from storage.db import Database
@@ -58,12 +60,18 @@ class Tawasul:
         self.clock = clock
         self.engine = ConversationEngine(database, settings.flow_settings(), clock=clock)
         self.media = MediaStore(Path(settings.server.media_dir))
+        self.staffroom: StaffRoom | None = None
         self.channels: dict[str, Channel] = {}
         for channel in self._configured_channels(telegram_polling):
             for name in channel.names:
                 self.channels[name] = channel
         self.outbox = OutboxSender(database, self.channels, clock)
+        self.desk = StaffDesk(database, settings.flow_settings(), clock, on_outbox=self.outbox.wake)
+        telegram = self.channels.get("telegram")
+        if isinstance(telegram, TelegramChannel) and settings.telegram.staff_chat_id:
+            self.staffroom = StaffRoom(self.desk, telegram, database, settings.flow_settings())
         self._retries: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
 
     def _configured_channels(self, telegram_polling: bool) -> list[Channel]:
         server, telegram, whatsapp = (
@@ -92,6 +100,8 @@ class Tawasul:
                     api_base_url=telegram.api_base_url,
                     public_url=server.public_url,
                     polling=telegram_polling,
+                    staff_chat_id=telegram.staff_chat_id,
+                    on_staff=self._on_staff,
                 )
             )
         missing = [
@@ -164,7 +174,7 @@ class Tawasul:
             delay = min(delay * 2, 600)
 
     async def _stop(self, _app: web.Application) -> None:
-        for task in self._retries:
+        for task in [*self._retries, *self._background]:
             task.cancel()
         await self.outbox.stop()
         for channel in self._unique_channels():
@@ -179,8 +189,25 @@ class Tawasul:
             result = await self.engine.handle(message)
             if result.replies:
                 self.outbox.wake()
+            if self.staffroom is not None:
+                self._tell_staff(self.staffroom, message, result)
 
         return receive
+
+    def _tell_staff(self, room: StaffRoom, message: InboundMessage, result: HandleResult) -> None:
+        """Staff hear of handoffs after the message is stored, without holding its webhook."""
+        posts = [room.announce(handoff_id) for handoff_id in result.handoffs_opened]
+        if result.relayed_to is not None:
+            posts.append(room.relay(result.relayed_to, message))
+        posts += [room.left(handoff_id) for handoff_id in result.handoffs_left]
+        for post in posts:
+            task = asyncio.create_task(_logged(post))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _on_staff(self, update: StaffUpdate) -> None:
+        if self.staffroom is not None:
+            await self.staffroom.on_staff(update)
 
     async def _healthz(self, _request: web.Request) -> web.Response:
         if await self.database.ping():
@@ -208,6 +235,13 @@ class Tawasul:
                 recipient = await messages.recipient(channel, platform_message_id)
                 if recipient is not None:
                     await IdentityRepository(session).set_unreachable(recipient)
+
+
+async def _logged(work: Awaitable[None]) -> None:
+    try:
+        await work
+    except Exception:
+        log.exception("telling staff failed")
 
 
 @web.middleware

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes.telegram_api import FakeTelegram
+from fakes.twilio_api import FakeTwilio
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Database
@@ -111,3 +113,21 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             f"{skipped} PostgreSQL tests skipped: set {POSTGRESQL_URL_ENV} "
             "(e.g. postgresql://postgres@127.0.0.1:5432/test) to run them"
         )
+
+
+@pytest.fixture
+async def twilio() -> AsyncIterator[FakeTwilio]:
+    """A local Twilio API for the real twilio client (see tests/fakes/twilio_api.py)."""
+    from channels import ACCOUNT_SID, AUTH_TOKEN
+
+    async with FakeTwilio(ACCOUNT_SID, AUTH_TOKEN) as api:
+        yield api
+
+
+@pytest.fixture
+async def telegram() -> AsyncIterator[FakeTelegram]:
+    """A local Bot API for python-telegram-bot (see tests/fakes/telegram_api.py)."""
+    from channels import TOKEN
+
+    async with FakeTelegram(TOKEN) as api:
+        yield api

@@ -266,3 +266,71 @@ def test_serve_on_a_taken_port_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_staff_commands(tmp_path: Path) -> None:
+    added = run(tmp_path, "staff", "add", "Sara", "--role", "agent", "--telegram-id", "4242")
+    assert added.returncode == 0, added.stderr
+    with_password = run(
+        tmp_path,
+        "staff",
+        "add",
+        "omar",
+        "--role",
+        "manager",
+        "--password-stdin",
+        lines=["a long enough secret"],
+    )
+    assert with_password.returncode == 0, with_password.stderr
+    listing = run(tmp_path, "staff", "list").stdout
+    assert "sara\tagent\ttelegram:4242" in listing and "omar\tmanager" in listing
+    hashed = query(tmp_path / "tawasul.db", "SELECT password_hash FROM staff WHERE username='omar'")
+    assert str(hashed[0][0]).startswith("$argon2id$")
+    duplicate = run(tmp_path, "staff", "add", "sara", "--role", "admin")
+    assert duplicate.returncode == 1 and "already exists" in duplicate.stderr
+    bad_role = run(tmp_path, "staff", "add", "x1", "--role", "boss")
+    assert bad_role.returncode == 2
+    assert run(tmp_path, "staff", "remove", "sara").returncode == 0
+    assert "sara" not in run(tmp_path, "staff", "list").stdout
+    assert run(tmp_path, "staff", "remove", "sara").returncode == 1
+
+
+def test_requests_commands(tmp_path: Path) -> None:
+    run(tmp_path, "chat", lines=INTAKE_AR)
+    run(tmp_path, "staff", "add", "sara", "--role", "researcher")
+    listing = run(tmp_path, "requests", "list").stdout
+    assert listing.startswith("REQ-000001\tsubmitted\tfood_basket\tconsole\t")
+    moved = run(
+        tmp_path,
+        "requests",
+        "set-status",
+        "REQ-000001",
+        "under_review",
+        "--by",
+        "sara",
+        "--note",
+        "بدأت الدراسة",
+    )
+    assert moved.returncode == 0, moved.stderr
+    refused = run(tmp_path, "requests", "set-status", "REQ-000001", "delivered")
+    assert refused.returncode == 1
+    assert "cannot go from under_review to delivered" in refused.stderr
+    unknown_staff = run(tmp_path, "requests", "set-status", "REQ-000001", "accepted", "--by", "x")
+    assert unknown_staff.returncode == 1 and "no active staff member" in unknown_staff.stderr
+    assert run(tmp_path, "requests", "list", "--status", "under_review").stdout.count("REQ-") == 1
+    assert run(tmp_path, "requests", "list", "--status", "accepted").stdout == ""
+    assert run(tmp_path, "requests", "list", "--overdue").stdout == ""  # due in 14 days
+    shown = run(tmp_path, "requests", "show", "REQ-000001").stdout
+    assert "status_change [sara]" in shown and "declaration" in shown
+    exported = json.loads(run(tmp_path, "requests", "export", "REQ-000001").stdout)
+    assert [e["kind"] for e in exported["events"]].count("status_change") == 2
+    csv_text = run(tmp_path, "requests", "export", "REQ-000001", "--format", "csv").stdout
+    assert csv_text.splitlines()[0] == "at,kind,actor,text,detail"
+    # The beneficiary's notice waits in the outbox for their channel, in Arabic.
+    notice = query(
+        tmp_path / "tawasul.db",
+        "SELECT text, kind FROM message WHERE direction='out' ORDER BY id DESC LIMIT 1",
+    )
+    assert "REQ-000001" in str(notice[0][0]) and notice[0][1] == "proactive"
+    missing = run(tmp_path, "requests", "show", "REQ-999999")
+    assert missing.returncode == 1 and "no request" in missing.stderr

@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from channels import (
+    ACCOUNT_SID,
+    BENEFICIARY,
+    CHARITY,
+    CHAT,
+    INTAKE_WHATSAPP,
+    PUBLIC_URL,
+    SECRET,
+    TOKEN,
+    TelegramChat,
+    WebVisitor,
+    WhatsApp,
+    count,
+    eventually,
+    make_settings,
+)
 from fakes.telegram_api import FakeTelegram, callback_query, private_message
 from fakes.twilio_api import FakeTwilio, inbound_params, signed_form, status_params
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlmodel import col
 from transcript import INTAKE_AR
 
@@ -19,53 +35,6 @@ from bot.config import Settings
 from bot.server import Tawasul
 from storage.db import Database
 from storage.models import ChannelIdentity, Document, Message, SupportRequest
-
-ACCOUNT_SID = "AC" + "a1" * 16
-AUTH_TOKEN = "test-auth-token-0123456789abcdef"
-CHARITY = "+966550000000"
-BENEFICIARY = "+966551234567"
-PUBLIC_URL = "https://bot.example.org"
-
-# Over WhatsApp the mobile is offered from the sender's number: "نعم" confirms it.
-INTAKE_WHATSAPP = [*INTAKE_AR[:4], "نعم", *INTAKE_AR[5:]]
-
-
-async def eventually(check: Callable[[], Any], what: str, seconds: float = 10.0) -> Any:
-    """Wait (bounded) until ``check()`` is truthy: the outbox sends after the webhook returns."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        value = check()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
-async def count(database: Database, model: type, *where: object) -> int:
-    async with database.session() as session:
-        return int(await session.scalar(select(func.count()).select_from(model).where(*where)))
-
-
-def make_settings(tmp_path: Path, twilio: FakeTwilio | None = None) -> Settings:
-    whatsapp: dict[str, Any] = {}
-    if twilio is not None:
-        whatsapp = {
-            "account_sid": ACCOUNT_SID,
-            "auth_token": AUTH_TOKEN,
-            "from_number": CHARITY,
-            "api_base_url": twilio.base_url,
-        }
-    return Settings(
-        server={"public_url": PUBLIC_URL, "media_dir": str(tmp_path / "media")},
-        whatsapp=whatsapp,
-    )
-
-
-@pytest.fixture
-async def twilio() -> AsyncIterator[FakeTwilio]:
-    async with FakeTwilio(ACCOUNT_SID, AUTH_TOKEN) as api:
-        yield api
 
 
 @pytest.fixture
@@ -75,31 +44,6 @@ async def service(
     tawasul = Tawasul(make_settings(tmp_path, twilio), database)
     async with TestClient(TestServer(tawasul.app())) as client:
         yield tawasul, client
-
-
-class WhatsApp:
-    """A beneficiary's phone: sends correctly signed webhooks, reads what Twilio received."""
-
-    def __init__(self, client: TestClient[Any, Any], twilio: FakeTwilio, number: str = BENEFICIARY):
-        self.client, self.twilio, self.number = client, twilio, number
-        self.prefix = "whatsapp:" if not number.startswith("sms:") else ""
-        self.number = number.removeprefix("sms:")
-
-    async def post(self, params: dict[str, str], path: str = "/webhooks/whatsapp") -> int:
-        body, headers = signed_form(PUBLIC_URL + path, params, AUTH_TOKEN)
-        response = await self.client.post(path, data=body, headers=headers)
-        return response.status
-
-    async def send(self, text: str, **extra: str) -> str:
-        """Send one message; returns the bodies Twilio was asked to deliver for it."""
-        before = len(self.twilio.messages)
-        params = inbound_params(
-            ACCOUNT_SID, self.prefix + self.number, self.prefix + CHARITY, text, **extra
-        )
-        assert await self.post(params) == 200
-        await eventually(lambda: len(self.twilio.messages) > before, "a reply")
-        await asyncio.sleep(0.05)  # a turn may have a second reply
-        return "\n\n".join(m["Body"] for m in self.twilio.messages[before:])
 
 
 async def test_healthz(service: tuple[Tawasul, TestClient[Any, Any]]) -> None:
@@ -248,37 +192,6 @@ async def test_an_unsubscribed_number_is_marked_unreachable(
     assert BENEFICIARY not in failed.error
 
 
-class WebVisitor:
-    """A browser on the website chat: its own cookie jar, posting and long-polling."""
-
-    def __init__(self, client: TestClient[Any, Any]):
-        self.client, self.last, self.count = client, 0, 0
-
-    async def open(self) -> None:
-        response = await self.client.get("/chat")
-        assert response.status == 200
-        assert "tawasul_chat" in response.cookies
-
-    async def send(self, text: str) -> str:
-        self.count += 1
-        posted = await self.client.post(
-            "/api/chat/messages", json={"text": text, "id": f"m{self.count}"}
-        )
-        assert posted.status == 202, await posted.text()
-        texts: list[str] = []
-        while True:  # wait for the first reply, then take whatever else the turn said
-            wait = 0.3 if texts else 10
-            polled = await self.client.get(f"/api/chat/messages?after={self.last}&wait={wait}")
-            assert polled.status == 200
-            body = await polled.json()
-            self.last = body["last"]
-            for message in body["messages"]:  # buttons drawn as "[payload] label"
-                buttons = [f"[{c['payload']}] {c['label']}" for c in message["choices"]]
-                texts.append("\n".join([message["text"], *buttons]))
-            if texts and not body["messages"]:
-                return "\n\n".join(texts)
-
-
 async def test_a_whole_intake_over_the_website_chat(database: Database, tmp_path: Path) -> None:
     # No platform credentials and no public URL: the web chat works on its own (over
     # plain http here, so its cookie is not marked Secure).
@@ -296,38 +209,6 @@ async def test_a_whole_intake_over_the_website_chat(database: Database, tmp_path
             other = WebVisitor(other_client)
             await other.open()
             assert "REQ-000001" not in await other.send("٢")
-
-
-TOKEN = "123456:TEST-token_for-the-fake-bot-api"
-SECRET = "telegram-webhook-secret"
-CHAT = 5550001
-
-
-@pytest.fixture
-async def telegram() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram(TOKEN) as api:
-        yield api
-
-
-class TelegramChat:
-    """A Telegram user: updates go to the webhook as Telegram sends them."""
-
-    def __init__(self, client: TestClient[Any, Any], api: FakeTelegram) -> None:
-        self.client, self.api, self.update_id = client, api, 1000
-
-    async def post(self, update: dict[str, Any], secret: str = SECRET) -> int:
-        headers = {"X-Telegram-Bot-Api-Secret-Token": secret}
-        response = await self.client.post("/webhooks/telegram", json=update, headers=headers)
-        return response.status
-
-    async def send(self, update: dict[str, Any]) -> list[dict[str, Any]]:
-        """Deliver one update; returns the sendMessage calls it caused."""
-        self.update_id += 1
-        before = len(self.api.calls("sendMessage"))
-        assert await self.post({"update_id": self.update_id, **update}) == 200
-        await eventually(lambda: len(self.api.calls("sendMessage")) > before, "a reply")
-        await asyncio.sleep(0.05)
-        return [call.params for call in self.api.calls("sendMessage")[before:]]
 
 
 @pytest.fixture

@@ -243,6 +243,10 @@ class FakeTelegram:
         stored = self._state.messages.get((chat_id, message_id))
         return json.loads(json.dumps(stored)) if stored is not None else None
 
+    def message_ids(self, chat_id: int | str) -> list[int]:
+        """The ids of the messages the bot sent to one chat, oldest first."""
+        return sorted(mid for chat, mid in self._state.messages if chat == chat_id)
+
     async def wait_for(self, method: str, count: int = 1, within: float = 5.0) -> list[ApiCall]:
         """The calls of ``method`` once there are ``count`` of them; TimeoutError if not
         ``within`` seconds."""

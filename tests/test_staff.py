@@ -1,0 +1,246 @@
+"""The staff side end to end: WhatsApp beneficiaries, a Telegram staff group, the real clients."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from channels import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    CHARITY,
+    INTAKE_WHATSAPP,
+    PUBLIC_URL,
+    SECRET,
+    TOKEN,
+    WhatsApp,
+    eventually,
+)
+from fakes.telegram_api import FakeTelegram, group_callback, group_message
+from fakes.twilio_api import FakeTwilio, inbound_params
+from sqlalchemy import select
+
+from bot.config import Settings
+from bot.engine import utcnow
+from bot.server import Tawasul
+from bot.staff import StaffDesk, StaffError
+from storage.db import Database
+from storage.models import Handoff, Note, Rating, StatusChange
+from storage.repositories import StaffRepository
+
+STAFF_GROUP = -1001234567890
+SARA = 4242  # a registered staff member's Telegram id
+STRANGER = 9999  # someone in the group who is not staff
+
+
+@pytest.fixture
+async def office(
+    database: Database, twilio: FakeTwilio, telegram: FakeTelegram, tmp_path: Path
+) -> AsyncIterator[tuple[Tawasul, TestClient[Any, Any]]]:
+    settings = Settings(
+        server={"public_url": PUBLIC_URL, "media_dir": str(tmp_path / "media")},
+        whatsapp={
+            "account_sid": ACCOUNT_SID,
+            "auth_token": AUTH_TOKEN,
+            "from_number": CHARITY,
+            "api_base_url": twilio.base_url,
+        },
+        telegram={
+            "token": TOKEN,
+            "webhook_secret": SECRET,
+            "api_base_url": telegram.base_url,
+            "staff_chat_id": STAFF_GROUP,
+        },
+        handoff={"crisis_words": ["انتحار"], "hotline_text": "اتصل الآن بخط المساندة 937"},
+    )
+    async with database.session() as session, session.begin():
+        await StaffRepository(session).add("sara", "agent", telegram_id=SARA, now=utcnow())
+    tawasul = Tawasul(settings, database)
+    async with TestClient(TestServer(tawasul.app())) as client:
+        yield tawasul, client
+
+
+class StaffGroup:
+    """The staff group as the Bot API shows it: posts we made, and updates staff send."""
+
+    def __init__(self, client: TestClient[Any, Any], api: FakeTelegram) -> None:
+        self.client, self.api, self.update_id = client, api, 50_000
+
+    def posts(self) -> list[dict[str, Any]]:
+        return [
+            c.params for c in self.api.calls("sendMessage") if c.params["chat_id"] == STAFF_GROUP
+        ]
+
+    async def wait_posts(self, count: int) -> list[dict[str, Any]]:
+        await eventually(lambda: len(self.posts()) >= count, f"{count} staff post(s)")
+        return self.posts()
+
+    async def update(self, update: dict[str, Any]) -> None:
+        self.update_id += 1
+        headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+        response = await self.client.post(
+            "/webhooks/telegram", json={"update_id": self.update_id, **update}, headers=headers
+        )
+        assert response.status == 200
+
+    def message_id(self, post_index: int) -> int:
+        return self.api.message_ids(STAFF_GROUP)[post_index]
+
+
+async def test_a_person_asked_for_on_whatsapp_is_answered_from_the_staff_group(
+    office: tuple[Tawasul, TestClient[Any, Any]], twilio: FakeTwilio, telegram: FakeTelegram
+) -> None:
+    tawasul, client = office
+    phone, group = WhatsApp(client, twilio), StaffGroup(client, telegram)
+    await phone.send("مرحبا")
+    waiting = await phone.send("٤")
+    assert "أوقات العمل" in waiting
+
+    announced = (await group.wait_posts(1))[0]
+    buttons = [
+        b["callback_data"] for row in announced["reply_markup"]["inline_keyboard"] for b in row
+    ]
+    handoff_id = int(buttons[0].rsplit(":", 1)[1])
+    assert buttons == [f"h:take:{handoff_id}", f"h:close:{handoff_id}"]
+    assert "العربية" in announced["text"]
+
+    # Sara takes it with the button; the beneficiary is told a person is with them.
+    before = len(twilio.messages)
+    await group.update(
+        group_callback(STAFF_GROUP, SARA, f"h:take:{handoff_id}", group.message_id(0))
+    )
+    await eventually(lambda: len(twilio.messages) > before, "the taken notice")
+    assert telegram.calls("answerCallbackQuery")
+
+    # She replies to the announcement in Telegram; the words reach WhatsApp.
+    before = len(twilio.messages)
+    await group.update(
+        group_message(
+            STAFF_GROUP,
+            SARA,
+            "أهلاً، أنا سارة. كيف أساعدك؟",
+            reply_to_message_id=group.message_id(0),
+        )
+    )
+    await eventually(lambda: len(twilio.messages) > before, "the relayed reply")
+    assert "أنا سارة" in twilio.messages[-1]["Body"]
+    assert twilio.messages[-1]["To"] == "whatsapp:+966551234567"
+
+    # The beneficiary answers: no flow runs, the message reaches the staff group.
+    posts_before = len(group.posts())
+    params_count = len(twilio.messages)
+    await phone.post(
+        inbound_params(
+            ACCOUNT_SID, "whatsapp:+966551234567", f"whatsapp:{CHARITY}", "أحتاج موعداً للاستلام"
+        )
+    )
+    relayed = (await group.wait_posts(posts_before + 1))[-1]
+    assert "أحتاج موعداً للاستلام" in relayed["text"]
+    await asyncio.sleep(0.2)
+    assert len(twilio.messages) == params_count + 1  # only the one-time acknowledgment
+
+    # Sara closes it: the beneficiary is offered a rating of the conversation.
+    before = len(twilio.messages)
+    await group.update(
+        group_callback(STAFF_GROUP, SARA, f"h:close:{handoff_id}", group.message_id(0))
+    )
+    await eventually(lambda: len(twilio.messages) > before, "the rating offer")
+    assert "١" in twilio.messages[-1]["Body"] and "٥" in twilio.messages[-1]["Body"]
+    await phone.send("٥")
+    await phone.send("تخطي")
+    async with tawasul.database.session() as session:
+        handoff = (await session.scalars(select(Handoff))).one()
+        rating = (await session.scalars(select(Rating))).one()
+    assert handoff.status == "closed" and handoff.claimed_by is not None
+    assert (rating.score, rating.context) == (5, "handoff")
+
+
+async def test_a_crisis_word_opens_an_urgent_handoff_with_the_hotline_first(
+    office: tuple[Tawasul, TestClient[Any, Any]], twilio: FakeTwilio, telegram: FakeTelegram
+) -> None:
+    tawasul, client = office
+    phone, group = WhatsApp(client, twilio), StaffGroup(client, telegram)
+    await phone.send("أفكر في الانتحار")
+    # The hotline comes first, before anything else is said.
+    assert twilio.messages[0]["Body"] == "اتصل الآن بخط المساندة 937"
+    assert len(twilio.messages) >= 2
+    announced = (await group.wait_posts(1))[0]
+    assert "عاجل" in announced["text"] or "🚨" in announced["text"]
+    async with tawasul.database.session() as session:
+        handoff = (await session.scalars(select(Handoff))).one()
+    assert handoff.urgent and handoff.reason == "crisis"
+
+
+async def test_someone_not_registered_cannot_change_a_request(
+    office: tuple[Tawasul, TestClient[Any, Any]], twilio: FakeTwilio, telegram: FakeTelegram
+) -> None:
+    tawasul, client = office
+    phone, group = WhatsApp(client, twilio), StaffGroup(client, telegram)
+    for line in INTAKE_WHATSAPP:
+        await phone.send(line)
+    await group.update(group_message(STAFF_GROUP, STRANGER, "/status REQ-000001 accepted"))
+    refusal = (await group.wait_posts(1))[-1]
+    assert "للموظفين المسجلين فقط" in refusal["text"]
+    async with tawasul.database.session() as session:
+        changes = (await session.scalars(select(StatusChange))).all()
+    assert [c.to_status for c in changes] == ["submitted"]
+
+
+async def test_status_changes_from_the_group_and_the_desk_reach_whatsapp(
+    office: tuple[Tawasul, TestClient[Any, Any]], twilio: FakeTwilio, telegram: FakeTelegram
+) -> None:
+    tawasul, client = office
+    phone, group = WhatsApp(client, twilio), StaffGroup(client, telegram)
+    for line in INTAKE_WHATSAPP:
+        await phone.send(line)
+
+    # From the staff group.
+    before = len(twilio.messages)
+    await group.update(group_message(STAFF_GROUP, SARA, "/status REQ-000001 under_review"))
+    await eventually(lambda: len(twilio.messages) > before, "the notice")
+    assert "REQ-000001" in twilio.messages[-1]["Body"]
+    assert twilio.messages[-1]["To"] == "whatsapp:+966551234567"
+    assert "REQ-000001" in (await group.wait_posts(1))[-1]["text"]
+
+    # An illegal move is refused with the reason, and nothing reaches the beneficiary.
+    sent = len(twilio.messages)
+    await group.update(group_message(STAFF_GROUP, SARA, "/status REQ-000001 delivered"))
+    refusal = (await group.wait_posts(2))[-1]
+    assert "under_review" in refusal["text"] and "delivered" in refusal["text"]
+
+    # needs_info from the desk (the CLI's code path): the question reaches WhatsApp and
+    # the answer lands in the case, which goes back to review.
+    desk: StaffDesk = tawasul.desk
+    await desk.set_status("REQ-000001", "needs_info", note="أرسل صورة عقد الإيجار", by="sara")
+    await eventually(lambda: len(twilio.messages) > sent, "the question")
+    assert "أرسل صورة عقد الإيجار" in twilio.messages[-1]["Body"]
+    await phone.send("العقد ينتهي بعد شهرين وسأرسل الصورة")
+    async with tawasul.database.session() as session:
+        notes = (await session.scalars(select(Note))).all()
+        changes = (await session.scalars(select(StatusChange).order_by(StatusChange.id))).all()
+    assert [n.author for n in notes] == ["beneficiary"]
+    assert [c.to_status for c in changes] == [
+        "submitted",
+        "under_review",
+        "needs_info",
+        "under_review",
+    ]
+    with pytest.raises(StaffError, match="allowed next statuses"):
+        await desk.set_status("REQ-000001", "submitted")
+
+    # The whole case file, in order, in both formats.
+    exported = json.loads(await desk.export("REQ-000001", "json"))
+    kinds = [e["kind"] for e in exported["events"]]
+    assert kinds[0] == "message_in" and "declaration" in kinds and "note" in kinds
+    assert kinds.count("status_change") == 4
+    times = [e["at"] for e in exported["events"]]
+    assert times == sorted(times)
+    rows = list(csv.DictReader(io.StringIO(await desk.export("REQ-000001", "csv"))))
+    assert [r["kind"] for r in rows] == kinds
