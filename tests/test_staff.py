@@ -27,10 +27,12 @@ from fakes.telegram_api import FakeTelegram, group_callback, group_message
 from fakes.twilio_api import FakeTwilio, inbound_params
 from sqlalchemy import select
 
+import flows
 from bot.config import Settings
 from bot.engine import utcnow
 from bot.server import Tawasul
 from bot.staff import StaffDesk, StaffError
+from bot.staffroom import mask_ids
 from storage.db import Database
 from storage.models import Handoff, Note, Rating, StatusChange
 from storage.repositories import StaffRepository
@@ -244,3 +246,48 @@ async def test_status_changes_from_the_group_and_the_desk_reach_whatsapp(
     assert times == sorted(times)
     rows = list(csv.DictReader(io.StringIO(await desk.export("REQ-000001", "csv"))))
     assert [r["kind"] for r in rows] == kinds
+
+
+async def test_case_and_handoffs_commands_mask_the_national_id(
+    office: tuple[Tawasul, TestClient[Any, Any]], twilio: FakeTwilio, telegram: FakeTelegram
+) -> None:
+    _, client = office
+    phone, group = WhatsApp(client, twilio), StaffGroup(client, telegram)
+    for line in INTAKE_WHATSAPP:
+        await phone.send(line)
+    await phone.send("موظف")
+    announced = (await group.wait_posts(1))[0]["text"]
+    assert "1000000008" not in announced and "١٠٠٠٠٠٠٠٠٨" not in announced
+    assert "******0008" in announced  # typed during the intake, masked for the group
+    assert "REQ-000001" in announced  # the open request
+    await group.update(group_message(STAFF_GROUP, SARA, "/case@tawasul_test_bot REQ-000001"))
+    case = (await group.wait_posts(2))[-1]["text"]
+    assert "محمد أحمد علي الزهراني" in case and "******0008" in case
+    assert "1000000008" not in case
+    await group.update(group_message(STAFF_GROUP, SARA, "/handoffs"))
+    listing = (await group.wait_posts(3))[-1]["text"]
+    assert "(١)" in listing and flows.reason_label("ar", "keyword") in listing
+
+
+async def test_a_low_rating_opens_a_callback_for_staff(
+    office: tuple[Tawasul, TestClient[Any, Any]], twilio: FakeTwilio, telegram: FakeTelegram
+) -> None:
+    tawasul, client = office
+    phone, group = WhatsApp(client, twilio), StaffGroup(client, telegram)
+    await phone.send("٣")
+    await phone.send("١")
+    thanks = await phone.send("لم يرد علي أحد")
+    assert "سيتواصل معك" in thanks
+    announced = (await group.wait_posts(1))[0]["text"]
+    assert flows.reason_label("ar", "low_rating") in announced
+    async with tawasul.database.session() as session:
+        handoff = (await session.scalars(select(Handoff))).one()
+    assert handoff.reason == "low_rating"
+    # A callback task does not put the beneficiary on hold: the menu still works.
+    assert "طلب دعم جديد" in await phone.send("مرحبا")
+
+
+def test_mask_ids_in_any_digits() -> None:
+    assert mask_ids("هويتي ١٠٠٠٠٠٠٠٠٨ وجوالي 0551234567") == "هويتي ******0008 وجوالي 0551234567"
+    assert mask_ids("2000000006") == "******0006"
+    assert mask_ids("31000000008") == "31000000008"  # part of a longer number: not an ID
