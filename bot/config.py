@@ -64,6 +64,12 @@ def _check_quiet_hours(value: str) -> str:
     return value
 
 
+def _check_content_sid(value: str) -> str:
+    if not re.fullmatch(r"HX[0-9a-fA-F]{32}", value):
+        raise ValueError("expected a Twilio Content SID: HX followed by 32 hex digits")
+    return value
+
+
 def _check_public_url(value: str) -> str:
     if not re.match(r"^https?://[^/\s]+", value):
         raise ValueError(
@@ -100,6 +106,15 @@ class WhatsAppSettings(_Section):
     from_number: str | None = None
     sms_from_number: str | None = None
     api_base_url: str = "https://api.twilio.com"
+    # The sender's limit; the outbox uses at most 80% of it so replies always have room.
+    messages_per_second: float = Field(1.0, gt=0, le=1000)
+    # A proactive WhatsApp message outside the 24-hour window, with no template for its
+    # kind, goes by SMS instead when this is on.
+    sms_fallback: bool = True
+    # Approved templates by kind of proactive message: kind -> Twilio Content SID (HX...).
+    templates: dict[str, Annotated[str, AfterValidator(_check_content_sid)]] = Field(
+        default_factory=dict
+    )
 
 
 def _read_need(value: Any) -> Any:
@@ -155,6 +170,10 @@ class FollowupSettings(_Section):
     rating_reminder_after: Duration = timedelta(days=2)
     checkin_every: Duration = timedelta(days=7)
     handoff_unclaimed_after: Duration = timedelta(minutes=30)
+    # A proactive message still unsent this long after it was due is dropped as "too old
+    # to send" rather than delivered late; too_old overrides it per kind of message.
+    too_old_after: Duration = timedelta(hours=48)
+    too_old: dict[str, Duration] = Field(default_factory=dict)
 
 
 class Settings(BaseSettings):

@@ -304,3 +304,59 @@ class StaffPost(SQLModel, table=True):
     platform_message_id: str = Field(primary_key=True)
     handoff_id: int = Field(foreign_key="handoff.id", index=True)
     created_at: datetime = _at()
+
+
+FOLLOWUP_PENDING = "pending"
+FOLLOWUP_DONE = "done"
+FOLLOWUP_CANCELLED = "cancelled"
+FOLLOWUP_DROPPED = "dropped"  # could not be sent in time: too old to send
+
+
+class FollowUp(SQLModel, table=True):
+    """A proactive action due at a time: the truth behind the scheduler's jobs.
+
+    ``key`` is derived from what it is about (``rating_prompt:request:12``), so
+    scheduling the same thing again replaces it and finishing a matter cancels it.
+    """
+
+    __tablename__ = "followup"
+    __table_args__ = (sa.Index("ix_followup_status_due_at", "status", "due_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True)
+    kind: str
+    identity_id: int | None = Field(default=None, foreign_key="channel_identity.id", index=True)
+    request_id: int | None = Field(default=None, foreign_key="support_request.id", index=True)
+    handoff_id: int | None = Field(default=None, foreign_key="handoff.id")
+    due_at: datetime = _at()
+    status: str = FOLLOWUP_PENDING
+    attempts: int = 0
+    detail: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    created_at: datetime = _at()
+    done_at: datetime | None = _at(nullable=True)
+
+
+class AuditEntry(SQLModel, table=True):
+    """One staff action, as the audit log keeps it: who, what, on what, when."""
+
+    __tablename__ = "audit_entry"
+
+    id: int | None = Field(default=None, primary_key=True)
+    staff_id: int | None = Field(default=None, foreign_key="staff.id", index=True)
+    username: str | None = None
+    action: str
+    target: str | None = None
+    detail: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    created_at: datetime = _at(index=True)
+
+
+class StaffSession(SQLModel, table=True):
+    """A dashboard login: the cookie holds a random token, the table only its hash."""
+
+    __tablename__ = "staff_session"
+
+    token_hash: str = Field(primary_key=True)
+    staff_id: int = Field(foreign_key="staff.id", index=True)
+    csrf_token: str
+    created_at: datetime = _at()
+    expires_at: datetime = _at()
