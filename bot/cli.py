@@ -8,15 +8,17 @@ import io
 import logging
 import sys
 from collections.abc import Sequence
+from zoneinfo import ZoneInfo
 
 from bot.config import ConfigError, Settings, load_settings, resolve_config_path
 from bot.engine import ConversationEngine, utcnow
+from bot.followups import FollowUpPlanner, FollowUpPolicy
 from bot.passwords import hash_password
 from bot.server import serve
 from bot.staff import ROLES, StaffDesk, StaffError
 from handlers.console import ConsoleChannel
 from storage.db import Database
-from storage.repositories import MessageRepository, StaffRepository
+from storage.repositories import FollowUpRepository, MessageRepository, StaffRepository
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("reference")
     export.add_argument("--format", choices=("json", "csv"), default="json")
 
+    jobs = command("jobs", "scheduled follow-ups (reminders, check-ins, staff alerts)")
+    job_commands = jobs.add_subparsers(dest="jobs_command", required=True, metavar="ACTION")
+    job_commands.add_parser("list", help="pending follow-ups, soonest first: kind, due, key")
+
     db = command("db", "database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_commands.add_parser("upgrade", help="apply every pending schema migration")
@@ -106,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(staff_command(settings, args))
         elif args.command == "requests":
             asyncio.run(requests_command(settings, args))
+        elif args.command == "jobs":
+            asyncio.run(jobs_command(settings))
     except ConfigError as exc:
         print(f"tawasul: {exc}", file=sys.stderr)
         return 2
@@ -173,7 +181,9 @@ async def staff_command(settings: Settings, args: argparse.Namespace) -> None:
 
 async def requests_command(settings: Settings, args: argparse.Namespace) -> None:
     database = await open_database(settings)
-    desk = StaffDesk(database, settings.flow_settings(), utcnow)
+    # Follow-ups are written here; a running server's sweep gives them their jobs.
+    planner = FollowUpPlanner(FollowUpPolicy.from_settings(settings))
+    desk = StaffDesk(database, settings.flow_settings(), utcnow, followups=planner)
     try:
         if args.requests_command == "list":
             for request in await desk.list_requests(status=args.status, overdue=args.overdue):
@@ -212,6 +222,21 @@ async def requests_command(settings: Settings, args: argparse.Namespace) -> None
         await database.dispose()
 
 
+async def jobs_command(settings: Settings) -> None:
+    """``jobs list``: pending follow-ups as the database holds them (the truth a running
+    server works from), with their due time in the organisation's time zone."""
+    database = await open_database(settings)
+    zone = ZoneInfo(settings.organization.timezone)
+    try:
+        async with database.session() as session:
+            pending = await FollowUpRepository(session).pending()
+        for followup in pending:
+            due = followup.due_at.astimezone(zone).isoformat(timespec="seconds")
+            print(f"{followup.kind}\t{due}\t{followup.key}")
+    finally:
+        await database.dispose()
+
+
 async def db_upgrade(settings: Settings) -> None:
     database = await open_database(settings)
     await database.dispose()
@@ -233,7 +258,8 @@ async def run_server(settings: Settings, telegram_polling: bool) -> None:
 async def chat(settings: Settings, user_id: str) -> None:
     """The console channel: each stdin line is a message; its replies are printed as one block."""
     database = await open_database(settings)
-    engine = ConversationEngine(database, settings.flow_settings())
+    planner = FollowUpPlanner(FollowUpPolicy.from_settings(settings))
+    engine = ConversationEngine(database, settings.flow_settings(), followups=planner)
     console = ConsoleChannel(user_id)
     # Arabic both ways whatever the locale; bytes that are not UTF-8 must not end the chat.
     if isinstance(sys.stdin, io.TextIOWrapper):

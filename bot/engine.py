@@ -7,7 +7,7 @@ import logging
 import unicodedata
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import flows
+from bot.followups import FollowUpPlanner
 from flows.types import (
     AddCaseNote,
     Address,
@@ -30,6 +31,7 @@ from flows.types import (
     RecordRating,
     RequestCallback,
     SaveIntake,
+    SetOptOut,
     Transition,
     Turn,
 )
@@ -73,6 +75,7 @@ class HandleResult:
 class _StaffNews:
     opened: list[int]
     left: list[int]
+    followups: list[str] = field(default_factory=list)  # keys whose jobs to bring in line
 
 
 class _AddressLocks:
@@ -110,11 +113,17 @@ class ConversationEngine:
         settings: FlowSettings,
         clock: Callable[[], datetime] = utcnow,
         respond: Callable[[Turn], Transition] = flows.respond,
+        *,
+        followups: FollowUpPlanner | None = None,
+        on_followups: Callable[[list[str]], None] = lambda _keys: None,
     ) -> None:
         self._db = database
         self._settings = settings
         self._clock = clock
         self._respond = respond
+        # Follow-ups are written in the message's transaction; their jobs after it.
+        self._followups = followups
+        self._on_followups = on_followups
         self._locks = _AddressLocks()
 
     async def handle(self, message: InboundMessage) -> HandleResult:
@@ -157,6 +166,7 @@ class ConversationEngine:
                 requests=tuple(requests),
                 sender_phone=message.address.user_id if channel in _PHONE_CHANNELS else None,
                 others=await self._others(session, identity, state, message),
+                opted_out=identity.opted_out,
             )
             turn = Turn(message, state, now, lookup, self._settings)
             transition = self._respond(turn)
@@ -176,7 +186,13 @@ class ConversationEngine:
                 handoff = await HandoffRepository(session).get_open(identity_id)
                 relayed_to = handoff.id if handoff else None
             await conversations.save(identity_id, transition.state, now)
+            if self._followups is not None:
+                news.followups += await self._followups.after_turn(
+                    session, identity_id, state, transition.state, now
+                )
             outbox = await self._enqueue(messages, identity_id, message.address, replies, now)
+        if news.followups:
+            self._on_followups(news.followups)
         return HandleResult(
             replies=outbox,
             handoffs_opened=tuple(news.opened),
@@ -222,24 +238,48 @@ class ConversationEngine:
                     )
                     results["reference"] = request.reference
                     log.info("support request %s filed on %s", request.reference, channel)
+                    if self._followups is not None:
+                        news.followups += await self._followups.request_filed(session, request, now)
                 case RecordRating():
-                    await RatingRepository(session).add(identity, effect, channel=channel, now=now)
+                    rating = await RatingRepository(session).add(
+                        identity, effect, channel=channel, now=now
+                    )
+                    if self._followups is not None:
+                        news.followups += await self._followups.rating_recorded(
+                            session, rating, now
+                        )
                 case OpenHandoff():
                     handoff = await HandoffRepository(session).open(_id(identity), effect, now)
                     news.opened.append(_id(handoff))
                     log.info("handoff opened on %s (%s)", channel, effect.reason)
+                    if self._followups is not None:
+                        news.followups += await self._followups.handoff_opened(
+                            session, handoff, now
+                        )
                 case RequestCallback():
                     callback = OpenHandoff("low_rating")
                     handoff = await HandoffRepository(session).open(_id(identity), callback, now)
                     news.opened.append(_id(handoff))
+                    if self._followups is not None:
+                        news.followups += await self._followups.handoff_opened(
+                            session, handoff, now
+                        )
                 case CloseHandoff():
                     handoffs = HandoffRepository(session)
                     left = await handoffs.get_open(_id(identity))
                     if left is not None:
                         await handoffs.close(_id(left), now)
                         news.left.append(_id(left))
+                        if self._followups is not None:
+                            news.followups += await self._followups.handoff_settled(
+                                session, _id(left), now
+                            )
                 case AddCaseNote():
-                    await self._answer_question(session, identity, message, effect, now)
+                    await self._answer_question(session, identity, message, effect, now, news)
+                case SetOptOut():
+                    await IdentityRepository(session).set_opted_out(_id(identity), effect.opted_out)
+                    state_word = "stopped" if effect.opted_out else "resumed"
+                    log.info("proactive messages %s on %s", state_word, channel)
         return results
 
     async def _answer_question(
@@ -249,6 +289,7 @@ class ConversationEngine:
         message: InboundMessage,
         answer: AddCaseNote,
         now: datetime,
+        news: _StaffNews,
     ) -> None:
         """The beneficiary answered staff's question: into the case, and back to review."""
         requests = RequestRepository(session)
@@ -262,6 +303,10 @@ class ConversationEngine:
             await requests.change_status(
                 request, "under_review", now=now, by=None, note="answered by the beneficiary"
             )
+            if self._followups is not None:
+                news.followups += await self._followups.status_changed(
+                    session, request, "needs_info", now
+                )
 
     async def _enqueue(
         self,

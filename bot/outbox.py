@@ -1,36 +1,238 @@
-"""The outbox sender: delivers stored outbound messages through their channels, in order."""
+"""The outbox sender: delivers stored outbound messages, replies first, within platform limits.
+
+What it promises, and how:
+
+- Nothing is lost. Every outbound message is stored (``pending``) before it is sent.
+  The sender claims one (``sending``) before calling the platform and settles it after:
+  ``sent``, ``failed`` with the reason, or ``pending`` again to be retried. A message
+  left ``sending`` longer than ``sending_grace`` (its sender stopped mid-call: a crash,
+  a kill) is pending again and sent again. Neither Telegram nor Twilio's Messages API
+  tells us whether an interrupted call got through (Twilio's lookup needs the message's
+  SID, which we only learn from the answer), so such a message may arrive twice: the one
+  duplicate we accept, as a lost message is worse (a time-out while running is the same
+  case: it is retried). A split message that failed on a later part is retried from
+  that part, never from the first (see ``Channel.send``); only a crash between two
+  parts sends its first parts again.
+- Order. One beneficiary's messages arrive in the order they were stored: a message
+  waiting for its retry holds back the later ones of the same beneficiary. Across
+  beneficiaries replies go first, then staff's words, then everything else (notices,
+  reminders, bulk); whatever is stored during a pass is looked at before the next send.
+- Rate. Telegram: 30 messages a second in all and one a second per chat; Twilio
+  (WhatsApp and SMS, one sender): 80% of ``whatsapp.messages_per_second``; the web chat
+  and the console: no limit. Token buckets on an injectable monotonic clock; messages
+  other than replies and staff's words leave a reserve in the bucket untouched, so a
+  reply finds room at once. A platform's ``retry_after`` pauses the whole bucket.
+- Retries. A refusal for now (429, 5xx, time-out, Twilio 63018) is retried after the
+  platform's ``retry_after`` or an exponential back-off; after ``max_attempts``, or at
+  once for a permanent refusal, the message is failed with the reason and staff are told.
+- Proactive messages (any kind but ``reply`` and ``staff``, which answer a live
+  conversation) wait out the quiet hours, are dropped as "too old to send" (status
+  ``failed``) when older than ``followups.too_old_after`` (or ``followups.too_old`` for
+  their template's kind), and are not sent to an identity that said STOP ("opted out").
+- WhatsApp's 24-hour window. Anything but a reply to a beneficiary whose last message
+  is older than 24 hours goes as the approved template of its kind; without one, by SMS
+  to the same number when ``whatsapp.sms_fallback`` is on, else it fails and staff are
+  told. Twilio 63016 on sending (or in a ``failed`` status callback) means the same.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import math
 import time
-from collections.abc import Callable, Mapping
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from datetime import time as clock_time
+from zoneinfo import ZoneInfo
 
-from flows.types import Address
+from bot.config import Settings, parse_quiet_hours
+from flows.types import Address, OutboundMessage
 from handlers.base import Channel, DeliveryError
 from storage.db import Database
+from storage.models import KIND_REPLY
 from storage.repositories import IdentityRepository, MessageRepository, OutboxItem
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 5
+KIND_STAFF = "staff"
+# Kinds that answer a live conversation: first in line, never held by quiet hours, age or
+# STOP, free to use the reserve of the rate limits.
+CONVERSATION_KINDS = (KIND_REPLY, KIND_STAFF)
+
+MAX_ATTEMPTS = 8
 BATCH = 100
-# Waits between attempts when the platform does not say how long: 1 s, 2 s, 4 s, 8 s.
-BASE_BACKOFF = 1.0
+# Waits between attempts when the platform does not say how long: 2 s, 4 s, 8 s … at
+# most MAX_BACKOFF; eight attempts span about four minutes.
+BASE_BACKOFF = 2.0
+MAX_BACKOFF = 300.0
+# A claimed message still unsettled this long after it was claimed lost its sender.
+SENDING_GRACE = timedelta(minutes=2)
 # Even with nothing to wake it, look again this often (another process may have stored
-# replies, or a back-off may have ended).
+# messages, or a back-off may have ended).
 IDLE_CHECK = 1.0
+# At most one post about failed messages to staff this often; the rest are gathered.
+REPORT_EVERY = 60.0
+# On stop, a send under way may finish for this long before it is cancelled.
+STOP_GRACE = 5.0
+WHATSAPP_WINDOW = timedelta(hours=24)
+OUTSIDE_WINDOW_CODE = "63016"
+
+# Platform limits, messages a second.
+TELEGRAM_PER_SECOND = 30.0
+TELEGRAM_PER_CHAT_PER_SECOND = 1.0
+# The share of the Twilio sender's limit the outbox uses, as the design asks.
+TWILIO_SHARE = 0.8
+# The share of a bucket kept for replies and staff's words.
+RESERVE_SHARE = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRules:
+    """What the configuration says about delivery (see ``from_settings``)."""
+
+    quiet_hours: tuple[clock_time, clock_time] | None = None
+    timezone: str = "UTC"
+    too_old_after: timedelta | None = None
+    too_old: Mapping[str, timedelta] = field(default_factory=dict)
+    # Template kinds with an approved WhatsApp template (the Content SIDs stay with the
+    # Twilio channel, which sends them).
+    templates: frozenset[str] = frozenset()
+    sms_fallback: bool = True
+    twilio_per_second: float = 1.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DeliveryRules:
+        org, whatsapp, followups = settings.organization, settings.whatsapp, settings.followups
+        return cls(
+            quiet_hours=parse_quiet_hours(org.quiet_hours),
+            timezone=org.timezone,
+            too_old_after=followups.too_old_after,
+            too_old=dict(followups.too_old),
+            templates=frozenset(whatsapp.templates),
+            sms_fallback=whatsapp.sms_fallback,
+            twilio_per_second=whatsapp.messages_per_second,
+        )
+
+    def quiet_until(self, now: datetime) -> datetime | None:
+        """When the quiet hours around ``now`` end; None when ``now`` is not in them."""
+        if self.quiet_hours is None or self.quiet_hours[0] == self.quiet_hours[1]:
+            return None
+        start, end = self.quiet_hours
+        local = now.astimezone(ZoneInfo(self.timezone))
+        at = local.time().replace(tzinfo=None)
+        quiet = start <= at < end if start < end else (at >= start or at < end)
+        if not quiet:
+            return None
+        day = local.date() if at < end else local.date() + timedelta(days=1)
+        return datetime.combine(day, end, tzinfo=local.tzinfo)
+
+    def too_old_for(self, template_kind: str | None) -> timedelta | None:
+        if template_kind is not None and template_kind in self.too_old:
+            return self.too_old[template_kind]
+        return self.too_old_after
+
+
+@dataclass(frozen=True, slots=True)
+class FailedDelivery:
+    """A message given up on, for staff: no personal data, only what and why."""
+
+    message_id: int
+    channel: str
+    kind: str
+    reason: str
+
+
+class TokenBucket:
+    """``rate`` tokens a second, at most ``capacity`` saved up, on a monotonic clock.
+
+    ``reserve`` tokens are left to callers that ask for them (replies): the others may
+    only take a token while more than the reserve remains.
+    """
+
+    def __init__(
+        self, rate: float, clock: Callable[[], float], *, capacity: float, reserve: float = 0.0
+    ) -> None:
+        if rate <= 0 or capacity < 1 + reserve:
+            raise ValueError("a bucket needs a positive rate and room for the reserve")
+        self.rate, self.capacity, self.reserve = rate, capacity, reserve
+        self._clock = clock
+        self._level = capacity
+        self._stamp = clock()
+        self._paused_until = -math.inf
+
+    @classmethod
+    def for_rate(cls, rate: float, clock: Callable[[], float], *, reserved: bool) -> TokenBucket:
+        """A bucket of about one second's messages, a fifth of it kept when ``reserved``."""
+        reserve = max(1.0, round(rate * RESERVE_SHARE)) if reserved else 0.0
+        return cls(rate, clock, capacity=max(rate, 1 + reserve), reserve=reserve)
+
+    def wait(self, *, reserve: bool = False) -> float:
+        """Seconds until a token may be taken (0: now); ``reserve`` lets the reserve be used."""
+        now = self._refill()
+        needed = 1 if reserve else 1 + self.reserve
+        short = max(0.0, needed - self._level) / self.rate
+        wait = max(short, self._paused_until - now)
+        return wait if wait > 1e-9 else 0.0  # float dust is no reason to wait
+
+    def take(self) -> None:
+        self._refill()
+        self._level -= 1
+
+    def pause(self, seconds: float) -> None:
+        """The platform asked us to wait: no token until then."""
+        self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    @property
+    def idle(self) -> bool:
+        """Full and not paused: forgetting it changes nothing."""
+        now = self._refill()
+        return self._level >= self.capacity and self._paused_until <= now
+
+    def _refill(self) -> float:
+        now = self._clock()
+        if now > self._stamp:
+            self._level = min(self.capacity, self._level + (now - self._stamp) * self.rate)
+            self._stamp = now
+        return now
+
+
+@dataclass(eq=False)
+class _Lane:
+    """One channel object (Twilio serves two names) with its own limits and worker."""
+
+    channel: Channel
+    names: tuple[str, ...]
+    overall: TokenBucket | None
+    per_chat_rate: float | None
+    chats: dict[str, TokenBucket] = field(default_factory=dict)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+
+@dataclass(slots=True)
+class _Outcome:
+    settled: int = 0
+    next_at: float | None = None  # monotonic time worth looking again
+
+    def later(self, at: float) -> None:
+        self.next_at = at if self.next_at is None else min(self.next_at, at)
 
 
 class OutboxSender:
-    """Sends pending messages, oldest first; one beneficiary's messages never overtake.
+    """Sends pending messages by the rules in this module's docstring.
 
-    A message the platform refuses for now waits (``retry_after`` or exponential
-    back-off) and holds back the later messages of the same beneficiary; after
-    ``MAX_ATTEMPTS`` or a permanent refusal it is marked failed with the reason.
+    Args:
+        database: where the outbox is.
+        channels: channel name -> channel; one worker per channel object.
+        clock: aware "now", for what is stored (ages, quiet hours, the 24-hour window).
+        rules: the configuration's delivery rules.
+        monotonic: seconds, for rate limits and back-off (tests move it by hand).
+        sleep: waits between the parts of a split message (tests pass one that moves
+            ``monotonic``).
+        on_failed: told, a batch at a time, of messages given up on (the staff group).
     """
 
     def __init__(
@@ -39,102 +241,408 @@ class OutboxSender:
         channels: Mapping[str, Channel],
         clock: Callable[[], datetime],
         *,
+        rules: DeliveryRules | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         max_attempts: int = MAX_ATTEMPTS,
         base_backoff: float = BASE_BACKOFF,
+        sending_grace: timedelta = SENDING_GRACE,
+        batch: int = BATCH,
+        on_failed: Callable[[Sequence[FailedDelivery]], Awaitable[None]] | None = None,
     ) -> None:
         self._db = database
         self._channels = channels
         self._clock = clock
+        self._rules = rules or DeliveryRules()
+        self._monotonic = monotonic
+        self._sleep = sleep
         self._max_attempts = max_attempts
         self._base_backoff = base_backoff
-        self._wake = asyncio.Event()
+        self._grace = sending_grace
+        self._batch = batch
+        self._on_failed = on_failed
+        self._lanes = self._make_lanes()
+        # In memory only: after a restart a retry comes at once and a split message starts
+        # over (see the module's docstring).
         self._not_before: dict[int, float] = {}  # message id -> monotonic time
-        self._task: asyncio.Task[None] | None = None
+        self._parts: dict[int, int] = {}  # message id -> parts the platform accepted
+        self._outside: set[int] = set()  # WhatsApp said "outside the window" for these
+        self._in_flight: set[int] = set()
+        self._failures: list[FailedDelivery] = []
+        self._reported_at = -math.inf
+        self._recovered_at = -math.inf
+        self._stopping = False
+
+    def _make_lanes(self) -> list[_Lane]:
+        grouped: dict[int, tuple[Channel, list[str]]] = {}
+        for name, channel in self._channels.items():
+            grouped.setdefault(id(channel), (channel, []))[1].append(name)
+        lanes = []
+        for channel, names in grouped.values():
+            overall: TokenBucket | None = None
+            per_chat: float | None = None
+            if "telegram" in names:
+                overall = TokenBucket.for_rate(TELEGRAM_PER_SECOND, self._monotonic, reserved=True)
+                per_chat = TELEGRAM_PER_CHAT_PER_SECOND
+            elif {"whatsapp", "sms"} & set(names):
+                rate = TWILIO_SHARE * self._rules.twilio_per_second
+                overall = TokenBucket.for_rate(rate, self._monotonic, reserved=True)
+            lanes.append(_Lane(channel, tuple(names), overall, per_chat))
+        return lanes
+
+    # --- running ---
 
     def wake(self) -> None:
         """Something was stored: look at the outbox now."""
-        self._wake.set()
+        for lane in self._lanes:
+            lane.wake.set()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="outbox-sender")
+        self._stopping = False
+        for lane in self._lanes:
+            lane.task = asyncio.create_task(self._work(lane), name=f"outbox-{lane.names[0]}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        """Let a send under way finish (briefly), then stop every worker."""
+        self._stopping = True
+        self.wake()
+        tasks = [lane.task for lane in self._lanes if lane.task is not None]
+        if tasks:
+            _done, running = await asyncio.wait(tasks, timeout=STOP_GRACE)
+            for task in running:
+                task.cancel()
+            for task in running:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        for lane in self._lanes:
+            lane.task = None
 
-    async def _run(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), IDLE_CHECK)
-            self._wake.clear()
+    async def _work(self, lane: _Lane) -> None:
+        while not self._stopping:
+            lane.wake.clear()
             try:
-                while await self.drain():
-                    pass
+                outcome = await self._pass(lane)
+                report_at = await self._report()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 # The database may be away for a moment; nothing is lost, try again later.
-                log.exception("outbox pass failed")
+                log.exception("outbox pass on %s failed", lane.names[0])
+                outcome, report_at = _Outcome(), None
+            if self._stopping:
+                return
+            if outcome.settled or lane.wake.is_set():
+                continue
+            delay = IDLE_CHECK
+            for at in (outcome.next_at, report_at):
+                if at is not None:
+                    delay = min(delay, at - self._monotonic())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lane.wake.wait(), max(delay, 0.01))
 
     async def drain(self) -> int:
-        """One pass over what is due; returns how many messages were settled."""
-        settled = 0
-        for name in self._channels:
-            async with self._db.session() as session, session.begin():
-                items = await MessageRepository(session).pending(channel=name, limit=BATCH)
-            held: set[Address] = set()
-            for item in items:
-                if item.address in held or self._not_before.get(item.id, 0) > time.monotonic():
-                    held.add(item.address)  # keep this beneficiary's order
-                    continue
-                if await self._deliver(item):
-                    settled += 1
-                else:
-                    held.add(item.address)
-        return settled
+        """One pass over what is due on every channel; how many messages were settled."""
+        outcomes = await asyncio.gather(*(self._pass(lane) for lane in self._lanes))
+        await self._report()
+        return sum(outcome.settled for outcome in outcomes)
 
-    async def _deliver(self, item: OutboxItem) -> bool:
-        """Send one message; True when it is settled (sent or failed for good)."""
-        channel = self._channels[item.address.channel]
-        try:
-            sent = await channel.send(item.address, item.message)
-        except DeliveryError as error:
-            return await self._refused(item, error)
-        except Exception as error:  # a bug or an unexpected client error: retry, then fail
-            log.exception("sending on %s failed unexpectedly", item.address.channel)
-            return await self._refused(item, DeliveryError(type(error).__name__))
-        async with self._db.session() as session, session.begin():
-            await MessageRepository(session).mark_sent(
-                item.id, self._clock(), sent.platform_message_id
-            )
-        self._not_before.pop(item.id, None)
-        return True
+    # --- one pass ---
 
-    async def _refused(self, item: OutboxItem, error: DeliveryError) -> bool:
-        reason = f"{error.code}: {error.reason}" if error.code else error.reason
-        attempts = item.attempts + 1
+    async def _pass(self, lane: _Lane) -> _Outcome:
+        outcome = _Outcome()
+        now = self._clock()
+        await self._recover(now)
+        quiet_until = self._rules.quiet_until(now)
+        only = CONVERSATION_KINDS if quiet_until is not None else None
         async with self._db.session() as session, session.begin():
             messages = MessageRepository(session)
-            if error.permanent or attempts >= self._max_attempts:
-                await messages.mark_failed(item.id, self._clock(), reason)
-                if error.unreachable:
-                    await IdentityRepository(session).set_unreachable(item.address)
-                log.warning(
-                    "message %d on %s failed after %d attempt(s): %s",
-                    item.id,
-                    item.address.channel,
-                    attempts,
-                    reason,
-                )
-                self._not_before.pop(item.id, None)
-                return True
-            await messages.mark_retry(item.id, self._clock(), reason)
-        delay = error.retry_after or self._base_backoff * 2 ** (attempts - 1)
-        self._not_before[item.id] = time.monotonic() + delay
-        log.info(
-            "message %d on %s retried in %.1fs: %s", item.id, item.address.channel, delay, reason
+            items = await messages.due(
+                lane.names, first=CONVERSATION_KINDS, only=only, limit=self._batch
+            )
+            queues = await messages.unsettled({item.identity_id for item in items}, only=only)
+            # A reply whose beneficiary has an older message beyond the batch (behind a
+            # bulk send) would wait for the whole bulk: that older message comes along.
+            loaded = {item.id for item in items}
+            heads = {queue[0] for queue in queues.values() if queue[0] not in loaded}
+            if heads:
+                items += await messages.due(lane.names, only=only, ids=heads, limit=len(heads))
+                items.sort(key=_rank)
+        ready = []
+        for item in items:
+            refusal = self._not_to_send(item, now)
+            if refusal is None:
+                ready.append(item)
+                continue
+            reason, tell = refusal
+            if await self._give_up(item, item.address, reason, tell=tell):
+                _settled(queues, item)
+                outcome.settled += 1
+        held: set[int] = set()  # beneficiaries whose next message must wait
+        while ready and not self._stopping:
+            chosen = self._next(lane, ready, queues, held, outcome)
+            if chosen is None:
+                break
+            ready.remove(chosen)
+            if await self._deliver(lane, chosen):
+                _settled(queues, chosen)
+                outcome.settled += 1
+            else:
+                held.add(chosen.identity_id)
+                if chosen.id in self._not_before:
+                    outcome.later(self._not_before[chosen.id])
+            if lane.wake.is_set():
+                break  # something was stored meanwhile: replies may be waiting
+        return outcome
+
+    def _next(
+        self,
+        lane: _Lane,
+        ready: Sequence[OutboxItem],
+        queues: Mapping[int, Sequence[int]],
+        held: set[int],
+        outcome: _Outcome,
+    ) -> OutboxItem | None:
+        """The first message (replies first, then oldest) that may go now, if any."""
+        now = self._monotonic()
+        for item in ready:
+            queue = queues.get(item.identity_id, ())
+            if item.identity_id in held or not queue or queue[0] != item.id:
+                continue  # an earlier message of the same beneficiary goes first
+            not_before = self._not_before.get(item.id, 0.0)
+            if not_before > now:
+                held.add(item.identity_id)
+                outcome.later(not_before)
+                continue
+            urgent = item.kind in CONVERSATION_KINDS
+            wait = self._rate_wait(lane, item.address.user_id, urgent=urgent)
+            if wait > 0:
+                outcome.later(now + wait)
+                continue
+            return item
+        return None
+
+    def _not_to_send(self, item: OutboxItem, now: datetime) -> tuple[str, bool] | None:
+        """Why a message is settled without being sent and whether staff should hear of
+        it, or None to send it."""
+        if item.attempts >= self._max_attempts:  # interrupted again and again
+            return f"given up after {item.attempts} attempts", True
+        if item.kind in CONVERSATION_KINDS:
+            return None
+        if item.opted_out:
+            return "opted out", False
+        template = item.message.template
+        too_old = self._rules.too_old_for(template.kind if template else None)
+        if too_old is not None and item.created_at is not None and now - item.created_at > too_old:
+            return "too old to send", False
+        return None
+
+    def _route(self, item: OutboxItem, now: datetime) -> tuple[str, OutboundMessage] | str:
+        """The channel and form to send a message in, or why it cannot go at all."""
+        message, channel = item.message, item.address.channel
+        outside = item.id in self._outside or (
+            item.kind != KIND_REPLY and not _inside_window(item.last_inbound_at, now)
         )
+        if channel == "whatsapp" and outside:
+            template = message.template
+            if template is not None and template.kind in self._rules.templates:
+                return channel, message
+            if self._rules.sms_fallback and "sms" in self._channels:
+                return "sms", replace(message, template=None)
+            what = template.kind if template is not None else f"{item.kind} messages"
+            return f"outside WhatsApp's 24-hour window, and no approved template for {what}"
+        # A template is only for WhatsApp outside the window; everywhere else the text goes.
+        return channel, replace(message, template=None) if message.template else message
+
+    # --- one message ---
+
+    async def _deliver(self, lane: _Lane, item: OutboxItem) -> bool:
+        """Send one message; True when it is settled (sent or failed for good)."""
+        now = self._clock()
+        route = self._route(item, now)
+        if isinstance(route, str):
+            return await self._give_up(item, item.address, route, tell=True)
+        name, message = route
+        address = Address(name, item.address.user_id)
+        if not await self._claim(item, now, name):
+            return False  # another sender has it: this beneficiary waits for it
+        self._in_flight.add(item.id)
+        try:
+            first = self._parts.get(item.id, 0)
+            accepted = first  # parts the platform has taken, once the call ends
+
+            async def before_part(index: int) -> None:
+                nonlocal accepted
+                accepted = index
+                while (wait := self._rate_wait(lane, address.user_id, urgent=True)) > 0:
+                    await self._sleep(wait)
+                self._take(lane, address.user_id)
+
+            self._take(lane, address.user_id)
+            try:
+                sent = await self._channels[name].send(
+                    address, message, first_part=first, before_part=before_part
+                )
+            except DeliveryError as error:
+                return await self._refused(lane, item, address, error, accepted)
+            except Exception as error:  # a bug or an unexpected client error: retry, then fail
+                log.exception("sending on %s failed unexpectedly", name)
+                refusal = DeliveryError(type(error).__name__)
+                return await self._refused(lane, item, address, refusal, accepted)
+            async with self._db.session() as session, session.begin():
+                await MessageRepository(session).mark_sent(
+                    item.id, self._clock(), sent.platform_message_id
+                )
+            self._forget(item.id)
+            return True
+        finally:
+            self._in_flight.discard(item.id)
+
+    async def _refused(
+        self, lane: _Lane, item: OutboxItem, address: Address, error: DeliveryError, accepted: int
+    ) -> bool:
+        reason = f"{error.code}: {error.reason}" if error.code else error.reason
+        attempts = item.attempts + 1
+        if accepted:
+            self._parts[item.id] = accepted
+        if error.retry_after is not None and lane.overall is not None:
+            lane.overall.pause(error.retry_after)
+        permanent, delay = error.permanent, error.retry_after
+        outside = error.code == OUTSIDE_WINDOW_CODE and address.channel == "whatsapp"
+        if outside and item.id not in self._outside:
+            # Twilio knows the window better than our clock: another form, at once.
+            self._outside.add(item.id)
+            permanent, delay = False, 0.0
+        if permanent or attempts >= self._max_attempts:
+            await self._give_up(item, address, reason, tell=True, claimed=True)
+            if error.unreachable:
+                async with self._db.session() as session, session.begin():
+                    await IdentityRepository(session).set_unreachable(address)
+            return True
+        async with self._db.session() as session, session.begin():
+            await MessageRepository(session).release(item.id, self._clock(), reason)
+        if delay is None:
+            delay = min(self._base_backoff * 2 ** (attempts - 1), MAX_BACKOFF)
+        self._not_before[item.id] = self._monotonic() + delay
+        log.info("message %d on %s retried in %.1fs: %s", item.id, address.channel, delay, reason)
         return False
+
+    async def _claim(self, item: OutboxItem, now: datetime, channel: str) -> bool:
+        async with self._db.session() as session, session.begin():
+            return await MessageRepository(session).claim(item.id, now, channel)
+
+    async def _give_up(
+        self,
+        item: OutboxItem,
+        address: Address,
+        reason: str,
+        *,
+        tell: bool,
+        claimed: bool = False,
+    ) -> bool:
+        """Settle a message as failed, claiming it first unless ``claimed`` (it was just
+        tried); False when another sender has it."""
+        if not claimed and not await self._claim(item, self._clock(), item.address.channel):
+            return False
+        async with self._db.session() as session, session.begin():
+            await MessageRepository(session).mark_failed(item.id, self._clock(), reason)
+        self._forget(item.id)
+        if tell:
+            tries = item.attempts + (1 if claimed else 0)
+            log.warning(
+                "message %d on %s failed after %d attempt(s): %s",
+                item.id,
+                address.channel,
+                tries,
+                reason,
+            )
+            self._failures.append(FailedDelivery(item.id, address.channel, item.kind, reason))
+        else:
+            log.info("message %d on %s not sent: %s", item.id, address.channel, reason)
+        return True
+
+    def _forget(self, message_id: int) -> None:
+        self._not_before.pop(message_id, None)
+        self._parts.pop(message_id, None)
+        self._outside.discard(message_id)
+
+    # --- rate limits ---
+
+    def _rate_wait(self, lane: _Lane, chat: str, *, urgent: bool) -> float:
+        wait = lane.overall.wait(reserve=urgent) if lane.overall is not None else 0.0
+        bucket = lane.chats.get(chat)
+        if bucket is not None:
+            wait = max(wait, bucket.wait(reserve=True))
+        return wait
+
+    def _take(self, lane: _Lane, chat: str) -> None:
+        if lane.overall is not None:
+            lane.overall.take()
+        if lane.per_chat_rate is None:
+            return
+        if len(lane.chats) > 1000:  # chats that have waited long enough are forgotten
+            lane.chats = {key: bucket for key, bucket in lane.chats.items() if not bucket.idle}
+        bucket = lane.chats.get(chat)
+        if bucket is None:
+            bucket = TokenBucket(lane.per_chat_rate, self._monotonic, capacity=1.0)
+            lane.chats[chat] = bucket
+        bucket.take()
+
+    # --- recovery and reports ---
+
+    async def _recover(self, now: datetime) -> None:
+        """Messages whose sender stopped mid-send are pending again (checked now and then)."""
+        mono = self._monotonic()
+        if mono - self._recovered_at < self._grace.total_seconds() / 4:
+            return
+        self._recovered_at = mono
+        async with self._db.session() as session, session.begin():
+            count = await MessageRepository(session).recover_interrupted(
+                now - self._grace, keep=self._in_flight
+            )
+        if count:
+            log.warning("%d message(s) interrupted while sending: sending them again", count)
+
+    async def outside_window(self, channel: str, platform_message_id: str) -> None:
+        """Twilio reported a sent WhatsApp message failed with 63016 (outside the window):
+        send it again as a template, or by SMS, or fail it and tell staff."""
+        async with self._db.session() as session, session.begin():
+            message_id = await MessageRepository(session).reopen_failed(
+                channel, platform_message_id, below_attempts=self._max_attempts
+            )
+        if message_id is not None:
+            self._outside.add(message_id)
+            self.wake()
+
+    async def _report(self) -> float | None:
+        """Tell staff what was given up on; the monotonic time to try again, if any."""
+        if not self._failures:
+            return None
+        now = self._monotonic()
+        if now - self._reported_at < REPORT_EVERY:
+            return self._reported_at + REPORT_EVERY
+        batch, self._failures = self._failures, []
+        self._reported_at = now
+        if self._on_failed is not None:
+            try:
+                await self._on_failed(batch)
+            except Exception:
+                log.exception("telling staff of %d failed message(s) failed", len(batch))
+        return None
+
+
+def _inside_window(last_inbound_at: datetime | None, now: datetime) -> bool:
+    """Whether WhatsApp still takes free text: the beneficiary wrote within 24 hours."""
+    return last_inbound_at is not None and now - last_inbound_at < WHATSAPP_WINDOW
+
+
+def _rank(item: OutboxItem) -> tuple[int, int]:
+    """Replies, then staff's words, then the rest; oldest first within each."""
+    kinds = CONVERSATION_KINDS
+    return (kinds.index(item.kind) if item.kind in kinds else len(kinds), item.id)
+
+
+def _settled(queues: Mapping[int, list[int]], item: OutboxItem) -> None:
+    """The beneficiary's next message is now first in line."""
+    queue = queues.get(item.identity_id)
+    if queue and item.id in queue:
+        queue.remove(item.id)

@@ -1,22 +1,27 @@
-"""`tawasul serve`: the aiohttp server with every configured channel and the outbox."""
+"""`tawasul serve`: the aiohttp server with every configured channel, the outbox and the
+follow-up scheduler."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
 from aiohttp import web
 
+import flows
 from bot.config import Settings
+from bot.dashboard import Dashboard
 from bot.engine import ConversationEngine, HandleResult, utcnow
+from bot.followups import FollowUpDispatcher, FollowUpPlanner, FollowUpPolicy, StaffGroupAlerts
 from bot.media import MediaStore
-from bot.outbox import OutboxSender
+from bot.outbox import DeliveryRules, FailedDelivery, OutboxSender
+from bot.scheduler import FollowUpScheduler
 from bot.staff import StaffDesk
-from bot.staffroom import StaffRoom
+from bot.staffroom import STAFF_LANGUAGE, StaffRoom
 from flows.types import Address, InboundMessage, OutboundMessage
 from handlers.base import Channel
 from handlers.telegram import StaffUpdate, TelegramChannel
@@ -40,6 +45,8 @@ _DELIVERY_STATUSES = {
 CHANNEL_RETRY_SECONDS = 15.0
 # Twilio: the number unsubscribed (STOP) or cannot receive messages at all.
 _UNREACHABLE_CODES = frozenset({"21610", "21408", "21211", "21614", "63024"})
+# Twilio: a WhatsApp message outside the 24-hour window; the outbox sends it another way.
+_OUTSIDE_WINDOW = "63016"
 
 
 class Tawasul:
@@ -58,18 +65,52 @@ class Tawasul:
         self._channel_retry_seconds = channel_retry_seconds
         self.database = database
         self.clock = clock
-        self.engine = ConversationEngine(database, settings.flow_settings(), clock=clock)
+        self.followups = FollowUpPlanner(FollowUpPolicy.from_settings(settings))
+        self.engine = ConversationEngine(
+            database,
+            settings.flow_settings(),
+            clock=clock,
+            followups=self.followups,
+            on_followups=self._followups_changed,
+        )
         self.media = MediaStore(Path(settings.server.media_dir))
         self.staffroom: StaffRoom | None = None
         self.channels: dict[str, Channel] = {}
         for channel in self._configured_channels(telegram_polling):
             for name in channel.names:
                 self.channels[name] = channel
-        self.outbox = OutboxSender(database, self.channels, clock)
-        self.desk = StaffDesk(database, settings.flow_settings(), clock, on_outbox=self.outbox.wake)
+        self.outbox = OutboxSender(
+            database,
+            self.channels,
+            clock,
+            rules=DeliveryRules.from_settings(settings),
+            on_failed=self._tell_staff_failed,
+        )
+        self.desk = StaffDesk(
+            database,
+            settings.flow_settings(),
+            clock,
+            on_outbox=self.outbox.wake,
+            followups=self.followups,
+            on_followups=self._followups_changed,
+        )
+        self.dashboard = Dashboard(
+            settings=settings, database=database, desk=self.desk, media=self.media, clock=clock
+        )
         telegram = self.channels.get("telegram")
         if isinstance(telegram, TelegramChannel) and settings.telegram.staff_chat_id:
             self.staffroom = StaffRoom(self.desk, telegram, database, settings.flow_settings())
+        dispatcher = FollowUpDispatcher(
+            database,
+            self.followups.policy,
+            on_outbox=self.outbox.wake,
+            alert_staff=(
+                StaffGroupAlerts(telegram, database, clock)
+                if self.staffroom is not None and isinstance(telegram, TelegramChannel)
+                else None
+            ),
+        )
+        self.scheduler = FollowUpScheduler(database, dispatcher, clock=clock)
         self._retries: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
 
@@ -128,6 +169,7 @@ class Tawasul:
                     api_base_url=whatsapp.api_base_url,
                     sms_from_number=whatsapp.sms_from_number,
                     on_status=self._delivery_status,
+                    templates=whatsapp.templates,
                 )
             )
         return channels
@@ -135,6 +177,8 @@ class Tawasul:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_no_tracebacks])
         app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/staff", _to_dashboard)
+        app.add_subapp("/staff/", self.dashboard.app())
         seen: set[int] = set()
         for channel in self.channels.values():
             if id(channel) not in seen:
@@ -143,6 +187,9 @@ class Tawasul:
         app.on_startup.append(self._start)
         app.on_cleanup.append(self._stop)
         return app
+
+    def _followups_changed(self, keys: list[str]) -> None:
+        self.scheduler.sync(keys)
 
     def _unique_channels(self) -> list[Channel]:
         return list({id(c): c for c in self.channels.values()}.values())
@@ -154,6 +201,11 @@ class Tawasul:
                 self._retries.append(asyncio.create_task(self._keep_starting(channel)))
         self.outbox.start()
         self.outbox.wake()  # whatever was pending before a restart goes out now
+        try:
+            await self.scheduler.start()  # reconciles: follow-ups missed meanwhile run now
+        except Exception:
+            # Beneficiaries are still answered; their follow-ups wait in the database.
+            log.exception("the follow-up scheduler did not start; follow-ups wait for a restart")
 
     async def _start_channel(self, channel: Channel) -> bool:
         try:
@@ -174,6 +226,7 @@ class Tawasul:
             delay = min(delay * 2, 600)
 
     async def _stop(self, _app: web.Application) -> None:
+        await self.scheduler.stop()
         for task in [*self._retries, *self._background]:
             task.cancel()
         await self.outbox.stop()
@@ -187,6 +240,7 @@ class Tawasul:
         async def receive(message: InboundMessage) -> None:
             message = await self.media.keep(message, channel)
             result = await self.engine.handle(message)
+            self.dashboard.heard(message, result)  # the live handoff inbox
             if result.replies:
                 self.outbox.wake()
             if self.staffroom is not None:
@@ -235,6 +289,33 @@ class Tawasul:
                 recipient = await messages.recipient(channel, platform_message_id)
                 if recipient is not None:
                     await IdentityRepository(session).set_unreachable(recipient)
+        if delivery == "failed" and error_code == _OUTSIDE_WINDOW and channel == "whatsapp":
+            await self.outbox.outside_window(channel, platform_message_id)
+
+    async def _tell_staff_failed(self, failures: Sequence[FailedDelivery]) -> None:
+        """Messages the outbox gave up on, to the staff group when there is one (the
+        outbox has logged each already)."""
+        telegram = self.channels.get("telegram")
+        if self.staffroom is None or not isinstance(telegram, TelegramChannel):
+            return
+        lines = [flows.text(STAFF_LANGUAGE, "staff.delivery_failed", count=len(failures))]
+        lines += [
+            flows.text(
+                STAFF_LANGUAGE,
+                "staff.delivery_failed_line",
+                number=str(failure.message_id),
+                channel=flows.channel_label(STAFF_LANGUAGE, failure.channel),
+                reason=failure.reason,
+            )
+            for failure in failures[:20]
+        ]
+        if len(failures) > 20:
+            lines.append("…")
+        await StaffGroupAlerts(telegram, self.database, self.clock)("\n".join(lines), None)
+
+
+async def _to_dashboard(_request: web.Request) -> web.Response:
+    return web.Response(status=308, headers={"Location": "/staff/"})
 
 
 async def _logged(work: Awaitable[None]) -> None:
@@ -263,20 +344,22 @@ async def serve(settings: Settings, database: Database, *, telegram_polling: boo
     service = Tawasul(settings, database, telegram_polling=telegram_polling)
     runner = web.AppRunner(service.app(), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, settings.server.host, settings.server.port)
-    await site.start()
-    channels = ", ".join(sorted(service.channels))
-    log.info(
-        "Tawasul listening on http://%s:%d (channels: %s)",
-        settings.server.host,
-        settings.server.port,
-        channels,
-    )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
+        # Inside: a port that is taken must still stop the outbox and the channels that
+        # setup started, before the database goes away under them.
+        site = web.TCPSite(runner, settings.server.host, settings.server.port)
+        await site.start()
+        channels = ", ".join(sorted(service.channels))
+        log.info(
+            "Tawasul listening on http://%s:%d (channels: %s)",
+            settings.server.host,
+            settings.server.port,
+            channels,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
         await stop.wait()
     finally:
         await runner.cleanup()

@@ -1,7 +1,8 @@
 """The staff desk: every staff action, one code path for the CLI, the staff group and the dashboard.
 
-Each action runs in one transaction: the change, the case-file entry and the notice
-to the beneficiary (into the outbox, in their language, on the channel they used).
+Each action runs in one transaction: the change, the case-file entry, the notice
+to the beneficiary (into the outbox, in their language, on the channel they used) and
+the audit log's entry of who did it.
 """
 
 from __future__ import annotations
@@ -11,17 +12,21 @@ import io
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import flows
-from flows.types import FlowSettings, Language, OutboundMessage
+from flows.handoff import FLOW as HANDOFF_FLOW
+from flows.handoff import WAITING as HANDOFF_WAITING
+from flows.steps import goto, sound
+from flows.types import FlowSettings, Language, OpenHandoff, OutboundMessage, TemplateRef
 from storage.db import Database
 from storage.models import ChannelIdentity, Handoff, Staff, SupportRequest
 from storage.repositories import (
+    AuditRepository,
     CaseEvent,
     CaseFileRepository,
     ConversationRepository,
@@ -31,9 +36,16 @@ from storage.repositories import (
     StaffRepository,
 )
 
+if TYPE_CHECKING:  # bot.followups reaches this module through bot.staffroom
+    from bot.followups import FollowUpPlanner
+
 log = logging.getLogger(__name__)
 
 ROLES = ("agent", "researcher", "manager", "admin")
+# The kind of WhatsApp template a status notice goes as outside the 24-hour window.
+STATUS_TEMPLATE = "status_update"
+# The reason of a handoff staff open themselves, writing to an applicant from the case file.
+OUTREACH = "outreach"
 
 
 class StaffError(Exception):
@@ -56,11 +68,17 @@ class StaffDesk:
         clock: Callable[[], datetime],
         *,
         on_outbox: Callable[[], None] = lambda: None,
+        followups: FollowUpPlanner | None = None,
+        on_followups: Callable[[list[str]], None] = lambda _keys: None,
     ) -> None:
         self._db = database
         self._settings = settings
         self._clock = clock
         self._on_outbox = on_outbox  # the outbox sender's wake-up, when one runs here
+        # Follow-ups change in the action's transaction; their jobs after it (in the
+        # server; from the command line a running server's sweep finds them).
+        self._followups = followups
+        self._on_followups = on_followups
 
     def now(self) -> datetime:
         return self._clock()
@@ -93,10 +111,18 @@ class StaffDesk:
             problem = flows.transition_problem(request.status, status, note=note)
             if problem:
                 raise StaffError(problem)
+            previous = request.status
             await requests.change_status(request, status, now=now, by=by, note=note)
             await self._tell_applicant(session, request, status, note, now)
+            keys = []
+            if self._followups is not None:
+                keys = await self._followups.status_changed(session, request, previous, now)
+            await self._audit(
+                session, by, "status_change", request.reference, {"from": previous, "to": status}
+            )
         log.info("request %s moved to %s", request.reference, status)
         self._on_outbox()
+        self._on_followups(keys)
         return request
 
     async def add_note(self, reference: str, text: str, *, by: str) -> None:
@@ -107,6 +133,7 @@ class StaffDesk:
             requests = RequestRepository(session)
             request = await self._request(requests, reference)
             await requests.add_note(request, author=by, text=text, now=self._clock())
+            await self._audit(session, by, "note", request.reference)
 
     async def list_requests(
         self, *, status: str | None = None, overdue: bool = False
@@ -124,9 +151,14 @@ class StaffDesk:
             events = await CaseFileRepository(session).events(request)
         return CaseFile(request, events)
 
-    async def export(self, reference: str, form: str) -> str:
-        """The whole case file as JSON or CSV text."""
+    async def export(self, reference: str, form: str, *, by: str | Staff | None = None) -> str:
+        """The whole case file as JSON or CSV text; ``by`` (when given) is audited."""
+        if form not in ("json", "csv"):
+            raise StaffError(f"unknown format {form!r}: json or csv")
         case = await self.case_file(reference)
+        if by is not None:
+            async with self._db.session() as session, session.begin():
+                await self._audit(session, by, "export", case.request.reference, {"format": form})
         rows = [_event_row(event) for event in case.events]
         if form == "json":
             document = {
@@ -174,8 +206,13 @@ class StaffDesk:
             handoff = await handoffs.get(handoff_id)
             assert handoff is not None
             language = await self._language(session, handoff.identity_id)
-            await self._enqueue(session, handoff.identity_id, [flows.handoff_taken(language)])
+            # Part of the live conversation, like staff's words: never held for the night.
+            taken = [flows.handoff_taken(language)]
+            await self._enqueue(session, handoff.identity_id, taken, kind="staff")
+            await self._audit(session, staff, "take", f"handoff:{handoff_id}")
+            keys = await self._handoff_settled(session, handoff_id)
         self._on_outbox()
+        self._on_followups(keys)
         return True
 
     async def close(self, handoff_id: int, staff: Staff | None) -> Handoff | None:
@@ -192,8 +229,12 @@ class StaffDesk:
             if state.flow == "handoff":
                 state, replies = flows.close_handoff(state)
                 await conversations.save(handoff.identity_id, state, now)
-                await self._enqueue(session, handoff.identity_id, list(replies))
+                await self._enqueue(session, handoff.identity_id, list(replies), kind="staff")
+            if staff is not None:
+                await self._audit(session, staff, "close", f"handoff:{handoff_id}")
+            keys = await self._handoff_settled(session, handoff_id)
         self._on_outbox()
+        self._on_followups(keys)
         return handoff
 
     async def reply(self, handoff_id: int, staff: Staff, text: str) -> Handoff:
@@ -206,15 +247,104 @@ class StaffDesk:
             handoff = await handoffs.get(handoff_id)
             if handoff is None or handoff.status != "open":
                 raise StaffError("this conversation is closed")
-            if handoff.claimed_by is None and staff.id is not None:
-                await handoffs.claim(handoff_id, staff.id, self._clock())
-            language = await self._language(session, handoff.identity_id)
-            message = flows.staff_reply(language, text)
-            await self._enqueue(session, handoff.identity_id, [message], kind="staff")
+            keys = await self._reply_in(session, handoff, staff, text)
         self._on_outbox()
+        self._on_followups(keys)
+        return handoff
+
+    async def write_to(self, reference: str, staff: Staff, text: str) -> Handoff:
+        """Staff write to a request's applicant from its case file.
+
+        The words go through the applicant's open handoff, or through one opened for
+        it here and taken by the writer, so that their answer comes back to staff
+        (and ``0`` takes them back to the menu) exactly as in any handoff.
+        """
+        text = text.strip()
+        if not text:
+            raise StaffError("an empty reply was not sent")
+        now = self._clock()
+        async with self._db.session() as session, session.begin():
+            requests = RequestRepository(session)
+            request = await self._request(requests, reference)
+            identities = await requests.applicant_identities(request)
+            if not identities or identities[0].id is None:
+                raise StaffError(f"nobody to write to about {request.reference}")
+            identity_id = identities[0].id  # the channel the request was filed on
+            conversations = ConversationRepository(session)
+            # Loaded first: on PostgreSQL the row lock keeps the engine off meanwhile.
+            state = sound(await conversations.load(identity_id))
+            handoffs = HandoffRepository(session)
+            handoff = await handoffs.open(
+                identity_id, OpenHandoff(OUTREACH), now, request_id=request.id
+            )
+            if state.flow != HANDOFF_FLOW:
+                # Staff are already with them: no "we will answer soon" to their reply.
+                waiting = goto(state, HANDOFF_FLOW, HANDOFF_WAITING, handoff_acked=True)
+                await conversations.save(identity_id, waiting, now)
+            keys = await self._reply_in(session, handoff, staff, text, request_id=request.id)
+        log.info("staff wrote to the applicant of %s", request.reference)
+        self._on_outbox()
+        self._on_followups(keys)
         return handoff
 
     # --- helpers ---
+
+    async def _reply_in(
+        self,
+        session: AsyncSession,
+        handoff: Handoff,
+        staff: Staff,
+        text: str,
+        *,
+        request_id: int | None = None,
+    ) -> list[str]:
+        """Staff's words into an open handoff, which they take if nobody has; returns the
+        follow-ups whose jobs changed (the reminder that nobody took it)."""
+        assert handoff.id is not None
+        keys = []
+        if handoff.claimed_by is None and staff.id is not None:
+            await HandoffRepository(session).claim(handoff.id, staff.id, self._clock())
+            keys = await self._handoff_settled(session, handoff.id)
+        language = await self._language(session, handoff.identity_id)
+        message = flows.staff_reply(language, text)
+        await self._enqueue(
+            session, handoff.identity_id, [message], kind="staff", request_id=request_id
+        )
+        await self._audit(
+            session, staff, "reply", f"handoff:{handoff.id}", {"characters": len(text)}
+        )
+        return keys
+
+    async def _handoff_settled(self, session: AsyncSession, handoff_id: int) -> list[str]:
+        """A handoff was taken or closed: staff need no reminder about it any more."""
+        if self._followups is None:
+            return []
+        return await self._followups.handoff_settled(session, handoff_id, self._clock())
+
+    async def _audit(
+        self,
+        session: AsyncSession,
+        by: str | Staff | None,
+        action: str,
+        target: str | None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """The audit log's entry for an action, in the action's own transaction.
+
+        ``by`` is the member, or the username the command line or a caller gave
+        (None: the command line with no ``--by``).
+        """
+        staff = by if isinstance(by, Staff) else None
+        if isinstance(by, str):
+            staff = await StaffRepository(session).get(by)
+        await AuditRepository(session).add(
+            staff,
+            action,
+            target,
+            detail,
+            now=self._clock(),
+            username=by if isinstance(by, str) else None,
+        )
 
     async def _request(self, requests: RequestRepository, reference: str) -> SupportRequest:
         request = await requests.get_by_reference(reference)
@@ -241,6 +371,13 @@ class StaffDesk:
         notice = flows.status_notice(
             state.language, request.reference, status, note, self._settings
         )
+        # Outside WhatsApp's 24-hour window (the committee takes weeks) the notice goes
+        # as the approved "status_update" template: {{1}} the reference, {{2}} the status.
+        template = TemplateRef(
+            STATUS_TEMPLATE,
+            {"1": request.reference, "2": flows.status_label(state.language, status)},
+        )
+        notice = tuple(replace(message, template=template) for message in notice)
         await self._enqueue(session, identity_id, list(notice), request_id=request.id)
         if status == "needs_info":
             # Their next message answers the question (in a handoff, the question is

@@ -127,6 +127,20 @@ CATALOGUE: Final[Mapping[str, Mapping[Language, str]]] = {
     },
     "intake.choice.continue": {"ar": "المتابعة من حيث توقفت", "en": "Continue where I stopped"},
     "intake.choice.restart": {"ar": "البدء من جديد", "en": "Start over"},
+    # --- intake: scheduled follow-ups of a half-done request ---
+    "intake.reminder": {
+        "ar": "بدأتَ تقديم طلب دعم ولم يكتمل بعد، وما زلنا نحتفظ بما أدخلته. "
+        "أرسل رقم الخيار، أو ٠ للعودة إلى القائمة:",
+        "en": "You started a support request that is not finished yet; we have kept what "
+        "you entered. Send the number of an option, or 0 to go back to the menu:",
+    },
+    "intake.expired": {
+        "ar": "لم يكتمل طلب الدعم الذي بدأته منذ مدة، فحذفنا ما أدخلته فيه حفاظاً على بياناتك. "
+        "يسعدنا أن تقدّم طلباً جديداً متى شئت: أرسل ١ لتبدأ، أو ٠ للقائمة.",
+        "en": "The support request you started some time ago was not finished, so we deleted "
+        "what you entered, to protect your data. You are welcome to file a new one "
+        "whenever you like: send 1 to begin, or 0 for the menu.",
+    },
     # --- intake: summary and declaration ---
     "intake.summary.title": {"ar": "هذه بياناتك:", "en": "Here is your data:"},
     "intake.summary.line": {"ar": "{number}- {label}: {value}", "en": "{number}- {label}: {value}"},
@@ -363,6 +377,15 @@ CATALOGUE: Final[Mapping[str, Mapping[Language, str]]] = {
         "ar": "شكراً لتقييمك، فهو يساعدنا على خدمتك بشكل أفضل. أرسل ٠ للقائمة.",
         "en": "Thank you for your rating; it helps us serve you better. Send 0 for the menu.",
     },
+    "rating.prompt": {
+        "ar": "نرجو أن يكون الدعم الخاص بطلبك {reference} قد وصلك على ما يرام.",
+        "en": "We hope the support for your request {reference} reached you well.",
+    },
+    "rating.reminder": {
+        "ar": "تذكير: يهمنا رأيك في خدمتنا لطلبك {reference}، ويكفي رقم واحد.",
+        "en": "A reminder: your view of our service for your request {reference} matters to "
+        "us; one number is enough.",
+    },
     # --- handoff to a staff member ---
     "handoff.hours": {"ar": "الأحد–الخميس، ٨ص–٤م", "en": "Sunday–Thursday, 8am–4pm"},
     "handoff.opened": {
@@ -456,6 +479,28 @@ CATALOGUE: Final[Mapping[str, Mapping[Language, str]]] = {
         "en": 'If you have a question, send "{keyword}" and a staff member will contact you.',
     },
     "notice.note": {"ar": "ملاحظة: {note}", "en": "Note: {note}"},
+    "notice.checkin": {
+        "ar": "طلبك {reference} ما زال قيد المتابعة لدينا، وحالته الآن: {status}. "
+        "سنبلغك فور أي تغيير دون أن تحتاج للسؤال.",
+        "en": "Your request {reference} is still being handled; its status now: {status}. "
+        "We will tell you as soon as it changes, without you having to ask.",
+    },
+    # --- STOP / START: proactive messages off and on again ---
+    "optout.stopped": {
+        "ar": "تم إيقاف الرسائل التي نرسلها إليك من تلقاء أنفسنا، كتحديثات طلبك والتذكيرات. "
+        "ستبقى محادثتك معنا كما هي: نرد على كل ما ترسله، ويمكنك السؤال عن حالة طلبك متى شئت. "
+        'لاستئناف هذه الرسائل أرسل "بدء".',
+        "en": "We have stopped the messages we send you on our own, such as updates on your "
+        "request and reminders. Your conversation with us stays as it is: we answer "
+        "everything you send, and you can ask about your request at any time. "
+        "To receive these messages again, send START.",
+    },
+    "optout.resumed": {
+        "ar": 'سنرسل إليك من جديد تحديثات طلبك والتذكيرات. لإيقافها في أي وقت أرسل "إيقاف". '
+        "أرسل ٠ للقائمة.",
+        "en": "We will send you updates on your request and reminders again. To stop them "
+        "at any time, send STOP. Send 0 for the menu.",
+    },
     # --- answering staff's question (needs_info) ---
     "needs_info.ask": {
         "ar": "أرسل إجابتك عن سؤال الباحث بخصوص طلبك {reference}، نصاً أو صورة أو ملف PDF.\n"
@@ -506,6 +551,12 @@ CATALOGUE: Final[Mapping[str, Mapping[Language, str]]] = {
         "ar": "⏰ طلب تواصل لم يستلمه أحد بعد\nالسبب: {reason}\nالقناة: {channel}",
         "en": "⏰ A contact request nobody has taken yet\nReason: {reason}\nChannel: {channel}",
     },
+    "staff.decision_due": {
+        "ar": "⏰ تجاوز الطلب {reference} موعد القرار ({date}) وما زال دون قرار: {status}\n"
+        "المتأخرة كلها: tawasul requests list --overdue",
+        "en": "⏰ {reference} is past its decision date ({date}) and still undecided: {status}\n"
+        "All overdue requests: tawasul requests list --overdue",
+    },
     "staff.reason.requested": {
         "ar": "طلب التحدث مع موظف من القائمة",
         "en": "Asked for a staff member from the menu",
@@ -537,6 +588,14 @@ CATALOGUE: Final[Mapping[str, Mapping[Language, str]]] = {
     "staff.channel.telegram": {"ar": "تيليجرام", "en": "Telegram"},
     "staff.channel.web": {"ar": "محادثة الموقع", "en": "Website chat"},
     "staff.channel.console": {"ar": "المحاكي النصي", "en": "Console"},
+    "staff.delivery_failed": {
+        "ar": "تعذّر إيصال رسائل إلى مستفيدين ({count})، وتوقفت المحاولة:",
+        "en": "Messages that could not be delivered to beneficiaries ({count}); no more tries:",
+    },
+    "staff.delivery_failed_line": {
+        "ar": "رسالة #{number} — {channel} — {reason}",
+        "en": "message #{number} — {channel} — {reason}",
+    },
     "staff.button.take": {"ar": "استلام", "en": "Take"},
     "staff.button.close": {"ar": "إغلاق", "en": "Close"},
     "staff.handoff.taken_by": {"ar": "استلمها {name}", "en": "Taken by {name}"},
@@ -619,6 +678,279 @@ CATALOGUE: Final[Mapping[str, Mapping[Language, str]]] = {
         "ar": "{reference} — {status} — {need}",
         "en": "{reference} — {status} — {need}",
     },
+    "staff.reason.outreach": {
+        "ar": "كتب إليه موظف من ملف طلبه",
+        "en": "A staff member wrote to them from their request's file",
+    },
+    # --- the staff dashboard (/staff/) ---
+    "dash.title": {"ar": "لوحة الموظفين", "en": "Staff dashboard"},
+    "dash.language.name": {"ar": "العربية", "en": "English"},
+    "dash.skip": {"ar": "تخطَّ إلى المحتوى", "en": "Skip to content"},
+    "dash.nav.label": {"ar": "أقسام اللوحة", "en": "Dashboard sections"},
+    "dash.nav.requests": {"ar": "الطلبات", "en": "Requests"},
+    "dash.nav.handoffs": {"ar": "المحادثات", "en": "Conversations"},
+    "dash.nav.reports": {"ar": "الرضا", "en": "Satisfaction"},
+    "dash.nav.staff": {"ar": "الموظفون", "en": "Staff"},
+    "dash.nav.logout": {"ar": "خروج", "en": "Log out"},
+    "dash.signed_in_as": {"ar": "{name} · {role}", "en": "{name} · {role}"},
+    "dash.role.agent": {"ar": "موظف خدمة", "en": "Agent"},
+    "dash.role.researcher": {"ar": "باحث اجتماعي", "en": "Researcher"},
+    "dash.role.manager": {"ar": "مدير", "en": "Manager"},
+    "dash.role.admin": {"ar": "مسؤول النظام", "en": "Administrator"},
+    "dash.yes": {"ar": "نعم", "en": "Yes"},
+    "dash.no": {"ar": "لا", "en": "No"},
+    # login
+    "dash.login.title": {"ar": "تسجيل الدخول", "en": "Sign in"},
+    "dash.login.username": {"ar": "اسم المستخدم", "en": "Username"},
+    "dash.login.password": {"ar": "كلمة المرور", "en": "Password"},
+    "dash.login.submit": {"ar": "دخول", "en": "Sign in"},
+    "dash.login.failed": {
+        "ar": "اسم المستخدم أو كلمة المرور غير صحيحة.",
+        "en": "Wrong username or password.",
+    },
+    "dash.login.throttled": {
+        "ar": "محاولات كثيرة خاطئة. انتظر ربع ساعة ثم حاول مرة أخرى.",
+        "en": "Too many wrong attempts. Wait a quarter of an hour and try again.",
+    },
+    "dash.login.logged_out": {"ar": "خرجت من اللوحة.", "en": "You have logged out."},
+    # errors
+    "dash.error.title": {"ar": "تعذّر ذلك", "en": "That did not work"},
+    "dash.error.forbidden": {
+        "ar": "ليست لديك صلاحية لهذه الصفحة.",
+        "en": "You do not have access to this page.",
+    },
+    "dash.error.csrf": {
+        "ar": "انتهت صلاحية هذا النموذج. أعد تحميل الصفحة وحاول مرة أخرى.",
+        "en": "This form has expired. Reload the page and try again.",
+    },
+    "dash.error.not_found": {"ar": "لم نجد ما تبحث عنه.", "en": "Not found."},
+    "dash.error.refused": {"ar": "لم يتم الإجراء: {reason}", "en": "Not done: {reason}"},
+    "dash.error.back": {"ar": "العودة إلى الطلبات", "en": "Back to the requests"},
+    # the requests list
+    "dash.requests.title": {"ar": "طلبات الدعم", "en": "Support requests"},
+    "dash.requests.count": {"ar": "عدد الطلبات: {count}", "en": "Requests: {count}"},
+    "dash.requests.none": {
+        "ar": "لا توجد طلبات تطابق هذا البحث.",
+        "en": "No requests match this search.",
+    },
+    "dash.requests.overdue": {"ar": "تجاوز موعد القرار", "en": "Decision overdue"},
+    "dash.requests.linked": {
+        "ar": "رقم الهوية مستخدم في طلبات أخرى",
+        "en": "ID number used on other requests",
+    },
+    "dash.requests.export": {"ar": "تصدير القائمة (CSV)", "en": "Export the list (CSV)"},
+    "dash.filter.legend": {"ar": "تصفية الطلبات", "en": "Filter requests"},
+    "dash.filter.search": {"ar": "بحث", "en": "Search"},
+    "dash.filter.search_hint": {"ar": "رقم الطلب أو الاسم", "en": "Reference or name"},
+    "dash.filter.any": {"ar": "الكل", "en": "All"},
+    "dash.filter.overdue": {
+        "ar": "المتأخرة عن موعد القرار فقط",
+        "en": "Only those past their decision date",
+    },
+    "dash.filter.apply": {"ar": "عرض", "en": "Show"},
+    "dash.filter.clear": {"ar": "إلغاء التصفية", "en": "Clear filters"},
+    "dash.page.previous": {"ar": "السابق", "en": "Previous"},
+    "dash.page.next": {"ar": "التالي", "en": "Next"},
+    "dash.page.of": {"ar": "صفحة {page} من {pages}", "en": "Page {page} of {pages}"},
+    "dash.field.reference": {"ar": "رقم الطلب", "en": "Reference"},
+    "dash.field.name": {"ar": "الاسم", "en": "Name"},
+    "dash.field.national_id": {"ar": "الهوية / الإقامة", "en": "National ID / iqama"},
+    "dash.field.mobile": {"ar": "الجوال", "en": "Mobile"},
+    "dash.field.city": {"ar": "المدينة", "en": "City"},
+    "dash.field.need": {"ar": "الاحتياج", "en": "Need"},
+    "dash.field.description": {"ar": "الوصف", "en": "Description"},
+    "dash.field.status": {"ar": "الحالة", "en": "Status"},
+    "dash.field.channel": {"ar": "القناة", "en": "Channel"},
+    "dash.field.filed": {"ar": "تاريخ التقديم", "en": "Filed"},
+    "dash.field.due": {"ar": "موعد القرار", "en": "Decision due"},
+    # the case file
+    "dash.case.title": {"ar": "ملف الطلب {reference}", "en": "Case file {reference}"},
+    "dash.case.applicant": {"ar": "مقدّم الطلب", "en": "Applicant"},
+    "dash.case.timeline": {"ar": "سجل الطلب", "en": "Timeline"},
+    "dash.case.export_json": {"ar": "تصدير الملف (JSON)", "en": "Export the file (JSON)"},
+    "dash.case.export_csv": {"ar": "تصدير السجل (CSV)", "en": "Export the timeline (CSV)"},
+    "dash.case.attachment": {"ar": "مرفق", "en": "Attachment"},
+    "dash.case.not_kept": {
+        "ar": "مرفق لم يُحفظ لدينا: {name}",
+        "en": "Attachment not kept here: {name}",
+    },
+    "dash.case.failed": {"ar": "لم تصل: {error}", "en": "Not delivered: {error}"},
+    "dash.event.message_in": {"ar": "كتب المستفيد", "en": "The beneficiary wrote"},
+    "dash.event.message_out": {"ar": "أُرسل إلى المستفيد", "en": "Sent to the beneficiary"},
+    "dash.event.declaration": {"ar": "وقّع الإقرار", "en": "Signed the declaration"},
+    "dash.event.document": {"ar": "مستند", "en": "Document"},
+    "dash.event.status_change": {"ar": "تغيّرت الحالة", "en": "Status changed"},
+    "dash.event.note": {"ar": "ملاحظة", "en": "Note"},
+    "dash.event.rating": {"ar": "تقييم", "en": "Rating"},
+    "dash.event.handoff_opened": {"ar": "طلب التحدث مع موظف", "en": "Asked for staff"},
+    "dash.event.handoff_claimed": {"ar": "استلم المحادثة موظف", "en": "Taken by staff"},
+    "dash.event.handoff_closed": {"ar": "أُغلقت المحادثة", "en": "Conversation closed"},
+    "dash.status.title": {"ar": "تغيير الحالة", "en": "Change the status"},
+    "dash.status.to": {"ar": "الحالة الجديدة", "en": "New status"},
+    "dash.status.choose": {"ar": "اختر الحالة", "en": "Choose a status"},
+    "dash.status.note": {
+        "ar": "ملاحظة تصل إلى المستفيد (مطلوبة عند طلب معلومات)",
+        "en": "Note for the beneficiary (required when asking for information)",
+    },
+    "dash.status.submit": {"ar": "غيّر الحالة وأبلغ المستفيد", "en": "Change and tell them"},
+    "dash.status.final": {
+        "ar": "هذا الطلب مغلق، فلا تتغير حالته.",
+        "en": "This request is closed; its status cannot change.",
+    },
+    "dash.status.note_required": {
+        "ar": "طلب المعلومات يحتاج سؤالاً للمستفيد في الملاحظة.",
+        "en": "Asking for information needs a question for the beneficiary in the note.",
+    },
+    "dash.note.title": {"ar": "ملاحظة داخلية", "en": "Internal note"},
+    "dash.note.hint": {
+        "ar": "للموظفين فقط، لا تصل إلى المستفيد.",
+        "en": "For staff only; the beneficiary does not see it.",
+    },
+    "dash.note.submit": {"ar": "أضف الملاحظة", "en": "Add the note"},
+    "dash.reply.title": {"ar": "مراسلة المستفيد", "en": "Write to the beneficiary"},
+    "dash.reply.hint": {
+        "ar": "تصله على القناة التي قدّم منها الطلب، وتعود إجابته إلى صفحة المحادثات.",
+        "en": "It reaches them on the channel they filed on; their answer comes back to "
+        "the conversations page.",
+    },
+    "dash.reply.submit": {"ar": "أرسل", "en": "Send"},
+    "dash.done.status": {
+        "ar": "تغيّرت الحالة وأُبلغ المستفيد.",
+        "en": "Status changed; the beneficiary has been told.",
+    },
+    "dash.done.note": {"ar": "أُضيفت الملاحظة.", "en": "Note added."},
+    "dash.done.reply": {"ar": "أُرسلت رسالتك.", "en": "Your message was sent."},
+    "dash.done.taken": {"ar": "استلمت المحادثة.", "en": "You took the conversation."},
+    "dash.done.already_taken": {
+        "ar": "استلمها موظف آخر قبلك.",
+        "en": "Another staff member took it first.",
+    },
+    "dash.done.closed": {"ar": "أُغلقت المحادثة.", "en": "Conversation closed."},
+    "dash.done.staff_added": {"ar": "أُضيف الموظف.", "en": "Staff member added."},
+    "dash.done.staff_removed": {"ar": "أُزيل الموظف.", "en": "Staff member removed."},
+    # the handoff inbox
+    "dash.handoffs.title": {"ar": "المحادثات المفتوحة", "en": "Open conversations"},
+    "dash.handoffs.none": {
+        "ar": "لا توجد محادثات مفتوحة الآن.",
+        "en": "There are no open conversations now.",
+    },
+    "dash.handoffs.urgent": {"ar": "عاجل", "en": "Urgent"},
+    "dash.handoffs.number": {"ar": "محادثة #{number}", "en": "Conversation #{number}"},
+    "dash.handoffs.opened_at": {"ar": "بدأت {when}", "en": "Opened {when}"},
+    "dash.handoffs.owner": {"ar": "مع {name}", "en": "With {name}"},
+    "dash.handoffs.unclaimed": {"ar": "لم يستلمها أحد", "en": "Not taken yet"},
+    "dash.handoffs.unknown_name": {"ar": "لم يقدّم طلباً بعد", "en": "No request filed yet"},
+    "dash.handoffs.take": {"ar": "استلام", "en": "Take"},
+    "dash.handoffs.close": {"ar": "إغلاق", "en": "Close"},
+    "dash.handoffs.reply": {"ar": "ردّك", "en": "Your reply"},
+    "dash.handoffs.send": {"ar": "أرسل", "en": "Send"},
+    "dash.handoffs.live": {
+        "ar": "تظهر رسائل المستفيدين الجديدة هنا فور وصولها.",
+        "en": "New messages from beneficiaries appear here as they arrive.",
+    },
+    "dash.handoffs.changed": {
+        "ar": "تغيّرت قائمة المحادثات.",
+        "en": "The list of conversations has changed.",
+    },
+    "dash.handoffs.reload": {"ar": "حدّث الصفحة", "en": "Reload"},
+    "dash.handoffs.offline": {
+        "ar": "انقطع الاتصال المباشر، ونعيد المحاولة…",
+        "en": "The live connection dropped; trying again…",
+    },
+    "dash.dir.in": {"ar": "المستفيد", "en": "Beneficiary"},
+    "dash.dir.out": {"ar": "نحن", "en": "Us"},
+    # satisfaction reports
+    "dash.reports.title": {"ar": "رضا المستفيدين", "en": "Beneficiary satisfaction"},
+    "dash.reports.period": {"ar": "الفترة", "en": "Period"},
+    "dash.reports.period.all": {"ar": "كل الفترات", "en": "All time"},
+    "dash.reports.period.m3": {"ar": "آخر ثلاثة أشهر", "en": "Last three months"},
+    "dash.reports.period.m6": {"ar": "آخر ستة أشهر", "en": "Last six months"},
+    "dash.reports.period.m12": {"ar": "آخر اثني عشر شهراً", "en": "Last twelve months"},
+    "dash.reports.summary": {
+        "ar": "عدد التقييمات: {count} · المتوسط: {average} من ٥",
+        "en": "Ratings: {count} · average: {average} of 5",
+    },
+    "dash.reports.none": {
+        "ar": "لا توجد تقييمات في هذه الفترة.",
+        "en": "There are no ratings in this period.",
+    },
+    "dash.reports.distribution": {"ar": "توزيع التقييمات", "en": "Distribution of ratings"},
+    "dash.reports.by_month": {"ar": "حسب الشهر", "en": "By month"},
+    "dash.reports.by_channel": {"ar": "حسب القناة", "en": "By channel"},
+    "dash.reports.by_need": {"ar": "حسب الاحتياج", "en": "By need"},
+    "dash.reports.by_context": {"ar": "حسب ما قُيِّم", "en": "By what was rated"},
+    "dash.reports.legend": {
+        "ar": "كل شريط يقسم التقييمات من ١ إلى ٥، والرقم بجانبه متوسطها.",
+        "en": "Each bar splits the ratings from 1 to 5; the number beside it is their average.",
+    },
+    "dash.reports.group": {"ar": "الفئة", "en": "Group"},
+    "dash.reports.count": {"ar": "العدد", "en": "Count"},
+    "dash.reports.average": {"ar": "المتوسط", "en": "Average"},
+    "dash.reports.score": {"ar": "{score} من ٥", "en": "{score} of 5"},
+    "dash.reports.bar": {
+        "ar": "{group}: {count} تقييم، المتوسط {average}",
+        "en": "{group}: {count} ratings, average {average}",
+    },
+    "dash.reports.column": {
+        "ar": "{score} من ٥: {count} تقييم",
+        "en": "{score} of 5: {count} ratings",
+    },
+    "dash.reports.no_need": {"ar": "بلا طلب", "en": "No request"},
+    "dash.reports.comments": {"ar": "تعليقات المستفيدين", "en": "What beneficiaries said"},
+    "dash.reports.no_comments": {
+        "ar": "لا توجد تعليقات في هذه الفترة.",
+        "en": "No comments in this period.",
+    },
+    "dash.reports.export": {"ar": "تصدير التقييمات (CSV)", "en": "Export the ratings (CSV)"},
+    # staff administration
+    "dash.staff.title": {"ar": "الموظفون", "en": "Staff members"},
+    "dash.staff.add": {"ar": "إضافة موظف", "en": "Add a staff member"},
+    "dash.staff.username": {"ar": "اسم المستخدم", "en": "Username"},
+    "dash.staff.role": {"ar": "الدور", "en": "Role"},
+    "dash.staff.password": {"ar": "كلمة المرور", "en": "Password"},
+    "dash.staff.password_hint": {"ar": "عشرة أحرف على الأقل", "en": "At least 10 characters"},
+    "dash.staff.telegram_id": {
+        "ar": "معرّف تيليجرام (اختياري)",
+        "en": "Telegram user id (optional)",
+    },
+    "dash.staff.telegram": {"ar": "تيليجرام", "en": "Telegram"},
+    "dash.staff.can_login": {"ar": "يدخل اللوحة", "en": "Dashboard login"},
+    "dash.staff.submit": {"ar": "أضف", "en": "Add"},
+    "dash.staff.remove": {"ar": "إزالة", "en": "Remove"},
+    "dash.staff.you": {"ar": "أنت", "en": "you"},
+    "dash.staff.password_short": {
+        "ar": "كلمة المرور أقصر من عشرة أحرف.",
+        "en": "The password is shorter than 10 characters.",
+    },
+    "dash.staff.telegram_invalid": {
+        "ar": "معرّف تيليجرام يتكون من أرقام فقط.",
+        "en": "A Telegram user id is digits only.",
+    },
+    "dash.staff.not_yourself": {
+        "ar": "لا يمكنك إزالة نفسك.",
+        "en": "You cannot remove yourself.",
+    },
+    "dash.audit.title": {"ar": "سجل الإجراءات", "en": "Audit log"},
+    "dash.audit.when": {"ar": "الوقت", "en": "When"},
+    "dash.audit.who": {"ar": "الموظف", "en": "Who"},
+    "dash.audit.action": {"ar": "الإجراء", "en": "Action"},
+    "dash.audit.target": {"ar": "على", "en": "On"},
+    "dash.audit.action.login": {"ar": "دخول", "en": "Signed in"},
+    "dash.audit.action.login_failed": {"ar": "محاولة دخول خاطئة", "en": "Failed sign-in"},
+    "dash.audit.action.logout": {"ar": "خروج", "en": "Logged out"},
+    "dash.audit.action.status_change": {"ar": "تغيير حالة", "en": "Status change"},
+    "dash.audit.action.note": {"ar": "ملاحظة", "en": "Note"},
+    "dash.audit.action.reply": {"ar": "رسالة إلى مستفيد", "en": "Wrote to a beneficiary"},
+    "dash.audit.action.take": {"ar": "استلام محادثة", "en": "Took a conversation"},
+    "dash.audit.action.close": {"ar": "إغلاق محادثة", "en": "Closed a conversation"},
+    "dash.audit.action.export": {"ar": "تصدير ملف طلب", "en": "Exported a case file"},
+    "dash.audit.action.export_requests": {
+        "ar": "تصدير قائمة الطلبات",
+        "en": "Exported the request list",
+    },
+    "dash.audit.action.export_ratings": {"ar": "تصدير التقييمات", "en": "Exported the ratings"},
+    "dash.audit.action.staff_add": {"ar": "إضافة موظف", "en": "Added a staff member"},
+    "dash.audit.action.staff_remove": {"ar": "إزالة موظف", "en": "Removed a staff member"},
 }
 
 # The default of ``organization.needs``; also used when a caller passes none, so that the

@@ -3,6 +3,7 @@
 Diagram: intake.md. Answers live in ``data["intake_draft"]`` from the first one on, so
 leaving (``0``, a handoff) keeps them; the next step is always derived from which
 answers are still missing, which also brings an edited field back to the summary.
+A draft left alone is followed up by the scheduler: ``remind``, then ``expire``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from flows.steps import (
     refuse,
     said_one_of,
     say,
+    sound,
     str_in,
 )
 from flows.text import localize_digits
@@ -433,3 +435,53 @@ STEPS: Final = {
     "summary": Step(ask_summary, answer_summary),
     "submitted": Step(ask_submitted, tell_reference),
 }
+
+
+# --- follow-ups: what the scheduler does to a draft left alone (the engine calls these) ---
+
+
+def has_draft(state: ConversationState) -> bool:
+    """Whether ``state`` holds a half-done intake: at least one answer, not yet signed."""
+    return bool(draft_of(sound(state)))
+
+
+def last_seen(state: ConversationState) -> datetime | None:
+    """When the beneficiary last wrote, as the router noted it (None when unknown)."""
+    return parse_moment(str_in(sound(state).data, "last_seen"))
+
+
+def remind(state: ConversationState) -> tuple[ConversationState, tuple[OutboundMessage, ...]]:
+    """The reminder of a half-done intake: "continue or start over", or ``0`` for the menu.
+
+    The conversation moves to that question, so that "1" continues where it stopped.
+    A state without a draft stays as it is, with nothing to say.
+    """
+    state = sound(state)
+    if not draft_of(state):
+        return state, ()
+    new = goto(state, FLOW, "continue_or_restart")
+    message = say(new.language, "intake.reminder", choices=_continue_choices(new.language))
+    return new, (message,)
+
+
+def expire(state: ConversationState) -> tuple[ConversationState, tuple[OutboundMessage, ...]]:
+    """A draft left alone too long is dropped, and the beneficiary told so kindly.
+
+    Whatever the conversation was doing is as stale as the draft: it goes back to the
+    menu (as ``0`` would), so that "1" starts a new request. Without a draft nothing
+    changes and nothing is said.
+    """
+    state = sound(state)
+    if not draft_of(state):
+        return state, ()
+    new = goto(
+        state,
+        "menu",
+        "choose",
+        **{DRAFT: None},
+        handoff_acked=None,
+        rating_score=None,
+        rating_reference=None,
+        rating_context=None,
+    )
+    return new, (say(new.language, "intake.expired"),)

@@ -1,4 +1,5 @@
-"""Status notices: what a beneficiary is told, without asking, when their request changes."""
+"""Status notices: what a beneficiary is told, without asking, when their request changes
+or while it waits (the scheduled check-in)."""
 
 from __future__ import annotations
 
@@ -47,3 +48,11 @@ def status_notice(
     elif said:
         lines.append(text(lang, "notice.note", note=said))
     return (OutboundMessage("\n".join(lines), lang),)
+
+
+def checkin_notice(language: Language, reference: str, status: str) -> OutboundMessage:
+    """The scheduled check-in while a request is open: still handled, and its status now."""
+    lang = known_language(language)
+    return OutboundMessage(
+        text(lang, "notice.checkin", reference=reference, status=status_label(lang, status)), lang
+    )

@@ -1,11 +1,13 @@
 """The rating flow: a score from 1 to 5, an optional comment, then thanks.
 
 ``data["rating_context"]`` (service | handoff) and ``data["rating_reference"]`` say what
-is rated; whoever starts the flow (the menu, or a scheduled prompt after delivery) sets them.
+is rated; whoever starts the flow (the menu, or a scheduled prompt after delivery:
+``prompt``) sets them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Final
 
 from flows.catalogue import text
@@ -18,6 +20,7 @@ from flows.steps import (
     refuse,
     said_one_of,
     say,
+    sound,
     str_in,
 )
 from flows.types import (
@@ -104,3 +107,28 @@ STEPS: Final = {
     "score": Step(ask_score, answer_score),
     "comment": Step(ask_comment, answer_comment, free_text=True),
 }
+
+
+def prompt(
+    state: ConversationState, reference: str, *, reminder: bool = False
+) -> tuple[ConversationState, tuple[OutboundMessage, ...]]:
+    """The scheduled question after delivery: rate the service for ``reference``.
+
+    As after a handoff (``flows.close_handoff``), the conversation moves to the score
+    step; the rest of its data (an intake draft) stays. ``reminder`` asks a second time.
+    """
+    state = sound(state)
+    new = goto(
+        state,
+        FLOW,
+        "score",
+        handoff_acked=None,
+        rating_score=None,
+        rating_context="service",
+        rating_reference=reference,
+    )
+    question = score_question(new)
+    key = "rating.reminder" if reminder else "rating.prompt"
+    lead = text(new.language, key, reference=reference)
+    lines = (lead, question.text, text(new.language, "handoff.rate_or_menu"))
+    return new, (dataclasses.replace(question, text="\n".join(lines)),)

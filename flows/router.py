@@ -1,6 +1,8 @@
 """The router: words that work everywhere, checked in a fixed order before the current step.
 
 1. crisis words: urgent handoff, in every state (safety first);
+   STOP / إيقاف (the whole message): no more proactive messages; START / بدء after it:
+   them again (both in every state, and confirmed; the conversation stays where it was);
 2. in a handoff only ``0`` / menu words leave; everything else goes to staff;
 3. ``0``, menu words, greetings: the main menu;
 4. "English" / "عربي": switch language and ask the current question again;
@@ -28,10 +30,18 @@ from flows.types import (
     Language,
     Location,
     OutboundMessage,
+    SetOptOut,
     Transition,
     Turn,
 )
-from flows.vocabulary import GREETINGS, LANGUAGE_WORDS, MENU_WORDS, SALAM_WORDS
+from flows.vocabulary import (
+    GREETINGS,
+    LANGUAGE_WORDS,
+    MENU_WORDS,
+    SALAM_WORDS,
+    START_WORDS,
+    STOP_WORDS,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +83,9 @@ def _route(turn: Turn) -> Transition:
         return intake.tell_reference(turn)  # the engine's resume after saving: finish it
     if any_phrase(tokens, turn.settings.crisis_words):
         return handoff.open_urgent(turn, state)
+    starts = spoken in START_WORDS or said.strip().startswith("/start")
+    if spoken in STOP_WORDS or (starts and turn.lookup.opted_out):
+        return _opt_out(state, opted_out=not starts)
     wants_menu = spoken in MENU_WORDS or said.strip().startswith("/start")
     if state.flow == handoff.FLOW:
         if wants_menu:
@@ -98,6 +111,13 @@ def _route(turn: Turn) -> Transition:
     if intake.stale(turn):
         return intake.offer_continue(turn, state)
     return step.handle(turn)
+
+
+def _opt_out(state: ConversationState, *, opted_out: bool) -> Transition:
+    """STOP or START: confirmed, and the conversation stays where it was."""
+    key = "optout.stopped" if opted_out else "optout.resumed"
+    confirmation = OutboundMessage(text(state.language, key), state.language)
+    return Transition(state, (confirmation,), (SetOptOut(opted_out),))
 
 
 def _switch_language(turn: Turn, state: ConversationState, language: Language) -> Transition:

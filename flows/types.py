@@ -156,11 +156,13 @@ class Lookup:
     ``others`` holds the requests named by ``flows.references_asked`` that this sender
     did not file (nothing when none exists).
     ``sender_phone`` is the E.164 number the message came from (WhatsApp, SMS).
+    ``opted_out`` tells that this identity asked for no proactive messages (STOP).
     """
 
     requests: tuple[RequestSummary, ...] = ()
     sender_phone: str | None = None
     others: tuple[OtherRequest, ...] = ()
+    opted_out: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +244,26 @@ class RequestCallback:
     request_reference: str | None = None
 
 
-Effect = SaveIntake | RecordRating | OpenHandoff | CloseHandoff | AddCaseNote | RequestCallback
+@dataclass(frozen=True, slots=True)
+class SetOptOut:
+    """The beneficiary said STOP (``opted_out``) or START again (not ``opted_out``).
+
+    While opted out, this identity gets no proactive message (notices, reminders,
+    rating prompts); replies to what they write still go.
+    """
+
+    opted_out: bool
+
+
+Effect = (
+    SaveIntake
+    | RecordRating
+    | OpenHandoff
+    | CloseHandoff
+    | AddCaseNote
+    | RequestCallback
+    | SetOptOut
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,6 +79,16 @@ THANKS: Final = _folded(
     "thanks", "thank you", "thx",
 )  # fmt: skip
 
+# The whole message asks for no more proactive messages (WhatsApp's STOP is ours to
+# honour: Twilio handles it for SMS only), or for them again.
+STOP_WORDS: Final = _folded(
+    "stop", "stopall", "unsubscribe", "إيقاف", "أوقف", "توقف", "إيقاف الرسائل",
+    "إلغاء الاشتراك", "الغاء الاشتراك",
+)  # fmt: skip
+START_WORDS: Final = _folded(
+    "start", "unstop", "resume", "بدء", "بدأ", "ابدأ", "استئناف", "تشغيل الرسائل",
+)  # fmt: skip
+
 # Answers to "continue where you stopped or start over?" besides 1, 2 and the labels.
 CONTINUE: Final = _folded("متابعة", "المتابعة", "إكمال", "استمرار", "كمل", "continue")
 RESTART: Final = _folded("من جديد", "البدء من جديد", "جديد", "start over", "restart", "new")

@@ -19,6 +19,11 @@ Receiver = Callable[[InboundMessage], Awaitable[None]]
 # Largest attachment fetched from a platform; larger ones are refused with a reason.
 MAX_MEDIA_BYTES = 10 * 1024 * 1024
 
+# Given to ``Channel.send`` by the outbox: awaited before each part of a split message
+# after the first one the call sends, with that part's index (0-based). The parts before
+# it were accepted; the outbox waits there for the rate limit and notes the progress.
+BeforePart = Callable[[int], Awaitable[None]]
+
 
 @dataclass(frozen=True, slots=True)
 class Sent:
@@ -78,8 +83,22 @@ class Channel(Protocol):
 
     async def stop(self) -> None: ...
 
-    async def send(self, address: Address, message: OutboundMessage) -> Sent:
-        """Deliver one message (split within the platform's limits); DeliveryError if not."""
+    async def send(
+        self,
+        address: Address,
+        message: OutboundMessage,
+        *,
+        first_part: int = 0,
+        before_part: BeforePart | None = None,
+    ) -> Sent:
+        """Deliver one message (split within the platform's limits); DeliveryError if not.
+
+        Args:
+            first_part: the parts before this index were accepted by an earlier call
+                (which then failed on a later part): they are not sent again. Splitting
+                is deterministic, so an index names the same part on every call.
+            before_part: see ``BeforePart``; never awaited for a message of one part.
+        """
         ...
 
     async def fetch_media(self, media: Media) -> bytes:

@@ -46,7 +46,14 @@ from telegram.warnings import PTBDeprecationWarning
 
 from flows import as_plain_text
 from flows.types import Address, InboundMessage, Location, Media, OutboundMessage
-from handlers.base import MAX_MEDIA_BYTES, DeliveryError, MediaError, Receiver, Sent
+from handlers.base import (
+    MAX_MEDIA_BYTES,
+    BeforePart,
+    DeliveryError,
+    MediaError,
+    Receiver,
+    Sent,
+)
 
 log = logging.getLogger(__name__)
 # Every Bot API URL carries the token, and PTB logs parameters (message text) at DEBUG:
@@ -345,11 +352,24 @@ class TelegramChannel:
 
     # Outbound
 
-    async def send(self, address: Address, message: OutboundMessage) -> Sent:
+    async def send(
+        self,
+        address: Address,
+        message: OutboundMessage,
+        *,
+        first_part: int = 0,
+        before_part: BeforePart | None = None,
+    ) -> Sent:
         if address.channel != CHANNEL:
             raise DeliveryError(f"not a telegram address: {address.channel}", permanent=True)
         text = message.text if message.text.strip() else as_plain_text(message)
-        sent = await self._send_text(address.user_id, text, _keyboard(message))
+        sent = await self._send_text(
+            address.user_id,
+            text,
+            _keyboard(message),
+            first_part=first_part,
+            before_part=before_part,
+        )
         return Sent(str(sent.message_id))
 
     async def post_to_staff(
@@ -436,8 +456,11 @@ class TelegramChannel:
         markup: InlineKeyboardMarkup | ReplyKeyboardMarkup | None,
         *,
         reply_parameters: ReplyParameters | None = None,
+        first_part: int = 0,
+        before_part: BeforePart | None = None,
     ) -> Message:
-        """Send ``text`` in parts, the markup on the last and the reply on the first."""
+        """Send ``text`` in parts, the markup on the last and the reply on the first; from
+        ``first_part`` on (see ``Channel.send``)."""
         if not self._started:
             raise DeliveryError("telegram channel not started")
         chunks = split_text(text)
@@ -445,6 +468,10 @@ class TelegramChannel:
             raise DeliveryError("empty message", permanent=True)
         sent: Message | None = None
         for number, chunk in enumerate(chunks, start=1):
+            if number <= first_part:
+                continue
+            if number > first_part + 1 and before_part is not None:
+                await before_part(number - 1)
             try:
                 sent = await self._application.bot.send_message(
                     chat_id=chat_id,
@@ -454,7 +481,8 @@ class TelegramChannel:
                 )
             except TelegramError as error:
                 raise _delivery_error(error) from error
-        assert sent is not None
+        if sent is None:  # every part went in an earlier call
+            raise DeliveryError("no part left to send", permanent=True)
         return sent
 
     async def fetch_media(self, media: Media) -> bytes:

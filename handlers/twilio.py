@@ -28,7 +28,14 @@ from twilio.rest import Client  # type: ignore[import-untyped]
 
 from flows import as_plain_text
 from flows.types import Address, InboundMessage, Location, Media, OutboundMessage
-from handlers.base import MAX_MEDIA_BYTES, DeliveryError, MediaError, Receiver, Sent
+from handlers.base import (
+    MAX_MEDIA_BYTES,
+    BeforePart,
+    DeliveryError,
+    MediaError,
+    Receiver,
+    Sent,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -260,8 +267,16 @@ class TwilioChannel:
 
     # --- sending ---
 
-    async def send(self, address: Address, message: OutboundMessage) -> Sent:
-        """One create call per chunk of the plain text (or one for a template), in order."""
+    async def send(
+        self,
+        address: Address,
+        message: OutboundMessage,
+        *,
+        first_part: int = 0,
+        before_part: BeforePart | None = None,
+    ) -> Sent:
+        """One create call per chunk of the plain text (or one for a template), in order,
+        from ``first_part`` on (see ``Channel.send``)."""
         client = self._require_client()
         if address.channel == "whatsapp":
             to, from_ = WHATSAPP_PREFIX + address.user_id, self._whatsapp_from
@@ -282,7 +297,11 @@ class TwilioChannel:
             if not parts:
                 raise DeliveryError("empty message", permanent=True)
         sid: str | None = None
-        for part in parts:
+        for index, part in enumerate(parts):
+            if index < first_part:
+                continue
+            if index > first_part and before_part is not None:
+                await before_part(index)
             sid = await self._create(client, **common, **part)
         return Sent(sid)
 

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from flows.types import Address, InboundMessage, Media, OutboundMessage
-from handlers.base import MediaError, Receiver, Sent
+from handlers.base import BeforePart, MediaError, Receiver, Sent
 
 log = logging.getLogger(__name__)
 
@@ -165,8 +165,16 @@ class WebChatChannel:
         self._stopping = True
         self._doorbells.ring_all()
 
-    async def send(self, address: Address, message: OutboundMessage) -> Sent:
-        """The outbox has stored the message: wake the visitor's poll so it reads it."""
+    async def send(
+        self,
+        address: Address,
+        message: OutboundMessage,
+        *,
+        first_part: int = 0,
+        before_part: BeforePart | None = None,
+    ) -> Sent:
+        """The outbox has stored the message: wake the visitor's poll so it reads it (one
+        part, whatever its length)."""
         self._doorbells.ring(address)
         return Sent(None)
 

@@ -33,6 +33,8 @@ DIRECTION_IN = "in"
 DIRECTION_OUT = "out"
 MESSAGE_RECEIVED = "received"
 MESSAGE_PENDING = "pending"
+# Claimed by an outbox sender and on its way to the platform (see ``bot.outbox``).
+MESSAGE_SENDING = "sending"
 MESSAGE_SENT = "sent"
 MESSAGE_DELIVERED = "delivered"
 MESSAGE_READ = "read"

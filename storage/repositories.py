@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import builtins
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -40,6 +40,8 @@ from flows.types import (
 from storage.models import (
     DIRECTION_IN,
     DIRECTION_OUT,
+    FOLLOWUP_CANCELLED,
+    FOLLOWUP_PENDING,
     HANDOFF_CLOSED,
     HANDOFF_OPEN,
     KIND_REPLY,
@@ -48,20 +50,24 @@ from storage.models import (
     MESSAGE_PENDING,
     MESSAGE_READ,
     MESSAGE_RECEIVED,
+    MESSAGE_SENDING,
     MESSAGE_SENT,
     REQUEST_SUBMITTED,
     REQUEST_UNDECIDED,
     STAFF_ROLES,
+    AuditEntry,
     Beneficiary,
     ChannelIdentity,
     Conversation,
     Document,
+    FollowUp,
     Handoff,
     Message,
     Note,
     Rating,
     Staff,
     StaffPost,
+    StaffSession,
     StatusChange,
     SupportRequest,
 )
@@ -69,15 +75,19 @@ from storage.models import (
 __all__ = [
     "CASE_EVENT_KINDS",
     "REQUIRED_ANSWERS",
+    "AuditRepository",
     "CaseEvent",
     "CaseFileRepository",
     "ConversationRepository",
+    "FollowUpRepository",
     "HandoffRepository",
     "IdentityRepository",
     "MessageRepository",
     "OutboxItem",
     "RatingRepository",
+    "RatingRow",
     "RequestRepository",
+    "SessionRepository",
     "StaffRepository",
     "reference_for",
 ]
@@ -97,6 +107,11 @@ class OutboxItem:
     message: OutboundMessage
     kind: str
     attempts: int
+    # Filled by ``MessageRepository.due`` for the sender's rules (age, opt-out, the
+    # WhatsApp window); the engine's own items leave them as they are.
+    created_at: datetime | None = None
+    opted_out: bool = False
+    last_inbound_at: datetime | None = None
 
 
 def reference_for(request_id: int) -> str:
@@ -197,6 +212,15 @@ class IdentityRepository:
     async def get(self, identity_id: int) -> ChannelIdentity | None:
         """The identity with this id (from the session's identity map when loaded already)."""
         return await self._session.get(ChannelIdentity, identity_id)
+
+    async def set_opted_out(self, identity_id: int, opted_out: bool) -> None:
+        """STOP (True) or START (False): whether proactive messages may reach this identity."""
+        await self._session.execute(
+            update(ChannelIdentity)
+            .where(col(ChannelIdentity.id) == identity_id)
+            .values(opted_out=opted_out)
+            .execution_options(synchronize_session="fetch")
+        )
 
 
 class ConversationRepository:
@@ -485,6 +509,157 @@ class MessageRepository:
         rows = list((await self._session.scalars(query)).all())
         rows.reverse()
         return rows
+
+    # --- the outbox sender: claims, so that two senders never take one message ---
+
+    async def due(
+        self,
+        channels: Collection[str],
+        *,
+        first: Sequence[str] = (),
+        only: Collection[str] | None = None,
+        ids: Collection[int] | None = None,
+        limit: int = 100,
+    ) -> list[OutboxItem]:
+        """Outbound messages waiting on ``channels``: those of the kinds in ``first`` before
+        the others, in that order, then oldest first.
+
+        Args:
+            first: kinds that go before the rest (replies before bulk messages).
+            only: only these kinds (the others wait, as at night).
+            ids: only these messages.
+
+        The address is the message's own channel with the identity's user id, so a
+        WhatsApp message moved to SMS goes to the same number.
+        """
+        order: builtins.list[Any] = [col(Message.id)]
+        if first:
+            whens = ((col(Message.kind) == kind, n) for n, kind in enumerate(first))
+            order.insert(0, case(*whens, else_=len(first)))
+        query = (
+            select(
+                Message,
+                col(ChannelIdentity.user_id),
+                col(ChannelIdentity.opted_out),
+                col(ChannelIdentity.last_inbound_at),
+            )
+            .join(ChannelIdentity, col(ChannelIdentity.id) == col(Message.identity_id))
+            .where(col(Message.status) == MESSAGE_PENDING, col(Message.channel).in_(channels))
+            .order_by(*order)
+            .limit(limit)
+        )
+        if only is not None:
+            query = query.where(col(Message.kind).in_(only))
+        if ids is not None:
+            query = query.where(col(Message.id).in_(ids))
+        rows = (await self._session.execute(query)).all()
+        return [
+            OutboxItem(
+                id=_id(message),
+                identity_id=message.identity_id,
+                address=Address(message.channel, user_id),
+                message=_outbound(message),
+                kind=message.kind,
+                attempts=message.attempts,
+                created_at=message.created_at,
+                opted_out=opted_out,
+                last_inbound_at=last_inbound_at,
+            )
+            for message, user_id, opted_out, last_inbound_at in rows
+        ]
+
+    async def unsettled(
+        self, identity_ids: Collection[int], *, only: Collection[str] | None = None
+    ) -> dict[int, builtins.list[int]]:
+        """Per identity, its outbound messages still pending or being sent, oldest first:
+        the order in which they must reach the beneficiary."""
+        if not identity_ids:
+            return {}
+        query = (
+            select(col(Message.identity_id), col(Message.id))
+            .where(
+                col(Message.identity_id).in_(identity_ids),
+                col(Message.direction) == DIRECTION_OUT,
+                col(Message.status).in_((MESSAGE_PENDING, MESSAGE_SENDING)),
+            )
+            .order_by(col(Message.id))
+        )
+        if only is not None:
+            query = query.where(col(Message.kind).in_(only))
+        queues: dict[int, builtins.list[int]] = {}
+        for identity_id, message_id in (await self._session.execute(query)).all():
+            if message_id is not None:  # always: a stored row has its id
+                queues.setdefault(identity_id, []).append(message_id)
+        return queues
+
+    async def claim(self, message_id: int, now: datetime, channel: str) -> bool:
+        """Take a pending message to send it now, on ``channel`` (its own, or SMS in place
+        of WhatsApp): status ``sending``. False when another sender took it first."""
+        result = await self._session.execute(
+            update(Message)
+            .where(col(Message.id) == message_id, col(Message.status) == MESSAGE_PENDING)
+            .values(status=MESSAGE_SENDING, last_attempt_at=now, channel=channel)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def release(self, message_id: int, now: datetime, error: str) -> None:
+        """A claimed message was refused for now: pending again, the attempt counted."""
+        await self._update(
+            message_id,
+            {
+                "status": MESSAGE_PENDING,
+                "error": error,
+                "last_attempt_at": now,
+                "attempts": col(Message.attempts) + 1,
+            },
+        )
+
+    async def recover_interrupted(
+        self, claimed_before: datetime, *, keep: Collection[int] = ()
+    ) -> int:
+        """Messages claimed before ``claimed_before`` and never settled (their sender
+        stopped mid-send) are pending again, the attempt counted; how many.
+
+        Whether the platform got them is unknown: they will be sent again. ``keep``
+        are this sender's own, still on their way.
+        """
+        statement = (
+            update(Message)
+            .where(
+                col(Message.status) == MESSAGE_SENDING,
+                col(Message.last_attempt_at) < claimed_before,
+            )
+            .values(
+                status=MESSAGE_PENDING,
+                error="interrupted while sending",
+                attempts=col(Message.attempts) + 1,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if keep:
+            statement = statement.where(col(Message.id).not_in(keep))
+        result = await self._session.execute(statement)
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def reopen_failed(
+        self, channel: str, platform_message_id: str, *, below_attempts: int
+    ) -> int | None:
+        """A message the platform accepted and then reported failed: pending again, to be
+        sent another way, unless it was tried ``below_attempts`` times already; its id
+        (None when it stays failed or no failed message has that id)."""
+        message_id = await self._session.scalar(
+            select(col(Message.id)).where(
+                col(Message.channel) == channel,
+                col(Message.platform_message_id) == platform_message_id,
+                col(Message.direction) == DIRECTION_OUT,
+                col(Message.status) == MESSAGE_FAILED,
+                col(Message.attempts) < below_attempts,
+            )
+        )
+        if message_id is not None:
+            await self._update(message_id, {"status": MESSAGE_PENDING})
+        return message_id
 
     async def _update(self, message_id: int, values: Mapping[str, Any]) -> None:
         statement = (
@@ -879,6 +1054,39 @@ class RatingRepository:
         self._session.add(row)
         await self._session.flush()
         return row
+
+    async def report(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> builtins.list[RatingRow]:
+        """Every rating given in ``[since, until)``, oldest first, with the need and
+        reference of the request it is about (None when it is about no request).
+
+        Grouping by month happens in the organisation's time zone, which neither
+        backend's SQL spells alike; a charity's ratings number in the thousands, so
+        the caller groups them (see ``bot.dashboard.reports``).
+        """
+        query = (
+            select(
+                col(Rating.created_at),
+                col(Rating.score),
+                col(Rating.comment),
+                col(Rating.channel),
+                col(Rating.context),
+                col(SupportRequest.need),
+                col(SupportRequest.reference),
+            )
+            .outerjoin(SupportRequest, col(SupportRequest.id) == col(Rating.request_id))
+            .order_by(col(Rating.created_at), col(Rating.id))
+        )
+        if since is not None:
+            query = query.where(col(Rating.created_at) >= since)
+        if until is not None:
+            query = query.where(col(Rating.created_at) < until)
+        rows = (await self._session.execute(query)).all()
+        return [
+            RatingRow(at, score, comment, channel, context, need, reference)
+            for at, score, comment, channel, context, need, reference in rows
+        ]
 
 
 class HandoffRepository:
@@ -1363,3 +1571,252 @@ class CaseFileRepository:
         )
         ranked.sort(key=lambda item: item[:3])
         return [event for *_, event in ranked]
+
+
+# --- the staff dashboard: ratings for reports, the audit log, login sessions ---
+
+
+@dataclass(frozen=True, slots=True)
+class RatingRow:
+    """One rating as the satisfaction report reads it."""
+
+    at: datetime
+    score: int
+    comment: str | None
+    channel: str
+    context: str  # service | handoff
+    need: str | None  # of the request it is about; None when about no request
+    reference: str | None
+
+
+class AuditRepository:
+    """The audit log: every staff action, who did it, on what, when. Only ever added to."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(
+        self,
+        staff: Staff | None,
+        action: str,
+        target: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+        *,
+        now: datetime,
+        username: str | None = None,
+    ) -> AuditEntry:
+        """Record ``action`` (``login``, ``status_change``…) by ``staff`` on ``target``.
+
+        ``username`` names the actor when there is no staff row (a failed login with an
+        unknown name); otherwise the member's own username is kept beside their id, so
+        the entry still reads right if the name is later given to someone else.
+        ``detail`` holds plain JSON values, never a password or a message's text.
+        """
+        entry = AuditEntry(
+            staff_id=staff.id if staff is not None else None,
+            username=staff.username if staff is not None else username,
+            action=action,
+            target=target,
+            detail=_plain(detail or {}),
+            created_at=now,
+        )
+        self._session.add(entry)
+        await self._session.flush()
+        return entry
+
+    async def recent(
+        self, *, limit: int = 100, action: str | None = None
+    ) -> builtins.list[AuditEntry]:
+        """The latest entries, newest first; only ``action`` ones when given."""
+        query = select(AuditEntry).order_by(col(AuditEntry.id).desc()).limit(limit)
+        if action is not None:
+            query = query.where(col(AuditEntry.action) == action)
+        return builtins.list((await self._session.scalars(query)).all())
+
+
+class SessionRepository:
+    """Dashboard logins. The cookie holds a random token; only its hash is stored here."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def create(
+        self,
+        staff: Staff,
+        token_hash: str,
+        csrf_token: str,
+        *,
+        now: datetime,
+        expires_at: datetime,
+    ) -> StaffSession:
+        row = StaffSession(
+            token_hash=token_hash,
+            staff_id=_id(staff),
+            csrf_token=csrf_token,
+            created_at=now,
+            expires_at=expires_at,
+        )
+        self._session.add(row)
+        await self._session.flush()
+        return row
+
+    async def get(self, token_hash: str, now: datetime) -> tuple[StaffSession, Staff] | None:
+        """The unexpired session with this hash and its member, if still active."""
+        query = (
+            select(StaffSession, Staff)
+            .join(Staff, col(Staff.id) == col(StaffSession.staff_id))
+            .where(
+                col(StaffSession.token_hash) == token_hash,
+                col(StaffSession.expires_at) > now,
+                col(Staff.active),
+            )
+        )
+        row = (await self._session.execute(query)).first()
+        return (row[0], row[1]) if row is not None else None
+
+    async def delete(self, token_hash: str) -> None:
+        await self._session.execute(
+            delete(StaffSession).where(col(StaffSession.token_hash) == token_hash)
+        )
+
+    async def delete_for(self, staff_id: int) -> None:
+        """Log a member out everywhere (they were removed)."""
+        await self._session.execute(
+            delete(StaffSession).where(col(StaffSession.staff_id) == staff_id)
+        )
+
+    async def delete_expired(self, now: datetime) -> None:
+        await self._session.execute(delete(StaffSession).where(col(StaffSession.expires_at) <= now))
+
+
+class FollowUpRepository:
+    """Scheduled follow-ups: the truth behind the scheduler's jobs (see ``bot.followups``).
+
+    One row per matter, found by its ``key`` (``checkin:request:12``): scheduling a key
+    again replaces what was due, whatever became of it before, and a finished matter
+    cancels its row.
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, key: str, *, for_update: bool = False) -> FollowUp | None:
+        """The follow-up with this key, whatever its status.
+
+        ``for_update`` keeps it locked until the transaction ends, so that two runs of
+        one follow-up take turns and what the run reads next (the conversation) cannot
+        change under it: on PostgreSQL the row (``FOR UPDATE``); SQLite has no row
+        locks and takes a transaction's write lock only at its first write, so an
+        UPDATE that changes nothing takes that lock at once.
+        """
+        query = select(FollowUp).where(col(FollowUp.key) == key)
+        if for_update:
+            if self._session.get_bind().dialect.name == "sqlite":
+                await self._session.execute(
+                    update(FollowUp)
+                    .where(col(FollowUp.key) == key)
+                    .values(key=col(FollowUp.key))
+                    .execution_options(synchronize_session=False)
+                )
+            query = query.with_for_update()
+        return await self._session.scalar(query)
+
+    async def schedule(
+        self,
+        key: str,
+        kind: str,
+        due_at: datetime,
+        *,
+        now: datetime,
+        identity_id: int | None = None,
+        request_id: int | None = None,
+        handoff_id: int | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Make ``key`` pending as ``kind`` at ``due_at``: a new row, or the old one
+        started afresh (its attempts, outcome and detail forgotten). One upsert."""
+        values: dict[str, Any] = {
+            "kind": kind,
+            "due_at": due_at,
+            "status": FOLLOWUP_PENDING,
+            "attempts": 0,
+            "detail": _plain(detail or {}),
+            "identity_id": identity_id,
+            "request_id": request_id,
+            "handoff_id": handoff_id,
+            "created_at": now,
+            "done_at": None,
+        }
+        insert = _insert(self._session, FollowUp).values(key=key, **values)
+        await self._session.execute(
+            insert.on_conflict_do_update(index_elements=["key"], set_=values)
+        )
+
+    async def move(self, key: str, due_at: datetime) -> None:
+        """Change when a pending follow-up is due (nothing happens to a finished one)."""
+        await self._session.execute(
+            update(FollowUp)
+            .where(col(FollowUp.key) == key, col(FollowUp.status) == FOLLOWUP_PENDING)
+            .values(due_at=due_at)
+            .execution_options(synchronize_session="fetch")
+        )
+
+    async def cancel(self, keys: builtins.list[str], now: datetime) -> builtins.list[str]:
+        """Cancel the pending ones among ``keys``; returns the keys that were pending."""
+        if not keys:
+            return []
+        statement = (
+            update(FollowUp)
+            .where(col(FollowUp.key).in_(keys), col(FollowUp.status) == FOLLOWUP_PENDING)
+            .values(status=FOLLOWUP_CANCELLED, done_at=now)
+            .returning(col(FollowUp.key))
+            .execution_options(synchronize_session="fetch")
+        )
+        return builtins.list((await self._session.scalars(statement)).all())
+
+    async def cancel_for(
+        self, identity_id: int, kinds: builtins.list[str], now: datetime
+    ) -> builtins.list[str]:
+        """Cancel the identity's pending follow-ups of these kinds; returns their keys."""
+        statement = (
+            update(FollowUp)
+            .where(
+                col(FollowUp.identity_id) == identity_id,
+                col(FollowUp.kind).in_(kinds),
+                col(FollowUp.status) == FOLLOWUP_PENDING,
+            )
+            .values(status=FOLLOWUP_CANCELLED, done_at=now)
+            .returning(col(FollowUp.key))
+            .execution_options(synchronize_session="fetch")
+        )
+        return builtins.list((await self._session.scalars(statement)).all())
+
+    async def pending(self, *, due_by: datetime | None = None) -> builtins.list[FollowUp]:
+        """Pending follow-ups, soonest first; only those due by ``due_by`` when given."""
+        query = (
+            select(FollowUp)
+            .where(col(FollowUp.status) == FOLLOWUP_PENDING)
+            .order_by(col(FollowUp.due_at), col(FollowUp.id))
+        )
+        if due_by is not None:
+            query = query.where(col(FollowUp.due_at) <= due_by)
+        return builtins.list((await self._session.scalars(query)).all())
+
+    async def rated(self, identity_id: int, request_id: int, since: datetime) -> bool:
+        """Whether a rating answers a prompt about ``request_id``: one about that request,
+        or one about the service with no request named, from ``identity_id`` since
+        ``since`` (rated from the menu after the delivery)."""
+        query = (
+            select(col(Rating.id))
+            .where(
+                or_(
+                    col(Rating.request_id) == request_id,
+                    (col(Rating.identity_id) == identity_id)
+                    & (col(Rating.context) == "service")
+                    & col(Rating.request_id).is_(None)
+                    & (col(Rating.created_at) >= since),
+                )
+            )
+            .limit(1)
+        )
+        return await self._session.scalar(query) is not None

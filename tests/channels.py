@@ -43,10 +43,16 @@ async def count(database: Database, model: type, *where: object) -> int:
         return int(await session.scalar(select(func.count()).select_from(model).where(*where)))
 
 
+# Tests about conversations, not about pacing: a sender fast enough that no reply waits
+# for the rate limit, and no quiet hours (equal ends), whatever the time of day.
+FAST_SENDER = 50.0
+NO_QUIET_HOURS = "00:00-00:00"
+
+
 def make_settings(tmp_path: Path, twilio: FakeTwilio | None = None) -> Settings:
-    whatsapp: dict[str, Any] = {}
+    whatsapp: dict[str, Any] = {"messages_per_second": FAST_SENDER}
     if twilio is not None:
-        whatsapp = {
+        whatsapp |= {
             "account_sid": ACCOUNT_SID,
             "auth_token": AUTH_TOKEN,
             "from_number": CHARITY,
@@ -55,6 +61,7 @@ def make_settings(tmp_path: Path, twilio: FakeTwilio | None = None) -> Settings:
     return Settings(
         server={"public_url": PUBLIC_URL, "media_dir": str(tmp_path / "media")},
         whatsapp=whatsapp,
+        organization={"quiet_hours": NO_QUIET_HOURS},
     )
 
 

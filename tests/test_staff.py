@@ -16,7 +16,9 @@ from channels import (
     ACCOUNT_SID,
     AUTH_TOKEN,
     CHARITY,
+    FAST_SENDER,
     INTAKE_WHATSAPP,
+    NO_QUIET_HOURS,
     PUBLIC_URL,
     SECRET,
     TOKEN,
@@ -53,6 +55,7 @@ async def office(
             "auth_token": AUTH_TOKEN,
             "from_number": CHARITY,
             "api_base_url": twilio.base_url,
+            "messages_per_second": FAST_SENDER,
         },
         telegram={
             "token": TOKEN,
@@ -61,6 +64,7 @@ async def office(
             "staff_chat_id": STAFF_GROUP,
         },
         handoff={"crisis_words": ["انتحار"], "hotline_text": "اتصل الآن بخط المساندة 937"},
+        organization={"quiet_hours": NO_QUIET_HOURS},
     )
     async with database.session() as session, session.begin():
         await StaffRepository(session).add("sara", "agent", telegram_id=SARA, now=utcnow())

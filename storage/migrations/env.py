@@ -37,10 +37,20 @@ def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[Fa
     return False
 
 
+# Tables in the database that are not ours to migrate: APScheduler creates its job
+# store's table itself (see bot/scheduler.py); autogenerate must not drop it.
+FOREIGN_TABLES = frozenset({"apscheduler_jobs"})
+
+
+def _include_name(name: str | None, type_: str, _parents: Any) -> bool:
+    return not (type_ == "table" and name in FOREIGN_TABLES)
+
+
 def _configure(**options: Any) -> None:
     context.configure(
         target_metadata=metadata,
         render_item=_render_item,
+        include_name=_include_name,
         compare_type=True,
         **options,
     )
