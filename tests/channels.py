@@ -49,7 +49,17 @@ FAST_SENDER = 50.0
 NO_QUIET_HOURS = "00:00-00:00"
 
 
-def make_settings(tmp_path: Path, twilio: FakeTwilio | None = None) -> Settings:
+def make_settings(
+    tmp_path: Path,
+    twilio: FakeTwilio | None = None,
+    telegram: FakeTelegram | None = None,
+    *,
+    staff_chat_id: int | None = None,
+    **sections: dict[str, Any],
+) -> Settings:
+    """Settings for a whole server on loopback: the given stand-ins as its platforms, a
+    fast sender and no quiet hours (so tests do not depend on the time of day), plus any
+    further ``sections`` (``handoff={...}``)."""
     whatsapp: dict[str, Any] = {"messages_per_second": FAST_SENDER}
     if twilio is not None:
         whatsapp |= {
@@ -58,10 +68,19 @@ def make_settings(tmp_path: Path, twilio: FakeTwilio | None = None) -> Settings:
             "from_number": CHARITY,
             "api_base_url": twilio.base_url,
         }
+    platforms: dict[str, Any] = {"whatsapp": whatsapp}
+    if telegram is not None:
+        platforms["telegram"] = {
+            "token": TOKEN,
+            "webhook_secret": SECRET,
+            "api_base_url": telegram.base_url,
+            "staff_chat_id": staff_chat_id,
+        }
     return Settings(
         server={"public_url": PUBLIC_URL, "media_dir": str(tmp_path / "media")},
-        whatsapp=whatsapp,
         organization={"quiet_hours": NO_QUIET_HOURS},
+        **platforms,
+        **sections,
     )
 
 

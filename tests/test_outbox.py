@@ -22,7 +22,6 @@ from channels import (
     BENEFICIARY,
     CHARITY,
     FAST_SENDER,
-    NO_QUIET_HOURS,
     PUBLIC_URL,
     SECRET,
     TOKEN,
@@ -35,7 +34,6 @@ from fakes.twilio_api import FakeTwilio, inbound_params, status_params
 from sqlalchemy import select
 from sqlmodel import col
 
-from bot.config import Settings
 from bot.engine import utcnow
 from bot.outbox import DeliveryRules, FailedDelivery, OutboxSender, TokenBucket
 from bot.server import Tawasul
@@ -660,23 +658,7 @@ async def test_the_staff_group_hears_of_a_message_that_could_not_be_delivered(
     database: Database, twilio: FakeTwilio, telegram: FakeTelegram, tmp_path: Path
 ) -> None:
     staff_group = -1001234567890
-    settings = Settings(
-        server={"public_url": PUBLIC_URL, "media_dir": str(tmp_path / "media")},
-        whatsapp={
-            "account_sid": ACCOUNT_SID,
-            "auth_token": AUTH_TOKEN,
-            "from_number": CHARITY,
-            "api_base_url": twilio.base_url,
-            "messages_per_second": FAST_SENDER,
-        },
-        telegram={
-            "token": TOKEN,
-            "webhook_secret": SECRET,
-            "api_base_url": telegram.base_url,
-            "staff_chat_id": staff_group,
-        },
-        organization={"quiet_hours": NO_QUIET_HOURS},
-    )
+    settings = make_settings(tmp_path, twilio, telegram, staff_chat_id=staff_group)
     tawasul = Tawasul(settings, database)
     twilio.fail(status=400, code=21211)
     async with TestClient(TestServer(tawasul.app())) as client:

@@ -14,23 +14,18 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from channels import (
     ACCOUNT_SID,
-    AUTH_TOKEN,
     CHARITY,
-    FAST_SENDER,
     INTAKE_WHATSAPP,
-    NO_QUIET_HOURS,
-    PUBLIC_URL,
     SECRET,
-    TOKEN,
     WhatsApp,
     eventually,
+    make_settings,
 )
 from fakes.telegram_api import FakeTelegram, group_callback, group_message
 from fakes.twilio_api import FakeTwilio, inbound_params
 from sqlalchemy import select
 
 import flows
-from bot.config import Settings
 from bot.engine import utcnow
 from bot.server import Tawasul
 from bot.staff import StaffDesk, StaffError
@@ -48,23 +43,12 @@ STRANGER = 9999  # someone in the group who is not staff
 async def office(
     database: Database, twilio: FakeTwilio, telegram: FakeTelegram, tmp_path: Path
 ) -> AsyncIterator[tuple[Tawasul, TestClient[Any, Any]]]:
-    settings = Settings(
-        server={"public_url": PUBLIC_URL, "media_dir": str(tmp_path / "media")},
-        whatsapp={
-            "account_sid": ACCOUNT_SID,
-            "auth_token": AUTH_TOKEN,
-            "from_number": CHARITY,
-            "api_base_url": twilio.base_url,
-            "messages_per_second": FAST_SENDER,
-        },
-        telegram={
-            "token": TOKEN,
-            "webhook_secret": SECRET,
-            "api_base_url": telegram.base_url,
-            "staff_chat_id": STAFF_GROUP,
-        },
+    settings = make_settings(
+        tmp_path,
+        twilio,
+        telegram,
+        staff_chat_id=STAFF_GROUP,
         handoff={"crisis_words": ["انتحار"], "hotline_text": "اتصل الآن بخط المساندة 937"},
-        organization={"quiet_hours": NO_QUIET_HOURS},
     )
     async with database.session() as session, session.begin():
         await StaffRepository(session).add("sara", "agent", telegram_id=SARA, now=utcnow())

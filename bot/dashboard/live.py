@@ -44,10 +44,6 @@ class LiveInbox:
         self._subscribers: set[Subscription] = set()
         self._closed = False
 
-    @property
-    def subscribers(self) -> int:
-        return len(self._subscribers)
-
     @contextmanager
     def subscribe(self) -> Iterator[Subscription]:
         queue: Subscription = asyncio.Queue(self._queue_size)
