@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import unicodedata
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import flows
@@ -78,33 +76,29 @@ class _StaffNews:
     followups: list[str] = field(default_factory=list)  # keys whose jobs to bring in line
 
 
-class _AddressLocks:
-    """One asyncio lock per conversation, dropped when nobody waits on it."""
+# Messages stored in one transaction at most; more waiting go in the next one.
+BATCH = 64
 
-    def __init__(self) -> None:
-        self._locks: dict[Address, tuple[asyncio.Lock, int]] = {}
 
-    @asynccontextmanager
-    async def hold(self, address: Address) -> AsyncIterator[None]:
-        lock, users = self._locks.get(address, (asyncio.Lock(), 0))
-        self._locks[address] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[address]
-            if users == 1:
-                del self._locks[address]
-            else:
-                self._locks[address] = (lock, users - 1)
+@dataclass(slots=True)
+class _Step:
+    """One message handled inside a batch's transaction: its result and the follow-up
+    keys whose jobs to bring in line once that transaction is committed."""
+
+    result: HandleResult
+    followups: list[str]
 
 
 class ConversationEngine:
     """Routes inbound messages through the flows and stores everything they produce.
 
-    One message is one unit of work: per-conversation lock, dedupe by the
-    platform's message id, load state, step, then state, message log, effects
-    and replies (into the outbox) in one transaction. Delivery happens after.
+    One message is one unit of work: state, message log, effects and replies (into the
+    outbox) are stored together or not at all, and ``handle`` returns once they are
+    committed. Messages arriving together are handled one after another in a single
+    transaction (a group commit: the commit, not the flow, is what costs); when any of
+    them fails, the batch is rolled back and its messages are handled again one per
+    transaction, the failing one stored with an apology. A platform's redelivery is
+    recognised by its message id and handled once. Delivery happens after.
     """
 
     def __init__(
@@ -116,6 +110,7 @@ class ConversationEngine:
         *,
         followups: FollowUpPlanner | None = None,
         on_followups: Callable[[list[str]], None] = lambda _keys: None,
+        batch: int = BATCH,
     ) -> None:
         self._db = database
         self._settings = settings
@@ -124,81 +119,125 @@ class ConversationEngine:
         # Follow-ups are written in the message's transaction; their jobs after it.
         self._followups = followups
         self._on_followups = on_followups
-        self._locks = _AddressLocks()
+        self._batch = batch
+        self._waiting: list[tuple[InboundMessage, asyncio.Future[HandleResult]]] = []
+        self._worker: asyncio.Task[None] | None = None
 
     async def handle(self, message: InboundMessage) -> HandleResult:
-        message = _without_control_characters(message)
-        async with self._locks.hold(message.address):
-            try:
-                return await self._handle(message)
-            except IntegrityError:
-                # Another process stored the same platform message first.
-                if message.platform_message_id is None:
-                    raise
-                log.info("message on %s already stored elsewhere", message.address.channel)
-                return HandleResult(duplicate=True)
-            except Exception:
-                # A fault in a flow or an effect: keep what the beneficiary sent and
-                # apologise, rather than lose the message or leave half a change.
-                log.exception("could not handle a message on %s", message.address.channel)
-                return await self._store_with_apology(message)
+        """Store ``message`` and everything it leads to; what became of it.
 
-    async def _handle(self, message: InboundMessage) -> HandleResult:
+        A caller that stops waiting (a webhook whose client went away) does not stop
+        the message from being handled.
+        """
+        future: asyncio.Future[HandleResult] = asyncio.get_running_loop().create_future()
+        self._waiting.append((_without_control_characters(message), future))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._work(), name="conversation-engine")
+        return await future
+
+    async def _work(self) -> None:
+        while self._waiting:
+            batch = self._waiting[: self._batch]
+            del self._waiting[: len(batch)]
+            try:
+                outcomes = await self._handle_batch([message for message, _future in batch])
+            except Exception as error:  # a bug here: every waiting webhook must still answer
+                log.exception("the conversation engine failed on a batch")
+                outcomes = [error] * len(batch)
+            for (_message, future), outcome in zip(batch, outcomes, strict=True):
+                if future.done():
+                    continue
+                if isinstance(outcome, BaseException):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
+
+    async def _handle_batch(
+        self, messages: list[InboundMessage]
+    ) -> list[HandleResult | BaseException]:
+        if len(messages) > 1:
+            try:
+                async with self._db.session() as session, session.begin():
+                    steps = [await self._step(session, message) for message in messages]
+            except Exception:
+                log.info("a batch of %d messages failed: handling them one by one", len(messages))
+            else:
+                self._notify([key for step in steps for key in step.followups])
+                return [step.result for step in steps]
+        outcomes: list[HandleResult | BaseException] = []
+        for message in messages:
+            try:
+                outcomes.append(await self._handle_alone(message))
+            except Exception as error:  # the database is away: the webhook fails, retried
+                outcomes.append(error)
+        return outcomes
+
+    async def _handle_alone(self, message: InboundMessage) -> HandleResult:
+        try:
+            async with self._db.session() as session, session.begin():
+                step = await self._step(session, message)
+        except Exception:
+            # A fault in a flow or an effect: keep what the beneficiary sent and
+            # apologise, rather than lose the message or leave half a change.
+            log.exception("could not handle a message on %s", message.address.channel)
+            return await self._store_with_apology(message)
+        self._notify(step.followups)
+        return step.result
+
+    def _notify(self, keys: list[str]) -> None:
+        if keys:
+            self._on_followups(keys)
+
+    async def _step(self, session: AsyncSession, message: InboundMessage) -> _Step:
         now = self._clock()
         channel = message.address.channel
-        async with self._db.session() as session, session.begin():
-            messages = MessageRepository(session)
-            if message.platform_message_id and await messages.is_duplicate(
-                channel, message.platform_message_id
-            ):
-                return HandleResult(duplicate=True)
-            identity = await IdentityRepository(session).get_or_create(message.address, now)
-            identity_id = _id(identity)
-            await messages.log_inbound(identity_id, message)
-            conversations = ConversationRepository(session)
-            state = await conversations.load(identity_id)
-            requests = (
-                await RequestRepository(session).summaries_for(identity)
-                if flows.needs_requests(state)
-                else ()
+        messages = MessageRepository(session)
+        identity = await IdentityRepository(session).get_or_create(message.address, now)
+        identity_id = _id(identity)
+        if await messages.log_inbound(identity_id, message) is None:
+            # Stored before: only the identity's "last heard from" moved.
+            return _Step(HandleResult(duplicate=True), [])
+        conversations = ConversationRepository(session)
+        state = await conversations.load(identity_id)
+        requests = (
+            await RequestRepository(session).summaries_for(identity)
+            if flows.needs_requests(state)
+            else ()
+        )
+        lookup = Lookup(
+            requests=tuple(requests),
+            sender_phone=message.address.user_id if channel in _PHONE_CHANNELS else None,
+            others=await self._others(session, identity, state, message),
+            opted_out=identity.opted_out,
+        )
+        turn = Turn(message, state, now, lookup, self._settings)
+        transition = self._respond(turn)
+        replies = list(transition.replies)
+        news = _StaffNews([], [])
+        for _ in range(_MAX_RESUMES):
+            results = await self._perform(session, identity, message, transition.effects, now, news)
+            if not transition.resume:
+                break
+            resumed = replace(transition.state, data={**transition.state.data, **results})
+            transition = self._respond(replace(turn, state=resumed))
+            replies.extend(transition.replies)
+        relayed_to = None
+        if state.flow == transition.state.flow == "handoff":
+            handoff = await HandoffRepository(session).get_open(identity_id)
+            relayed_to = handoff.id if handoff else None
+        await conversations.save(identity_id, transition.state, now)
+        if self._followups is not None:
+            news.followups += await self._followups.after_turn(
+                session, identity_id, state, transition.state, now
             )
-            lookup = Lookup(
-                requests=tuple(requests),
-                sender_phone=message.address.user_id if channel in _PHONE_CHANNELS else None,
-                others=await self._others(session, identity, state, message),
-                opted_out=identity.opted_out,
-            )
-            turn = Turn(message, state, now, lookup, self._settings)
-            transition = self._respond(turn)
-            replies = list(transition.replies)
-            news = _StaffNews([], [])
-            for _ in range(_MAX_RESUMES):
-                results = await self._perform(
-                    session, identity, message, transition.effects, now, news
-                )
-                if not transition.resume:
-                    break
-                resumed = replace(transition.state, data={**transition.state.data, **results})
-                transition = self._respond(replace(turn, state=resumed))
-                replies.extend(transition.replies)
-            relayed_to = None
-            if state.flow == transition.state.flow == "handoff":
-                handoff = await HandoffRepository(session).get_open(identity_id)
-                relayed_to = handoff.id if handoff else None
-            await conversations.save(identity_id, transition.state, now)
-            if self._followups is not None:
-                news.followups += await self._followups.after_turn(
-                    session, identity_id, state, transition.state, now
-                )
-            outbox = await self._enqueue(messages, identity_id, message.address, replies, now)
-        if news.followups:
-            self._on_followups(news.followups)
-        return HandleResult(
+        outbox = await self._enqueue(messages, identity_id, message.address, replies, now)
+        result = HandleResult(
             replies=outbox,
             handoffs_opened=tuple(news.opened),
             handoffs_left=tuple(news.left),
             relayed_to=relayed_to,
         )
+        return _Step(result, news.followups)
 
     async def _others(
         self,
@@ -328,7 +367,8 @@ class ConversationEngine:
             messages = MessageRepository(session)
             identity = await IdentityRepository(session).get_or_create(message.address, now)
             identity_id = _id(identity)
-            await messages.log_inbound(identity_id, message)
+            if await messages.log_inbound(identity_id, message) is None:
+                return HandleResult(duplicate=True)
             language = (await ConversationRepository(session).load(identity_id)).language
             apology = OutboundMessage(flows.text(language, "error.generic"), language)
             outbox = await self._enqueue(messages, identity_id, message.address, [apology], now)

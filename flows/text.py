@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -96,4 +97,10 @@ def is_whole_phrase(tokens: Sequence[str], target: Sequence[str]) -> bool:
 def any_phrase(tokens: Sequence[str], phrases: Iterable[str], *, whole: bool = False) -> bool:
     """Whether any configured word or phrase occurs in ``tokens`` (or is all of it)."""
     match = is_whole_phrase if whole else contains_phrase
-    return any(match(tokens, tuple(words(p))) for p in phrases)
+    return any(match(tokens, _phrase_words(p)) for p in phrases)
+
+
+@functools.lru_cache(maxsize=1024)
+def _phrase_words(configured: str) -> tuple[str, ...]:
+    # Configured phrases are few and asked about on every message: fold each once.
+    return words(configured)

@@ -9,13 +9,14 @@ tests and the scheduler decide what "now" is.
 from __future__ import annotations
 
 import builtins
+import functools
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, delete, func, or_, select, update
+from sqlalchemy import String, bindparam, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -98,6 +99,15 @@ REQUIRED_ANSWERS = ("name", "national_id", "mobile", "city", "need")
 
 
 @dataclass(frozen=True, slots=True)
+class SentMark:
+    """A message the platform accepted: when, and the platform's id for it."""
+
+    message_id: int
+    at: datetime
+    platform_message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxItem:
     """One outbound message waiting to be sent, with everything the sender needs."""
 
@@ -124,6 +134,64 @@ def _insert(session: AsyncSession, model: type[SQLModel]) -> sqlite.Insert | pos
     if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert(model)
     return sqlite.insert(model)
+
+
+# The hot path's statements (one message: identity, log, state, replies) are built once
+# per dialect and run with parameters: building them anew costs more than running them.
+_MESSAGE = Message.__table__  # type: ignore[attr-defined]
+_CONVERSATION = Conversation.__table__  # type: ignore[attr-defined]
+_IDENTITY_BY_ADDRESS = select(ChannelIdentity).where(
+    col(ChannelIdentity.channel) == bindparam("channel"),
+    col(ChannelIdentity.user_id) == bindparam("user_id"),
+)
+# What the outbox sender reads of a message.
+_OUTBOX_COLUMNS = (
+    "id",
+    "identity_id",
+    "channel",
+    "kind",
+    "attempts",
+    "created_at",
+    "text",
+    "language",
+    "choices",
+    "inline",
+    "template",
+)
+_LOAD_STATE = (
+    select(
+        _CONVERSATION.c.flow, _CONVERSATION.c.step, _CONVERSATION.c.data, _CONVERSATION.c.language
+    )
+    .where(_CONVERSATION.c.identity_id == bindparam("identity_id"))
+    .with_for_update()
+)
+
+
+@functools.cache
+def _hot_statements(dialect: str) -> tuple[Any, Any, Any]:
+    """INSERT of an inbound message (nothing on a redelivery), of an outbound one, and
+    the conversation's upsert, in ``dialect``."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    inbound = (
+        insert(_MESSAGE)
+        .on_conflict_do_nothing(index_elements=["channel", "platform_message_id"])
+        .returning(_MESSAGE.c.id)
+    )
+    outbound = insert(_MESSAGE).returning(_MESSAGE.c.id)
+    state = insert(_CONVERSATION)
+    state = state.on_conflict_do_update(
+        index_elements=["identity_id"],
+        set_={
+            **{name: state.excluded[name] for name in ("flow", "step", "data", "language")},
+            "updated_at": state.excluded.updated_at,
+            "version": _CONVERSATION.c.version + 1,
+        },
+    )
+    return inbound, outbound, state
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
 
 
 def _id(row: SQLModel) -> int:
@@ -161,11 +229,8 @@ class IdentityRepository:
     async def get_or_create(self, address: Address, now: datetime) -> ChannelIdentity:
         """The identity behind ``address``, created on first contact; notes ``now`` as its
         last inbound time."""
-        query = select(ChannelIdentity).where(
-            col(ChannelIdentity.channel) == address.channel,
-            col(ChannelIdentity.user_id) == address.user_id,
-        )
-        identity = await self._session.scalar(query)
+        where = {"channel": address.channel, "user_id": address.user_id}
+        identity = await self._session.scalar(_IDENTITY_BY_ADDRESS, where)
         if identity is None:
             # Two processes may see the same newcomer at once; the unique index decides
             # and the loser reads the winner's row instead of failing the message.
@@ -181,7 +246,7 @@ class IdentityRepository:
             await self._session.execute(
                 insert.on_conflict_do_nothing(index_elements=["channel", "user_id"])
             )
-            identity = (await self._session.scalars(query)).one()
+            identity = (await self._session.scalars(_IDENTITY_BY_ADDRESS, where)).one()
         identity.last_inbound_at = now
         # Whoever writes to us can be reached again (they unblocked the bot, say).
         if identity.unreachable:
@@ -236,17 +301,7 @@ class ConversationRepository:
         ends, so two workers cannot step one conversation at once; SQLite serialises
         writers anyway and ignores the clause.
         """
-        query = (
-            select(
-                col(Conversation.flow),
-                col(Conversation.step),
-                col(Conversation.data),
-                col(Conversation.language),
-            )
-            .where(col(Conversation.identity_id) == identity_id)
-            .with_for_update()
-        )
-        row = (await self._session.execute(query)).one_or_none()
+        row = (await self._session.execute(_LOAD_STATE, {"identity_id": identity_id})).one_or_none()
         if row is None:
             return ConversationState()
         flow, step, data, language = row
@@ -261,22 +316,16 @@ class ConversationRepository:
         handoff, asking for more information) use this too, after ``load`` in the same
         transaction so that the row lock keeps the engine from stepping it meanwhile.
         """
-        values: dict[str, Any] = {
+        values = {
+            "identity_id": identity_id,
             "flow": state.flow,
             "step": state.step,
             "data": _plain(state.data),
             "language": state.language,
             "updated_at": now,
+            "version": 1,
         }
-        insert = _insert(self._session, Conversation).values(
-            identity_id=identity_id, version=1, **values
-        )
-        await self._session.execute(
-            insert.on_conflict_do_update(
-                index_elements=["identity_id"],
-                set_={**values, "version": col(Conversation.version) + 1},
-            )
-        )
+        await self._session.execute(_hot_statements(_dialect(self._session))[2], values)
         # Usually already in the session from get_or_create: no query, and an UPDATE
         # only when the language really changed.
         identity = await self._session.get(ChannelIdentity, identity_id)
@@ -290,47 +339,29 @@ class MessageRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def is_duplicate(self, channel: str, platform_message_id: str) -> bool:
-        """Whether this platform message was stored before (a redelivery)."""
-        query = (
-            select(col(Message.id))
-            .where(
-                col(Message.channel) == channel,
-                col(Message.platform_message_id) == platform_message_id,
-            )
-            .limit(1)
-        )
-        return await self._session.scalar(query) is not None
-
-    async def log_inbound(self, identity_id: int, message: InboundMessage) -> int:
-        """Store an inbound message; returns its id.
-
-        A redelivery that slipped past ``is_duplicate`` (another process, same moment)
-        raises ``IntegrityError`` at flush: the whole unit of work is then dropped.
-        """
-        row = Message(
-            identity_id=identity_id,
-            channel=message.address.channel,
-            direction=DIRECTION_IN,
+    async def log_inbound(self, identity_id: int, message: InboundMessage) -> int | None:
+        """Store an inbound message; its id, or None when the platform redelivered one
+        stored before (the unique index on channel and platform id decides, in one
+        statement, whichever process stored it)."""
+        media: list[dict[str, Any]] = [
+            {"url": item.url, "content_type": item.content_type, "filename": item.filename}
+            for item in message.media
+        ]
+        if message.location:
+            # A shared place is kept with the attachments, so the case file shows it.
+            media.append({"location": [message.location.latitude, message.location.longitude]})
+        row = self._row(identity_id, message.address.channel, DIRECTION_IN, MESSAGE_RECEIVED)
+        row.update(
             platform_message_id=message.platform_message_id,
             text=message.text,
             payload=message.payload,
-            media=[
-                {"url": item.url, "content_type": item.content_type, "filename": item.filename}
-                for item in message.media
-            ]
-            + (
-                # A shared place is kept with the attachments, so the case file shows it.
-                [{"location": [message.location.latitude, message.location.longitude]}]
-                if message.location
-                else []
-            ),
-            status=MESSAGE_RECEIVED,
+            media=media,
             created_at=message.received_at,
         )
-        self._session.add(row)
-        await self._session.flush()
-        return _id(row)
+        insert = _hot_statements(_dialect(self._session))[0]
+        result = await self._session.execute(insert, row)
+        message_id: int | None = result.scalar_one_or_none()
+        return message_id
 
     async def enqueue(
         self,
@@ -347,10 +378,8 @@ class MessageRepository:
         ``request_id`` ties a status notice to its request in the case file.
         """
         template = message.template
-        row = Message(
-            identity_id=identity_id,
-            channel=channel,
-            direction=DIRECTION_OUT,
+        row = self._row(identity_id, channel, DIRECTION_OUT, MESSAGE_PENDING)
+        row.update(
             kind=kind,
             text=message.text,
             choices=[{"payload": c.payload, "label": c.label} for c in message.choices],
@@ -361,13 +390,36 @@ class MessageRepository:
                 else {"kind": template.kind, "variables": dict(template.variables)}
             ),
             language=message.language,
-            status=MESSAGE_PENDING,
             created_at=now,
             request_id=request_id,
         )
-        self._session.add(row)
-        await self._session.flush()
-        return _id(row)
+        insert = _hot_statements(_dialect(self._session))[1]
+        message_id: int = (await self._session.execute(insert, row)).scalar_one()
+        return message_id
+
+    @staticmethod
+    def _row(identity_id: int, channel: str, direction: str, status: str) -> dict[str, Any]:
+        # Core inserts (no ORM object: this is the hot path) name every column.
+        return {
+            "identity_id": identity_id,
+            "channel": channel,
+            "direction": direction,
+            "kind": KIND_REPLY,
+            "platform_message_id": None,
+            "text": "",
+            "payload": None,
+            "media": [],
+            "choices": [],
+            "inline": False,
+            "template": None,
+            "language": None,
+            "status": status,
+            "error": None,
+            "attempts": 0,
+            "sent_at": None,
+            "last_attempt_at": None,
+            "request_id": None,
+        }
 
     async def pending(self, *, channel: str | None = None, limit: int = 100) -> list[OutboxItem]:
         """Outbound messages still to send, oldest first.
@@ -404,16 +456,30 @@ class MessageRepository:
         self, message_id: int, now: datetime, platform_message_id: str | None = None
     ) -> None:
         """The platform accepted the message; keep its id for delivery receipts."""
-        values: dict[str, Any] = {
-            "status": MESSAGE_SENT,
-            "sent_at": now,
-            "last_attempt_at": now,
-            "error": None,
-            "attempts": col(Message.attempts) + 1,
-        }
-        if platform_message_id is not None:
-            values["platform_message_id"] = platform_message_id
-        await self._update(message_id, values)
+        await self.mark_all_sent([SentMark(message_id, now, platform_message_id)])
+
+    async def mark_all_sent(self, marks: Sequence[SentMark]) -> None:
+        """Several accepted messages at once (one statement, run for each)."""
+        table = _MESSAGE
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("mark_id"))
+            .values(
+                status=MESSAGE_SENT,
+                sent_at=bindparam("mark_at"),
+                last_attempt_at=bindparam("mark_at"),
+                error=None,
+                attempts=table.c.attempts + 1,
+                platform_message_id=func.coalesce(
+                    bindparam("mark_platform_id", type_=String), table.c.platform_message_id
+                ),
+            )
+        )
+        params = [
+            {"mark_id": m.message_id, "mark_at": m.at, "mark_platform_id": m.platform_message_id}
+            for m in marks
+        ]
+        await self._session.execute(statement, params)
 
     async def mark_failed(self, message_id: int, now: datetime, error: str) -> None:
         """The message cannot be sent (blocked, invalid number, too old): stop trying.
@@ -536,9 +602,11 @@ class MessageRepository:
         if first:
             whens = ((col(Message.kind) == kind, n) for n, kind in enumerate(first))
             order.insert(0, case(*whens, else_=len(first)))
+        # Columns, not ORM objects: the sender only reads them, and loading objects
+        # cost more than the query itself on every pass.
         query = (
             select(
-                Message,
+                *(_MESSAGE.c[name] for name in _OUTBOX_COLUMNS),
                 col(ChannelIdentity.user_id),
                 col(ChannelIdentity.opted_out),
                 col(ChannelIdentity.last_inbound_at),
@@ -555,17 +623,17 @@ class MessageRepository:
         rows = (await self._session.execute(query)).all()
         return [
             OutboxItem(
-                id=_id(message),
-                identity_id=message.identity_id,
-                address=Address(message.channel, user_id),
-                message=_outbound(message),
-                kind=message.kind,
-                attempts=message.attempts,
-                created_at=message.created_at,
-                opted_out=opted_out,
-                last_inbound_at=last_inbound_at,
+                id=row.id,
+                identity_id=row.identity_id,
+                address=Address(row.channel, row.user_id),
+                message=_outbound(row),
+                kind=row.kind,
+                attempts=row.attempts,
+                created_at=row.created_at,
+                opted_out=row.opted_out,
+                last_inbound_at=row.last_inbound_at,
             )
-            for message, user_id, opted_out, last_inbound_at in rows
+            for row in rows
         ]
 
     async def unsettled(
@@ -592,16 +660,24 @@ class MessageRepository:
                 queues.setdefault(identity_id, []).append(message_id)
         return queues
 
-    async def claim(self, message_id: int, now: datetime, channel: str) -> bool:
-        """Take a pending message to send it now, on ``channel`` (its own, or SMS in place
-        of WhatsApp): status ``sending``. False when another sender took it first."""
-        result = await self._session.execute(
-            update(Message)
-            .where(col(Message.id) == message_id, col(Message.status) == MESSAGE_PENDING)
-            .values(status=MESSAGE_SENDING, last_attempt_at=now, channel=channel)
-            .execution_options(synchronize_session=False)
-        )
-        return bool(getattr(result, "rowcount", 0))
+    async def claim_all(self, claims: Mapping[int, str], now: datetime) -> set[int]:
+        """Take pending messages to send them now, each on its channel (its own, or SMS in
+        place of WhatsApp): status ``sending``. Returns those taken; another sender has
+        the others."""
+        by_channel: dict[str, builtins.list[int]] = {}
+        for message_id, channel in claims.items():
+            by_channel.setdefault(channel, []).append(message_id)
+        claimed: set[int] = set()
+        for channel, ids in by_channel.items():
+            result = await self._session.execute(
+                update(Message)
+                .where(col(Message.id).in_(ids), col(Message.status) == MESSAGE_PENDING)
+                .values(status=MESSAGE_SENDING, last_attempt_at=now, channel=channel)
+                .returning(col(Message.id))
+                .execution_options(synchronize_session=False)
+            )
+            claimed.update(message_id for message_id in result.scalars() if message_id)
+        return claimed
 
     async def release(self, message_id: int, now: datetime, error: str) -> None:
         """A claimed message was refused for now: pending again, the attempt counted."""
@@ -672,7 +748,8 @@ class MessageRepository:
         await self._session.execute(statement)
 
 
-def _outbound(message: Message) -> OutboundMessage:
+def _outbound(message: Any) -> OutboundMessage:
+    """The outbound message stored in ``message``: a ``Message``, or a row of its columns."""
     template = message.template
     return OutboundMessage(
         text=message.text,
@@ -1735,21 +1812,45 @@ class FollowUpRepository:
     ) -> None:
         """Make ``key`` pending as ``kind`` at ``due_at``: a new row, or the old one
         started afresh (its attempts, outcome and detail forgotten). One upsert."""
-        values: dict[str, Any] = {
+        plan = {
+            "key": key,
             "kind": kind,
             "due_at": due_at,
-            "status": FOLLOWUP_PENDING,
-            "attempts": 0,
-            "detail": _plain(detail or {}),
             "identity_id": identity_id,
             "request_id": request_id,
             "handoff_id": handoff_id,
-            "created_at": now,
-            "done_at": None,
+            "detail": detail,
         }
-        insert = _insert(self._session, FollowUp).values(key=key, **values)
+        await self.schedule_many([plan], now=now)
+
+    async def schedule_many(self, plans: Sequence[Mapping[str, Any]], *, now: datetime) -> None:
+        """``schedule`` for many keys in one statement.
+
+        Each plan holds ``schedule``'s arguments by name: ``key``, ``kind`` and ``due_at``,
+        the others when they apply. No key may come twice.
+        """
+        if not plans:
+            return
+        rows = [
+            {
+                "key": plan["key"],
+                "kind": plan["kind"],
+                "due_at": plan["due_at"],
+                "status": FOLLOWUP_PENDING,
+                "attempts": 0,
+                "detail": _plain(plan.get("detail") or {}),
+                "identity_id": plan.get("identity_id"),
+                "request_id": plan.get("request_id"),
+                "handoff_id": plan.get("handoff_id"),
+                "created_at": now,
+                "done_at": None,
+            }
+            for plan in plans
+        ]
+        insert = _insert(self._session, FollowUp)
+        fresh = {name: insert.excluded[name] for name in rows[0] if name != "key"}
         await self._session.execute(
-            insert.on_conflict_do_update(index_elements=["key"], set_=values)
+            insert.on_conflict_do_update(index_elements=["key"], set_=fresh), rows
         )
 
     async def move(self, key: str, due_at: datetime) -> None:
@@ -1801,6 +1902,30 @@ class FollowUpRepository:
         if due_by is not None:
             query = query.where(col(FollowUp.due_at) <= due_by)
         return builtins.list((await self._session.scalars(query)).all())
+
+    async def due_times(self, keys: Collection[str] | None = None) -> dict[str, datetime]:
+        """When each pending follow-up is due, by key: all of them, or those among ``keys``.
+
+        Two columns, no objects: start-up reads every pending follow-up this way.
+        """
+        if keys is None:
+            query = select(col(FollowUp.key), col(FollowUp.due_at)).where(
+                col(FollowUp.status) == FOLLOWUP_PENDING
+            )
+            return {key: due for key, due in await self._session.execute(query)}
+        found: dict[str, datetime] = {}
+        wanted = builtins.list(keys)
+        # Found by key and the status checked here: asked for both, SQLite would go through
+        # every pending row (by the status index) once per batch. The batches are bounded
+        # because every key is a bound parameter, and both backends cap those.
+        for first in range(0, len(wanted), 5_000):
+            batch = select(col(FollowUp.key), col(FollowUp.due_at), col(FollowUp.status)).where(
+                col(FollowUp.key).in_(wanted[first : first + 5_000])
+            )
+            for key, due, status in await self._session.execute(batch):
+                if status == FOLLOWUP_PENDING:
+                    found[key] = due
+        return found
 
     async def rated(self, identity_id: int, request_id: int, since: datetime) -> bool:
         """Whether a rating answers a prompt about ``request_id``: one about that request,

@@ -125,7 +125,8 @@ def counting_statements(database: Database) -> Iterator[list[str]]:
     statements: list[str] = []
 
     def record(*args: Any) -> None:
-        statements.append(args[2])
+        if args[2] != "BEGIN IMMEDIATE":  # SQLite's transaction control, like COMMIT
+            statements.append(args[2])
 
     event.listen(database.engine.sync_engine, "before_cursor_execute", record)
     try:
