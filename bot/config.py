@@ -98,6 +98,8 @@ class TelegramSettings(_Section):
     webhook_secret: SecretStr | None = None
     api_base_url: str = "https://api.telegram.org"
     staff_chat_id: int | None = Field(None, lt=0)  # groups have negative ids
+    # Telegram's broadcast limit (paid broadcasts raise it); one per chat a second stays.
+    messages_per_second: float = Field(30.0, gt=0, le=100_000)
 
 
 class WhatsAppSettings(_Section):
@@ -107,7 +109,7 @@ class WhatsAppSettings(_Section):
     sms_from_number: str | None = None
     api_base_url: str = "https://api.twilio.com"
     # The sender's limit; the outbox uses at most 80% of it so replies always have room.
-    messages_per_second: float = Field(1.0, gt=0, le=1000)
+    messages_per_second: float = Field(1.0, gt=0, le=100_000)
     # A proactive WhatsApp message outside the 24-hour window, with no template for its
     # kind, goes by SMS instead when this is on.
     sms_fallback: bool = True

@@ -12,12 +12,14 @@ What it promises, and how:
   duplicate we accept, as a lost message is worse (a time-out while running is the same
   case: it is retried). A split message that failed on a later part is retried from
   that part, never from the first (see ``Channel.send``); only a crash between two
-  parts sends its first parts again.
+  parts sends its first parts again. The ``sent`` marks of one pass are written together
+  when it ends, so a crash within a pass (milliseconds) sends its messages again.
 - Order. One beneficiary's messages arrive in the order they were stored: a message
   waiting for its retry holds back the later ones of the same beneficiary. Across
   beneficiaries replies go first, then staff's words, then everything else (notices,
   reminders, bulk); whatever is stored during a pass is looked at before the next send.
-- Rate. Telegram: 30 messages a second in all and one a second per chat; Twilio
+  Up to ``sends_at_once`` beneficiaries are sent to at the same time, one message each.
+- Rate. Telegram: ``telegram.messages_per_second`` (30) in all and one a second per chat; Twilio
   (WhatsApp and SMS, one sender): 80% of ``whatsapp.messages_per_second``; the web chat
   and the console: no limit. Token buckets on an injectable monotonic clock; messages
   other than replies and staff's words leave a reserve in the bucket untouched, so a
@@ -48,12 +50,14 @@ from datetime import datetime, timedelta
 from datetime import time as clock_time
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import IntegrityError
+
 from bot.config import Settings, parse_quiet_hours
 from flows.types import Address, OutboundMessage
 from handlers.base import Channel, DeliveryError
 from storage.db import Database
 from storage.models import KIND_REPLY
-from storage.repositories import IdentityRepository, MessageRepository, OutboxItem
+from storage.repositories import IdentityRepository, MessageRepository, OutboxItem, SentMark
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,9 @@ CONVERSATION_KINDS = (KIND_REPLY, KIND_STAFF)
 
 MAX_ATTEMPTS = 8
 BATCH = 100
+# Platform calls under way at once per channel (each to a different beneficiary): the
+# platforms answer in tens of milliseconds, and one at a time would cap replies there.
+SENDS_AT_ONCE = 32
 # Waits between attempts when the platform does not say how long: 2 s, 4 s, 8 s … at
 # most MAX_BACKOFF; eight attempts span about four minutes.
 BASE_BACKOFF = 2.0
@@ -102,6 +109,7 @@ class DeliveryRules:
     templates: frozenset[str] = frozenset()
     sms_fallback: bool = True
     twilio_per_second: float = 1.0
+    telegram_per_second: float = TELEGRAM_PER_SECOND
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DeliveryRules:
@@ -114,6 +122,7 @@ class DeliveryRules:
             templates=frozenset(whatsapp.templates),
             sms_fallback=whatsapp.sms_fallback,
             twilio_per_second=whatsapp.messages_per_second,
+            telegram_per_second=settings.telegram.messages_per_second,
         )
 
     def quiet_until(self, now: datetime) -> datetime | None:
@@ -210,6 +219,7 @@ class _Lane:
     chats: dict[str, TokenBucket] = field(default_factory=dict)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    sent: list[SentMark] = field(default_factory=list)  # to be marked when the pass ends
 
 
 @dataclass(slots=True)
@@ -248,6 +258,7 @@ class OutboxSender:
         base_backoff: float = BASE_BACKOFF,
         sending_grace: timedelta = SENDING_GRACE,
         batch: int = BATCH,
+        sends_at_once: int = SENDS_AT_ONCE,
         on_failed: Callable[[Sequence[FailedDelivery]], Awaitable[None]] | None = None,
     ) -> None:
         self._db = database
@@ -260,6 +271,7 @@ class OutboxSender:
         self._base_backoff = base_backoff
         self._grace = sending_grace
         self._batch = batch
+        self._sends_at_once = sends_at_once
         self._on_failed = on_failed
         self._lanes = self._make_lanes()
         # In memory only: after a restart a retry comes at once and a split message starts
@@ -267,7 +279,7 @@ class OutboxSender:
         self._not_before: dict[int, float] = {}  # message id -> monotonic time
         self._parts: dict[int, int] = {}  # message id -> parts the platform accepted
         self._outside: set[int] = set()  # WhatsApp said "outside the window" for these
-        self._in_flight: set[int] = set()
+        self._in_flight: set[int] = set()  # claimed by this sender, not yet marked
         self._failures: list[FailedDelivery] = []
         self._reported_at = -math.inf
         self._recovered_at = -math.inf
@@ -282,7 +294,9 @@ class OutboxSender:
             overall: TokenBucket | None = None
             per_chat: float | None = None
             if "telegram" in names:
-                overall = TokenBucket.for_rate(TELEGRAM_PER_SECOND, self._monotonic, reserved=True)
+                overall = TokenBucket.for_rate(
+                    self._rules.telegram_per_second, self._monotonic, reserved=True
+                )
                 per_chat = TELEGRAM_PER_CHAT_PER_SECOND
             elif {"whatsapp", "sms"} & set(names):
                 rate = TWILIO_SHARE * self._rules.twilio_per_second
@@ -378,21 +392,69 @@ class OutboxSender:
                 _settled(queues, item)
                 outcome.settled += 1
         held: set[int] = set()  # beneficiaries whose next message must wait
-        while ready and not self._stopping:
-            chosen = self._next(lane, ready, queues, held, outcome)
+        busy: dict[asyncio.Task[bool], OutboxItem] = {}
+        try:
+            while not self._stopping:
+                picks = await self._pick(lane, ready, queues, held, busy, outcome)
+                for item, address, message in await self._claim_all(picks):
+                    task = asyncio.create_task(self._deliver(lane, item, address, message))
+                    busy[task] = item
+                if not busy:
+                    break
+                done, _ = await asyncio.wait(busy, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    item = busy.pop(task)
+                    if _settled_by(task, item):
+                        _settled(queues, item)
+                        outcome.settled += 1
+                    else:
+                        held.add(item.identity_id)
+                        if item.id in self._not_before:
+                            outcome.later(self._not_before[item.id])
+        except asyncio.CancelledError:
+            for task in busy:
+                task.cancel()  # stopping: what is under way is resent after a restart
+            raise
+        finally:
+            # A pass that failed still lets the sends under way finish and be marked.
+            await asyncio.gather(*busy, return_exceptions=True)
+            await self._mark_sent(lane)
+        return outcome
+
+    async def _pick(
+        self,
+        lane: _Lane,
+        ready: list[OutboxItem],
+        queues: Mapping[int, list[int]],
+        held: set[int],
+        busy: Mapping[asyncio.Task[bool], OutboxItem],
+        outcome: _Outcome,
+    ) -> list[tuple[OutboxItem, Address, OutboundMessage]]:
+        """The messages to send now, with the channel and form each goes in; their first
+        part's share of the rate limits is taken. None once something new was stored:
+        the pass then ends, and the next one starts with the newest replies."""
+        picks: list[tuple[OutboxItem, Address, OutboundMessage]] = []
+        taken = held | {item.identity_id for item in busy.values()}
+        now = self._clock()
+        while len(busy) + len(picks) < self._sends_at_once and not lane.wake.is_set():
+            chosen = self._next(lane, ready, queues, taken, outcome)
             if chosen is None:
                 break
             ready.remove(chosen)
-            if await self._deliver(lane, chosen):
-                _settled(queues, chosen)
-                outcome.settled += 1
-            else:
-                held.add(chosen.identity_id)
-                if chosen.id in self._not_before:
-                    outcome.later(self._not_before[chosen.id])
-            if lane.wake.is_set():
-                break  # something was stored meanwhile: replies may be waiting
-        return outcome
+            route = self._route(chosen, now)
+            if isinstance(route, str):
+                if await self._give_up(chosen, chosen.address, route, tell=True):
+                    _settled(queues, chosen)
+                    outcome.settled += 1
+                else:
+                    held.add(chosen.identity_id)
+                    taken.add(chosen.identity_id)
+                continue
+            name, message = route
+            self._take(lane, chosen.address.user_id)
+            taken.add(chosen.identity_id)
+            picks.append((chosen, Address(name, chosen.address.user_id), message))
+        return picks
 
     def _next(
         self,
@@ -455,17 +517,11 @@ class OutboxSender:
 
     # --- one message ---
 
-    async def _deliver(self, lane: _Lane, item: OutboxItem) -> bool:
-        """Send one message; True when it is settled (sent or failed for good)."""
-        now = self._clock()
-        route = self._route(item, now)
-        if isinstance(route, str):
-            return await self._give_up(item, item.address, route, tell=True)
-        name, message = route
-        address = Address(name, item.address.user_id)
-        if not await self._claim(item, now, name):
-            return False  # another sender has it: this beneficiary waits for it
-        self._in_flight.add(item.id)
+    async def _deliver(
+        self, lane: _Lane, item: OutboxItem, address: Address, message: OutboundMessage
+    ) -> bool:
+        """Send one claimed message; True when it is settled (sent or failed for good)."""
+        sent_ok = False
         try:
             first = self._parts.get(item.id, 0)
             accepted = first  # parts the platform has taken, once the call ends
@@ -477,25 +533,65 @@ class OutboxSender:
                     await self._sleep(wait)
                 self._take(lane, address.user_id)
 
-            self._take(lane, address.user_id)
             try:
-                sent = await self._channels[name].send(
+                sent = await self._channels[address.channel].send(
                     address, message, first_part=first, before_part=before_part
                 )
             except DeliveryError as error:
                 return await self._refused(lane, item, address, error, accepted)
             except Exception as error:  # a bug or an unexpected client error: retry, then fail
-                log.exception("sending on %s failed unexpectedly", name)
+                log.exception("sending on %s failed unexpectedly", address.channel)
                 refusal = DeliveryError(type(error).__name__)
                 return await self._refused(lane, item, address, refusal, accepted)
-            async with self._db.session() as session, session.begin():
-                await MessageRepository(session).mark_sent(
-                    item.id, self._clock(), sent.platform_message_id
-                )
+            lane.sent.append(SentMark(item.id, self._clock(), sent.platform_message_id))
+            sent_ok = True
             self._forget(item.id)
             return True
         finally:
-            self._in_flight.discard(item.id)
+            if not sent_ok:  # a sent one stays ours until its mark is written
+                self._in_flight.discard(item.id)
+
+    async def _claim_all(
+        self, picks: list[tuple[OutboxItem, Address, OutboundMessage]]
+    ) -> list[tuple[OutboxItem, Address, OutboundMessage]]:
+        """Claim the picked messages in one transaction; those another sender has not."""
+        if not picks:
+            return []
+        claims = {item.id: address.channel for item, address, _message in picks}
+        async with self._db.session() as session, session.begin():
+            claimed = await MessageRepository(session).claim_all(claims, self._clock())
+        self._in_flight |= claimed
+        return [pick for pick in picks if pick[0].id in claimed]
+
+    async def _mark_sent(self, lane: _Lane) -> None:
+        """Write the lane's ``sent`` marks in one transaction (kept for its next pass if
+        the database is away)."""
+        if not lane.sent:
+            return
+        marks, lane.sent = lane.sent, []
+        try:
+            async with self._db.session() as session, session.begin():
+                await MessageRepository(session).mark_all_sent(marks)
+        except IntegrityError:
+            # A platform id seen before (it should not happen): each mark alone, and
+            # one whose id clashes is kept without it, rather than block every other.
+            log.exception("sent marks clashed: writing them one by one")
+            for mark in marks:
+                await self._mark_alone(mark)
+        except BaseException:
+            lane.sent[:0] = marks
+            raise
+        self._in_flight -= {mark.message_id for mark in marks}
+
+    async def _mark_alone(self, mark: SentMark) -> None:
+        try:
+            async with self._db.session() as session, session.begin():
+                await MessageRepository(session).mark_all_sent([mark])
+        except IntegrityError:
+            async with self._db.session() as session, session.begin():
+                await MessageRepository(session).mark_all_sent(
+                    [replace(mark, platform_message_id=None)]
+                )
 
     async def _refused(
         self, lane: _Lane, item: OutboxItem, address: Address, error: DeliveryError, accepted: int
@@ -528,7 +624,7 @@ class OutboxSender:
 
     async def _claim(self, item: OutboxItem, now: datetime, channel: str) -> bool:
         async with self._db.session() as session, session.begin():
-            return await MessageRepository(session).claim(item.id, now, channel)
+            return bool(await MessageRepository(session).claim_all({item.id: channel}, now))
 
     async def _give_up(
         self,
@@ -639,6 +735,16 @@ def _rank(item: OutboxItem) -> tuple[int, int]:
     """Replies, then staff's words, then the rest; oldest first within each."""
     kinds = CONVERSATION_KINDS
     return (kinds.index(item.kind) if item.kind in kinds else len(kinds), item.id)
+
+
+def _settled_by(task: asyncio.Task[bool], item: OutboxItem) -> bool:
+    """Whether a send settled its message; one that failed in itself (the database away
+    while it was recording a refusal) is not, and is sent again later."""
+    error = task.exception()
+    if error is None:
+        return task.result()
+    log.error("message %d: the send failed (%s)", item.id, type(error).__name__)
+    return False
 
 
 def _settled(queues: Mapping[int, list[int]], item: OutboxItem) -> None:

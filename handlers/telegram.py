@@ -54,6 +54,7 @@ from handlers.base import (
     Receiver,
     Sent,
 )
+from handlers.telegram_http import AiohttpRequest
 
 log = logging.getLogger(__name__)
 # Every Bot API URL carries the token, and PTB logs parameters (message text) at DEBUG:
@@ -199,6 +200,7 @@ class TelegramChannel:
             .token(token)
             .base_url(f"{api}/bot")
             .base_file_url(f"{api}/file/bot")
+            .request(AiohttpRequest())
             .job_queue(None)
         )
         if not polling:
@@ -370,7 +372,8 @@ class TelegramChannel:
             first_part=first_part,
             before_part=before_part,
         )
-        return Sent(str(sent.message_id))
+        # Telegram numbers messages per chat: the chat makes the id unique in our log.
+        return Sent(f"{address.user_id}:{sent.message_id}")
 
     async def post_to_staff(
         self,

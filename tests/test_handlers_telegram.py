@@ -455,7 +455,7 @@ async def test_long_reply_is_split_at_a_line_break(
     assert [c.params["chat_id"] for c in calls] == [CHAT, CHAT]
     assert "reply_markup" not in calls[0].params  # the keyboard goes with the last part
     assert "keyboard" in calls[1].params["reply_markup"]
-    assert sent.platform_message_id == "2"
+    assert sent.platform_message_id == f"{CHAT}:2"
 
 
 async def test_long_reply_without_line_breaks_is_split_between_words(
@@ -519,7 +519,7 @@ async def test_no_choices_no_markup(channel: TelegramChannel, api: FakeTelegram)
     sent = await channel.send(ADDRESS, OutboundMessage("تم استلام طلبك", "ar"))
     [call] = api.calls("sendMessage")
     assert "reply_markup" not in call.params
-    assert sent.platform_message_id == "1"
+    assert sent.platform_message_id == f"{CHAT}:1"
 
 
 async def test_blocked_by_the_user_is_unreachable(

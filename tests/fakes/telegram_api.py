@@ -182,7 +182,8 @@ class FakeTelegram:
         }
         self._state = _State()
         self._handlers: dict[str, MethodHandler] = {}
-        self._message_ids = itertools.count(1)
+        # Telegram numbers messages per chat: two chats have their own message 1.
+        self._message_ids: dict[str, itertools.count[int]] = {}
         self._update_ids = itertools.count(1)
         self._updates_changed = asyncio.Event()
         self._closing = False
@@ -428,7 +429,7 @@ class FakeTelegram:
         inline = _checked_inline_keyboard(params)
         replied = self._replied(chat_id, params)
         message: dict[str, Any] = {
-            "message_id": next(self._message_ids),
+            "message_id": next(self._message_ids.setdefault(str(chat_id), itertools.count(1))),
             "date": int(time.time()),
             "chat": _chat(chat_id),
             "from": self.me,

@@ -21,6 +21,7 @@ JSON, which the twilio library turns into ``TwilioRestException``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
 import json
@@ -225,6 +226,11 @@ class FakeTwilio:
         self._media: dict[str, _MediaFile] = {}
         self._runner: web.AppRunner | None = None
         self.base_url = ""
+        # Each create call takes this long to answer; how many overlapped, at most.
+        self.answer_after = 0.0
+        self.most_at_once = 0
+        self.most_at_once_to_one = 0
+        self._on_their_way: list[str] = []
 
     async def __aenter__(self) -> Self:
         app = web.Application()
@@ -287,6 +293,13 @@ class FakeTwilio:
             code, text = problem
             self.calls.append(CreateCall(record, 400, None, text))
             return _error(400, code, text)
+        if self.answer_after:
+            to = str(form.get("To", ""))
+            self._on_their_way.append(to)
+            self.most_at_once = max(self.most_at_once, len(self._on_their_way))
+            self.most_at_once_to_one = max(self.most_at_once_to_one, self._on_their_way.count(to))
+            await asyncio.sleep(self.answer_after)
+            self._on_their_way.remove(to)
         if self._failures:
             failure = self._failures.pop(0)
             self.calls.append(CreateCall(record, failure.status, None, failure.message))
