@@ -30,9 +30,10 @@ reminder, rating prompt or check-in that comes due then is put off by its own de
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -231,25 +232,31 @@ class FollowUpPlanner:
         self, session: AsyncSession, request: SupportRequest, now: datetime
     ) -> list[str]:
         """A new request: the staff alert at its decision date, and the first check-in."""
-        request_id = _id(request)
-        followups = FollowUpRepository(session)
-        await followups.schedule(
-            decision_key(request_id),
-            DECISION_DUE,
-            staff_deadline(request.decision_due_at, self.policy.timezone),
-            now=now,
-            identity_id=request.identity_id,
-            request_id=request_id,
-        )
-        await followups.schedule(
-            checkin_key(request_id),
-            CHECKIN,
-            now + self.policy.checkin_every,
-            now=now,
-            identity_id=request.identity_id,
-            request_id=request_id,
-        )
-        return [decision_key(request_id), checkin_key(request_id)]
+        return await self.requests_filed(session, [request], now)
+
+    async def requests_filed(
+        self, session: AsyncSession, requests: Sequence[SupportRequest], now: datetime
+    ) -> list[str]:
+        """``request_filed`` for many requests at once, in one statement."""
+        plans: list[dict[str, Any]] = []
+        for request in requests:
+            request_id = _id(request)
+            about = {"identity_id": request.identity_id, "request_id": request_id}
+            decision_at = staff_deadline(request.decision_due_at, self.policy.timezone)
+            checkin_at = now + self.policy.checkin_every
+            plans.append(
+                {
+                    **about,
+                    "key": decision_key(request_id),
+                    "kind": DECISION_DUE,
+                    "due_at": decision_at,
+                }
+            )
+            plans.append(
+                {**about, "key": checkin_key(request_id), "kind": CHECKIN, "due_at": checkin_at}
+            )
+        await FollowUpRepository(session).schedule_many(plans, now=now)
+        return [plan["key"] for plan in plans]
 
     async def status_changed(
         self, session: AsyncSession, request: SupportRequest, before: str, now: datetime

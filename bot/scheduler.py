@@ -1,8 +1,9 @@
 """The clock behind follow-ups: APScheduler wakes the dispatcher, the ``followup`` table is truth.
 
 One APScheduler job per pending follow-up, its id the follow-up's key, in a
-persistent ``SQLAlchemyJobStore``: the table ``apscheduler_jobs`` in the project's
-own database, which APScheduler creates at start (it is not ours, so not Alembic's).
+persistent SQLAlchemy job store (``FollowUpJobStore``): the table ``apscheduler_jobs``
+in the project's own database, which APScheduler creates at start (it is not ours, so
+not Alembic's).
 What shapes this module (see DESIGN.md, "Facts that shape the design"):
 
 - APScheduler deletes a one-shot job when it starts running it, so a crash during a
@@ -14,6 +15,12 @@ What shapes this module (see DESIGN.md, "Facts that shape the design"):
   webhook, and only when a matter changes (see ``FollowUpPlanner``), not per message.
   APScheduler still reads the store in the event loop when it wakes (one indexed
   query per wake-up).
+- Many follow-ups at once (a bulk plan, or start-up after a crash) must not cost a
+  transaction, a log line and a wake-up each, as ``add_job`` does. Jobs are written in
+  batches of ``WRITE_BATCH``, one transaction each (``FollowUpJobStore.put``), as the
+  same rows ``add_job`` writes (id, next run time, the pickled ``Job.__getstate__()``,
+  see ``job_states``). Start-up compares the rows' keys and due times with the jobs'
+  ids and next run times, read as columns: no row object, no job unpickled.
 - The job store belongs to one process. The command line (``requests set-status``)
   writes follow-ups but never touches it; a sweep every ``sweep_seconds`` runs what
   is due and has no job here.
@@ -22,22 +29,24 @@ What shapes this module (see DESIGN.md, "Facts that shape the design"):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
+import pickle
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from apscheduler.jobstores.base import JobLookupError
-from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.job import Job
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import create_engine, event
+from apscheduler.util import datetime_to_utc_timestamp, utc_timestamp_to_datetime
+from sqlalchemy import create_engine, event, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from bot.followups import FollowUpDispatcher
 from storage.db import Database
@@ -49,8 +58,11 @@ log = logging.getLogger(__name__)
 JOB_STORE = "followups"
 JOB_TABLE = "apscheduler_jobs"
 SWEEP_SECONDS = 60.0
-# A job whose time differs from its row's by less than this is left alone at start-up.
-_SAME_TIME = timedelta(seconds=1)
+# Jobs set or removed per transaction: the event loop waits for the job store's lock at most
+# this long when APScheduler wakes meanwhile (and every id is a bound parameter).
+WRITE_BATCH = 1_000
+# A job whose time differs from its row's by less than this (seconds) is left alone at start-up.
+_SAME_SECONDS = 1.0
 
 # The scheduler running in this process, for the job function (jobs are pickled into the
 # job store, so they name a module-level function and the key, nothing else).
@@ -95,6 +107,84 @@ def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEn
         cursor.close()
 
 
+class FollowUpJobStore(SQLAlchemyJobStore):  # type: ignore[misc]
+    """APScheduler's SQLAlchemy job store, with writes and a read in bulk.
+
+    The rows are APScheduler's own (id, next run time as a UTC timestamp, the pickled
+    ``Job.__getstate__()``), so it runs them like any other job; only a batch goes in one
+    transaction. Callers hold the scheduler's job store lock, as APScheduler does.
+    """
+
+    def put(self, states: Sequence[dict[str, Any]]) -> None:
+        """Store these jobs (their ``Job.__getstate__()``), replacing any of the same ids."""
+        rows = [
+            {
+                "id": state["id"],
+                "next_run_time": datetime_to_utc_timestamp(state["next_run_time"]),
+                "job_state": pickle.dumps(state, self.pickle_protocol),
+            }
+            for state in states
+        ]
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        insert = dialect.insert(self.jobs_t)
+        replace = {name: insert.excluded[name] for name in ("next_run_time", "job_state")}
+        with self.engine.begin() as connection:
+            connection.execute(
+                insert.on_conflict_do_update(index_elements=["id"], set_=replace), rows
+            )
+
+    def remove(self, ids: Sequence[str]) -> None:
+        """Remove the jobs of these ids that exist."""
+        with self.engine.begin() as connection:
+            connection.execute(self.jobs_t.delete().where(self.jobs_t.c.id.in_(ids)))
+
+    def next_run_times(self) -> dict[str, float]:
+        """Every job's next run time by id, a UTC timestamp as stored (paused jobs left
+        out); no job is unpickled."""
+        table = self.jobs_t
+        query = select(table.c.id, table.c.next_run_time).where(table.c.next_run_time.is_not(None))
+        with self.engine.begin() as connection:
+            return {id_: at for id_, at in connection.execute(query)}
+
+
+def job_states(
+    scheduler: AsyncIOScheduler, plan: Sequence[tuple[str, datetime]]
+) -> list[dict[str, Any]]:
+    """What ``scheduler.add_job`` would store for these follow-ups' jobs, key and due time.
+
+    Building a ``Job`` checks its function against its arguments, which costs more than
+    all the rest; that check is the same for every follow-up, so one job is built and its
+    state copied with each follow-up's id, name, argument, trigger and time.
+    """
+    key, due = plan[0]
+    template = Job(
+        scheduler,
+        id=key,
+        name=key,
+        func=run_followup,
+        args=(key,),
+        kwargs={},
+        trigger=DateTrigger(run_date=due, timezone=UTC),
+        executor="default",
+        # After downtime a missed follow-up runs once, however late.
+        coalesce=True,
+        misfire_grace_time=None,
+        max_instances=1,
+        next_run_time=due,
+    ).__getstate__()
+    return [
+        template
+        | {
+            "id": key,
+            "name": key,
+            "args": (key,),
+            "trigger": DateTrigger(run_date=due, timezone=UTC),
+            "next_run_time": due,
+        }
+        for key, due in plan
+    ]
+
+
 class FollowUpScheduler:
     """APScheduler with one job per pending follow-up, kept in line with the table.
 
@@ -117,10 +207,12 @@ class FollowUpScheduler:
         self._clock = clock
         self._sweep_seconds = sweep_seconds
         self._scheduler: AsyncIOScheduler | None = None
+        self._store: FollowUpJobStore | None = None
         self._engine: Engine | None = None
         self._lock = asyncio.Lock()  # one follow-up at a time: a job and the sweep may meet
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
+        self._writing = asyncio.Lock()  # the worker and ``flush`` take turns at the job store
         self._worker: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -136,15 +228,19 @@ class FollowUpScheduler:
             log.warning("another follow-up scheduler runs in this process; its jobs come here")
         url = job_store_url(self._db.url)
         if url is None:
-            store: Any = MemoryJobStore()
             log.warning("in-memory database: follow-up jobs are not kept across restarts")
+            # One connection for every thread: each would have its own in-memory database.
+            # They take turns: every access holds the scheduler's job store lock.
+            self._engine = create_engine(
+                "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
+            )
         else:
             self._engine = create_engine(
                 url, hide_parameters=True, pool_pre_ping=not self._db.is_sqlite
             )
             if self._db.is_sqlite:
                 event.listen(self._engine, "connect", _sqlite_pragmas)
-            store = SQLAlchemyJobStore(engine=self._engine, tablename=JOB_TABLE)
+        store = FollowUpJobStore(engine=self._engine, tablename=JOB_TABLE)
         scheduler = AsyncIOScheduler(timezone=UTC, jobstores={JOB_STORE: store})
         # Paused: nothing runs before the job store agrees with the table. Creates the
         # job store's table when it is missing (a blocking moment, once).
@@ -156,7 +252,7 @@ class FollowUpScheduler:
             coalesce=True,
             max_instances=1,
         )
-        self._scheduler = scheduler
+        self._scheduler, self._store = scheduler, store
         _running = self
         try:
             await self.reconcile()
@@ -177,7 +273,7 @@ class FollowUpScheduler:
                 await asyncio.wait_for(worker, 5)
             except (TimeoutError, asyncio.CancelledError):
                 log.warning("follow-up jobs not all written at stop; the next start reconciles")
-        scheduler, self._scheduler = self._scheduler, None
+        scheduler, self._scheduler, self._store = self._scheduler, None, None
         if _running is self:
             _running = None
         if scheduler is not None and scheduler.running:
@@ -201,6 +297,11 @@ class FollowUpScheduler:
         if len(self._dirty) > before:
             self._wake.set()
 
+    async def flush(self) -> None:
+        """Write the jobs ``sync`` was given now, and wait until they are written."""
+        async with self._writing:
+            await self._sync_now()
+
     async def run_job(self, key: str) -> None:
         """A job woke for ``key`` (APScheduler removed the one-shot job already)."""
         await self._run(key, self._clock(), from_job=True)
@@ -220,20 +321,20 @@ class FollowUpScheduler:
 
     async def reconcile(self) -> None:
         """Every pending follow-up gets its job, at its time; every other job goes."""
-        scheduler = self._scheduler
-        if scheduler is None:
+        scheduler, store = self._scheduler, self._store
+        if scheduler is None or store is None:
             return
         async with self._db.session() as session:
-            rows = {r.key: r.due_at for r in await FollowUpRepository(session).pending()}
-        jobs = await self.jobs()
+            rows = await FollowUpRepository(session).due_times()
+        jobs = await self._job_times()
         plan: list[tuple[str, datetime | None]] = [
             (key, due)
             for key, due in rows.items()
-            if key not in jobs or abs(jobs[key] - due) > _SAME_TIME
+            if key not in jobs or abs(jobs[key] - due.timestamp()) > _SAME_SECONDS
         ]
         plan += [(key, None) for key in jobs if key not in rows]
         if plan:
-            await asyncio.to_thread(self._write, scheduler, plan)
+            await asyncio.to_thread(self._write, scheduler, store, plan)
         log.info(
             "follow-ups: %d pending, %d job(s) set, %d removed",
             len(rows),
@@ -243,17 +344,21 @@ class FollowUpScheduler:
 
     async def jobs(self) -> dict[str, datetime]:
         """The follow-up jobs in the job store: key -> next run time."""
-        scheduler = self._scheduler
-        if scheduler is None:
-            return {}
-
-        def read() -> dict[str, datetime]:
-            found = scheduler.get_jobs(jobstore=JOB_STORE)
-            return {job.id: job.next_run_time for job in found if job.next_run_time}
-
-        return await asyncio.to_thread(read)
+        return {key: utc_timestamp_to_datetime(at) for key, at in (await self._job_times()).items()}
 
     # --- internals ---
+
+    async def _job_times(self) -> dict[str, float]:
+        scheduler, store = self._scheduler, self._store
+        if scheduler is None or store is None:
+            return {}
+
+        def read() -> dict[str, float]:
+            with scheduler._jobstores_lock:
+                times: dict[str, float] = store.next_run_times()
+                return times
+
+        return await asyncio.to_thread(read)
 
     async def _run(self, key: str, now: datetime, *, from_job: bool) -> None:
         async with self._lock:
@@ -278,42 +383,41 @@ class FollowUpScheduler:
             await self._wake.wait()
             self._wake.clear()
             try:
-                await self._sync_now()
+                async with self._writing:
+                    await self._sync_now()
             except Exception:
                 # The rows are safe; the sweep and the next start catch up.
                 log.exception("follow-up jobs not updated")
 
     async def _sync_now(self) -> None:
-        scheduler = self._scheduler
-        keys, self._dirty = sorted(self._dirty), set()
-        if scheduler is None or not keys:
+        scheduler, store = self._scheduler, self._store
+        keys, self._dirty = list(self._dirty), set()
+        if scheduler is None or store is None or not keys:
             return
-        plan: list[tuple[str, datetime | None]] = []
         async with self._db.session() as session:
-            followups = FollowUpRepository(session)
-            for key in keys:
-                row = await followups.get(key)
-                pending = row is not None and row.status == FOLLOWUP_PENDING
-                plan.append((key, row.due_at if row is not None and pending else None))
-        await asyncio.to_thread(self._write, scheduler, plan)
+            due = await FollowUpRepository(session).due_times(keys)
+        plan = [(key, due.get(key)) for key in keys]
+        await asyncio.to_thread(self._write, scheduler, store, plan)
 
     @staticmethod
-    def _write(scheduler: AsyncIOScheduler, plan: list[tuple[str, datetime | None]]) -> None:
-        """Set or remove jobs (blocking: runs in a worker thread)."""
-        for key, due in plan:
-            if due is None:
-                with contextlib.suppress(JobLookupError):
-                    scheduler.remove_job(key, jobstore=JOB_STORE)
-                continue
-            scheduler.add_job(
-                run_followup,
-                DateTrigger(run_date=due, timezone=UTC),
-                args=(key,),
-                id=key,
-                name=key,
-                jobstore=JOB_STORE,
-                replace_existing=True,
-                # After downtime a missed follow-up runs once, however late.
-                coalesce=True,
-                misfire_grace_time=None,
-            )
+    def _write(
+        scheduler: AsyncIOScheduler,
+        store: FollowUpJobStore,
+        plan: Sequence[tuple[str, datetime | None]],
+    ) -> None:
+        """Set jobs (at their due time) or remove them (due None); blocking: runs in a
+        worker thread."""
+        due = [(key, at) for key, at in plan if at is not None]
+        gone = [key for key, at in plan if at is None]
+        for first in range(0, max(len(due), len(gone)), WRITE_BATCH):
+            setting, removing = due[first : first + WRITE_BATCH], gone[first : first + WRITE_BATCH]
+            states = job_states(scheduler, setting) if setting else []
+            # APScheduler's lock, which it holds while it runs due jobs in the event loop:
+            # it must not remove a job that was just replaced under it.
+            with scheduler._jobstores_lock:
+                if states:
+                    store.put(states)
+                if removing:
+                    store.remove(removing)
+        if due and scheduler.state == STATE_RUNNING:
+            scheduler.wakeup()  # a new job may be the soonest

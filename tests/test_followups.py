@@ -18,6 +18,10 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.util import datetime_to_utc_timestamp
 from channels import SECRET, TOKEN
 from fakes.telegram_api import FakeTelegram
 from sqlalchemy import select, update
@@ -34,13 +38,24 @@ from bot.followups import (
     intake_key,
     staff_deadline,
 )
-from bot.scheduler import FollowUpScheduler, job_store_url
+from bot.scheduler import (
+    FollowUpJobStore,
+    FollowUpScheduler,
+    job_states,
+    job_store_url,
+    run_followup,
+)
 from bot.server import Tawasul
 from bot.staff import StaffDesk
 from flows.types import Address, ConversationState, InboundMessage
 from storage.db import Database
 from storage.models import FollowUp, Message, Rating
-from storage.repositories import ConversationRepository, IdentityRepository, StaffRepository
+from storage.repositories import (
+    ConversationRepository,
+    FollowUpRepository,
+    IdentityRepository,
+    StaffRepository,
+)
 
 START = datetime(2030, 1, 6, 7, 0, tzinfo=UTC)  # Sunday 6 January 2030, 10:00 in Riyadh
 VISITOR = Address("web", "visitor-1")
@@ -585,6 +600,116 @@ async def test_the_sweep_runs_what_another_process_planned(
         await eventually(lambda: office.sent("rating_prompt"), "the rating prompt")
     finally:
         await scheduler.stop()
+
+
+# --- many follow-ups: jobs written and reconciled in batches ---
+
+
+def test_jobs_written_in_bulk_are_those_apscheduler_writes(tmp_path: Path) -> None:
+    due = START + timedelta(days=3, microseconds=123)
+    ours = FollowUpJobStore(url=f"sqlite:///{tmp_path / 'ours.db'}")
+    theirs = SQLAlchemyJobStore(url=f"sqlite:///{tmp_path / 'theirs.db'}")
+    scheduler = BackgroundScheduler(timezone=UTC, jobstores={"ours": ours, "theirs": theirs})
+    scheduler.start(paused=True)
+    try:
+        for key in ("checkin:request:1", "decision_due:request:1"):
+            scheduler.add_job(
+                run_followup,
+                DateTrigger(run_date=due, timezone=UTC),
+                args=(key,),
+                id=key,
+                name=key,
+                jobstore="theirs",
+                coalesce=True,
+                misfire_grace_time=None,
+            )
+        plan = [("checkin:request:1", due), ("decision_due:request:1", due)]
+        ours.put(job_states(scheduler, [("checkin:request:1", due - timedelta(days=1))]))
+        ours.put(job_states(scheduler, plan))  # replaces the first one
+        with ours.engine.connect() as a, theirs.engine.connect() as b:
+            query = select(ours.jobs_t).order_by(ours.jobs_t.c.id)
+            assert a.execute(query).all() == b.execute(query).all()
+        assert ours.next_run_times() == dict.fromkeys(
+            ["checkin:request:1", "decision_due:request:1"], datetime_to_utc_timestamp(due)
+        )
+        ours.remove(["checkin:request:1", "no-such-job"])
+        assert [job.id for job in ours.get_all_jobs()] == ["decision_due:request:1"]
+    finally:
+        scheduler.shutdown(wait=False)
+
+
+async def test_thousands_of_followups_are_reconciled_and_synced_in_batches(
+    database: Database, tmp_path: Path
+) -> None:
+    now = utcnow()
+
+    def plans(numbers: range, days: float = 3) -> list[dict[str, Any]]:
+        due = now + timedelta(days=days)
+        return [{"key": f"checkin:request:{n}", "kind": "checkin", "due_at": due} for n in numbers]
+
+    async def change(numbers: range, *, days: float | None = None) -> list[str]:
+        """Schedule these (at ``days`` from now) or cancel them (``days`` None)."""
+        async with database.session() as session, session.begin():
+            followups = FollowUpRepository(session)
+            if days is None:
+                return await followups.cancel([p["key"] for p in plans(numbers)], now)
+            await followups.schedule_many(plans(numbers, days), now=now)
+            return [p["key"] for p in plans(numbers)]
+
+    async def pending() -> dict[str, datetime]:
+        async with database.session() as session:
+            return await FollowUpRepository(session).due_times()
+
+    policy = FollowUpPolicy.from_settings(_settings(tmp_path))
+    dispatcher = FollowUpDispatcher(database, policy)
+
+    def scheduler() -> FollowUpScheduler:
+        return FollowUpScheduler(database, dispatcher, clock=utcnow)
+
+    await change(range(2_500), days=3)
+    first = scheduler()
+    await first.start()
+    try:
+        assert await first.jobs() == await pending()
+    finally:
+        await first.stop()
+
+    # While it was down: 1,200 done, 300 moved, 1,100 new.
+    await change(range(1_200), days=None)
+    await change(range(2_200, 2_500), days=5)
+    await change(range(2_500, 3_600), days=1)
+    second = scheduler()
+    await second.start()
+    try:
+        assert len(await pending()) == 2_400
+        assert await second.jobs() == await pending()
+        # Running: a plan of thousands, then some of it cancelled, each synced after commit.
+        second.sync(await change(range(3_600, 6_000), days=2))
+        second.sync(await change(range(1_200, 2_000), days=None))
+        await second.flush()
+        assert len(await pending()) == 4_000
+        assert await second.jobs() == await pending()
+    finally:
+        await second.stop()
+
+
+async def test_due_times_reads_pending_followups_only(database: Database) -> None:
+    now = utcnow()
+    async with database.session() as session, session.begin():
+        followups = FollowUpRepository(session)
+        plans = [
+            {"key": f"checkin:request:{n}", "kind": "checkin", "due_at": now + timedelta(n)}
+            for n in range(1, 4)
+        ]
+        await followups.schedule_many(plans, now=now)
+        await followups.cancel(["checkin:request:2"], now)
+        assert await followups.due_times() == {
+            "checkin:request:1": now + timedelta(1),
+            "checkin:request:3": now + timedelta(3),
+        }
+        keys = ["checkin:request:2", "checkin:request:3", "no-such-key"]
+        assert await followups.due_times(keys) == {"checkin:request:3": now + timedelta(3)}
+        assert await followups.due_times([]) == {}
 
 
 def test_the_job_store_uses_a_sync_driver_on_the_same_database() -> None:
