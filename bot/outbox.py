@@ -393,9 +393,11 @@ class OutboxSender:
                 outcome.settled += 1
         held: set[int] = set()  # beneficiaries whose next message must wait
         busy: dict[asyncio.Task[bool], OutboxItem] = {}
+        first = True
         try:
             while not self._stopping:
-                picks = await self._pick(lane, ready, queues, held, busy, outcome)
+                picks = await self._pick(lane, ready, queues, held, busy, outcome, first=first)
+                first = False
                 for item, address, message in await self._claim_all(picks):
                     task = asyncio.create_task(self._deliver(lane, item, address, message))
                     busy[task] = item
@@ -429,14 +431,18 @@ class OutboxSender:
         held: set[int],
         busy: Mapping[asyncio.Task[bool], OutboxItem],
         outcome: _Outcome,
+        *,
+        first: bool,
     ) -> list[tuple[OutboxItem, Address, OutboundMessage]]:
         """The messages to send now, with the channel and form each goes in; their first
-        part's share of the rate limits is taken. None once something new was stored:
-        the pass then ends, and the next one starts with the newest replies."""
+        part's share of the rate limits is taken. After the ``first`` pick of a pass, none
+        once something new was stored: the pass then ends, and the next one starts with
+        the newest replies (the first pick always goes, or a steady stream of new
+        messages would keep every pass from sending)."""
         picks: list[tuple[OutboxItem, Address, OutboundMessage]] = []
         taken = held | {item.identity_id for item in busy.values()}
         now = self._clock()
-        while len(busy) + len(picks) < self._sends_at_once and not lane.wake.is_set():
+        while len(busy) + len(picks) < self._sends_at_once and (first or not lane.wake.is_set()):
             chosen = self._next(lane, ready, queues, taken, outcome)
             if chosen is None:
                 break

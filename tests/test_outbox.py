@@ -269,6 +269,23 @@ async def test_beneficiaries_are_sent_to_at_once_each_one_message_at_a_time(
     assert len({r.platform_message_id for r in rows}) == 30
 
 
+async def test_a_steady_stream_of_new_messages_does_not_keep_the_outbox_from_sending(
+    database: Database, twilio: FakeTwilio, twilio_channel: TwilioChannel
+) -> None:
+    clock = FakeTime()
+    identity = await beneficiary(database, Address("whatsapp", BENEFICIARY), NOON)
+    for n in (1, 2):
+        await store(database, identity, "whatsapp", f"A{n}", NOON)
+    outbox = sender(database, [twilio_channel], clock)
+    # Under load something new is stored while every pass looks at the outbox: each
+    # pass still sends what it found first.
+    outbox.wake()
+    assert await outbox.drain() == 1
+    outbox.wake()
+    assert await outbox.drain() == 1
+    assert twilio.bodies() == ["A1", "A2"]
+
+
 async def test_two_channels_sending_together_mark_every_message_sent(
     database: Database,
     twilio: FakeTwilio,
