@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, bindparam, case, delete, func, or_, select, update
+from sqlalchemy import String, Table, bindparam, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -129,7 +129,9 @@ def reference_for(request_id: int) -> str:
     return f"REQ-{request_id:06d}"
 
 
-def _insert(session: AsyncSession, model: type[SQLModel]) -> sqlite.Insert | postgresql.Insert:
+def _insert(
+    session: AsyncSession, model: type[SQLModel] | Table
+) -> sqlite.Insert | postgresql.Insert:
     """An INSERT that knows ON CONFLICT, in the session's dialect (both spell it alike)."""
     if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert(model)
@@ -1847,7 +1849,8 @@ class FollowUpRepository:
             }
             for plan in plans
         ]
-        insert = _insert(self._session, FollowUp)
+        # The table, not the model: a plain executemany, without the ORM's bulk bookkeeping.
+        insert = _insert(self._session, FollowUp.__table__)  # type: ignore[attr-defined]
         fresh = {name: insert.excluded[name] for name in rows[0] if name != "key"}
         await self._session.execute(
             insert.on_conflict_do_update(index_elements=["key"], set_=fresh), rows
