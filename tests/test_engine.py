@@ -168,6 +168,26 @@ async def test_a_failing_effect_leaves_nothing_half_written(database: Database) 
     assert "١-" in await normal.send("مرحبا")
 
 
+async def test_one_failing_message_in_a_batch_costs_only_itself(database: Database) -> None:
+    def broken_for_u2(turn: Turn) -> Transition:
+        if turn.message.address.user_id == "u2":
+            raise RuntimeError("bug in a flow")
+        return flows.respond(turn)
+
+    engine = make_engine(database, respond=broken_for_u2)
+    chats = [Chat(engine, user=f"u{n}") for n in (1, 2, 3)]
+    # Sent together, they are handled in one transaction; u2's failure rolls it back and
+    # each is handled again alone.
+    replies = await asyncio.gather(*(chat.send("١") for chat in chats))
+    assert replies[1] == flows.text("ar", "error.generic")
+    assert "(١/٨)" in replies[0] and "(١/٨)" in replies[2]
+    assert await count(database, Message, col(Message.direction) == "in") == 3
+    assert await count(database, Message, col(Message.direction) == "out") == 3
+    # The others' intakes went on; u2 is still at the menu.
+    assert "(٢/٨)" in await Chat(make_engine(database), user="u1").send("محمد أحمد علي", "x1")
+    assert "(١/٨)" in await Chat(make_engine(database), user="u2").send("١", "x2")
+
+
 async def test_a_failing_flow_apologises_in_english_too(database: Database) -> None:
     engine = make_engine(database)
     chat = Chat(engine)
