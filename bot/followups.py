@@ -39,7 +39,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import flows
-from bot.config import Settings
+from bot.config import FollowupSettings, OrganizationSettings, Settings
 from bot.staffroom import STAFF_LANGUAGE
 from flows import intake as intake_flow
 from flows import notices
@@ -131,17 +131,21 @@ def handoff_key(handoff_id: int) -> str:
     return f"{HANDOFF_UNCLAIMED}:handoff:{handoff_id}"
 
 
+# The configuration's defaults, for a policy built without it (tests, the command line).
+_DEFAULTS = FollowupSettings()
+
+
 @dataclass(frozen=True, slots=True)
 class FollowUpPolicy:
     """The ``[followups]`` durations and the organisation's time zone."""
 
-    intake_reminder_after: timedelta = timedelta(hours=24)
-    intake_expire_after: timedelta = timedelta(days=7)
-    rating_prompt_after: timedelta = timedelta(days=2)
-    rating_reminder_after: timedelta = timedelta(days=2)
-    checkin_every: timedelta = timedelta(days=7)
-    handoff_unclaimed_after: timedelta = timedelta(minutes=30)
-    timezone: str = "Asia/Riyadh"
+    intake_reminder_after: timedelta = _DEFAULTS.intake_reminder_after
+    intake_expire_after: timedelta = _DEFAULTS.intake_expire_after
+    rating_prompt_after: timedelta = _DEFAULTS.rating_prompt_after
+    rating_reminder_after: timedelta = _DEFAULTS.rating_reminder_after
+    checkin_every: timedelta = _DEFAULTS.checkin_every
+    handoff_unclaimed_after: timedelta = _DEFAULTS.handoff_unclaimed_after
+    timezone: str = OrganizationSettings().timezone
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FollowUpPolicy:

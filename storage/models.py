@@ -44,15 +44,6 @@ KIND_REPLY = "reply"
 KIND_PROACTIVE = "proactive"
 
 REQUEST_SUBMITTED = "submitted"
-REQUEST_STATUSES = (
-    "submitted",
-    "under_review",
-    "needs_info",
-    "accepted",
-    "rejected",
-    "delivered",
-    "closed",
-)
 # A request in one of these still waits for the committee's answer, so it can be overdue.
 REQUEST_UNDECIDED = ("submitted", "under_review", "needs_info")
 

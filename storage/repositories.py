@@ -133,7 +133,7 @@ def _insert(
     session: AsyncSession, model: type[SQLModel] | Table
 ) -> sqlite.Insert | postgresql.Insert:
     """An INSERT that knows ON CONFLICT, in the session's dialect (both spell it alike)."""
-    if session.get_bind().dialect.name == "postgresql":
+    if _dialect(session) == "postgresql":
         return postgresql.insert(model)
     return sqlite.insert(model)
 
@@ -169,10 +169,19 @@ _LOAD_STATE = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class _HotStatements:
+    inbound: Any  # INSERT of an inbound message, nothing on a redelivery; its id
+    outbound: Any  # INSERT of an outbound message; its id
+    state: Any  # the conversation's upsert
+
+
+def _hot(session: AsyncSession) -> _HotStatements:
+    return _hot_statements(_dialect(session))
+
+
 @functools.cache
-def _hot_statements(dialect: str) -> tuple[Any, Any, Any]:
-    """INSERT of an inbound message (nothing on a redelivery), of an outbound one, and
-    the conversation's upsert, in ``dialect``."""
+def _hot_statements(dialect: str) -> _HotStatements:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     inbound = (
         insert(_MESSAGE)
@@ -189,7 +198,7 @@ def _hot_statements(dialect: str) -> tuple[Any, Any, Any]:
             "version": _CONVERSATION.c.version + 1,
         },
     )
-    return inbound, outbound, state
+    return _HotStatements(inbound, outbound, state)
 
 
 def _dialect(session: AsyncSession) -> str:
@@ -327,7 +336,7 @@ class ConversationRepository:
             "updated_at": now,
             "version": 1,
         }
-        await self._session.execute(_hot_statements(_dialect(self._session))[2], values)
+        await self._session.execute(_hot(self._session).state, values)
         # Usually already in the session from get_or_create: no query, and an UPDATE
         # only when the language really changed.
         identity = await self._session.get(ChannelIdentity, identity_id)
@@ -360,7 +369,7 @@ class MessageRepository:
             media=media,
             created_at=message.received_at,
         )
-        insert = _hot_statements(_dialect(self._session))[0]
+        insert = _hot(self._session).inbound
         result = await self._session.execute(insert, row)
         message_id: int | None = result.scalar_one_or_none()
         return message_id
@@ -395,7 +404,7 @@ class MessageRepository:
             created_at=now,
             request_id=request_id,
         )
-        insert = _hot_statements(_dialect(self._session))[1]
+        insert = _hot(self._session).outbound
         message_id: int = (await self._session.execute(insert, row)).scalar_one()
         return message_id
 
@@ -1790,7 +1799,7 @@ class FollowUpRepository:
         """
         query = select(FollowUp).where(col(FollowUp.key) == key)
         if for_update:
-            if self._session.get_bind().dialect.name == "sqlite":
+            if _dialect(self._session) == "sqlite":
                 await self._session.execute(
                     update(FollowUp)
                     .where(col(FollowUp.key) == key)

@@ -157,6 +157,12 @@ async def row(database: Database, message_id: int) -> Message:
         return found
 
 
+async def stored_messages(database: Database) -> Sequence[Message]:
+    """Every message row, oldest first."""
+    async with database.session() as session:
+        return (await session.scalars(select(Message).order_by(col(Message.id)))).all()
+
+
 async def run(
     outbox: OutboxSender, clock: FakeTime, done: Callable[[], bool], step: float = 0.25
 ) -> None:
@@ -238,8 +244,7 @@ async def test_a_throttled_then_failing_twilio_gets_every_message_once_in_order(
     assert [call.status for call in twilio.calls] == [429, 500, 201, 201, 201, 201, 201]
     # Retry-After paused the whole sender: nothing went before it was over.
     assert min(accepted_at) >= 1000 + 3
-    async with database.session() as session:
-        rows = (await session.scalars(select(Message).order_by(col(Message.id)))).all()
+    rows = await stored_messages(database)
     assert {r.status for r in rows} == {"sent"}
     # Both beneficiaries' first messages go at once, so the two refusals may fall on
     # either: every call is counted on the message it carried, and each was sent once.
@@ -263,8 +268,7 @@ async def test_beneficiaries_are_sent_to_at_once_each_one_message_at_a_time(
     assert (twilio.most_at_once, twilio.most_at_once_to_one) == (4, 1)
     for phone in people:
         assert twilio.bodies(f"whatsapp:{phone}") == [f"{phone}/{n}" for n in (1, 2, 3)]
-    async with database.session() as session:
-        rows = (await session.scalars(select(Message))).all()
+    rows = await stored_messages(database)
     assert {(r.status, r.attempts) for r in rows} == {("sent", 1)}
     assert len({r.platform_message_id for r in rows}) == 30
 
@@ -308,8 +312,7 @@ async def test_two_channels_sending_together_mark_every_message_sent(
         return len(twilio.messages) + len(telegram.calls("sendMessage")) == 48
 
     await run(outbox, clock, all_sent, step=1.0)
-    async with database.session() as session:
-        rows = (await session.scalars(select(Message))).all()
+    rows = await stored_messages(database)
     assert {(r.status, r.attempts) for r in rows} == {("sent", 1)}
     # Telegram numbers messages per chat; our log keeps them apart by the chat.
     assert len({r.platform_message_id for r in rows}) == 48

@@ -23,7 +23,14 @@ from flows.steps import need_label
 from flows.text import localize_digits, normalize_digits
 from flows.types import FlowSettings, Language
 from storage.db import Database
-from storage.models import AuditEntry, Beneficiary, Handoff, Staff, SupportRequest
+from storage.models import (
+    REQUEST_UNDECIDED,
+    AuditEntry,
+    Beneficiary,
+    Handoff,
+    Staff,
+    SupportRequest,
+)
 from storage.repositories import (
     CaseEvent,
     IdentityRepository,
@@ -90,8 +97,7 @@ class RequestRow:
 
 
 def overdue(request: SupportRequest, now: datetime) -> bool:
-    undecided = request.status in ("submitted", "under_review", "needs_info")
-    return undecided and request.decision_due_at < now
+    return request.status in REQUEST_UNDECIDED and request.decision_due_at < now
 
 
 def request_rows(
