@@ -5,17 +5,25 @@ What it promises, and how:
 - Nothing is lost. Every outbound message is stored (``pending``) before it is sent.
   The sender claims one (``sending``) before calling the platform and settles it after:
   ``sent``, ``failed`` with the reason, or ``pending`` again to be retried. A message
-  left ``sending`` longer than ``sending_grace`` (its sender stopped mid-call: a crash,
-  a kill) is pending again and sent again. Neither Telegram nor Twilio's Messages API
-  tells us whether an interrupted call got through (Twilio's lookup needs the message's
-  SID, which we only learn from the answer), so such a message may arrive twice: the one
-  duplicate we accept, as a lost message is worse (a time-out while running is the same
-  case: it is retried). A split message that failed on a later part is retried from
-  that part, never from the first (see ``Channel.send``); only a crash between two
-  parts sends its first parts again. The ``sent`` marks of one pass are written together
-  when it ends, so a crash within a pass (milliseconds) sends its messages again.
+  left ``sending`` longer than its channel's grace (its sender stopped mid-call: a crash,
+  a kill) is pending again and sent again. The grace is as long as the platform could
+  still be taking that call (the client's time-outs, plus a margin: about 30 s for
+  Telegram, 20 s for Twilio, 5 s for the web chat), and a split message renews its
+  claim before each part; meanwhile only that beneficiary's queue waits. Neither
+  Telegram nor Twilio's Messages API tells us whether an interrupted call got through
+  (Twilio's lookup needs the message's SID, which we only learn from the answer), so
+  such a message may arrive twice: the one duplicate we accept, as a lost message is
+  worse (a time-out while running is the same case: it is retried). A split message
+  that failed on a later part is retried from that part, never from the first (see
+  ``Channel.send``); only a crash between two parts sends its first parts again. The
+  ``sent`` marks of one pass are written together when it ends, so a crash within a
+  pass (milliseconds) sends its messages again.
 - Order. One beneficiary's messages arrive in the order they were stored: a message
-  waiting for its retry holds back the later ones of the same beneficiary. Across
+  waiting for its retry (or still being sent) holds back the later ones of the same
+  beneficiary, and only those. Fairness: each pass reads at most ``PER_BENEFICIARY``
+  messages of any one beneficiary, every beneficiary's next message before anyone's
+  second, so one busy chat (a flood of replies waiting for Telegram's one a second per
+  chat) never fills the pass and never delays another beneficiary. Across
   beneficiaries replies go first, then staff's words, then everything else (notices,
   reminders, bulk); whatever is stored during a pass is looked at before the next send.
   Up to ``sends_at_once`` beneficiaries are sent to at the same time, one message each.
@@ -55,6 +63,8 @@ from sqlalchemy.exc import IntegrityError
 from bot.config import Settings, parse_quiet_hours
 from flows.types import Address, OutboundMessage
 from handlers.base import Channel, DeliveryError
+from handlers.telegram_http import CONNECT_TIMEOUT, READ_TIMEOUT
+from handlers.twilio import API_TIMEOUT_SECONDS
 from storage.db import Database
 from storage.models import KIND_REPLY
 from storage.repositories import IdentityRepository, MessageRepository, OutboxItem, SentMark
@@ -68,6 +78,9 @@ CONVERSATION_KINDS = (KIND_REPLY, KIND_STAFF)
 
 MAX_ATTEMPTS = 8
 BATCH = 100
+# Messages of one beneficiary read in one pass at most: enough for the several replies
+# one message often gets, few enough that a flood of one chat leaves room for everyone.
+PER_BENEFICIARY = 4
 # Platform calls under way at once per channel (each to a different beneficiary): the
 # platforms answer in tens of milliseconds, and one at a time would cap replies there.
 SENDS_AT_ONCE = 32
@@ -75,8 +88,12 @@ SENDS_AT_ONCE = 32
 # most MAX_BACKOFF; eight attempts span about four minutes.
 BASE_BACKOFF = 2.0
 MAX_BACKOFF = 300.0
-# A claimed message still unsettled this long after it was claimed lost its sender.
-SENDING_GRACE = timedelta(minutes=2)
+# A claimed message still unsettled this long after it was claimed (or after its last
+# part began) lost its sender: the platform's call would have ended by then, one way or
+# the other. Per channel: the client's own time-outs, plus a margin.
+GRACE_MARGIN = timedelta(seconds=5)
+TELEGRAM_CALL = timedelta(seconds=CONNECT_TIMEOUT + READ_TIMEOUT)
+TWILIO_CALL = timedelta(seconds=API_TIMEOUT_SECONDS)
 # Even with nothing to wake it, look again this often (another process may have stored
 # messages, or a back-off may have ended).
 IDLE_CHECK = 1.0
@@ -217,6 +234,8 @@ class _Lane:
     overall: TokenBucket | None
     per_chat_rate: float | None
     chats: dict[str, TokenBucket] = field(default_factory=dict)
+    grace: timedelta = GRACE_MARGIN  # see ``GRACE_MARGIN``
+    recovered_at: float = -math.inf  # monotonic time of the last look for interrupted sends
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     sent: list[SentMark] = field(default_factory=list)  # to be marked when the pass ends
@@ -243,6 +262,7 @@ class OutboxSender:
         sleep: waits between the parts of a split message (tests pass one that moves
             ``monotonic``).
         on_failed: told, a batch at a time, of messages given up on (the staff group).
+        sending_grace: the same grace on every channel, in place of each one's own.
     """
 
     def __init__(
@@ -256,7 +276,7 @@ class OutboxSender:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         max_attempts: int = MAX_ATTEMPTS,
         base_backoff: float = BASE_BACKOFF,
-        sending_grace: timedelta = SENDING_GRACE,
+        sending_grace: timedelta | None = None,
         batch: int = BATCH,
         sends_at_once: int = SENDS_AT_ONCE,
         on_failed: Callable[[Sequence[FailedDelivery]], Awaitable[None]] | None = None,
@@ -277,12 +297,12 @@ class OutboxSender:
         # In memory only: after a restart a retry comes at once and a split message starts
         # over (see the module's docstring).
         self._not_before: dict[int, float] = {}  # message id -> monotonic time
+        self._waiting_for: dict[int, int] = {}  # message id in back-off -> its identity
         self._parts: dict[int, int] = {}  # message id -> parts the platform accepted
         self._outside: set[int] = set()  # WhatsApp said "outside the window" for these
         self._in_flight: set[int] = set()  # claimed by this sender, not yet marked
         self._failures: list[FailedDelivery] = []
         self._reported_at = -math.inf
-        self._recovered_at = -math.inf
         self._stopping = False
 
     def _make_lanes(self) -> list[_Lane]:
@@ -293,15 +313,19 @@ class OutboxSender:
         for channel, names in grouped.values():
             overall: TokenBucket | None = None
             per_chat: float | None = None
+            call = timedelta(0)  # the web chat and the console send within the process
             if "telegram" in names:
                 overall = TokenBucket.for_rate(
                     self._rules.telegram_per_second, self._monotonic, reserved=True
                 )
                 per_chat = TELEGRAM_PER_CHAT_PER_SECOND
+                call = TELEGRAM_CALL
             elif {"whatsapp", "sms"} & set(names):
                 rate = TWILIO_SHARE * self._rules.twilio_per_second
                 overall = TokenBucket.for_rate(rate, self._monotonic, reserved=True)
-            lanes.append(_Lane(channel, tuple(names), overall, per_chat))
+                call = TWILIO_CALL
+            grace = self._grace if self._grace is not None else call + GRACE_MARGIN
+            lanes.append(_Lane(channel, tuple(names), overall, per_chat, grace=grace))
         return lanes
 
     # --- running ---
@@ -365,13 +389,19 @@ class OutboxSender:
     async def _pass(self, lane: _Lane) -> _Outcome:
         outcome = _Outcome()
         now = self._clock()
-        await self._recover(now)
+        await self._recover(lane, now)
         quiet_until = self._rules.quiet_until(now)
         only = CONVERSATION_KINDS if quiet_until is not None else None
+        backing_off = self._backing_off(outcome)
         async with self._db.session() as session, session.begin():
             messages = MessageRepository(session)
             items = await messages.due(
-                lane.names, first=CONVERSATION_KINDS, only=only, limit=self._batch
+                lane.names,
+                first=CONVERSATION_KINDS,
+                only=only,
+                per_beneficiary=PER_BENEFICIARY,
+                skip=backing_off,
+                limit=self._batch,
             )
             queues = await messages.unsettled({item.identity_id for item in items}, only=only)
             # A reply whose beneficiary has an older message beyond the batch (behind a
@@ -379,7 +409,9 @@ class OutboxSender:
             loaded = {item.id for item in items}
             heads = {queue[0] for queue in queues.values() if queue[0] not in loaded}
             if heads:
-                items += await messages.due(lane.names, only=only, ids=heads, limit=len(heads))
+                items += await messages.due(
+                    lane.names, only=only, ids=heads, per_beneficiary=1, limit=len(heads)
+                )
                 items.sort(key=_rank)
         ready = []
         for item in items:
@@ -538,6 +570,9 @@ class OutboxSender:
                 while (wait := self._rate_wait(lane, address.user_id, urgent=True)) > 0:
                     await self._sleep(wait)
                 self._take(lane, address.user_id)
+                # A long message must not look interrupted to another sender.
+                async with self._db.session() as session, session.begin():
+                    await MessageRepository(session).still_sending(item.id, self._clock())
 
             try:
                 sent = await self._channels[address.channel].send(
@@ -625,6 +660,7 @@ class OutboxSender:
         if delay is None:
             delay = min(self._base_backoff * 2 ** (attempts - 1), MAX_BACKOFF)
         self._not_before[item.id] = self._monotonic() + delay
+        self._waiting_for[item.id] = item.identity_id
         log.info("message %d on %s retried in %.1fs: %s", item.id, address.channel, delay, reason)
         return False
 
@@ -664,6 +700,7 @@ class OutboxSender:
 
     def _forget(self, message_id: int) -> None:
         self._not_before.pop(message_id, None)
+        self._waiting_for.pop(message_id, None)
         self._parts.pop(message_id, None)
         self._outside.discard(message_id)
 
@@ -691,18 +728,35 @@ class OutboxSender:
 
     # --- recovery and reports ---
 
-    async def _recover(self, now: datetime) -> None:
-        """Messages whose sender stopped mid-send are pending again (checked now and then)."""
+    def _backing_off(self, outcome: _Outcome) -> set[int]:
+        """Beneficiaries whose next message waits for its retry: left out of the pass (so
+        they take no room in it), and looked at again when the first wait ends."""
+        now = self._monotonic()
+        waiting = set()
+        for message_id, identity_id in self._waiting_for.items():
+            at = self._not_before.get(message_id, 0.0)
+            if at > now:
+                waiting.add(identity_id)
+                outcome.later(at)
+        return waiting
+
+    async def _recover(self, lane: _Lane, now: datetime) -> None:
+        """The lane's messages whose sender stopped mid-send are pending again (checked
+        often: the grace is short, and a crash must hold its beneficiaries no longer)."""
         mono = self._monotonic()
-        if mono - self._recovered_at < self._grace.total_seconds() / 4:
+        if mono - lane.recovered_at < min(1.0, lane.grace.total_seconds() / 4):
             return
-        self._recovered_at = mono
+        lane.recovered_at = mono
         async with self._db.session() as session, session.begin():
             count = await MessageRepository(session).recover_interrupted(
-                now - self._grace, keep=self._in_flight
+                now - lane.grace, keep=self._in_flight, channels=lane.names
             )
         if count:
-            log.warning("%d message(s) interrupted while sending: sending them again", count)
+            log.warning(
+                "%d message(s) on %s interrupted while sending: sending them again",
+                count,
+                lane.names[0],
+            )
 
     async def outside_window(self, channel: str, platform_message_id: str) -> None:
         """Twilio reported a sent WhatsApp message failed with 63016 (outside the window):

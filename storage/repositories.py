@@ -596,41 +596,68 @@ class MessageRepository:
         first: Sequence[str] = (),
         only: Collection[str] | None = None,
         ids: Collection[int] | None = None,
+        per_beneficiary: int = 4,
+        skip: Collection[int] = (),
         limit: int = 100,
     ) -> list[OutboxItem]:
-        """Outbound messages waiting on ``channels``: those of the kinds in ``first`` before
-        the others, in that order, then oldest first.
+        """Outbound messages waiting on ``channels``, picked per beneficiary: at most
+        ``per_beneficiary`` of each one's oldest, and none of a beneficiary whose oldest
+        unsettled message is being sent. Heads first: every beneficiary's next message
+        before anyone's second; within that, the kinds in ``first`` in that order, then
+        oldest first. So one busy chat fills at most ``per_beneficiary`` of ``limit``.
 
         Args:
             first: kinds that go before the rest (replies before bulk messages).
             only: only these kinds (the others wait, as at night).
             ids: only these messages.
+            skip: identities to leave out (the sender holds them back for now).
 
         The address is the message's own channel with the identity's user id, so a
         WhatsApp message moved to SMS goes to the same number.
         """
-        order: builtins.list[Any] = [col(Message.id)]
+        table = _MESSAGE
+        # Each beneficiary's unsettled messages, numbered in the order they must go, with
+        # the status of the first (``sending``: its sender may still be on the platform).
+        window = {"partition_by": table.c.identity_id, "order_by": table.c.id}
+        queue = select(
+            table.c.id.label("queued_id"),
+            func.row_number().over(**window).label("place"),
+            func.first_value(table.c.status).over(**window).label("head_status"),
+        ).where(
+            table.c.direction == DIRECTION_OUT,
+            table.c.status.in_((MESSAGE_PENDING, MESSAGE_SENDING)),
+        )
+        if only is not None:
+            queue = queue.where(table.c.kind.in_(only))
+        if skip:
+            queue = queue.where(table.c.identity_id.not_in(skip))
+        queued = queue.subquery("queued")
+        order: builtins.list[Any] = [queued.c.place, table.c.id]
         if first:
-            whens = ((col(Message.kind) == kind, n) for n, kind in enumerate(first))
+            whens = ((table.c.kind == kind, n) for n, kind in enumerate(first))
             order.insert(0, case(*whens, else_=len(first)))
         # Columns, not ORM objects: the sender only reads them, and loading objects
         # cost more than the query itself on every pass.
         query = (
             select(
-                *(_MESSAGE.c[name] for name in _OUTBOX_COLUMNS),
+                *(table.c[name] for name in _OUTBOX_COLUMNS),
                 col(ChannelIdentity.user_id),
                 col(ChannelIdentity.opted_out),
                 col(ChannelIdentity.last_inbound_at),
             )
-            .join(ChannelIdentity, col(ChannelIdentity.id) == col(Message.identity_id))
-            .where(col(Message.status) == MESSAGE_PENDING, col(Message.channel).in_(channels))
+            .join(queued, queued.c.queued_id == table.c.id)
+            .join(ChannelIdentity, col(ChannelIdentity.id) == table.c.identity_id)
+            .where(
+                table.c.status == MESSAGE_PENDING,
+                table.c.channel.in_(channels),
+                queued.c.place <= per_beneficiary,
+                queued.c.head_status == MESSAGE_PENDING,
+            )
             .order_by(*order)
             .limit(limit)
         )
-        if only is not None:
-            query = query.where(col(Message.kind).in_(only))
         if ids is not None:
-            query = query.where(col(Message.id).in_(ids))
+            query = query.where(table.c.id.in_(ids))
         rows = (await self._session.execute(query)).all()
         return [
             OutboxItem(
@@ -703,13 +730,17 @@ class MessageRepository:
         )
 
     async def recover_interrupted(
-        self, claimed_before: datetime, *, keep: Collection[int] = ()
+        self,
+        claimed_before: datetime,
+        *,
+        keep: Collection[int] = (),
+        channels: Collection[str] | None = None,
     ) -> int:
         """Messages claimed before ``claimed_before`` and never settled (their sender
         stopped mid-send) are pending again, the attempt counted; how many.
 
         Whether the platform got them is unknown: they will be sent again. ``keep``
-        are this sender's own, still on their way.
+        are this sender's own, still on their way; ``channels`` limits it to those.
         """
         statement = (
             update(Message)
@@ -726,8 +757,20 @@ class MessageRepository:
         )
         if keep:
             statement = statement.where(col(Message.id).not_in(keep))
+        if channels is not None:
+            statement = statement.where(col(Message.channel).in_(channels))
         result = await self._session.execute(statement)
         return int(getattr(result, "rowcount", 0) or 0)
+
+    async def still_sending(self, message_id: int, now: datetime) -> None:
+        """A claimed message is still on its way (a long split one, part after part):
+        its claim is renewed, so no other sender takes it for an interrupted one."""
+        await self._session.execute(
+            update(Message)
+            .where(col(Message.id) == message_id, col(Message.status) == MESSAGE_SENDING)
+            .values(last_attempt_at=now)
+            .execution_options(synchronize_session=False)
+        )
 
     async def reopen_failed(
         self, channel: str, platform_message_id: str, *, below_attempts: int

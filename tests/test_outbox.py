@@ -630,6 +630,53 @@ async def test_a_message_left_sending_by_a_dead_sender_is_sent_after_the_grace(
     assert (stored.status, stored.attempts) == ("sent", 2)
 
 
+async def test_a_dead_senders_message_holds_only_its_own_beneficiary_and_briefly(
+    database: Database, telegram: FakeTelegram, telegram_channel: TelegramChannel
+) -> None:
+    clock = FakeTime()
+    crashed = await beneficiary(database, Address("telegram", str(CHAT)), NOON)
+    other = await beneficiary(database, Address("telegram", str(OTHER_CHAT)), NOON)
+    interrupted = await store(database, crashed, "telegram", "first", NOON)
+    await store(database, crashed, "telegram", "second", NOON)
+    async with database.session() as session, session.begin():  # a sender took it, then died
+        assert await MessageRepository(session).claim_all({interrupted: "telegram"}, NOON)
+    await store(database, other, "telegram", "to the other", NOON)
+    outbox = sender(database, [telegram_channel], clock)  # each channel's own grace
+    await outbox.drain()
+    assert [c.params["chat_id"] for c in telegram.calls("sendMessage")] == [OTHER_CHAT]
+    # Telegram's call would have ended within its client's time-outs: then it goes again.
+    clock.advance(31)
+    await outbox.drain()
+    assert len(telegram.calls("sendMessage")) == 2
+    await run(outbox, clock, lambda: len(telegram.calls("sendMessage")) == 3)
+    texts = [c.params["text"] for c in telegram.calls("sendMessage")]
+    assert texts == ["to the other", "first", "second"]
+
+
+async def test_one_chats_long_queue_leaves_room_for_everyone_else(
+    database: Database, telegram: FakeTelegram, telegram_channel: TelegramChannel
+) -> None:
+    clock = FakeTime()
+    busy = await beneficiary(database, Address("telegram", str(CHAT)), NOON)
+    other = await beneficiary(database, Address("telegram", str(OTHER_CHAT)), NOON)
+    for n in range(250):
+        await store(database, busy, "telegram", f"menu {n}", NOON)
+    await store(database, other, "telegram", "to the other", NOON)
+    outbox = sender(database, [telegram_channel], clock, batch=100)
+    await outbox.drain()  # one pass: the busy chat's first reply, and the other's
+    assert sorted(c.params["chat_id"] for c in telegram.calls("sendMessage")) == [
+        CHAT,
+        OTHER_CHAT,
+    ]
+    await run(outbox, clock, lambda: len(telegram.calls("sendMessage")) == 4)
+    calls = telegram.calls("sendMessage")
+    assert [c.params["text"] for c in calls if c.params["chat_id"] == CHAT] == [
+        "menu 0",
+        "menu 1",
+        "menu 2",
+    ]
+
+
 async def test_a_split_message_is_retried_from_the_part_that_failed(
     database: Database, telegram: FakeTelegram, telegram_channel: TelegramChannel
 ) -> None:

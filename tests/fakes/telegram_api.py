@@ -101,6 +101,7 @@ class ApiCall:
 
     method: str
     params: Params
+    at: float = field(default_factory=time.monotonic)  # when it arrived (time.monotonic)
 
 
 @dataclass(frozen=True, slots=True)
