@@ -15,9 +15,10 @@ from bot.engine import ConversationEngine, utcnow
 from bot.followups import FollowUpPlanner, FollowUpPolicy
 from bot.passwords import hash_password
 from bot.server import serve
-from bot.staff import ROLES, StaffDesk, StaffError
+from bot.staff import StaffDesk, StaffError
 from handlers.console import ConsoleChannel
 from storage.db import Database
+from storage.models import StaffRole
 from storage.repositories import FollowUpRepository, MessageRepository, StaffRepository
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     staff_commands = staff.add_subparsers(dest="staff_command", required=True, metavar="ACTION")
     add = staff_commands.add_parser("add", help="register a staff member")
     add.add_argument("username")
-    add.add_argument("--role", required=True, choices=ROLES)
+    add.add_argument("--role", required=True, choices=[role.value for role in StaffRole])
     add.add_argument("--telegram-id", type=int, metavar="ID", help="their Telegram user id")
     add.add_argument(
         "--password-stdin", action="store_true", help="read a dashboard password from stdin"

@@ -22,6 +22,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from bot.templates import TemplateKind
 from flows.catalogue import DEFAULT_NEEDS
 from flows.types import FlowSettings, Need
 
@@ -70,6 +71,18 @@ def _check_content_sid(value: str) -> str:
     return value
 
 
+def _check_template_kinds(value: dict[str, Any]) -> dict[str, Any]:
+    """Keys naming a kind of template that nothing sends are refused: a typo, or a kind
+    that was never built, would otherwise wait for a message that never comes."""
+    unknown = sorted(set(value) - set(TemplateKind))
+    if unknown:
+        raise ValueError(
+            f"no message is sent as {', '.join(map(repr, unknown))}: "
+            f"the kinds are {', '.join(TemplateKind)}"
+        )
+    return value
+
+
 def _check_public_url(value: str) -> str:
     if not re.match(r"^https?://[^/\s]+", value):
         raise ValueError(
@@ -114,9 +127,10 @@ class WhatsAppSettings(_Section):
     # kind, goes by SMS instead when this is on.
     sms_fallback: bool = True
     # Approved templates by kind of proactive message: kind -> Twilio Content SID (HX...).
-    templates: dict[str, Annotated[str, AfterValidator(_check_content_sid)]] = Field(
-        default_factory=dict
-    )
+    templates: Annotated[
+        dict[str, Annotated[str, AfterValidator(_check_content_sid)]],
+        AfterValidator(_check_template_kinds),
+    ] = Field(default_factory=dict)
 
 
 def _read_need(value: Any) -> Any:
@@ -175,7 +189,9 @@ class FollowupSettings(_Section):
     # A proactive message still unsent this long after it was due is dropped as "too old
     # to send" rather than delivered late; too_old overrides it per kind of message.
     too_old_after: Duration = timedelta(hours=48)
-    too_old: dict[str, Duration] = Field(default_factory=dict)
+    too_old: Annotated[dict[str, Duration], AfterValidator(_check_template_kinds)] = Field(
+        default_factory=dict
+    )
 
 
 class Settings(BaseSettings):
@@ -216,6 +232,22 @@ class Settings(BaseSettings):
             crisis_words=tuple(handoff.crisis_words),
             hotline_text=handoff.hotline_text,
         )
+
+
+def template_warnings(settings: Settings) -> list[str]:
+    """Lines for the operator about kinds of template that are sent but not configured
+    (with WhatsApp set up): such a message outside the 24-hour window goes by SMS or fails."""
+    whatsapp = settings.whatsapp
+    if not whatsapp.account_sid:
+        return []
+    missing = [kind for kind in TemplateKind if kind not in whatsapp.templates]
+    if not missing:
+        return []
+    fallback = "go by SMS" if whatsapp.sms_fallback else "fail"
+    return [
+        f"whatsapp.templates has no template for {', '.join(missing)}: outside WhatsApp's "
+        f"24-hour window these messages {fallback}"
+    ]
 
 
 class ConfigError(Exception):

@@ -34,7 +34,8 @@ from flows.types import (
     Turn,
 )
 from storage.db import Database
-from storage.models import ChannelIdentity, Handoff
+from storage.models import ChannelIdentity, MessageKind
+from storage.models import id_of as _id
 from storage.repositories import (
     ConversationRepository,
     HandoffRepository,
@@ -358,7 +359,7 @@ class ConversationEngine:
         items = []
         for reply in replies:
             message_id = await messages.enqueue(identity_id, address.channel, reply, now)
-            items.append(OutboxItem(message_id, identity_id, address, reply, "reply", 0))
+            items.append(OutboxItem(message_id, identity_id, address, reply, MessageKind.REPLY, 0))
         return tuple(items)
 
     async def _store_with_apology(self, message: InboundMessage) -> HandleResult:
@@ -383,8 +384,3 @@ def _without_control_characters(message: InboundMessage) -> InboundMessage:
         return message
     cleaned = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
     return replace(message, text=cleaned)
-
-
-def _id(row: ChannelIdentity | Handoff) -> int:
-    assert row.id is not None, "a row is flushed before use"
-    return row.id

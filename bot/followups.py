@@ -16,6 +16,10 @@ about it:
 - ``handoff_unclaimed:handoff:N``: handoff_unclaimed, a staff alert. Scheduled when a
   handoff opens; cancelled when it is taken or closed.
 
+Each kind is one record in ``FOLLOWUPS`` (its key, delay setting, action, template
+kind, quiet hours, too-old policy): the planner, the dispatcher, the outbox and the
+configuration read it. Adding a kind is adding its record, its action and its setting.
+
 ``FollowUpPlanner`` writes these rows inside the transaction of the change that causes
 them (a turn of the engine, a staff action) and returns the keys whose scheduler jobs
 need bringing in line after the commit. ``FollowUpDispatcher`` carries one follow-up
@@ -30,9 +34,10 @@ reminder, rating prompt or check-in that comes due then is put off by its own de
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
+from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -40,11 +45,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import flows
 from bot.config import FollowupSettings, OrganizationSettings, Settings
-from bot.staffroom import STAFF_LANGUAGE
+from bot.templates import TemplateKind
 from flows import intake as intake_flow
 from flows import notices
 from flows import rating as rating_flow
 from flows.dates import format_date
+from flows.lifecycle import DELIVERED, OPEN, RATEABLE, UNDECIDED
+from flows.staff import STAFF_LANGUAGE
 from flows.types import ConversationState, OutboundMessage, TemplateRef
 from handlers.base import DeliveryError
 from handlers.telegram import TelegramChannel
@@ -55,12 +62,12 @@ from storage.models import (
     FOLLOWUP_DROPPED,
     FOLLOWUP_PENDING,
     HANDOFF_OPEN,
-    KIND_PROACTIVE,
-    REQUEST_UNDECIDED,
     FollowUp,
     Handoff,
+    MessageKind,
     Rating,
     SupportRequest,
+    id_of,
 )
 from storage.repositories import (
     ConversationRepository,
@@ -72,27 +79,19 @@ from storage.repositories import (
 
 log = logging.getLogger(__name__)
 
-# Kinds: persisted names, also the ``TemplateRef`` kind of the messages they send.
-INTAKE_REMINDER = "intake_reminder"
-INTAKE_EXPIRE = "intake_expire"
-DECISION_DUE = "decision_due"
-CHECKIN = "checkin"
-RATING_PROMPT = "rating_prompt"
-RATING_REMINDER = "rating_reminder"
-HANDOFF_UNCLAIMED = "handoff_unclaimed"
-KINDS = (
-    INTAKE_REMINDER,
-    INTAKE_EXPIRE,
-    DECISION_DUE,
-    CHECKIN,
-    RATING_PROMPT,
-    RATING_REMINDER,
-    HANDOFF_UNCLAIMED,
-)
 
-# A request in one of these is still being handled: check-ins go on.
-OPEN_STATUSES = frozenset({"submitted", "under_review", "needs_info", "accepted"})
-RATED_STATUSES = frozenset({"delivered", "closed"})
+class FollowUpKind(StrEnum):
+    """What a follow-up does next (``followup.kind``): persisted names."""
+
+    INTAKE_REMINDER = "intake_reminder"
+    INTAKE_EXPIRE = "intake_expire"
+    DECISION_DUE = "decision_due"
+    CHECKIN = "checkin"
+    RATING_PROMPT = "rating_prompt"
+    RATING_REMINDER = "rating_reminder"
+    HANDOFF_UNCLAIMED = "handoff_unclaimed"
+
+
 # The draft's reminder moves with every message; its row is only rewritten when the
 # due time moved by more than this (the job wakes early and re-arms itself, see
 # ``FollowUpPlanner.after_turn``).
@@ -111,63 +110,37 @@ StaffAlert = Callable[[str, int | None], Awaitable[None]]
 """Posts ``text`` for staff; the int is the handoff it is about (None: about none)."""
 
 
-def intake_key(identity_id: int) -> str:
-    return f"{INTAKE_REMINDER}:identity:{identity_id}"
-
-
-def decision_key(request_id: int) -> str:
-    return f"{DECISION_DUE}:request:{request_id}"
-
-
-def checkin_key(request_id: int) -> str:
-    return f"{CHECKIN}:request:{request_id}"
-
-
-def rating_key(request_id: int) -> str:
-    return f"{RATING_PROMPT}:request:{request_id}"
-
-
-def handoff_key(handoff_id: int) -> str:
-    return f"{HANDOFF_UNCLAIMED}:handoff:{handoff_id}"
-
-
-# The configuration's defaults, for a policy built without it (tests, the command line).
-_DEFAULTS = FollowupSettings()
-
-
 @dataclass(frozen=True, slots=True)
 class FollowUpPolicy:
     """The ``[followups]`` durations and the organisation's time zone."""
 
-    intake_reminder_after: timedelta = _DEFAULTS.intake_reminder_after
-    intake_expire_after: timedelta = _DEFAULTS.intake_expire_after
-    rating_prompt_after: timedelta = _DEFAULTS.rating_prompt_after
-    rating_reminder_after: timedelta = _DEFAULTS.rating_reminder_after
-    checkin_every: timedelta = _DEFAULTS.checkin_every
-    handoff_unclaimed_after: timedelta = _DEFAULTS.handoff_unclaimed_after
+    # The configuration's defaults, for a policy built without it (tests, benchmarks).
+    followups: FollowupSettings = field(default_factory=FollowupSettings)
     timezone: str = OrganizationSettings().timezone
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FollowUpPolicy:
-        f = settings.followups
-        return cls(
-            intake_reminder_after=f.intake_reminder_after,
-            intake_expire_after=f.intake_expire_after,
-            rating_prompt_after=f.rating_prompt_after,
-            rating_reminder_after=f.rating_reminder_after,
-            checkin_every=f.checkin_every,
-            handoff_unclaimed_after=f.handoff_unclaimed_after,
-            timezone=settings.organization.timezone,
-        )
+        return cls(followups=settings.followups, timezone=settings.organization.timezone)
+
+    def after(self, kind: FollowUpKind) -> timedelta:
+        """How long after its cause a follow-up of ``kind`` is due (its delay setting)."""
+        return self._setting(FOLLOWUPS[kind].delay, kind)
 
     def muted_delay(self, kind: str) -> timedelta:
-        """How long a follow-up for a beneficiary in a handoff is put off: its own delay."""
-        return {
-            INTAKE_REMINDER: self.intake_reminder_after,
-            INTAKE_EXPIRE: self.intake_reminder_after,
-            RATING_PROMPT: self.rating_prompt_after,
-            RATING_REMINDER: self.rating_reminder_after,
-        }.get(kind, self.checkin_every)
+        """How long a follow-up for a beneficiary in a handoff is put off."""
+        record = FOLLOWUPS.get(kind)  # type: ignore[call-overload]
+        return self._setting(record.muted_by if record else None, kind)
+
+    def _setting(self, name: str | None, kind: str) -> timedelta:
+        value = getattr(self.followups, name or "", None)
+        if not isinstance(value, timedelta):
+            raise LookupError(f"follow-up kind {kind!r} has no such delay")
+        return value
+
+
+def followup_key(kind: FollowUpKind, subject_id: int) -> str:
+    """The key of the matter a follow-up of ``kind`` is about (``checkin:request:12``)."""
+    return FOLLOWUPS[kind].key_of(subject_id)
 
 
 def staff_deadline(due: datetime, timezone: str) -> datetime:
@@ -215,21 +188,22 @@ class FollowUpPlanner:
         had, has = intake_flow.has_draft(before), intake_flow.has_draft(after)
         if not (had or has):
             return []
-        key = intake_key(identity_id)
+        kind = FollowUpKind.INTAKE_REMINDER
+        key = followup_key(kind, identity_id)
         followups = FollowUpRepository(session)
         if not has:
             return await followups.cancel([key], now)
-        due = now + self.policy.intake_reminder_after
+        due = now + self.policy.after(kind)
         if had:
             previous = intake_flow.last_seen(before)
             if previous is not None and now - previous <= INTAKE_MOVE_TOLERANCE:
                 return []
             row = await followups.get(key)
-            if row is not None and row.status == FOLLOWUP_PENDING and row.kind == INTAKE_REMINDER:
+            if row is not None and row.status == FOLLOWUP_PENDING and row.kind == kind:
                 if due - row.due_at > INTAKE_MOVE_TOLERANCE:
                     await followups.move(key, due)
                 return []
-        await followups.schedule(key, INTAKE_REMINDER, due, now=now, identity_id=identity_id)
+        await followups.schedule(key, kind, due, now=now, identity_id=identity_id)
         return [key]
 
     async def request_filed(
@@ -243,22 +217,15 @@ class FollowUpPlanner:
     ) -> list[str]:
         """``request_filed`` for many requests at once, in one statement."""
         plans: list[dict[str, Any]] = []
+        decision, checkin = FollowUpKind.DECISION_DUE, FollowUpKind.CHECKIN
+        checkin_at = now + self.policy.after(checkin)
         for request in requests:
-            request_id = _id(request)
+            request_id = id_of(request)
             about = {"identity_id": request.identity_id, "request_id": request_id}
             decision_at = staff_deadline(request.decision_due_at, self.policy.timezone)
-            checkin_at = now + self.policy.checkin_every
-            plans.append(
-                {
-                    **about,
-                    "key": decision_key(request_id),
-                    "kind": DECISION_DUE,
-                    "due_at": decision_at,
-                }
-            )
-            plans.append(
-                {**about, "key": checkin_key(request_id), "kind": CHECKIN, "due_at": checkin_at}
-            )
+            for kind, due_at in ((decision, decision_at), (checkin, checkin_at)):
+                key = followup_key(kind, request_id)
+                plans.append({**about, "key": key, "kind": kind, "due_at": due_at})
         await FollowUpRepository(session).schedule_many(plans, now=now)
         return [plan["key"] for plan in plans]
 
@@ -271,43 +238,30 @@ class FollowUpPlanner:
         now (the beneficiary was just told). Finished: no check-ins. Delivered: the
         rating prompt. An appeal (rejected -> under_review) is undecided again.
         """
-        request_id, status = _id(request), request.status
+        request_id, status = id_of(request), request.status
         followups = FollowUpRepository(session)
         keys: list[str] = []
-        if status not in REQUEST_UNDECIDED:
-            keys += await followups.cancel([decision_key(request_id)], now)
-        elif before not in REQUEST_UNDECIDED:
+
+        async def schedule(kind: FollowUpKind, due_at: datetime) -> None:
+            key = followup_key(kind, request_id)
             await followups.schedule(
-                decision_key(request_id),
-                DECISION_DUE,
-                staff_deadline(request.decision_due_at, self.policy.timezone),
-                now=now,
-                identity_id=request.identity_id,
-                request_id=request_id,
+                key, kind, due_at, now=now, identity_id=request.identity_id, request_id=request_id
             )
-            keys.append(decision_key(request_id))
-        if status in OPEN_STATUSES:
-            await followups.schedule(
-                checkin_key(request_id),
-                CHECKIN,
-                now + self.policy.checkin_every,
-                now=now,
-                identity_id=request.identity_id,
-                request_id=request_id,
-            )
-            keys.append(checkin_key(request_id))
+            keys.append(key)
+
+        decision = FollowUpKind.DECISION_DUE
+        if status not in UNDECIDED:
+            keys += await followups.cancel([followup_key(decision, request_id)], now)
+        elif before not in UNDECIDED:
+            await schedule(decision, staff_deadline(request.decision_due_at, self.policy.timezone))
+        checkin = FollowUpKind.CHECKIN
+        if status in OPEN:
+            await schedule(checkin, now + self.policy.after(checkin))
         else:
-            keys += await followups.cancel([checkin_key(request_id)], now)
-        if status == "delivered":
-            await followups.schedule(
-                rating_key(request_id),
-                RATING_PROMPT,
-                now + self.policy.rating_prompt_after,
-                now=now,
-                identity_id=request.identity_id,
-                request_id=request_id,
-            )
-            keys.append(rating_key(request_id))
+            keys += await followups.cancel([followup_key(checkin, request_id)], now)
+        if status == DELIVERED:
+            prompt = FollowUpKind.RATING_PROMPT
+            await schedule(prompt, now + self.policy.after(prompt))
         return keys
 
     async def rating_recorded(
@@ -318,24 +272,25 @@ class FollowUpPlanner:
         if rating.context != "service":
             return []
         followups = FollowUpRepository(session)
+        prompt, reminder = FollowUpKind.RATING_PROMPT, FollowUpKind.RATING_REMINDER
         if rating.request_id is not None:
-            return await followups.cancel([rating_key(rating.request_id)], now)
-        return await followups.cancel_for(rating.identity_id, [RATING_PROMPT, RATING_REMINDER], now)
+            return await followups.cancel([followup_key(prompt, rating.request_id)], now)
+        return await followups.cancel_for(rating.identity_id, [prompt, reminder], now)
 
     async def handoff_opened(
         self, session: AsyncSession, handoff: Handoff, now: datetime
     ) -> list[str]:
         """A handoff opened: staff are reminded if nobody takes it in time. Asking again
         while it is open changes nothing."""
-        handoff_id = _id(handoff)
-        key = handoff_key(handoff_id)
+        handoff_id, kind = id_of(handoff), FollowUpKind.HANDOFF_UNCLAIMED
+        key = followup_key(kind, handoff_id)
         followups = FollowUpRepository(session)
         if await followups.get(key) is not None:
             return []
         await followups.schedule(
             key,
-            HANDOFF_UNCLAIMED,
-            handoff.opened_at + self.policy.handoff_unclaimed_after,
+            kind,
+            handoff.opened_at + self.policy.after(kind),
             now=now,
             identity_id=handoff.identity_id,
             handoff_id=handoff_id,
@@ -346,7 +301,8 @@ class FollowUpPlanner:
         self, session: AsyncSession, handoff_id: int, now: datetime
     ) -> list[str]:
         """A handoff was taken or closed: no reminder about it."""
-        return await FollowUpRepository(session).cancel([handoff_key(handoff_id)], now)
+        key = followup_key(FollowUpKind.HANDOFF_UNCLAIMED, handoff_id)
+        return await FollowUpRepository(session).cancel([key], now)
 
 
 @dataclass(slots=True)
@@ -391,15 +347,7 @@ class FollowUpDispatcher:
         self._policy = policy
         self._on_outbox = on_outbox
         self._alert_staff = alert_staff
-        self._handlers: dict[str, Callable[[_Run], Awaitable[None]]] = {
-            INTAKE_REMINDER: self._intake_reminder,
-            INTAKE_EXPIRE: self._intake_expire,
-            DECISION_DUE: self._decision_due,
-            CHECKIN: self._checkin,
-            RATING_PROMPT: self._rating_prompt,
-            RATING_REMINDER: self._rating_prompt,
-            HANDOFF_UNCLAIMED: self._handoff_unclaimed,
-        }
+        self._records: dict[str, FollowUpRecord] = {str(k): r for k, r in FOLLOWUPS.items()}
 
     async def run(self, key: str, now: datetime) -> str | None:
         """Carry out ``key`` if it is pending and due at ``now``.
@@ -414,12 +362,12 @@ class FollowUpDispatcher:
             if row.due_at > now:
                 return FOLLOWUP_PENDING  # moved later since the job was set: re-arm it
             run = _Run(session, row, now)
-            handler = self._handlers.get(row.kind)
-            if handler is None:
+            record = self._records.get(row.kind)
+            if record is None:
                 log.warning("follow-up %s has an unknown kind %r: cancelled", key, row.kind)
                 run.finish(FOLLOWUP_CANCELLED)
             else:
-                await handler(run)
+                await record.action(self, run)
             status = row.status
         log.info("follow-up %s (%s): %s", key, row.kind, status)
         if run.enqueued:
@@ -443,12 +391,12 @@ class FollowUpDispatcher:
                 row.due_at = now + timedelta(minutes=2 ** (failures - 1))
             return row.status
 
-    # --- the kinds ---
+    # --- the kinds' actions (named by their records in FOLLOWUPS) ---
 
-    async def _intake_reminder(self, run: _Run) -> None:
+    async def intake_reminder(self, run: _Run) -> None:
         await self._intake(run, remind=True)
 
-    async def _intake_expire(self, run: _Run) -> None:
+    async def intake_expire(self, run: _Run) -> None:
         await self._intake(run, remind=False)
 
     async def _intake(self, run: _Run, *, remind: bool) -> None:
@@ -465,7 +413,7 @@ class FollowUpDispatcher:
             return
         policy = self._policy
         seen = intake_flow.last_seen(state) or run.row.created_at
-        wait = policy.intake_reminder_after if remind else policy.intake_expire_after
+        wait = policy.after(FollowUpKind.INTAKE_REMINDER if remind else FollowUpKind.INTAKE_EXPIRE)
         if seen + wait > run.now:  # they wrote since the row's time was set
             run.again(seen + wait)
             return
@@ -474,13 +422,14 @@ class FollowUpDispatcher:
         await self._send(run, identity_id, replies, {})
         run.row.attempts += 1
         if remind:
-            run.again(max(seen + policy.intake_expire_after, run.now), INTAKE_EXPIRE)
+            expire = FollowUpKind.INTAKE_EXPIRE
+            run.again(max(seen + policy.after(expire), run.now), expire)
         else:
             run.finish(FOLLOWUP_DONE)
 
-    async def _decision_due(self, run: _Run) -> None:
+    async def decision_due(self, run: _Run) -> None:
         request = await self._request(run)
-        if request is None or request.status not in REQUEST_UNDECIDED:
+        if request is None or request.status not in UNDECIDED:
             run.finish(FOLLOWUP_CANCELLED)
             return
         when = staff_deadline(request.decision_due_at, self._policy.timezone)
@@ -500,9 +449,9 @@ class FollowUpDispatcher:
         run.alert = (text, None)
         log.warning("request %s is past its decision date (%s)", request.reference, request.status)
 
-    async def _checkin(self, run: _Run) -> None:
+    async def checkin(self, run: _Run) -> None:
         request = await self._request(run)
-        if request is None or request.status not in OPEN_STATUSES or not request.reference:
+        if request is None or request.status not in OPEN or not request.reference:
             run.finish(FOLLOWUP_CANCELLED)
             return
         state = await ConversationRepository(run.session).load(request.identity_id)
@@ -516,16 +465,16 @@ class FollowUpDispatcher:
         await self._send(run, request.identity_id, (message,), variables, request.id)
         run.row.attempts += 1
         # From now, not from when it was due: after downtime one check-in, not a burst.
-        run.again(run.now + self._policy.checkin_every)
+        run.again(run.now + self._policy.after(FollowUpKind.CHECKIN))
 
-    async def _rating_prompt(self, run: _Run) -> None:
+    async def rating_prompt(self, run: _Run) -> None:
         request = await self._request(run)
-        if request is None or request.status not in RATED_STATUSES or not request.reference:
+        if request is None or request.status not in RATEABLE or not request.reference:
             run.finish(FOLLOWUP_CANCELLED)
             return
         identity_id = request.identity_id
         followups = FollowUpRepository(run.session)
-        if await followups.rated(identity_id, _id(request), since=run.row.created_at):
+        if await followups.rated(identity_id, id_of(request), since=run.row.created_at):
             run.finish(FOLLOWUP_CANCELLED)
             return
         conversations = ConversationRepository(run.session)
@@ -536,7 +485,7 @@ class FollowUpDispatcher:
         if state.flow != "menu" and seen is not None and seen + BUSY > run.now:
             run.again(seen + BUSY)  # busy with something else: ask a little later
             return
-        reminder = run.row.kind == RATING_REMINDER
+        reminder = run.row.kind == FollowUpKind.RATING_REMINDER
         new, replies = rating_flow.prompt(state, request.reference, reminder=reminder)
         await conversations.save(identity_id, new, run.now)
         await self._send(run, identity_id, replies, {"reference": request.reference}, request.id)
@@ -544,9 +493,10 @@ class FollowUpDispatcher:
         if reminder:
             run.finish(FOLLOWUP_DONE)
         else:
-            run.again(run.now + self._policy.rating_reminder_after, RATING_REMINDER)
+            then = FollowUpKind.RATING_REMINDER
+            run.again(run.now + self._policy.after(then), then)
 
-    async def _handoff_unclaimed(self, run: _Run) -> None:
+    async def handoff_unclaimed(self, run: _Run) -> None:
         handoff_id = run.row.handoff_id
         handoffs = HandoffRepository(run.session)
         handoff = await handoffs.get(handoff_id) if handoff_id is not None else None
@@ -598,7 +548,10 @@ class FollowUpDispatcher:
         if identity is None:
             return
         outbox = MessageRepository(run.session)
-        template = TemplateRef(run.row.kind, variables)
+        record = FOLLOWUPS[FollowUpKind(run.row.kind)]
+        if record.template is None:
+            raise ValueError(f"follow-up kind {record.kind} sends nothing to beneficiaries")
+        template = TemplateRef(record.template, variables)
         for message in messages:
             await outbox.enqueue(
                 identity_id,
@@ -607,7 +560,7 @@ class FollowUpDispatcher:
                     message.text, message.language, message.choices, message.inline, template
                 ),
                 run.now,
-                kind=KIND_PROACTIVE,
+                kind=MessageKind.PROACTIVE,
                 request_id=request_id,
             )
             run.enqueued = True
@@ -619,6 +572,129 @@ class FollowUpDispatcher:
             await self._alert_staff(text, handoff_id)
         except Exception:
             log.exception("staff alert failed")
+
+
+Action = Callable[[FollowUpDispatcher, _Run], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUpRecord:
+    """Everything about one kind of follow-up, in one place.
+
+    Attributes:
+        kind: its persisted name.
+        key: the form of the key of the matter it is about, ``{}`` the subject's id; a
+            kind that follows another (``intake_expire`` after ``intake_reminder``) keeps
+            the matter's key.
+        delay: the ``[followups]`` setting saying how long after its cause it is due;
+            None when its time is a date of its own (the decision date).
+        action: what the dispatcher does when it is due.
+        template: the template kind of the message it sends a beneficiary; None for a
+            staff alert, which goes to the staff group and to no beneficiary.
+        quiet_hours: whether it waits out ``organization.quiet_hours``; what it sends a
+            beneficiary goes through the outbox as a proactive message, which does.
+        muted_by: the setting it is put off by while the beneficiary is in a handoff;
+            None: never muted (staff alerts).
+        too_old: how long after it was stored its message is still worth sending, unless
+            ``followups.too_old`` says otherwise; None: ``followups.too_old_after``.
+    """
+
+    kind: FollowUpKind
+    key: str
+    delay: str | None
+    action: Action
+    template: TemplateKind | None
+    quiet_hours: bool
+    muted_by: str | None = None
+    too_old: timedelta | None = None
+
+    def __post_init__(self) -> None:
+        for name in (self.delay, self.muted_by):
+            if name is not None and name not in FollowupSettings.model_fields:
+                raise ValueError(f"follow-up {self.kind}: no setting followups.{name}")
+        if self.quiet_hours != (self.template is not None):
+            raise ValueError(f"follow-up {self.kind}: only messages to beneficiaries wait")
+
+    def key_of(self, subject_id: int) -> str:
+        return self.key.format(subject_id)
+
+
+_D = FollowUpDispatcher
+FOLLOWUPS: Mapping[FollowUpKind, FollowUpRecord] = {
+    record.kind: record
+    for record in (
+        FollowUpRecord(
+            FollowUpKind.INTAKE_REMINDER,
+            key="intake_reminder:identity:{}",
+            delay="intake_reminder_after",
+            action=_D.intake_reminder,
+            template=TemplateKind.INTAKE_REMINDER,
+            quiet_hours=True,
+            muted_by="intake_reminder_after",
+        ),
+        FollowUpRecord(
+            FollowUpKind.INTAKE_EXPIRE,
+            key="intake_reminder:identity:{}",
+            delay="intake_expire_after",
+            action=_D.intake_expire,
+            template=TemplateKind.INTAKE_EXPIRE,
+            quiet_hours=True,
+            muted_by="intake_reminder_after",
+        ),
+        FollowUpRecord(
+            FollowUpKind.DECISION_DUE,
+            key="decision_due:request:{}",
+            delay=None,
+            action=_D.decision_due,
+            template=None,
+            quiet_hours=False,
+        ),
+        FollowUpRecord(
+            FollowUpKind.CHECKIN,
+            key="checkin:request:{}",
+            delay="checkin_every",
+            action=_D.checkin,
+            template=TemplateKind.CHECKIN,
+            quiet_hours=True,
+            muted_by="checkin_every",
+        ),
+        FollowUpRecord(
+            FollowUpKind.RATING_PROMPT,
+            key="rating_prompt:request:{}",
+            delay="rating_prompt_after",
+            action=_D.rating_prompt,
+            template=TemplateKind.RATING_PROMPT,
+            quiet_hours=True,
+            muted_by="rating_prompt_after",
+        ),
+        FollowUpRecord(
+            FollowUpKind.RATING_REMINDER,
+            key="rating_prompt:request:{}",
+            delay="rating_reminder_after",
+            action=_D.rating_prompt,
+            template=TemplateKind.RATING_REMINDER,
+            quiet_hours=True,
+            muted_by="rating_reminder_after",
+        ),
+        FollowUpRecord(
+            FollowUpKind.HANDOFF_UNCLAIMED,
+            key="handoff_unclaimed:handoff:{}",
+            delay="handoff_unclaimed_after",
+            action=_D.handoff_unclaimed,
+            template=None,
+            quiet_hours=False,
+        ),
+    )
+}
+
+
+def too_old_defaults() -> dict[str, timedelta]:
+    """The follow-ups' own too-old limits by template kind (``followups.too_old`` wins)."""
+    return {
+        record.template: record.too_old
+        for record in FOLLOWUPS.values()
+        if record.template is not None and record.too_old is not None
+    }
 
 
 class StaffGroupAlerts:
@@ -650,8 +726,3 @@ class StaffGroupAlerts:
         if handoff_id is not None:
             async with self._db.session() as session, session.begin():
                 await HandoffRepository(session).record_post(handoff_id, post, self._clock())
-
-
-def _id(row: SupportRequest | Handoff) -> int:
-    assert row.id is not None, "a row is flushed before use"
-    return row.id

@@ -61,20 +61,20 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import IntegrityError
 
 from bot.config import Settings, parse_quiet_hours
+from bot.followups import too_old_defaults
 from flows.types import Address, OutboundMessage
 from handlers.base import Channel, DeliveryError
 from handlers.telegram_http import CONNECT_TIMEOUT, READ_TIMEOUT
 from handlers.twilio import API_TIMEOUT_SECONDS
 from storage.db import Database
-from storage.models import KIND_REPLY
+from storage.models import MessageKind
 from storage.repositories import IdentityRepository, MessageRepository, OutboxItem, SentMark
 
 log = logging.getLogger(__name__)
 
-KIND_STAFF = "staff"
 # Kinds that answer a live conversation: first in line, never held by quiet hours, age or
 # STOP, free to use the reserve of the rate limits.
-CONVERSATION_KINDS = (KIND_REPLY, KIND_STAFF)
+CONVERSATION_KINDS = (MessageKind.REPLY, MessageKind.STAFF)
 
 MAX_ATTEMPTS = 8
 BATCH = 100
@@ -135,7 +135,7 @@ class DeliveryRules:
             quiet_hours=parse_quiet_hours(org.quiet_hours),
             timezone=org.timezone,
             too_old_after=followups.too_old_after,
-            too_old=dict(followups.too_old),
+            too_old={**too_old_defaults(), **followups.too_old},
             templates=frozenset(whatsapp.templates),
             sms_fallback=whatsapp.sms_fallback,
             twilio_per_second=whatsapp.messages_per_second,
@@ -540,7 +540,7 @@ class OutboxSender:
         """The channel and form to send a message in, or why it cannot go at all."""
         message, channel = item.message, item.address.channel
         outside = item.id in self._outside or (
-            item.kind != KIND_REPLY and not _inside_window(item.last_inbound_at, now)
+            item.kind != MessageKind.REPLY and not _inside_window(item.last_inbound_at, now)
         )
         if channel == "whatsapp" and outside:
             template = message.template

@@ -13,7 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 import flows
-from bot.config import Settings
+from bot.config import Settings, template_warnings
 from bot.dashboard import Dashboard
 from bot.engine import ConversationEngine, HandleResult, utcnow
 from bot.followups import FollowUpDispatcher, FollowUpPlanner, FollowUpPolicy, StaffGroupAlerts
@@ -21,7 +21,8 @@ from bot.media import MediaStore
 from bot.outbox import DeliveryRules, FailedDelivery, OutboxSender
 from bot.scheduler import FollowUpScheduler
 from bot.staff import StaffDesk
-from bot.staffroom import STAFF_LANGUAGE, StaffRoom
+from bot.staffroom import StaffRoom
+from flows.staff import STAFF_LANGUAGE
 from flows.types import Address, InboundMessage, OutboundMessage
 from handlers.base import Channel
 from handlers.telegram import StaffUpdate, TelegramChannel
@@ -341,6 +342,8 @@ async def _no_tracebacks(
 
 async def serve(settings: Settings, database: Database, *, telegram_polling: bool) -> None:
     """Run until SIGINT or SIGTERM, then stop the channels and the outbox cleanly."""
+    for line in template_warnings(settings):
+        log.warning(line)
     service = Tawasul(settings, database, telegram_polling=telegram_polling)
     runner = web.AppRunner(service.app(), access_log=None)
     await runner.setup()

@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import flows
+from bot.templates import TemplateKind
 from flows.handoff import FLOW as HANDOFF_FLOW
 from flows.handoff import WAITING as HANDOFF_WAITING
+from flows.lifecycle import NEEDS_INFO
 from flows.steps import goto, sound
 from flows.types import FlowSettings, Language, OpenHandoff, OutboundMessage, TemplateRef
 from storage.db import Database
-from storage.models import ChannelIdentity, Handoff, Staff, SupportRequest
+from storage.models import ChannelIdentity, Handoff, MessageKind, Staff, SupportRequest
 from storage.repositories import (
     AuditRepository,
     CaseEvent,
@@ -41,9 +43,6 @@ if TYPE_CHECKING:  # bot.followups reaches this module through bot.staffroom
 
 log = logging.getLogger(__name__)
 
-ROLES = ("agent", "researcher", "manager", "admin")
-# The kind of WhatsApp template a status notice goes as outside the 24-hour window.
-STATUS_TEMPLATE = "status_update"
 # The reason of a handoff staff open themselves, writing to an applicant from the case file.
 OUTREACH = "outreach"
 
@@ -208,7 +207,7 @@ class StaffDesk:
             language = await self._language(session, handoff.identity_id)
             # Part of the live conversation, like staff's words: never held for the night.
             taken = [flows.handoff_taken(language)]
-            await self._enqueue(session, handoff.identity_id, taken, kind="staff")
+            await self._enqueue(session, handoff.identity_id, taken, kind=MessageKind.STAFF)
             await self._audit(session, staff, "take", f"handoff:{handoff_id}")
             keys = await self._handoff_settled(session, handoff_id)
         self._on_outbox()
@@ -229,7 +228,9 @@ class StaffDesk:
             if state.flow == "handoff":
                 state, replies = flows.close_handoff(state)
                 await conversations.save(handoff.identity_id, state, now)
-                await self._enqueue(session, handoff.identity_id, list(replies), kind="staff")
+                await self._enqueue(
+                    session, handoff.identity_id, list(replies), kind=MessageKind.STAFF
+                )
             if staff is not None:
                 await self._audit(session, staff, "close", f"handoff:{handoff_id}")
             keys = await self._handoff_settled(session, handoff_id)
@@ -308,7 +309,7 @@ class StaffDesk:
         language = await self._language(session, handoff.identity_id)
         message = flows.staff_reply(language, text)
         await self._enqueue(
-            session, handoff.identity_id, [message], kind="staff", request_id=request_id
+            session, handoff.identity_id, [message], kind=MessageKind.STAFF, request_id=request_id
         )
         await self._audit(
             session, staff, "reply", f"handoff:{handoff.id}", {"characters": len(text)}
@@ -374,12 +375,12 @@ class StaffDesk:
         # Outside WhatsApp's 24-hour window (the committee takes weeks) the notice goes
         # as the approved "status_update" template: {{1}} the reference, {{2}} the status.
         template = TemplateRef(
-            STATUS_TEMPLATE,
+            TemplateKind.STATUS_UPDATE,
             {"1": request.reference, "2": flows.status_label(state.language, status)},
         )
         notice = tuple(replace(message, template=template) for message in notice)
         await self._enqueue(session, identity_id, list(notice), request_id=request.id)
-        if status == "needs_info":
+        if status == NEEDS_INFO:
             # Their next message answers the question (in a handoff, the question is
             # only remembered: they stay with the staff member).
             await conversations.save(
@@ -395,7 +396,7 @@ class StaffDesk:
         identity_id: int,
         messages: list[OutboundMessage],
         *,
-        kind: str = "proactive",
+        kind: MessageKind = MessageKind.PROACTIVE,
         request_id: int | None = None,
     ) -> None:
         outbox = MessageRepository(session)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import re
 
 import flows
 from bot.staff import StaffDesk, StaffError
-from flows.types import FlowSettings, InboundMessage, Language
+from flows.staff import STAFF_LANGUAGE, mask_ids
+from flows.types import FlowSettings, InboundMessage
 from handlers.base import DeliveryError
 from handlers.telegram import StaffUpdate, TelegramChannel
 from storage.db import Database
@@ -22,14 +22,7 @@ from storage.repositories import (
 
 log = logging.getLogger(__name__)
 
-STAFF_LANGUAGE: Language = "ar"
 LAST_MESSAGES = 5
-# A national ID or iqama number typed in a message: masked before it reaches the group.
-_NATIONAL_ID = re.compile(r"(?<!\d)[12]\d{5}(\d{4})(?!\d)")
-
-
-def mask_ids(text: str) -> str:
-    return _NATIONAL_ID.sub(lambda m: "******" + m.group(1), flows.normalize_digits(text))
 
 
 def _t(key: str, **params: object) -> str:

@@ -18,6 +18,7 @@ from flows.staff import (
     channel_label,
     handoff_notification,
     language_label,
+    mask_ids,
     reason_label,
     request_line,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "handoff_notification",
     "handoff_taken",
     "language_label",
+    "mask_ids",
     "mask_national_id",
     "needs_requests",
     "normalize_digits",

@@ -52,6 +52,18 @@ ALLOWED: Final[Mapping[str, tuple[str, ...]]] = {
     "closed": (),
 }
 
+SUBMITTED: Final = "submitted"
+DELIVERED: Final = "delivered"
+NEEDS_INFO: Final = "needs_info"
+UNDER_REVIEW: Final = "under_review"
+REJECTED: Final = "rejected"
+# Still waiting for the committee's answer, so it can be overdue.
+UNDECIDED: Final = frozenset({"submitted", "under_review", "needs_info"})
+# Still being handled: check-ins go on.
+OPEN: Final = frozenset({"submitted", "under_review", "needs_info", "accepted"})
+# The service was given: it can be rated.
+RATEABLE: Final = frozenset({"delivered", "closed"})
+
 # Statuses whose move needs a note: the question the beneficiary is asked.
 NOTE_REQUIRED: Final = frozenset({"needs_info"})
 

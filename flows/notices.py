@@ -4,13 +4,14 @@ or while it waits (the scheduled check-in)."""
 from __future__ import annotations
 
 from flows.catalogue import CATALOGUE, text
+from flows.lifecycle import NEEDS_INFO, REJECTED
 from flows.status import status_label
 from flows.steps import known_language, staff_keyword
 from flows.types import FlowSettings, Language, OutboundMessage
 
 # The note is the point of these notices: the question asked, the reason given.
-_QUESTION_STATUS = "needs_info"
-_REASON_STATUS = "rejected"
+_QUESTION_STATUS = NEEDS_INFO
+_REASON_STATUS = REJECTED
 
 
 def status_notice(

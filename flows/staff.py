@@ -6,10 +6,33 @@ together the lines that need a label looked up (a reason, a channel, a status).
 
 from __future__ import annotations
 
+import re
+from typing import Final
+
 from flows.catalogue import CATALOGUE, text
 from flows.status import status_label
 from flows.steps import known_language, need_label
+from flows.text import normalize_digits
 from flows.types import FlowSettings, Language
+
+# The language staff read (the staff group, alerts, the command line's notices).
+STAFF_LANGUAGE: Final[Language] = "ar"
+# Ten digits of any script: a national ID or iqama number when it starts with 1 or 2.
+_NATIONAL_ID = re.compile(r"(?<!\d)\d{10}(?!\d)")
+
+
+def mask_ids(text: str) -> str:
+    """``text`` with every national ID or iqama number in it shown as ``******1234``.
+
+    Staff see enough to recognise a number the beneficiary typed, not to misuse it; the
+    rest of the text keeps its digits as written.
+    """
+
+    def mask(match: re.Match[str]) -> str:
+        digits = normalize_digits(match.group(0))
+        return "******" + digits[-4:] if digits[0] in "12" else match.group(0)
+
+    return _NATIONAL_ID.sub(mask, text)
 
 
 def _label(language: Language, prefix: str, name: object) -> str:

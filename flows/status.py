@@ -16,6 +16,7 @@ from typing import Final
 
 from flows.catalogue import CATALOGUE, text
 from flows.dates import format_date
+from flows.lifecycle import UNDECIDED
 from flows.steps import Step, goto, heard, int_in, need_label, say, stay
 from flows.text import normalize_digits
 from flows.types import (
@@ -33,8 +34,6 @@ FLOW = "status"
 MAX_SHOWN: Final = 5
 # Wrong second factors allowed for one reference in one conversation, for good.
 VERIFY_ATTEMPTS: Final = 3
-# Statuses still waiting for the committee's answer: their decision date is worth showing.
-OPEN_STATUSES: Final = frozenset({"submitted", "under_review", "needs_info"})
 
 _REFERENCE = re.compile(r"REQ[\s\-_#:]*(\d{1,12})", re.IGNORECASE)
 
@@ -154,7 +153,7 @@ def _describe(turn: Turn, language: Language, request: RequestSummary) -> str:
         need=need_label(turn.settings, request.need, language),
         filed=format_date(request.created_at, language, zone),
     )
-    if request.status in OPEN_STATUSES:
+    if request.status in UNDECIDED:  # the decision date is worth showing
         due = format_date(request.decision_due_at, language, zone)
         lines += "\n" + text(language, "status.item_due", due=due)
     return lines

@@ -9,11 +9,13 @@ in production; a test keeps the two in agreement.
 """
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from flows.lifecycle import SUBMITTED
 from storage.columns import UtcDateTime, utcnow
 
 # Deterministic constraint names: PostgreSQL needs a name to drop a constraint and
@@ -39,18 +41,39 @@ MESSAGE_SENT = "sent"
 MESSAGE_DELIVERED = "delivered"
 MESSAGE_READ = "read"
 MESSAGE_FAILED = "failed"
-KIND_REPLY = "reply"
-# Sent without the beneficiary asking (status notices, reminders): may be dropped when too old.
-KIND_PROACTIVE = "proactive"
 
-REQUEST_SUBMITTED = "submitted"
-# A request in one of these still waits for the committee's answer, so it can be overdue.
-REQUEST_UNDECIDED = ("submitted", "under_review", "needs_info")
+
+class MessageKind(StrEnum):
+    """Why an outbound message is sent (``message.kind``)."""
+
+    # An answer to the beneficiary's own message.
+    REPLY = "reply"
+    # Sent without the beneficiary asking (status notices, reminders): may be dropped when
+    # too old, waits out the quiet hours.
+    PROACTIVE = "proactive"
+    # A staff member's words in a live conversation: as urgent as a reply.
+    STAFF = "staff"
+
 
 HANDOFF_OPEN = "open"
 HANDOFF_CLOSED = "closed"
 
-STAFF_ROLES = ("agent", "researcher", "manager", "admin")
+
+class StaffRole(StrEnum):
+    """What a staff member may do (``staff.role``), the least first."""
+
+    AGENT = "agent"
+    RESEARCHER = "researcher"
+    MANAGER = "manager"
+    ADMIN = "admin"
+
+
+def id_of(row: SQLModel) -> int:
+    """A row's id, which it gets when flushed; asking before that is a bug."""
+    value = getattr(row, "id", None)
+    if not isinstance(value, int):
+        raise RuntimeError(f"{type(row).__name__} has no id yet: flush first")
+    return value
 
 
 def _at(*, nullable: bool = False, index: bool = False) -> Any:
@@ -133,7 +156,7 @@ class SupportRequest(SQLModel, table=True):
     # As declared and signed: name, national_id, mobile, city, need, description.
     answers: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
     need: str  # copied out of answers for filtering and reports
-    status: str = REQUEST_SUBMITTED
+    status: str = SUBMITTED
     decision_due_at: datetime = _at()
     signed_at: datetime = _at()
     signed_channel: str
@@ -162,7 +185,7 @@ class Message(SQLModel, table=True):
     identity_id: int = Field(foreign_key="channel_identity.id")
     channel: str
     direction: str  # in | out
-    kind: str = KIND_REPLY
+    kind: str = MessageKind.REPLY
     platform_message_id: str | None = None
     text: str = Field(default="", sa_type=sa.Text)
     payload: str | None = None  # inbound: the button pressed
@@ -274,7 +297,7 @@ class Staff(SQLModel, table=True):
     __tablename__ = "staff"
     __table_args__ = (
         sa.CheckConstraint(
-            "role IN (" + ", ".join(f"'{role}'" for role in STAFF_ROLES) + ")", name="role"
+            "role IN (" + ", ".join(f"'{role}'" for role in StaffRole) + ")", name="role"
         ),
     )
 

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import SQLModel, col
 
+from flows.lifecycle import SUBMITTED, UNDECIDED
 from flows.text import fold_arabic, normalize_digits
 from flows.types import (
     Address,
@@ -45,7 +46,6 @@ from storage.models import (
     FOLLOWUP_PENDING,
     HANDOFF_CLOSED,
     HANDOFF_OPEN,
-    KIND_REPLY,
     MESSAGE_DELIVERED,
     MESSAGE_FAILED,
     MESSAGE_PENDING,
@@ -53,9 +53,6 @@ from storage.models import (
     MESSAGE_RECEIVED,
     MESSAGE_SENDING,
     MESSAGE_SENT,
-    REQUEST_SUBMITTED,
-    REQUEST_UNDECIDED,
-    STAFF_ROLES,
     AuditEntry,
     Beneficiary,
     ChannelIdentity,
@@ -64,13 +61,16 @@ from storage.models import (
     FollowUp,
     Handoff,
     Message,
+    MessageKind,
     Note,
     Rating,
     Staff,
     StaffPost,
+    StaffRole,
     StaffSession,
     StatusChange,
     SupportRequest,
+    id_of,
 )
 
 __all__ = [
@@ -203,14 +203,6 @@ def _hot_statements(dialect: str) -> _HotStatements:
 
 def _dialect(session: AsyncSession) -> str:
     return session.get_bind().dialect.name
-
-
-def _id(row: SQLModel) -> int:
-    # Rows get their id at flush; every caller here has flushed.
-    value = getattr(row, "id", None)
-    if not isinstance(value, int):
-        raise RuntimeError(f"{type(row).__name__} has no id yet: flush first")
-    return value
 
 
 def _language(value: str | None) -> Language:
@@ -381,7 +373,7 @@ class MessageRepository:
         message: OutboundMessage,
         now: datetime,
         *,
-        kind: str = KIND_REPLY,
+        kind: str = MessageKind.REPLY,
         request_id: int | None = None,
     ) -> int:
         """Put an outbound message in the outbox (status ``pending``); returns its id.
@@ -415,7 +407,7 @@ class MessageRepository:
             "identity_id": identity_id,
             "channel": channel,
             "direction": direction,
-            "kind": KIND_REPLY,
+            "kind": MessageKind.REPLY,
             "platform_message_id": None,
             "text": "",
             "payload": None,
@@ -453,7 +445,7 @@ class MessageRepository:
         rows = (await self._session.execute(query)).all()
         return [
             OutboxItem(
-                id=_id(message),
+                id=id_of(message),
                 identity_id=message.identity_id,
                 address=Address(identity_channel, user_id),
                 message=_outbound(message),
@@ -573,7 +565,7 @@ class MessageRepository:
             .order_by(col(Message.id))
             .limit(limit)
         )
-        return [(_id(row), _outbound(row)) for row in (await self._session.scalars(query)).all()]
+        return [(id_of(row), _outbound(row)) for row in (await self._session.scalars(query)).all()]
 
     async def history(self, identity_id: int, limit: int = 50) -> list[Message]:
         """The last ``limit`` messages in and out of one identity, oldest first."""
@@ -850,8 +842,8 @@ class RequestRepository:
             # A request nobody can be reached about or identified by must never be stored.
             raise ValueError(f"intake answers missing: {', '.join(missing)}")
         beneficiary = await self._applicant(answers, now)
-        beneficiary_id = _id(beneficiary)
-        identity_id = _id(identity)
+        beneficiary_id = id_of(beneficiary)
+        identity_id = id_of(identity)
         linked_existing = await self._filed_by_other(beneficiary_id, identity_id)
         identity.beneficiary_id = beneficiary_id
 
@@ -861,7 +853,7 @@ class RequestRepository:
             channel=channel,
             answers=answers,
             need=answers["need"],
-            status=REQUEST_SUBMITTED,
+            status=SUBMITTED,
             decision_due_at=intake.decision_due_at,
             signed_at=intake.signed_at,
             signed_channel=channel,
@@ -872,7 +864,7 @@ class RequestRepository:
         )
         self._session.add(request)
         await self._session.flush()
-        request_id = _id(request)
+        request_id = id_of(request)
         request.reference = reference_for(request_id)
         self._session.add_all(
             [
@@ -888,7 +880,7 @@ class RequestRepository:
         )
         self._session.add(
             StatusChange(
-                request_id=request_id, from_status=None, to_status=REQUEST_SUBMITTED, created_at=now
+                request_id=request_id, from_status=None, to_status=SUBMITTED, created_at=now
             )
         )
         await self._session.flush()
@@ -910,7 +902,7 @@ class RequestRepository:
                 col(SupportRequest.decision_due_at),
             )
             .where(
-                col(SupportRequest.identity_id) == _id(identity),
+                col(SupportRequest.identity_id) == id_of(identity),
                 col(SupportRequest.reference).is_not(None),
             )
             .order_by(col(SupportRequest.id).desc())
@@ -963,7 +955,7 @@ class RequestRepository:
         Whether the move is allowed is the caller's rule to check, not storage's.
         """
         change = StatusChange(
-            request_id=_id(request),
+            request_id=id_of(request),
             from_status=request.status,
             to_status=to_status,
             by=by,
@@ -980,7 +972,7 @@ class RequestRepository:
         self, request: SupportRequest, author: str, text: str, now: datetime
     ) -> Note:
         """A staff note in the request's case file."""
-        note = Note(request_id=_id(request), author=author, text=text, created_at=now)
+        note = Note(request_id=id_of(request), author=author, text=text, created_at=now)
         self._session.add(note)
         await self._session.flush()
         return note
@@ -998,7 +990,7 @@ class RequestRepository:
         ``message_id`` is our id of the inbound message that carried it, when known.
         """
         document = Document(
-            request_id=_id(request),
+            request_id=id_of(request),
             message_id=message_id,
             url=media.url,
             content_type=media.content_type,
@@ -1044,7 +1036,7 @@ class RequestRepository:
             key=lambda identity: (
                 identity.id != request.identity_id,
                 identity.channel != request.channel,
-                _id(identity),
+                id_of(identity),
             ),
         )
 
@@ -1097,7 +1089,7 @@ class RequestRepository:
             query = query.where(col(SupportRequest.status) == status)
         if overdue_at is not None:
             query = query.where(
-                col(SupportRequest.status).in_(REQUEST_UNDECIDED),
+                col(SupportRequest.status).in_(UNDECIDED),
                 col(SupportRequest.decision_due_at) < overdue_at,
             )
         if need is not None:
@@ -1173,9 +1165,9 @@ class RatingRepository:
             if found is not None and _owns(identity, found):
                 request = found
         row = Rating(
-            identity_id=_id(identity),
+            identity_id=id_of(identity),
             beneficiary_id=request.beneficiary_id if request else identity.beneficiary_id,
-            request_id=_id(request) if request else None,
+            request_id=id_of(request) if request else None,
             channel=channel,
             context=rating.context,
             score=rating.score,
@@ -1399,8 +1391,8 @@ class StaffRepository:
                 has the username or the Telegram id ("already exists").
         """
         name = _username(username)
-        if role not in STAFF_ROLES:
-            raise ValueError(f"unknown role {role!r}: one of {', '.join(STAFF_ROLES)}")
+        if role not in set(StaffRole):
+            raise ValueError(f"unknown role {role!r}: one of {', '.join(StaffRole)}")
         same_name = await self._session.scalar(select(Staff).where(col(Staff.username) == name))
         if same_name is not None and same_name.active:
             raise ValueError(f"staff member {name!r} already exists")
@@ -1534,7 +1526,7 @@ class CaseFileRepository:
         ``"4/5"`` or ``"4/5: comment"``; a handoff's reason; a document's file name
         (else its URL); ``"signed"`` for the declaration.
         """
-        request_id = _id(request)
+        request_id = id_of(request)
         identity_id = request.identity_id
         ranked: builtins.list[tuple[datetime, int, int, CaseEvent]] = []
 
@@ -1553,7 +1545,7 @@ class CaseFileRepository:
         )
         for message in messages:
             kind = "message_in" if message.direction == DIRECTION_IN else "message_out"
-            message_id = _id(message)
+            message_id = id_of(message)
             add(
                 message.created_at,
                 kind,
@@ -1587,7 +1579,7 @@ class CaseFileRepository:
             add(
                 change.created_at,
                 "status_change",
-                _id(change),
+                id_of(change),
                 CaseEvent(
                     change.created_at,
                     "status_change",
@@ -1602,8 +1594,8 @@ class CaseFileRepository:
             add(
                 note.created_at,
                 "note",
-                _id(note),
-                CaseEvent(note.created_at, "note", note.author, note.text, {"id": _id(note)}),
+                id_of(note),
+                CaseEvent(note.created_at, "note", note.author, note.text, {"id": id_of(note)}),
             )
 
         ratings = await self._session.scalars(
@@ -1616,14 +1608,14 @@ class CaseFileRepository:
             add(
                 rating.created_at,
                 "rating",
-                _id(rating),
+                id_of(rating),
                 CaseEvent(
                     rating.created_at,
                     "rating",
                     None,
                     text,
                     {
-                        "id": _id(rating),
+                        "id": id_of(rating),
                         "score": rating.score,
                         "context": rating.context,
                         "comment": rating.comment,
@@ -1646,7 +1638,7 @@ class CaseFileRepository:
             )
         )
         for handoff, claimed_by, closed_by in handoffs:
-            handoff_id = _id(handoff)
+            handoff_id = id_of(handoff)
             detail = {
                 "id": handoff_id,
                 "reason": handoff.reason,
@@ -1669,14 +1661,14 @@ class CaseFileRepository:
             add(
                 document.created_at,
                 "document",
-                _id(document),
+                id_of(document),
                 CaseEvent(
                     document.created_at,
                     "document",
                     None,
                     document.filename or document.url,
                     {
-                        "id": _id(document),
+                        "id": id_of(document),
                         "url": document.url,
                         "content_type": document.content_type,
                         "filename": document.filename,
@@ -1782,7 +1774,7 @@ class SessionRepository:
     ) -> StaffSession:
         row = StaffSession(
             token_hash=token_hash,
-            staff_id=_id(staff),
+            staff_id=id_of(staff),
             csrf_token=csrf_token,
             created_at=now,
             expires_at=expires_at,

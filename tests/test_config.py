@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from bot.config import ConfigError, Settings, load_settings, parse_duration, resolve_config_path
+from bot.config import (
+    ConfigError,
+    Settings,
+    load_settings,
+    parse_duration,
+    resolve_config_path,
+    template_warnings,
+)
+from bot.templates import TemplateKind
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
 
@@ -73,6 +81,11 @@ def test_secrets_are_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
             "each need needs its own key",
         ),
         ("[server\nport = 1\n", "is not valid TOML"),
+        (
+            '[whatsapp.templates]\nhandoff_reply = "HX0123456789abcdef0123456789abcdef"\n',
+            "whatsapp.templates: no message is sent as 'handoff_reply'",
+        ),
+        ('[followups.too_old]\nrating_promt = "7d"\n', "followups.too_old: no message is sent"),
     ],
 )
 def test_bad_values_give_one_line(tmp_path: Path, toml: str, expected: str) -> None:
@@ -131,3 +144,14 @@ def test_needs_accept_plain_strings() -> None:
 
 def test_example_is_valid_toml() -> None:
     assert "organization" in tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
+
+
+def test_template_kinds_sent_but_not_configured_are_warned_about() -> None:
+    sid = "HX0123456789abcdef0123456789abcdef"
+    assert template_warnings(Settings()) == []  # no WhatsApp: nothing to warn about
+    some = Settings(whatsapp={"account_sid": "AC1", "templates": {"checkin": sid}})
+    [line] = template_warnings(some)
+    assert "status_update" in line and "rating_prompt" in line and "checkin" not in line
+    assert "go by SMS" in line
+    every = {kind.value: sid for kind in TemplateKind}
+    assert template_warnings(Settings(whatsapp={"account_sid": "AC1", "templates": every})) == []

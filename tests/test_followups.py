@@ -9,6 +9,7 @@ same database, as a restart would.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 from collections.abc import Callable, Iterable
@@ -29,13 +30,15 @@ from sqlmodel import col
 from test_cli import run
 from transcript import INTAKE_AR
 
-from bot.config import Settings
+from bot.config import FollowupSettings, Settings
 from bot.engine import utcnow
 from bot.followups import (
+    FOLLOWUPS,
     FollowUpDispatcher,
+    FollowUpKind,
     FollowUpPlanner,
     FollowUpPolicy,
-    intake_key,
+    followup_key,
     staff_deadline,
 )
 from bot.scheduler import (
@@ -47,6 +50,7 @@ from bot.scheduler import (
 )
 from bot.server import Tawasul
 from bot.staff import StaffDesk
+from bot.templates import TemplateKind
 from flows.types import Address, ConversationState, InboundMessage
 from storage.db import Database
 from storage.models import FollowUp, Message, Rating
@@ -156,7 +160,7 @@ async def eventually(check: Callable[[], Any], what: str, seconds: float = 10.0)
 
 async def test_a_half_done_intake_is_reminded_then_dropped(office: Office) -> None:
     await office.say_all(INTAKE_AR[:3])  # the name answered: a draft
-    key = intake_key(1)
+    key = followup_key(FollowUpKind.INTAKE_REMINDER, 1)
     row = (await office.followups())[key]
     assert (row.kind, row.status, row.due_at) == (
         "intake_reminder",
@@ -202,7 +206,7 @@ async def test_the_reminder_follows_the_last_message_without_touching_the_job_st
     synced: list[list[str]] = []
     monkeypatch.setattr(office.tawasul.scheduler, "sync", lambda keys: synced.append(list(keys)))
     await office.say_all(INTAKE_AR[:3])
-    key = intake_key(1)
+    key = followup_key(FollowUpKind.INTAKE_REMINDER, 1)
     assert synced == [[key]]  # the draft appeared: its job is set
 
     for _ in range(10):  # a beneficiary typing: no query, no job store
@@ -230,15 +234,21 @@ async def test_signing_cancels_the_reminder_and_plans_the_decision_and_checkins(
 ) -> None:
     await office.file()
     rows = await office.followups()
-    assert rows[intake_key(1)].status == "cancelled"
+    assert rows[followup_key(FollowUpKind.INTAKE_REMINDER, 1)].status == "cancelled"
     assert rows["decision_due:request:1"].due_at == START + timedelta(days=14)  # a Sunday
     assert rows["checkin:request:1"].due_at == START + timedelta(days=7)
-    assert {row.status for key, row in rows.items() if key != intake_key(1)} == {"pending"}
+    assert {
+        row.status
+        for key, row in rows.items()
+        if key != followup_key(FollowUpKind.INTAKE_REMINDER, 1)
+    } == {"pending"}
 
 
 async def test_starting_over_cancels_the_reminder(office: Office) -> None:
     await office.say_all([*INTAKE_AR[:3], "٠", "١", "٢"])  # leave, come back, start over
-    assert (await office.followups())[intake_key(1)].status == "cancelled"
+    assert (await office.followups())[
+        followup_key(FollowUpKind.INTAKE_REMINDER, 1)
+    ].status == "cancelled"
     assert await office.run_due(days=2) == 0
 
 
@@ -422,7 +432,9 @@ async def test_a_reminder_in_a_handoff_waits(office: Office) -> None:
     assert (await office.state()).flow == "handoff"
     await office.run_due(days=1, minutes=1)
     assert await office.sent() == []
-    assert (await office.followups())[intake_key(1)].status == "pending"
+    assert (await office.followups())[
+        followup_key(FollowUpKind.INTAKE_REMINDER, 1)
+    ].status == "pending"
 
 
 # --- staff alerts in the Telegram staff group ---
@@ -490,7 +502,9 @@ async def test_the_real_scheduler_fires_a_reminder_within_seconds(
         assert len(reminders) == 1
 
         async def expiry() -> bool:  # set again, for the expiry in a week
-            return list(await tawasul.scheduler.jobs()) == [intake_key(1)]
+            return list(await tawasul.scheduler.jobs()) == [
+                followup_key(FollowUpKind.INTAKE_REMINDER, 1)
+            ]
 
         await eventually(expiry, "the expiry's job")
     finally:
@@ -758,10 +772,11 @@ async def test_a_failing_followup_is_tried_again_later_then_dropped(
     await office.file()
     dispatcher = office.tawasul.scheduler.dispatcher
 
-    async def broken(_run: object) -> None:
+    async def broken(_dispatcher: object, _run: object) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setitem(dispatcher._handlers, "checkin", broken)
+    record = dataclasses.replace(FOLLOWUPS[FollowUpKind.CHECKIN], action=broken)
+    monkeypatch.setitem(dispatcher._records, "checkin", record)
     await office.run_due(days=7)
     row = (await office.followups())["checkin:request:1"]
     assert (row.status, row.detail) == ("pending", {"failures": 1})
@@ -770,3 +785,26 @@ async def test_a_failing_followup_is_tried_again_later_then_dropped(
         await office.run_due(hours=1)
     assert (await office.followups())["checkin:request:1"].status == "dropped"
     assert await office.sent("checkin") == []
+
+
+def test_every_follow_up_kind_is_one_complete_record() -> None:
+    assert set(FOLLOWUPS) == set(FollowUpKind)
+    sent = {record.template for record in FOLLOWUPS.values() if record.template is not None}
+    # Every template kind is sent by something: a follow-up, or the staff desk's notice.
+    assert sent | {TemplateKind.STATUS_UPDATE} == set(TemplateKind)
+    durations = {
+        name
+        for name, info in FollowupSettings.model_fields.items()
+        if info.annotation is timedelta and name != "too_old_after"
+    }
+    named = {record.delay for record in FOLLOWUPS.values()} - {None}
+    assert named == durations  # no setting left that no record reads
+    policy = FollowUpPolicy()
+    for kind, record in FOLLOWUPS.items():
+        assert record.key_of(7).endswith(":7") and record.key_of(7).split(":")[0] in FOLLOWUPS
+        if record.delay is not None:
+            assert policy.after(kind) == getattr(FollowupSettings(), record.delay)
+    with pytest.raises(ValueError, match=r"no setting followups\.checkin_often"):
+        dataclasses.replace(FOLLOWUPS[FollowUpKind.CHECKIN], delay="checkin_often")
+    with pytest.raises(ValueError, match="only messages to beneficiaries wait"):
+        dataclasses.replace(FOLLOWUPS[FollowUpKind.DECISION_DUE], quiet_hours=True)

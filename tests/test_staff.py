@@ -29,7 +29,7 @@ import flows
 from bot.engine import utcnow
 from bot.server import Tawasul
 from bot.staff import StaffDesk, StaffError
-from bot.staffroom import mask_ids
+from flows import mask_ids
 from storage.db import Database
 from storage.models import Handoff, Note, Rating, StatusChange
 from storage.repositories import StaffRepository

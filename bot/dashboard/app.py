@@ -47,7 +47,6 @@ from bot.dashboard.views import (
     day,
     handoff_cards,
     live_text,
-    mask_ids,
     ratings_csv,
     request_rows,
     requests_csv,
@@ -56,12 +55,13 @@ from bot.dashboard.views import (
 from bot.engine import HandleResult
 from bot.media import MediaStore
 from bot.passwords import hash_password
-from bot.staff import ROLES, StaffDesk, StaffError
+from bot.staff import StaffDesk, StaffError
 from flows.catalogue import CATALOGUE
 from flows.steps import need_label
 from flows.text import localize_digits
 from flows.types import InboundMessage, Language
 from storage.db import Database
+from storage.models import StaffRole
 from storage.repositories import (
     AuditRepository,
     RatingRepository,
@@ -703,7 +703,7 @@ class Dashboard:
                 "channel": flows.channel_label(lang, row.channel),
                 "need": need(row.need or ""),
                 "reference": row.reference,
-                "text": mask_ids(row.comment or ""),
+                "text": flows.mask_ids(row.comment or ""),
             }
             for row in reversed(rows)
             if row.comment
@@ -738,7 +738,7 @@ class Dashboard:
         form = visit.form
         context = {
             "members": members,
-            "roles": [(role, flows.text(lang, f"dash.role.{role}")) for role in ROLES],
+            "roles": [(role, flows.text(lang, f"dash.role.{role}")) for role in StaffRole],
             "audit": audit_lines(entries, lang, self._settings.timezone),
             "error": error,
             "kept": {k: str(form.get(k) or "") for k in ("username", "role", "telegram_id")}

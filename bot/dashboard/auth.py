@@ -20,7 +20,7 @@ from functools import lru_cache
 
 from bot.passwords import hash_password, verify_password
 from storage.db import Database
-from storage.models import Staff
+from storage.models import Staff, StaffRole
 from storage.repositories import AuditRepository, SessionRepository, StaffRepository
 
 COOKIE = "tawasul_staff"
@@ -32,7 +32,12 @@ LOGIN_PATH = "/staff/login"
 
 # Agents and researchers work requests and handoffs; managers also see reports;
 # admins also manage staff.
-ROLE_RANK = {"agent": 1, "researcher": 1, "manager": 2, "admin": 3}
+ROLE_RANK: dict[str, int] = {
+    StaffRole.AGENT: 1,
+    StaffRole.RESEARCHER: 1,
+    StaffRole.MANAGER: 2,
+    StaffRole.ADMIN: 3,
+}
 
 # Wrong passwords tolerated per username, and per remote address, in one window.
 FAILURES_PER_USER = 10

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,12 +18,13 @@ from zoneinfo import ZoneInfo
 import flows
 from bot.staff import CaseFile
 from flows.catalogue import CATALOGUE
+from flows.lifecycle import UNDECIDED
+from flows.staff import mask_ids
 from flows.steps import need_label
-from flows.text import localize_digits, normalize_digits
+from flows.text import localize_digits
 from flows.types import FlowSettings, Language
 from storage.db import Database
 from storage.models import (
-    REQUEST_UNDECIDED,
     AuditEntry,
     Beneficiary,
     Handoff,
@@ -43,20 +43,8 @@ from storage.repositories import (
 MEDIA_URL = "/staff/media/"
 CONVERSATION_LENGTH = 30  # the last messages shown on a handoff's card
 CHANNELS = ("whatsapp", "sms", "telegram", "web", "console")
-# Ten digits of any script, starting with 1 (citizen) or 2 (iqama): shown as ******1234.
-_NATIONAL_ID = re.compile(r"(?<!\d)\d{10}(?!\d)")
 # A spreadsheet runs a cell starting with one of these as a formula.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def mask_ids(text: str) -> str:
-    """``text`` with every national ID or iqama number masked but its last four digits."""
-
-    def mask(match: re.Match[str]) -> str:
-        digits = match.group(0)
-        return "******" + digits[-4:] if normalize_digits(digits[0]) in "12" else digits
-
-    return _NATIONAL_ID.sub(mask, text)
 
 
 def when(moment: datetime | None, language: Language, zone: str) -> str:
@@ -97,7 +85,7 @@ class RequestRow:
 
 
 def overdue(request: SupportRequest, now: datetime) -> bool:
-    return request.status in REQUEST_UNDECIDED and request.decision_due_at < now
+    return request.status in UNDECIDED and request.decision_due_at < now
 
 
 def request_rows(
