@@ -48,7 +48,8 @@ from storage.repositories import (
 
 log = logging.getLogger(__name__)
 
-# A resumed step may resume once more at most; more would be a loop in a flow.
+# Rounds of effects a message may cause (a step resumed after its effects, and so on);
+# a flow that wants more is a loop.
 _MAX_RESUMES = 3
 _PHONE_CHANNELS = frozenset({"whatsapp", "sms"})
 
@@ -215,10 +216,14 @@ class ConversationEngine:
         transition = self._respond(turn)
         replies = list(transition.replies)
         news = _StaffNews([], [])
-        for _ in range(_MAX_RESUMES):
+        for rounds in range(1, _MAX_RESUMES + 1):
             results = await self._perform(session, identity, message, transition.effects, now, news)
             if not transition.resume:
                 break
+            if rounds == _MAX_RESUMES:
+                # Its next step would go unperformed: a loop in a flow, never dropped quietly.
+                # Raised, the message is stored with an apology and nothing else changes.
+                raise RuntimeError(f"a flow still resumes after {rounds} rounds")
             resumed = replace(transition.state, data={**transition.state.data, **results})
             transition = self._respond(replace(turn, state=resumed))
             replies.extend(transition.replies)

@@ -49,12 +49,12 @@ CATALOGUE: Final[Mapping[str, Mapping[Language, str]]] = {
     "menu.option.rating": {"ar": "تقييم الخدمة", "en": "Rate our service"},
     "menu.option.handoff": {"ar": "التحدث مع موظف", "en": "Talk to a staff member"},
     "menu.misunderstood": {
-        "ar": "لم أفهم رسالتك. أرسل رقماً من ١ إلى ٤:",
-        "en": "I did not understand. Please send a number from 1 to 4:",
+        "ar": "لم أفهم رسالتك. أرسل رقماً من ١ إلى {last}:",
+        "en": "I did not understand. Please send a number from 1 to {last}:",
     },
     "menu.draft_kept": {
-        "ar": "حفظنا ما أدخلته من طلب الدعم، ويمكنك إكماله متى شئت باختيار ١.",
-        "en": "We saved what you entered for your support request; choose 1 to finish it.",
+        "ar": "حفظنا ما أدخلته من طلب الدعم، ويمكنك إكماله متى شئت باختيار {number}.",
+        "en": "We saved what you entered for your support request; choose {number} to finish it.",
     },
     "menu.needs_info_kept": {
         "ar": "سؤال الباحث عن طلبك {reference} ما زال بانتظار إجابتك؛ "

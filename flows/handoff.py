@@ -11,7 +11,17 @@ from typing import Final
 
 from flows import rating
 from flows.catalogue import text
-from flows.steps import Step, goto, known_language, lead_with, say, sound, stay
+from flows.steps import (
+    FlowDeclaration,
+    MenuEntry,
+    Step,
+    goto,
+    known_language,
+    lead_with,
+    say,
+    sound,
+    stay,
+)
 from flows.types import (
     ConversationState,
     Language,
@@ -70,6 +80,14 @@ def answer_waiting(turn: Turn) -> Transition:
 STEPS: Final = {
     WAITING: Step(ask_waiting, answer_waiting, free_text=True),
 }
+
+
+def requested(turn: Turn, state: ConversationState) -> Transition:
+    """Chosen in the menu: a person asked for by name."""
+    return open_handoff(turn, state, "requested")
+
+
+DECLARATION: Final = FlowDeclaration(FLOW, STEPS, MenuEntry(4, "menu.option.handoff", requested))
 
 
 # --- what staff do, as the beneficiary sees it (the engine calls these, not the router) ---

@@ -15,6 +15,8 @@ from flows.catalogue import text
 from flows.cities import nearest_city
 from flows.dates import aware, format_date, parse_moment, period
 from flows.steps import (
+    FlowDeclaration,
+    MenuEntry,
     Step,
     dict_in,
     goto,
@@ -435,6 +437,9 @@ STEPS: Final = {
     "summary": Step(ask_summary, answer_summary),
     "submitted": Step(ask_submitted, tell_reference),
 }
+
+ENTRY: Final = MenuEntry(1, "menu.option.intake", start)
+DECLARATION: Final = FlowDeclaration(FLOW, STEPS, ENTRY)
 
 
 # --- follow-ups: what the scheduler does to a draft left alone (the engine calls these) ---

@@ -1,12 +1,16 @@
-"""The main menu: its four options, greetings, and what to do with a message it cannot place."""
+"""The main menu: built from the flows' declared entries, greetings, and what to do with a
+message it cannot place."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
-from flows import handoff, intake, needs_info, rating, status
+from flows import handoff, intake, needs_info
 from flows.catalogue import text
-from flows.steps import Step, goto, int_in, pick, said_one_of, say, stay, str_in
+from flows.registry import ENTRIES
+from flows.steps import FlowDeclaration, MenuEntry, Step, goto, int_in, pick, said_one_of, say, stay
+from flows.text import localize_digits
 from flows.types import (
     Choice,
     CloseHandoff,
@@ -23,16 +27,10 @@ FLOW = "menu"
 # The second message in a row the menu cannot place goes to a person.
 MISUNDERSTOOD_LIMIT = 2
 
-OPTIONS: Final = (
-    ("1", "menu.option.intake"),
-    ("2", "menu.option.status"),
-    ("3", "menu.option.rating"),
-    ("4", "menu.option.handoff"),
-)
 
-
-def menu_choices(language: Language) -> tuple[Choice, ...]:
-    return tuple(Choice(payload, text(language, key)) for payload, key in OPTIONS)
+def menu_choices(language: Language, entries: Sequence[MenuEntry] = ENTRIES) -> tuple[Choice, ...]:
+    """The menu's options in ``language``, numbered as declared (flows.registry)."""
+    return tuple(Choice(str(entry.number), text(language, entry.label)) for entry in entries)
 
 
 def _menu_message(turn: Turn, language: Language, *, welcome: bool) -> OutboundMessage:
@@ -64,7 +62,8 @@ def show(
     language = state.language
     lines = []
     if state.flow == intake.FLOW and intake.draft_of(state):
-        lines.append(text(language, "menu.draft_kept"))
+        number = localize_digits(str(intake.ENTRY.number), language)
+        lines.append(text(language, "menu.draft_kept", number=number))
     waiting = needs_info.pending(state)
     if state.flow == needs_info.FLOW and waiting:
         lines.append(text(language, "menu.needs_info_kept", reference=waiting))
@@ -107,14 +106,10 @@ def answer_choose(turn: Turn) -> Transition:
         if said_one_of(turn, THANKS):
             return Transition(goto(state, FLOW, "choose"), (say(language, "common.thanks_reply"),))
         return _misunderstood(turn)
-    if choice.payload == "3":
-        return rating.start(turn, state, str_in(state.data, "rating_context") or "service")
-    state = stay(state, rating_context=None)
-    if choice.payload == "1":
-        return intake.start(turn, state)
-    if choice.payload == "2":
-        return status.list_requests(turn, state)
-    return handoff.open_handoff(turn, state, "requested")
+    entry = next(entry for entry in ENTRIES if str(entry.number) == choice.payload)
+    # What the menu remembered for a rating (after a handoff) is for the rating entry
+    # only; it reads it from the turn's state.
+    return entry.start(turn, stay(state, rating_context=None))
 
 
 def _misunderstood(turn: Turn) -> Transition:
@@ -123,7 +118,8 @@ def _misunderstood(turn: Turn) -> Transition:
     if count >= MISUNDERSTOOD_LIMIT:
         lead = text(language, "handoff.misunderstood")
         return handoff.open_handoff(turn, state, "misunderstood", lead=lead)
-    message = say(language, "menu.misunderstood", choices=menu_choices(language))
+    last = localize_digits(str(len(ENTRIES)), language)
+    message = say(language, "menu.misunderstood", choices=menu_choices(language), last=last)
     return Transition(stay(state, misunderstood=count), (message,))
 
 
@@ -131,3 +127,5 @@ STEPS: Final = {
     "start": Step(ask, answer_start),
     "choose": Step(ask, answer_choose),
 }
+
+DECLARATION: Final = FlowDeclaration(FLOW, STEPS, reads_requests=True)

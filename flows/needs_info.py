@@ -14,7 +14,17 @@ from typing import Final
 
 from flows.catalogue import text
 from flows.status import find_reference
-from flows.steps import Step, goto, lead_with, refuse, say, sound, stay, str_in
+from flows.steps import (
+    FlowDeclaration,
+    Step,
+    goto,
+    lead_with,
+    refuse,
+    say,
+    sound,
+    stay,
+    str_in,
+)
 from flows.text import visible
 from flows.types import (
     AddCaseNote,
@@ -115,3 +125,5 @@ def answer(turn: Turn) -> Transition:
 STEPS: Final = {
     "answer": Step(ask_answer, answer, free_text=True),
 }
+# An answer to no known question has nothing to attach it to: back to the menu.
+DECLARATION: Final = FlowDeclaration(FLOW, STEPS, expects=(REFERENCE,))

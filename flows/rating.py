@@ -12,6 +12,8 @@ from typing import Final
 
 from flows.catalogue import text
 from flows.steps import (
+    FlowDeclaration,
+    MenuEntry,
     Step,
     goto,
     heard,
@@ -107,6 +109,14 @@ STEPS: Final = {
     "score": Step(ask_score, answer_score),
     "comment": Step(ask_comment, answer_comment, free_text=True),
 }
+
+
+def from_menu(turn: Turn, state: ConversationState) -> Transition:
+    """Chosen in the menu: rate what the menu offered (a handoff just left) or the service."""
+    return start(turn, state, str_in(turn.state.data, "rating_context") or "service")
+
+
+DECLARATION: Final = FlowDeclaration(FLOW, STEPS, MenuEntry(3, "menu.option.rating", from_menu))
 
 
 def prompt(

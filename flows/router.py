@@ -19,9 +19,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Final
 
-from flows import handoff, intake, menu, needs_info, rating, status
+from flows import handoff, intake, menu, needs_info, registry, status
 from flows.catalogue import text
-from flows.steps import Step, heard, int_in, staff_keywords, str_in, updated
+from flows.steps import Step, heard, int_in, staff_keywords, updated
 from flows.text import any_phrase, words
 from flows.types import (
     LANGUAGES,
@@ -45,13 +45,10 @@ from flows.vocabulary import (
 
 logger = logging.getLogger(__name__)
 
+# Every flow by name, from the declarations (flows.registry); the menu is the hub.
+DECLARATIONS: Final = registry.by_name((menu.DECLARATION, *registry.DECLARED))
 FLOWS: Final[Mapping[str, Mapping[str, Step]]] = {
-    menu.FLOW: menu.STEPS,
-    intake.FLOW: intake.STEPS,
-    rating.FLOW: rating.STEPS,
-    handoff.FLOW: handoff.STEPS,
-    status.FLOW: status.STEPS,
-    needs_info.FLOW: needs_info.STEPS,
+    name: declaration.steps for name, declaration in DECLARATIONS.items()
 }
 
 
@@ -70,9 +67,10 @@ def respond(turn: Turn) -> Transition:
 
 
 def needs_requests(state: ConversationState) -> bool:
-    """Whether a step in ``state`` may show the sender's requests (only the menu leads to
-    status), so the engine can skip loading them on every other message."""
-    return state.flow not in FLOWS or state.flow == menu.FLOW
+    """Whether a step in ``state`` may show the sender's requests (its flow declares it
+    reads them), so the engine can skip loading them on every other message."""
+    declaration = DECLARATIONS.get(state.flow) if isinstance(state.flow, str) else None
+    return declaration is None or declaration.reads_requests
 
 
 def _route(turn: Turn) -> Transition:
@@ -136,10 +134,8 @@ def _sane(turn: Turn) -> Turn:
     state, message = turn.state, turn.message
     data = dict(state.data) if isinstance(state.data, Mapping) else {}
     language: Language = state.language if state.language in LANGUAGES else "ar"
-    steps = FLOWS.get(state.flow) if isinstance(state.flow, str) else None
-    known = steps is not None and isinstance(state.step, str) and state.step in steps
-    if state.flow == needs_info.FLOW and str_in(data, needs_info.REFERENCE) is None:
-        known = False  # an answer to no known question: nothing to attach it to
+    declaration = DECLARATIONS.get(state.flow) if isinstance(state.flow, str) else None
+    known = declaration is not None and declaration.accepts(state.step, data)
     flow, step = (state.flow, state.step) if known else (menu.FLOW, "start")
     clean_message = InboundMessage(
         address=message.address,

@@ -17,7 +17,7 @@ from typing import Final
 from flows.catalogue import CATALOGUE, text
 from flows.dates import format_date
 from flows.lifecycle import UNDECIDED
-from flows.steps import Step, goto, heard, int_in, need_label, say, stay
+from flows.steps import FlowDeclaration, MenuEntry, Step, goto, heard, int_in, need_label, say, stay
 from flows.text import normalize_digits
 from flows.types import (
     ConversationState,
@@ -118,6 +118,7 @@ def check_last4(turn: Turn) -> Transition:
 
 
 STEPS: Final = {"verify": Step(ask_last4, check_last4)}
+DECLARATION: Final = FlowDeclaration(FLOW, STEPS, MenuEntry(2, "menu.option.status", list_requests))
 
 
 def _other(turn: Turn, number: int) -> OtherRequest | None:

@@ -46,6 +46,49 @@ class Step:
     free_text: bool = False
 
 
+Start = Callable[[Turn, ConversationState], Transition]
+
+
+@dataclass(frozen=True, slots=True)
+class MenuEntry:
+    """A flow's line in the main menu.
+
+    ``number`` is what the beneficiary sends (stable: appended, never renumbered),
+    ``label`` the catalogue key of its text, ``start`` what choosing it does.
+    """
+
+    number: int
+    label: str
+    start: Start
+
+
+@dataclass(frozen=True, slots=True)
+class FlowDeclaration:
+    """What a flow tells the router and the menu about itself.
+
+    Attributes:
+        name: the persisted flow name (``ConversationState.flow``).
+        steps: its steps by persisted name.
+        entry: its line in the main menu, if it has one.
+        expects: keys its stored data must hold as text for its steps to make sense (a
+            conversation without them goes back to the menu, keeping its data).
+        reads_requests: whether its steps read the sender's requests
+            (``turn.lookup.requests``), which the engine loads only then.
+    """
+
+    name: str
+    steps: Mapping[str, Step]
+    entry: MenuEntry | None = None
+    expects: tuple[str, ...] = ()
+    reads_requests: bool = False
+
+    def accepts(self, step: object, data: Mapping[str, Any]) -> bool:
+        """Whether a stored conversation at ``step`` with ``data`` can go on in this flow."""
+        if not isinstance(step, str) or step not in self.steps:
+            return False
+        return all(isinstance(data.get(key), str) and data[key] for key in self.expects)
+
+
 def known_language(value: object) -> Language:
     """A language as stored or passed by the engine; anything unknown reads as Arabic."""
     return next((language for language in LANGUAGES if value == language), "ar")

@@ -18,12 +18,13 @@ from flows.types import (
     FlowSettings,
     InboundMessage,
     Need,
+    OpenHandoff,
     SaveIntake,
     Transition,
     Turn,
 )
 from storage.db import Database
-from storage.models import Message, StatusChange, SupportRequest
+from storage.models import Handoff, Message, StatusChange, SupportRequest
 
 SETTINGS = FlowSettings(
     organization_name="جمعية الاختبار",
@@ -166,6 +167,23 @@ async def test_a_failing_effect_leaves_nothing_half_written(database: Database) 
     normal = Chat(make_engine(database), user="u1")
     normal.count = 1
     assert "١-" in await normal.send("مرحبا")
+
+
+async def test_a_flow_that_keeps_resuming_fails_loudly_not_quietly(database: Database) -> None:
+    rounds = []
+
+    def looping(turn: Turn) -> Transition:
+        # Every round asks for another: the last one's handoff must not vanish unnoticed.
+        rounds.append(turn.state.step)
+        state = ConversationState(flow="menu", step="choose")
+        return Transition(state=state, effects=(OpenHandoff("requested"),), resume=True)
+
+    chat = Chat(make_engine(database, respond=looping))
+    reply = await chat.send("مرحبا")
+    assert reply == flows.text("ar", "error.generic")
+    assert len(rounds) == 3  # the allowed rounds, each performed, then the refusal
+    assert await count(database, Handoff) == 0  # rolled back: nothing half-done stays
+    assert await count(database, Message, col(Message.direction) == "in") == 1
 
 
 async def test_one_failing_message_in_a_batch_costs_only_itself(database: Database) -> None:

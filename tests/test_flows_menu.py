@@ -1,8 +1,15 @@
 """The main menu and the words that work everywhere: greetings, 0, language, misunderstandings."""
 
+import dataclasses
+
 import pytest
 from transcript import Script, Transcript, play
 
+from flows import rating
+from flows.menu import menu_choices
+from flows.registry import DECLARED, ENTRIES, by_name, menu_entries
+from flows.steps import MenuEntry
+from flows.text import localize_digits
 from flows.types import ConversationState, FlowSettings
 
 WELCOME_AR = "أهلاً بك في جمعية البر"
@@ -135,3 +142,40 @@ def test_crisis_words_need_configuration_and_work_with_letter_variants() -> None
     reply = transcript.send("أفكّر أن اؤذي نفسي")
     assert "أبلغنا فريقنا بشكل عاجل" in reply
     assert transcript.handoffs[-1].urgent
+
+
+def test_the_menu_is_built_from_the_declared_entries_with_stable_numbers() -> None:
+    # People learn the numbers: an entry keeps its number, new ones are appended.
+    assert [(entry.number, entry.label) for entry in ENTRIES[:4]] == [
+        (1, "menu.option.intake"),
+        (2, "menu.option.status"),
+        (3, "menu.option.rating"),
+        (4, "menu.option.handoff"),
+    ]
+    extra = dataclasses.replace(
+        rating.DECLARATION,
+        name="extra",
+        entry=MenuEntry(len(ENTRIES) + 1, "menu.option.rating", rating.from_menu),
+    )
+    entries = menu_entries([*DECLARED, extra])
+    numbers = [str(n) for n in range(1, len(ENTRIES) + 2)]
+    for language in ("ar", "en"):
+        assert [choice.payload for choice in menu_choices(language, entries)] == numbers
+    gap = dataclasses.replace(extra, entry=MenuEntry(len(ENTRIES) + 2, "x", rating.from_menu))
+    with pytest.raises(ValueError, match="without gaps"):
+        menu_entries([*DECLARED, gap])
+    with pytest.raises(ValueError, match="two flows are named 'intake'"):
+        by_name([*DECLARED, dataclasses.replace(extra, name="intake")])
+
+
+def test_the_misunderstood_hint_names_the_last_entry_in_any_language() -> None:
+    last = len(ENTRIES)
+    for language, said, shown in (
+        ("ar", "٩٩", localize_digits(str(last), "ar")),
+        ("en", "99", str(last)),
+    ):
+        transcript = Transcript()
+        transcript.send("English" if language == "en" else "مرحبا")
+        reply = transcript.send(said)
+        expected = f"من ١ إلى {shown}" if language == "ar" else f"from 1 to {shown}"
+        assert expected in reply
