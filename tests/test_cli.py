@@ -167,7 +167,8 @@ def test_a_half_done_intake_resumes_in_a_new_process(tmp_path: Path) -> None:
 
 
 def test_another_console_user_sees_no_one_elses_request(tmp_path: Path) -> None:
-    run(tmp_path, "chat", "--user", "owner", lines=INTAKE_AR)
+    filed = blocks(run(tmp_path, "chat", "--user", "owner", lines=[*INTAKE_AR, "٢"]).stdout)
+    assert "REQ-000001" in filed[-2] and "REQ-000001" in filed[-1]  # filed, and its own
     replies = blocks(run(tmp_path, "chat", "--user", "other", lines=["٢", "REQ-000001"]).stdout)
     assert "REQ-000001" not in replies[0]
     assert "الزهراني" not in replies[1] and "سلة غذائية" not in replies[1]

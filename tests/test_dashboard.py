@@ -21,7 +21,6 @@ from sqlalchemy import select
 from sqlmodel import col
 from transcript import INTAKE_AR
 
-import flows
 from bot.config import Settings
 from bot.dashboard import reports
 from bot.dashboard.auth import COOKIE, LoginThrottle
@@ -537,7 +536,7 @@ async def test_the_inbox_takes_answers_and_closes_a_handoff_with_messages_live(
             f"/staff/handoffs/{opened['id']}/take", data={"csrf": token}, allow_redirects=False
         )
         assert take.headers["Location"].startswith("/staff/handoffs?done=taken")
-        await visitor.wait_for(flows.text("ar", "handoff.taken"))
+        await visitor.wait_for("معك الآن أحد موظفي علاقات المستفيدين")
         await staff.post(
             f"/staff/handoffs/{opened['id']}/reply",
             data={"csrf": token, "text": "أهلاً، كيف نخدمك؟"},

@@ -124,7 +124,10 @@ async def test_status_never_shows_another_persons_request(database: Database) ->
     engine = make_engine(database)
     owner = Chat(engine, user="owner")
     for line in INTAKE_AR:
-        await owner.send(line)
+        filed = await owner.send(line)
+    assert "REQ-000001" in filed  # it exists, and its owner sees it
+    await owner.send("menu")
+    assert "REQ-000001" in await owner.send("٢")
     stranger = Chat(engine, user="stranger")
     await stranger.send("menu")
     reply = await stranger.send("REQ-000001")

@@ -103,6 +103,6 @@ def test_distance_and_radius() -> None:
     riyadh, jeddah = COORDINATES["الرياض"], COORDINATES["جدة"]
     assert 840 < distance_km(riyadh, jeddah) < 870  # about 850 km by air
     assert distance_km(riyadh, riyadh) == 0
-    assert nearest_city(24.7136 + 0.5, 46.6753) is not None  # ~55 km north of the centre
+    assert nearest_city(24.7136 + 0.5, 46.6753) == "الرياض"  # ~55 km north of the centre
     assert nearest_city(24.7136 + 0.6, 46.6753) is None  # ~67 km: beyond NEAREST_CITY_KM
     assert NEAREST_CITY_KM == 60

@@ -179,8 +179,16 @@ def test_the_usage_names_every_command_and_status(language: Language) -> None:
 
 @pytest.mark.parametrize("reason", REASONS)
 def test_every_handoff_reason_has_a_label(reason: str) -> None:
-    assert flows.reason_label("ar", reason) != reason
-    assert flows.reason_label("en", reason) != reason
+    for language in ("ar", "en"):
+        label = flows.reason_label(language, reason)
+        assert label.strip() and label != reason
+        others = {flows.reason_label(language, r) for r in REASONS if r != reason}
+        assert label not in others  # staff must tell the reasons apart
+
+
+def test_handoff_reasons_read_as_staff_read_them() -> None:
+    assert flows.reason_label("ar", "crisis") == "كلمات تدل على أزمة: تواصلوا معه فوراً"
+    assert flows.reason_label("en", "low_rating").startswith("Low rating")
 
 
 def test_a_new_handoff_names_reason_language_and_channel() -> None:

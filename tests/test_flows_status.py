@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from transcript import Transcript
 
-from flows.types import ConversationState, FlowSettings, Need, RequestSummary
+from flows.types import ConversationState, FlowSettings, Need, OtherRequest, RequestSummary
 
 SETTINGS = FlowSettings(needs=(Need("rent", "إيجار السكن", "Rent"),))
 FILED = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)
@@ -60,13 +60,18 @@ def test_one_own_request_by_reference(said: str) -> None:
 
 
 def test_someone_else_s_reference_is_never_revealed() -> None:
-    own = Transcript(SETTINGS, requests=[_request(3)])
-    reply = own.send("REQ-000999")
+    # REQ-000999 exists, filed by someone else (ID ending 0008); the sender does not know it.
+    elsewhere = OtherRequest(_request(999, "accepted"), national_id_last4="0008")
+    exists = Transcript(SETTINGS, requests=[_request(3)], others=[elsewhere])
+    reply = exists.send("REQ-000999")
     assert "آخر ٤ أرقام من هوية مقدم الطلب" in reply  # the second factor, never the request
-    assert "000999" not in reply
-    # The same answer as for a reference nobody has: existence is not leaked.
+    assert "000999" not in reply and "تمت الموافقة" not in reply
+    wrong = exists.send("1234")
+    assert "000999" not in wrong
+    # The same answers as for the same reference when nobody has it: existence is not leaked.
     nobody = Transcript(SETTINGS, requests=[_request(3)])
-    assert nobody.send("REQ-123456") == reply
+    assert nobody.send("REQ-000999") == reply
+    assert nobody.send("1234") == wrong
 
 
 def test_a_reference_outside_the_menu_is_an_answer_to_the_step() -> None:

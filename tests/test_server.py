@@ -34,7 +34,7 @@ from transcript import INTAKE_AR
 from bot.config import Settings
 from bot.server import Tawasul
 from storage.db import Database
-from storage.models import ChannelIdentity, Document, Message, SupportRequest
+from storage.models import ChannelIdentity, Document, Message, Rating, SupportRequest
 
 
 @pytest.fixture
@@ -253,11 +253,16 @@ async def test_a_whole_intake_over_telegram_with_buttons(
     # Rating with inline buttons: a tap is a callback query with the payload.
     rating = await chat.send(private_message(CHAT, "٣"))
     assert "inline_keyboard" in rating[-1]["reply_markup"]
-    await chat.send(callback_query(CHAT, "5"))
-    assert telegram.calls("answerCallbackQuery")
+    tap = callback_query(CHAT, "5")
+    await chat.send(tap)
+    [answered] = telegram.calls("answerCallbackQuery")
+    assert answered.params["callback_query_id"] == tap["callback_query"]["id"]
+    await chat.send(private_message(CHAT, "تخطي"))  # no comment: the rating is stored
     async with tawasul.database.session() as session:
         request = (await session.scalars(select(SupportRequest))).one()
         document = (await session.scalars(select(Document))).one()
+        rating = (await session.scalars(select(Rating))).one()
+    assert (rating.score, rating.channel) == (5, "telegram")
     assert request.signed_channel == "telegram"
     assert document.url.startswith("media/") and document.content_type == "image/jpeg"
 
