@@ -133,6 +133,30 @@ class WhatsAppSettings(_Section):
     ] = Field(default_factory=dict)
 
 
+def _check_template_name(value: str) -> str:
+    if not re.fullmatch(r"[a-z0-9_]{1,512}", value):
+        raise ValueError("expected a Meta template name: lowercase letters, digits and _")
+    return value
+
+
+class WhatsAppCloudSettings(_Section):
+    """WhatsApp through Meta's Cloud API; unset ``phone_number_id`` leaves it off."""
+
+    phone_number_id: Annotated[str, Field(pattern=r"^[0-9]{1,30}$")] | None = None
+    access_token: SecretStr | None = None
+    app_secret: SecretStr | None = None
+    verify_token: SecretStr | None = None
+    api_base_url: str = "https://graph.facebook.com"
+    api_version: str = Field("v23.0", pattern=r"^v[0-9]+\.[0-9]+$")
+    # The number's throughput (Meta starts every number at 80 a second); the outbox uses
+    # at most 80% of it so that replies always have room.
+    messages_per_second: float = Field(80.0, gt=0, le=100_000)
+    # Approved templates by kind of proactive message: kind -> template name.
+    templates: dict[str, Annotated[str, AfterValidator(_check_template_name)]] = Field(
+        default_factory=dict
+    )
+
+
 def _read_need(value: Any) -> Any:
     """A need is a table {key, ar, en}; a plain string serves as key and both labels."""
     if isinstance(value, str):
@@ -205,6 +229,7 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     telegram: TelegramSettings = TelegramSettings()
     whatsapp: WhatsAppSettings = WhatsAppSettings()
+    whatsapp_cloud: WhatsAppCloudSettings = WhatsAppCloudSettings()
     organization: OrganizationSettings = OrganizationSettings()
     handoff: HandoffSettings = HandoffSettings()
     followups: FollowupSettings = FollowupSettings()

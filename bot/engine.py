@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 # Rounds of effects a message may cause (a step resumed after its effects, and so on);
 # a flow that wants more is a loop.
 _MAX_RESUMES = 3
-_PHONE_CHANNELS = frozenset({"whatsapp", "sms"})
+_PHONE_CHANNELS = frozenset({"whatsapp", "sms", "whatsapp_cloud"})
 
 
 def utcnow() -> datetime:

@@ -42,7 +42,9 @@ What it promises, and how:
 - WhatsApp's 24-hour window. Anything but a reply to a beneficiary whose last message
   is older than 24 hours goes as the approved template of its kind; without one, by SMS
   to the same number when ``whatsapp.sms_fallback`` is on, else it fails and staff are
-  told. Twilio 63016 on sending (or in a ``failed`` status callback) means the same.
+  told. A refusal or receipt marked ``outside_window`` by the channel (Twilio 63016,
+  Meta 131047) means the same. WhatsApp through Meta's Cloud API (``whatsapp_cloud``)
+  has the same window, with its own templates and 80% of its own rate.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ from flows.types import Address, OutboundMessage
 from handlers.base import Channel, DeliveryError
 from handlers.telegram_http import CONNECT_TIMEOUT, READ_TIMEOUT
 from handlers.twilio import API_TIMEOUT_SECONDS
+from handlers.whatsapp_cloud import API_TIMEOUT_SECONDS as CLOUD_API_TIMEOUT_SECONDS
 from storage.db import Database
 from storage.models import MessageKind
 from storage.repositories import IdentityRepository, MessageRepository, OutboxItem, SentMark
@@ -94,6 +97,7 @@ MAX_BACKOFF = 300.0
 GRACE_MARGIN = timedelta(seconds=5)
 TELEGRAM_CALL = timedelta(seconds=CONNECT_TIMEOUT + READ_TIMEOUT)
 TWILIO_CALL = timedelta(seconds=API_TIMEOUT_SECONDS)
+CLOUD_CALL = timedelta(seconds=CLOUD_API_TIMEOUT_SECONDS)
 # Even with nothing to wake it, look again this often (another process may have stored
 # messages, or a back-off may have ended).
 IDLE_CHECK = 1.0
@@ -102,7 +106,6 @@ REPORT_EVERY = 60.0
 # On stop, a send under way may finish for this long before it is cancelled.
 STOP_GRACE = 5.0
 WHATSAPP_WINDOW = timedelta(hours=24)
-OUTSIDE_WINDOW_CODE = "63016"
 
 # Platform limits, messages a second.
 TELEGRAM_PER_SECOND = 30.0
@@ -127,6 +130,9 @@ class DeliveryRules:
     sms_fallback: bool = True
     twilio_per_second: float = 1.0
     telegram_per_second: float = TELEGRAM_PER_SECOND
+    # The same for WhatsApp through Meta's Cloud API (template names stay with it).
+    cloud_templates: frozenset[str] = frozenset()
+    cloud_per_second: float = 80.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DeliveryRules:
@@ -140,7 +146,18 @@ class DeliveryRules:
             sms_fallback=whatsapp.sms_fallback,
             twilio_per_second=whatsapp.messages_per_second,
             telegram_per_second=settings.telegram.messages_per_second,
+            cloud_templates=frozenset(settings.whatsapp_cloud.templates),
+            cloud_per_second=settings.whatsapp_cloud.messages_per_second,
         )
+
+    def window_templates(self, channel: str) -> frozenset[str] | None:
+        """The template kinds a channel with WhatsApp's 24-hour window has; None for a
+        channel without a window."""
+        if channel == "whatsapp":
+            return self.templates
+        if channel == "whatsapp_cloud":
+            return self.cloud_templates
+        return None
 
     def quiet_until(self, now: datetime) -> datetime | None:
         """When the quiet hours around ``now`` end; None when ``now`` is not in them."""
@@ -324,6 +341,10 @@ class OutboxSender:
                 rate = TWILIO_SHARE * self._rules.twilio_per_second
                 overall = TokenBucket.for_rate(rate, self._monotonic, reserved=True)
                 call = TWILIO_CALL
+            elif "whatsapp_cloud" in names:
+                rate = TWILIO_SHARE * self._rules.cloud_per_second
+                overall = TokenBucket.for_rate(rate, self._monotonic, reserved=True)
+                call = CLOUD_CALL
             grace = self._grace if self._grace is not None else call + GRACE_MARGIN
             lanes.append(_Lane(channel, tuple(names), overall, per_chat, grace=grace))
         return lanes
@@ -542,9 +563,10 @@ class OutboxSender:
         outside = item.id in self._outside or (
             item.kind != MessageKind.REPLY and not _inside_window(item.last_inbound_at, now)
         )
-        if channel == "whatsapp" and outside:
+        templates = self._rules.window_templates(channel)
+        if templates is not None and outside:
             template = message.template
-            if template is not None and template.kind in self._rules.templates:
+            if template is not None and template.kind in templates:
                 return channel, message
             if self._rules.sms_fallback and "sms" in self._channels:
                 return "sms", replace(message, template=None)
@@ -644,7 +666,7 @@ class OutboxSender:
         if error.retry_after is not None and lane.overall is not None:
             lane.overall.pause(error.retry_after)
         permanent, delay = error.permanent, error.retry_after
-        outside = error.code == OUTSIDE_WINDOW_CODE and address.channel == "whatsapp"
+        outside = error.outside_window
         if outside and item.id not in self._outside:
             # Twilio knows the window better than our clock: another form, at once.
             self._outside.add(item.id)

@@ -23,11 +23,12 @@ from bot.scheduler import FollowUpScheduler
 from bot.staff import StaffDesk
 from bot.staffroom import StaffRoom
 from flows.staff import STAFF_LANGUAGE
-from flows.types import Address, InboundMessage, OutboundMessage
-from handlers.base import Channel
+from flows.types import LANGUAGES, Address, InboundMessage, OutboundMessage
+from handlers.base import Channel, DeliveryReceipt
 from handlers.telegram import StaffUpdate, TelegramChannel
 from handlers.twilio import TwilioChannel
 from handlers.webchat import WebChatChannel
+from handlers.whatsapp_cloud import WhatsAppCloudChannel
 from storage.db import Database
 from storage.repositories import IdentityRepository, MessageRepository
 
@@ -173,7 +174,34 @@ class Tawasul:
                     templates=whatsapp.templates,
                 )
             )
+        cloud = self._whatsapp_cloud()
+        if cloud is not None:
+            channels.append(cloud)
         return channels
+
+    def _whatsapp_cloud(self) -> WhatsAppCloudChannel | None:
+        cloud = self.settings.whatsapp_cloud
+        missing = [
+            f"whatsapp_cloud.{key}"
+            for key in ("phone_number_id", "access_token", "app_secret", "verify_token")
+            if getattr(cloud, key) is None
+        ]
+        if missing:
+            log.info("WhatsApp Cloud API skipped: %s not set", ", ".join(missing))
+            return None
+        assert cloud.phone_number_id and cloud.access_token
+        assert cloud.app_secret and cloud.verify_token
+        return WhatsAppCloudChannel(
+            cloud.phone_number_id,
+            cloud.access_token.get_secret_value(),
+            cloud.app_secret.get_secret_value(),
+            cloud.verify_token.get_secret_value(),
+            api_base_url=cloud.api_base_url,
+            api_version=cloud.api_version,
+            on_status=self._delivery_receipt,
+            templates=cloud.templates,
+            list_button={lang: flows.text(lang, "choices.list_button") for lang in LANGUAGES},
+        )
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_no_tracebacks])
@@ -292,6 +320,22 @@ class Tawasul:
                     await IdentityRepository(session).set_unreachable(recipient)
         if delivery == "failed" and error_code == _OUTSIDE_WINDOW and channel == "whatsapp":
             await self.outbox.outside_window(channel, platform_message_id)
+
+    async def _delivery_receipt(self, receipt: DeliveryReceipt) -> None:
+        """A channel's neutral word on a sent message, into the case file and the outbox."""
+        delivery = _DELIVERY_STATUSES.get(receipt.status)
+        if delivery is None:
+            return
+        channel, platform_id = receipt.channel, receipt.platform_message_id
+        async with self.database.session() as session, session.begin():
+            messages = MessageRepository(session)
+            await messages.mark_delivery(channel, platform_id, delivery, receipt.reason)
+            if receipt.unreachable:
+                recipient = await messages.recipient(channel, platform_id)
+                if recipient is not None:
+                    await IdentityRepository(session).set_unreachable(recipient)
+        if delivery == "failed" and receipt.outside_window:
+            await self.outbox.outside_window(channel, platform_id)
 
     async def _tell_staff_failed(self, failures: Sequence[FailedDelivery]) -> None:
         """Messages the outbox gave up on, to the staff group when there is one (the

@@ -16,6 +16,8 @@ CATALOGUE: Final[Mapping[str, Mapping[Language, str]]] = {
         "ar": "عذراً، حدث خطأ من جهتنا. أرجو إرسال رسالتك مرة أخرى.",
         "en": "Sorry, something went wrong on our side. Please send your message again.",
     },
+    # The button that opens a list of choices (WhatsApp: at most 20 characters).
+    "choices.list_button": {"ar": "عرض الخيارات", "en": "Show options"},
     "common.back_hint": {
         "ar": "أرسل ٠ للعودة إلى القائمة.",
         "en": "Send 0 to go back to the menu.",
@@ -585,6 +587,7 @@ CATALOGUE: Final[Mapping[str, Mapping[Language, str]]] = {
     "staff.language.en": {"ar": "الإنجليزية", "en": "English"},
     "staff.channel.whatsapp": {"ar": "واتساب", "en": "WhatsApp"},
     "staff.channel.sms": {"ar": "رسائل SMS", "en": "SMS"},
+    "staff.channel.whatsapp_cloud": {"ar": "واتساب (Meta)", "en": "WhatsApp (Meta)"},
     "staff.channel.telegram": {"ar": "تيليجرام", "en": "Telegram"},
     "staff.channel.web": {"ar": "محادثة الموقع", "en": "Website chat"},
     "staff.channel.console": {"ar": "المحاكي النصي", "en": "Console"},

@@ -66,7 +66,7 @@ FIELDS: Final = ("name", "national_id", "mobile", "city", "need", "description",
 ANSWERS: Final = FIELDS[:-1]
 MAX_DOCUMENTS = 5
 # Channels that can carry photos and files; elsewhere documents go to the researcher later.
-MEDIA_CHANNELS: Final = frozenset({"whatsapp", "telegram", "web"})
+MEDIA_CHANNELS: Final = frozenset({"whatsapp", "telegram", "web", "whatsapp_cloud"})
 # Coming back after this long, the beneficiary may not remember: ask before going on.
 SILENCE = timedelta(hours=12)
 SUMMARY_DESCRIPTION_CHARS = 100

@@ -11,7 +11,7 @@ Language = Literal["ar", "en"]
 LANGUAGES: tuple[Language, ...] = ("ar", "en")
 
 # Channel names are persisted: lowercase snake_case, never renamed without a migration.
-CHANNELS = ("console", "whatsapp", "sms", "telegram", "web")
+CHANNELS = ("console", "whatsapp", "sms", "telegram", "web", "whatsapp_cloud")
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,8 @@ class DeliveryError(Exception):
             (Telegram 403 "blocked by the user", Twilio 21610 "unsubscribed").
         retry_after: seconds the platform asked us to wait, when it said.
         code: the platform's error code, when it gave one.
+        outside_window: the platform's messaging window (WhatsApp's 24 hours) is
+            closed: the message may go again as an approved template.
     """
 
     def __init__(
@@ -52,6 +54,7 @@ class DeliveryError(Exception):
         unreachable: bool = False,
         retry_after: float | None = None,
         code: str | None = None,
+        outside_window: bool = False,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -59,6 +62,30 @@ class DeliveryError(Exception):
         self.unreachable = unreachable
         self.retry_after = retry_after
         self.code = code
+        self.outside_window = outside_window
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReceipt:
+    """What a platform later said of a message it accepted, in the outbox's terms.
+
+    Attributes:
+        status: ``sent``, ``delivered``, ``read`` or ``failed``.
+        reason: why it failed: short, free of personal data (a code and its meaning).
+        unreachable: the beneficiary cannot be reached on this channel at all.
+        outside_window: it failed because the messaging window was closed.
+    """
+
+    channel: str
+    platform_message_id: str
+    status: str
+    reason: str | None = None
+    unreachable: bool = False
+    outside_window: bool = False
+
+
+# Given to a channel that reports delivery: stores one receipt; raises when it could not.
+ReceiptReceiver = Callable[[DeliveryReceipt], Awaitable[None]]
 
 
 class MediaError(Exception):

@@ -464,6 +464,7 @@ def delivery_error(status: int, code: int | None, retry_after: float | None) -> 
         return DeliveryError(
             f"{label}: outside the 24-hour window; an approved template is needed",
             permanent=True,
+            outside_window=True,
             code=code_text,
         )
     if code == _THROTTLED or status == 429:

@@ -42,7 +42,7 @@ from storage.repositories import (
 
 MEDIA_URL = "/staff/media/"
 CONVERSATION_LENGTH = 30  # the last messages shown on a handoff's card
-CHANNELS = ("whatsapp", "sms", "telegram", "web", "console")
+CHANNELS = ("whatsapp", "whatsapp_cloud", "sms", "telegram", "web", "console")
 # A spreadsheet runs a cell starting with one of these as a formula.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
