@@ -148,34 +148,36 @@ async def open_database(settings: Settings) -> Database:
 async def staff_command(settings: Settings, args: argparse.Namespace) -> None:
     database = await open_database(settings)
     try:
-        async with database.session() as session, session.begin():
-            members = StaffRepository(session)
-            if args.staff_command == "add":
-                password_hash = None
-                if args.password_stdin:
-                    password = sys.stdin.readline().rstrip("\r\n")
-                    if len(password) < 10:
-                        raise CommandError("a password needs at least 10 characters")
-                    password_hash = hash_password(password)
-                try:
-                    await members.add(
-                        args.username,
-                        args.role,
-                        telegram_id=args.telegram_id,
-                        password_hash=password_hash,
-                        now=utcnow(),
-                    )
-                except ValueError as exc:
-                    raise CommandError(str(exc)) from None
-                print(f"added {args.username.lower()} ({args.role})")
-            elif args.staff_command == "list":
-                for member in await members.list():
+        # Adding and removing go through the staff desk, as on the dashboard: audited.
+        desk = StaffDesk(database, settings.flow_settings(), utcnow)
+        if args.staff_command == "add":
+            password_hash = None
+            if args.password_stdin:
+                password = sys.stdin.readline().rstrip("\r\n")
+                if len(password) < 10:
+                    raise CommandError("a password needs at least 10 characters")
+                password_hash = hash_password(password)
+            try:
+                await desk.add_member(
+                    args.username,
+                    args.role,
+                    telegram_id=args.telegram_id,
+                    password_hash=password_hash,
+                )
+            except StaffError as exc:
+                raise CommandError(str(exc)) from None
+            print(f"added {args.username.lower()} ({args.role})")
+        elif args.staff_command == "list":
+            async with database.session() as session:
+                for member in await StaffRepository(session).list():
                     telegram = member.telegram_id if member.telegram_id is not None else "-"
                     print(f"{member.username}\t{member.role}\ttelegram:{telegram}")
-            elif args.staff_command == "remove":
-                if not await members.remove(args.username):
-                    raise CommandError(f"no active staff member {args.username!r}")
-                print(f"removed {args.username.lower()}")
+        elif args.staff_command == "remove":
+            try:
+                await desk.remove_member(args.username)
+            except StaffError as exc:
+                raise CommandError(str(exc)) from None
+            print(f"removed {args.username.lower()}")
     finally:
         await database.dispose()
 

@@ -33,6 +33,7 @@ reminder, rating prompt or check-in that comes due then is put off by its own de
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -544,26 +545,18 @@ class FollowUpDispatcher:
     ) -> None:
         """Proactive messages into the outbox, marked with the follow-up's kind and the
         variables a WhatsApp template for it would take (the outbox decides)."""
-        identity = await IdentityRepository(run.session).get(identity_id)
-        if identity is None:
-            return
-        outbox = MessageRepository(run.session)
         record = FOLLOWUPS[FollowUpKind(run.row.kind)]
         if record.template is None:
             raise ValueError(f"follow-up kind {record.kind} sends nothing to beneficiaries")
         template = TemplateRef(record.template, variables)
-        for message in messages:
-            await outbox.enqueue(
-                identity_id,
-                identity.channel,
-                OutboundMessage(
-                    message.text, message.language, message.choices, message.inline, template
-                ),
-                run.now,
-                kind=MessageKind.PROACTIVE,
-                request_id=request_id,
-            )
-            run.enqueued = True
+        stored = await MessageRepository(run.session).enqueue_to(
+            identity_id,
+            [dataclasses.replace(message, template=template) for message in messages],
+            run.now,
+            kind=MessageKind.PROACTIVE,
+            request_id=request_id,
+        )
+        run.enqueued = run.enqueued or bool(stored)
 
     async def _alert(self, text: str, handoff_id: int | None) -> None:
         if self._alert_staff is None:

@@ -35,6 +35,7 @@ from storage.repositories import (
     HandoffRepository,
     MessageRepository,
     RequestRepository,
+    SessionRepository,
     StaffRepository,
 )
 
@@ -94,6 +95,49 @@ class StaffDesk:
     async def staff_by_telegram(self, telegram_id: int) -> Staff | None:
         async with self._db.session() as session:
             return await StaffRepository(session).by_telegram_id(telegram_id)
+
+    async def add_member(
+        self,
+        username: str,
+        role: str,
+        *,
+        telegram_id: int | None = None,
+        password_hash: str | None = None,
+        by: str | Staff | None = None,
+    ) -> Staff:
+        """Register a staff member (or bring a removed one back), in the audit log.
+
+        Raises:
+            StaffError: the username or role is not valid, or taken.
+        """
+        async with self._db.session() as session, session.begin():
+            try:
+                member = await StaffRepository(session).add(
+                    username,
+                    role,
+                    telegram_id=telegram_id,
+                    password_hash=password_hash,
+                    now=self._clock(),
+                )
+            except ValueError as problem:
+                raise StaffError(str(problem)) from None
+            await self._audit(session, by, "staff_add", member.username, {"role": role})
+        return member
+
+    async def remove_member(self, username: str, *, by: str | Staff | None = None) -> None:
+        """Deactivate a member and end their dashboard sessions, in the audit log.
+
+        Raises:
+            StaffError: there is no active member by that name.
+        """
+        async with self._db.session() as session, session.begin():
+            members = StaffRepository(session)
+            member = await members.get(username)
+            if member is None or member.id is None:
+                raise StaffError(f"no active staff member {username!r}")
+            await members.remove(member.username)
+            await SessionRepository(session).delete_for(member.id)  # logged out everywhere
+            await self._audit(session, by, "staff_remove", member.username)
 
     # --- requests ---
 
@@ -399,18 +443,9 @@ class StaffDesk:
         kind: MessageKind = MessageKind.PROACTIVE,
         request_id: int | None = None,
     ) -> None:
-        outbox = MessageRepository(session)
-        identity = await session.get(ChannelIdentity, identity_id)
-        assert identity is not None
-        for message in messages:
-            await outbox.enqueue(
-                identity_id,
-                identity.channel,
-                message,
-                self._clock(),
-                kind=kind,
-                request_id=request_id,
-            )
+        await MessageRepository(session).enqueue_to(
+            identity_id, messages, self._clock(), kind=kind, request_id=request_id
+        )
 
 
 def _event_row(event: CaseEvent) -> dict[str, Any]:

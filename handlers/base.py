@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -131,3 +132,20 @@ class Channel(Protocol):
     async def fetch_media(self, media: Media) -> bytes:
         """The attachment's bytes, fetched with the platform's credentials; MediaError if not."""
         ...
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def same_origin(origin: str, host: str) -> bool:
+    """Whether a browser's ``Origin`` header names the site at ``host`` (the request's
+    Host): the check against cross-site posts, for the web chat and the dashboard."""
+    try:
+        theirs, ours = urlsplit(origin), urlsplit(f"//{host}")
+        their_port, our_port = theirs.port, ours.port
+    except ValueError:
+        return False
+    default = _DEFAULT_PORTS.get(theirs.scheme)
+    if default is None or not theirs.hostname:
+        return False  # "null" (sandboxed frames, file:) and other schemes
+    return theirs.hostname == ours.hostname and (their_port or default) == (our_port or default)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flows import as_plain_text
+from flows.render import as_plain_text
 from flows.types import Address, InboundMessage, OutboundMessage
 
 CHANNEL = "console"

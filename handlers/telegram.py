@@ -44,7 +44,7 @@ from telegram.ext import (
 )
 from telegram.warnings import PTBDeprecationWarning
 
-from flows import as_plain_text
+from flows.render import as_plain_text
 from flows.types import Address, InboundMessage, Location, Media, OutboundMessage
 from handlers.base import (
     MAX_MEDIA_BYTES,

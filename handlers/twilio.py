@@ -26,7 +26,7 @@ from twilio.http.response import Response as TwilioResponse  # type: ignore[impo
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 from twilio.rest import Client  # type: ignore[import-untyped]
 
-from flows import as_plain_text
+from flows.render import as_plain_text
 from flows.types import Address, InboundMessage, Location, Media, OutboundMessage
 from handlers.base import (
     MAX_MEDIA_BYTES,

@@ -14,12 +14,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from flows.types import Address, InboundMessage, Media, OutboundMessage
-from handlers.base import BeforePart, MediaError, Receiver, Sent
+from handlers.base import BeforePart, MediaError, Receiver, Sent, same_origin
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +47,6 @@ _STATIC = {
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 _CLIENT_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_ID_CHARS}}}")
 _AFTER = re.compile(r"[0-9]{1,18}")  # ASCII only: int() would also take "٣" and " 3"
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -312,7 +310,7 @@ class WebChatChannel:
     def _check_origin(self, request: web.Request) -> None:
         # A page on another site must not speak as the visitor.
         origin = request.headers.get("Origin")
-        if origin is not None and not _same_origin(origin, request.host):
+        if origin is not None and not same_origin(origin, request.host):
             raise _BadRequest(403, "cross-origin request")
 
     def _set_cookie(self, response: web.StreamResponse, token: str) -> None:
@@ -390,18 +388,6 @@ def _message_json(message_id: int, message: OutboundMessage) -> dict[str, Any]:
         "inline": message.inline,
         "language": message.language,
     }
-
-
-def _same_origin(origin: str, host: str) -> bool:
-    try:
-        theirs, ours = urlsplit(origin), urlsplit(f"//{host}")
-        their_port, our_port = theirs.port, ours.port
-    except ValueError:
-        return False
-    default = _DEFAULT_PORTS.get(theirs.scheme)
-    if default is None or not theirs.hostname:
-        return False  # "null" (sandboxed frames, file:) and other schemes
-    return theirs.hostname == ours.hostname and (their_port or default) == (our_port or default)
 
 
 def _asset(name: str, content_type: str) -> _Asset:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import builtins
 import functools
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,7 +23,6 @@ from sqlalchemy.orm import aliased
 from sqlmodel import SQLModel, col
 
 from flows.lifecycle import SUBMITTED, UNDECIDED
-from flows.text import fold_arabic, normalize_digits
 from flows.types import (
     Address,
     Choice,
@@ -400,6 +399,27 @@ class MessageRepository:
         message_id: int = (await self._session.execute(insert, row)).scalar_one()
         return message_id
 
+    async def enqueue_to(
+        self,
+        identity_id: int,
+        messages: Sequence[OutboundMessage],
+        now: datetime,
+        *,
+        kind: str,
+        request_id: int | None = None,
+    ) -> builtins.list[int]:
+        """``enqueue`` each message on the channel of the identity ``identity_id`` (a
+        notice, a staff member's words, a reminder); none when it does not exist."""
+        identity = await self._session.get(ChannelIdentity, identity_id)
+        if identity is None:
+            return []
+        return [
+            await self.enqueue(
+                identity_id, identity.channel, message, now, kind=kind, request_id=request_id
+            )
+            for message in messages
+        ]
+
     @staticmethod
     def _row(identity_id: int, channel: str, direction: str, status: str) -> dict[str, Any]:
         # Core inserts (no ORM object: this is the hot path) name every column.
@@ -497,13 +517,6 @@ class MessageRepository:
                 "error": error,
                 "attempts": col(Message.attempts) + 1,
             },
-        )
-
-    async def mark_retry(self, message_id: int, now: datetime, error: str) -> None:
-        """A send failed for now (throttled, timeout): count the attempt, keep it pending."""
-        await self._update(
-            message_id,
-            {"error": error, "last_attempt_at": now, "attempts": col(Message.attempts) + 1},
         )
 
     async def mark_delivery(
@@ -1040,15 +1053,6 @@ class RequestRepository:
             ),
         )
 
-    async def status_changes(self, request_id: int) -> builtins.list[StatusChange]:
-        """The request's status history, oldest first."""
-        query = (
-            select(StatusChange)
-            .where(col(StatusChange.request_id) == request_id)
-            .order_by(col(StatusChange.id))
-        )
-        return builtins.list((await self._session.scalars(query)).all())
-
     async def documents(self, request_id: int) -> builtins.list[Document]:
         """The request's documents, in the order they were sent."""
         query = (
@@ -1071,6 +1075,7 @@ class RequestRepository:
         need: str | None = None,
         channel: str | None = None,
         search: str | None = None,
+        fold: Callable[[str], str] = str.casefold,
     ) -> builtins.list[SupportRequest]:
         """Requests for staff, oldest first. Every filter given must match.
 
@@ -1081,8 +1086,10 @@ class RequestRepository:
             need: only requests for this need (its persisted name).
             channel: only requests filed on this channel.
             search: a reference (``req-000012`` and ``12`` work too), or part of the applicant's
-                name as they gave it; Arabic letter variants, diacritics and case are
-                ignored, so "فاطمه" finds "فاطمة".
+                name as they gave it, compared as ``fold`` makes both.
+            fold: how text is made comparable; the caller passes the conversation's
+                folding (Arabic letter variants, diacritics, digits of any script and
+                case ignored, so "فاطمه" finds "فاطمة"), which storage does not know.
         """
         query = select(SupportRequest).order_by(col(SupportRequest.id))
         if status is not None:
@@ -1102,15 +1109,15 @@ class RequestRepository:
             return builtins.list(requests)
         # JSON is queried differently on each backend and neither folds Arabic letter
         # variants; a charity's requests number in the thousands, so Python does it.
-        reference = normalize_digits(wanted).upper()
+        reference = fold(wanted).upper()
         if reference.isdigit():
             reference = reference_for(int(reference))  # "12" is how people say REQ-000012
-        name = fold_arabic(wanted)
+        name = fold(wanted)
         return [
             request
             for request in requests
             if request.reference == reference
-            or (name and name in fold_arabic(str(request.answers.get("name", ""))))
+            or (name and name in fold(str(request.answers.get("name", ""))))
         ]
 
     async def _applicant(self, answers: Mapping[str, str], now: datetime) -> Beneficiary:
@@ -1344,15 +1351,6 @@ class HandoffRepository:
         """The first staff-group message about this handoff (the thread to reply in)."""
         posts = await self.posts(handoff_id)
         return posts[0] if posts else None
-
-    async def close_open(self, identity_id: int, now: datetime) -> None:
-        """Close the identity's open handoff; nothing happens when there is none."""
-        statement = (
-            update(Handoff)
-            .where(col(Handoff.identity_id) == identity_id, col(Handoff.status) == HANDOFF_OPEN)
-            .values(status=HANDOFF_CLOSED, closed_at=now)
-        )
-        await self._session.execute(statement)
 
 
 _USERNAME = re.compile(r"[a-z0-9_.-]{2,40}")

@@ -294,6 +294,14 @@ def test_staff_commands(tmp_path: Path) -> None:
     assert run(tmp_path, "staff", "remove", "sara").returncode == 0
     assert "sara" not in run(tmp_path, "staff", "list").stdout
     assert run(tmp_path, "staff", "remove", "sara").returncode == 1
+    # Through the staff desk, as on the dashboard: every change is in the audit log (no
+    # actor: the command line); refused ones are not.
+    audit = "SELECT action, target, username FROM audit_entry ORDER BY id"
+    assert query(tmp_path / "tawasul.db", audit) == [
+        ("staff_add", "sara", None),
+        ("staff_add", "omar", None),
+        ("staff_remove", "sara", None),
+    ]
 
 
 def test_requests_commands(tmp_path: Path) -> None:

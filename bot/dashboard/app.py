@@ -60,13 +60,13 @@ from flows.catalogue import CATALOGUE
 from flows.steps import need_label
 from flows.text import localize_digits
 from flows.types import InboundMessage, Language
+from handlers.base import same_origin
 from storage.db import Database
 from storage.models import StaffRole
 from storage.repositories import (
     AuditRepository,
     RatingRepository,
     RequestRepository,
-    SessionRepository,
     StaffRepository,
 )
 
@@ -450,6 +450,7 @@ class Dashboard:
                 channel=filters.get("channel"),
                 overdue_at=self._clock() if filters.get("overdue") else None,
                 search=filters.get("q"),
+                fold=flows.fold_arabic,
             )
 
     async def _requests(self, request: web.Request, visit: Visit) -> web.StreamResponse:
@@ -758,20 +759,15 @@ class Dashboard:
             error = flows.text(lang, "dash.staff.telegram_invalid")
             return await self._staff(request, visit, status=400, error=error)
         password_hash = await asyncio.to_thread(hash_password, password)
-        now = self._clock()
         try:
-            async with self._db.session() as session, session.begin():
-                member = await StaffRepository(session).add(
-                    username,
-                    role,
-                    telegram_id=int(telegram) if telegram else None,
-                    password_hash=password_hash,
-                    now=now,
-                )
-                await AuditRepository(session).add(
-                    visit.me.staff, "staff_add", member.username, {"role": role}, now=now
-                )
-        except ValueError as problem:
+            await self._desk.add_member(
+                username,
+                role,
+                telegram_id=int(telegram) if telegram else None,
+                password_hash=password_hash,
+                by=visit.me.staff,
+            )
+        except StaffError as problem:
             error = flows.text(lang, "dash.error.refused", reason=str(problem))
             return await self._staff(request, visit, status=400, error=error)
         return _see_other("/staff/admin/staff?done=staff_added")
@@ -781,17 +777,10 @@ class Dashboard:
         if username == visit.me.username:
             error = flows.text(visit.lang, "dash.staff.not_yourself")
             return await self._staff(request, visit, status=400, error=error)
-        now = self._clock()
-        async with self._db.session() as session, session.begin():
-            members = StaffRepository(session)
-            member = await members.get(username)
-            if member is None or member.id is None:
-                return self._problem(request, visit, 404, "dash.error.not_found")
-            await members.remove(username)
-            await SessionRepository(session).delete_for(member.id)  # logged out everywhere
-            await AuditRepository(session).add(
-                visit.me.staff, "staff_remove", member.username, now=now
-            )
+        try:
+            await self._desk.remove_member(username, by=visit.me.staff)
+        except StaffError:
+            return self._problem(request, visit, 404, "dash.error.not_found")
         return _see_other("/staff/admin/staff?done=staff_removed")
 
     # --- attachments ---
@@ -873,19 +862,7 @@ def _same_origin(request: web.Request) -> bool:
     """A POST from a page of another site is refused, whatever it carries (browsers say
     where a form came from in ``Origin``; clients that do not are let through)."""
     origin = request.headers.get("Origin")
-    if origin is None:
-        return True
-    try:
-        theirs = urlsplit(origin)
-        ours = urlsplit(f"//{request.host}")
-        their_port, our_port = theirs.port, ours.port
-    except ValueError:
-        return False
-    defaults = {"http": 80, "https": 443}
-    if theirs.scheme not in defaults or not theirs.hostname:
-        return False
-    their_port = their_port or defaults[theirs.scheme]
-    return theirs.hostname == ours.hostname and (our_port is None or their_port == our_port)
+    return origin is None or same_origin(origin, request.host)
 
 
 def _download(filename: str, body: str) -> web.Response:
