@@ -83,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     export = request_commands.add_parser("export", help="the whole case file")
     export.add_argument("reference")
     export.add_argument("--format", choices=("json", "csv"), default="json")
+    export.add_argument(
+        "--by",
+        metavar="USERNAME",
+        help="the staff member taking it out (audited; masked unless a manager or admin)",
+    )
 
     jobs = command("jobs", "scheduled follow-ups (reminders, check-ins, staff alerts)")
     job_commands = jobs.add_subparsers(dest="jobs_command", required=True, metavar="ACTION")
@@ -218,7 +223,9 @@ async def requests_command(settings: Settings, args: argparse.Namespace) -> None
             request = await desk.set_status(args.reference, args.status, note=args.note, by=args.by)
             print(f"{request.reference} is now {args.status}; the beneficiary will be told")
         elif args.requests_command == "export":
-            sys.stdout.write(await desk.export(args.reference, args.format))
+            if args.by is not None:
+                await desk.staff_member(args.by)
+            sys.stdout.write(await desk.export(args.reference, args.format, by=args.by))
             if args.format == "json":
                 sys.stdout.write("\n")
     finally:

@@ -25,8 +25,16 @@ from flows.handoff import WAITING as HANDOFF_WAITING
 from flows.lifecycle import NEEDS_INFO
 from flows.steps import goto, sound
 from flows.types import FlowSettings, Language, OpenHandoff, OutboundMessage, TemplateRef
+from flows.validation import mask_ids_in
 from storage.db import Database
-from storage.models import ChannelIdentity, Handoff, MessageKind, Staff, SupportRequest
+from storage.models import (
+    ChannelIdentity,
+    Handoff,
+    MessageKind,
+    Staff,
+    StaffRole,
+    SupportRequest,
+)
 from storage.repositories import (
     AuditRepository,
     CaseEvent,
@@ -44,6 +52,10 @@ if TYPE_CHECKING:  # bot.followups reaches this module through bot.staffroom
 
 log = logging.getLogger(__name__)
 
+# Who may take a case file out whole (the README's export roles); others get it masked.
+EXPORT_ROLES = (StaffRole.MANAGER, StaffRole.ADMIN)
+# A spreadsheet runs a cell starting with one of these as a formula.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # The reason of a handoff staff open themselves, writing to an applicant from the case file.
 OUTREACH = "outreach"
 
@@ -195,34 +207,52 @@ class StaffDesk:
         return CaseFile(request, events)
 
     async def export(self, reference: str, form: str, *, by: str | Staff | None = None) -> str:
-        """The whole case file as JSON or CSV text; ``by`` (when given) is audited."""
+        """The whole case file as JSON or CSV text; ``by`` (when given) is audited.
+
+        The complete file (national ID and all) goes to managers and admins, and to the
+        command line with no ``--by`` (whoever runs it has the database); anyone else
+        named gets it as the case page shows it: the national ID, and any ID typed in a
+        message or note, masked but their last four digits.
+        """
         if form not in ("json", "csv"):
             raise StaffError(f"unknown format {form!r}: json or csv")
         case = await self.case_file(reference)
+        masked = False
         if by is not None:
             async with self._db.session() as session, session.begin():
-                await self._audit(session, by, "export", case.request.reference, {"format": form})
+                member = by if isinstance(by, Staff) else await StaffRepository(session).get(by)
+                masked = member is None or member.role not in EXPORT_ROLES
+                detail = {"format": form, "masked": masked}
+                await self._audit(session, by, "export", case.request.reference, detail)
         rows = [_event_row(event) for event in case.events]
+        answers = dict(case.request.answers)
+        if masked:
+            rows = [_masked(row) for row in rows]
+            answers = _masked(answers)
+            answers["national_id"] = flows.mask_national_id(
+                str(case.request.answers.get("national_id", ""))
+            )
         if form == "json":
             document = {
                 "reference": case.request.reference,
                 "status": case.request.status,
                 "need": case.request.need,
                 "channel": case.request.channel,
-                "answers": case.request.answers,
+                "answers": answers,
                 "decision_due_at": case.request.decision_due_at.isoformat(),
                 "linked_existing": case.request.linked_existing,
+                "masked": masked,
                 "events": rows,
             }
             return json.dumps(document, ensure_ascii=False, indent=2)
-        if form == "csv":
-            out = io.StringIO()
-            writer = csv.DictWriter(out, fieldnames=["at", "kind", "actor", "text", "detail"])
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({**row, "detail": json.dumps(row["detail"], ensure_ascii=False)})
-            return out.getvalue()
-        raise StaffError(f"unknown format {form!r}: json or csv")
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["at", "kind", "actor", "text", "detail"])
+        for row in rows:
+            cells = [row[key] for key in ("at", "kind", "actor", "text")]
+            cells.append(json.dumps(row["detail"], ensure_ascii=False))
+            writer.writerow([spreadsheet_cell(cell) for cell in cells])
+        return out.getvalue()
 
     # --- handoffs ---
 
@@ -446,6 +476,25 @@ class StaffDesk:
         await MessageRepository(session).enqueue_to(
             identity_id, messages, self._clock(), kind=kind, request_id=request_id
         )
+
+
+def spreadsheet_cell(value: object) -> str:
+    """A CSV cell a spreadsheet shows as text: one starting with ``= + - @``, a tab or a
+    carriage return gets a leading quote, as OWASP advises ("CSV injection"), so that
+    ``=HYPERLINK(...)`` typed by a beneficiary is never run as a formula."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _masked(value: Any) -> Any:
+    """``value`` (JSON: strings, lists, dicts) with every national ID in its text masked."""
+    if isinstance(value, str):
+        return mask_ids_in(value)
+    if isinstance(value, list):
+        return [_masked(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _masked(item) for key, item in value.items()}
+    return value
 
 
 def _event_row(event: CaseEvent) -> dict[str, Any]:

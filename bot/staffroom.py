@@ -6,7 +6,7 @@ import logging
 
 import flows
 from bot.staff import StaffDesk, StaffError
-from flows.staff import STAFF_LANGUAGE, mask_ids
+from flows.staff import STAFF_LANGUAGE, mask_for_group
 from flows.types import FlowSettings, InboundMessage
 from handlers.base import DeliveryError
 from handlers.telegram import StaffUpdate, TelegramChannel
@@ -71,7 +71,7 @@ class StaffRoom:
         ]
         for message in history:
             arrow = "←" if message.direction == "in" else "→"
-            lines.append(f"{arrow} {mask_ids(message.text)[:300]}")
+            lines.append(f"{arrow} {mask_for_group(message.text)[:300]}")
         buttons = [
             (_t("staff.button.take"), f"h:take:{handoff_id}"),
             (_t("staff.button.close"), f"h:close:{handoff_id}"),
@@ -80,7 +80,7 @@ class StaffRoom:
 
     async def relay(self, handoff_id: int, message: InboundMessage) -> None:
         """A beneficiary wrote into an open handoff: staff see it, as a reply in its thread."""
-        text = mask_ids(message.text) if message.text else ""
+        text = mask_for_group(message.text) if message.text else ""
         if message.media:
             text = (text + "\n" if text else "") + f"📎 {len(message.media)}"
         await self._post(
@@ -189,7 +189,7 @@ class StaffRoom:
         for event in case.events[-10:]:
             actor = f" ({event.actor})" if event.actor else ""
             lines.append(
-                f"{event.at:%Y-%m-%d %H:%M} {event.kind}{actor}: {mask_ids(event.text)[:200]}"
+                f"{event.at:%Y-%m-%d %H:%M} {event.kind}{actor}: {mask_for_group(event.text)[:200]}"
             )
         return "\n".join(lines)
 

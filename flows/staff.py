@@ -6,7 +6,6 @@ together the lines that need a label looked up (a reason, a channel, a status).
 
 from __future__ import annotations
 
-import re
 from typing import Final
 
 from flows.catalogue import CATALOGUE, text
@@ -14,25 +13,26 @@ from flows.status import status_label
 from flows.steps import known_language, need_label
 from flows.text import normalize_digits
 from flows.types import FlowSettings, Language
+from flows.validation import mask_ids_in, mask_phones_in
 
 # The language staff read (the staff group, alerts, the command line's notices).
 STAFF_LANGUAGE: Final[Language] = "ar"
-# Ten digits of any script: a national ID or iqama number when it starts with 1 or 2.
-_NATIONAL_ID = re.compile(r"(?<!\d)\d{10}(?!\d)")
 
 
 def mask_ids(text: str) -> str:
-    """``text`` with every national ID or iqama number in it shown as ``******1234``.
+    """``text`` with every national ID or iqama number in it shown as ``******1234``,
+    also when typed split ("1000-000-008"): see ``flows.validation.mask_ids_in``.
 
     Staff see enough to recognise a number the beneficiary typed, not to misuse it; the
     rest of the text keeps its digits as written.
     """
+    return mask_ids_in(text)
 
-    def mask(match: re.Match[str]) -> str:
-        digits = normalize_digits(match.group(0))
-        return "******" + digits[-4:] if digits[0] in "12" else match.group(0)
 
-    return _NATIONAL_ID.sub(mask, text)
+def mask_for_group(text: str) -> str:
+    """``text`` as the staff group may read it: national IDs and phone numbers masked but
+    their last four digits (the group is a chat anyone may be added to)."""
+    return mask_phones_in(mask_ids_in(normalize_digits(text)))
 
 
 def _label(language: Language, prefix: str, name: object) -> str:

@@ -19,6 +19,8 @@ CITY_MAX = 40
 SAUDI_CALLING_CODE = 966
 
 _SEPARATORS = re.compile(r"[\s\-\u2010-\u2015_.()/]")
+# Ten digits, each pair at most one space or dash apart, not inside a longer number.
+_ID_IN_TEXT = re.compile(r"(?<![\d+])\d(?:[ \-\u2010-\u2015]?\d){9}(?!\d)")
 _PHONE = re.compile(r"\+?\d{6,16}")
 _MOBILE_TYPES = (
     phonenumbers.PhoneNumberType.MOBILE,
@@ -80,6 +82,43 @@ def mask_national_id(nid: str) -> str:
     if len(digits) <= 4:  # too short to show any of it safely
         return "*" * len(digits)
     return "*" * (len(digits) - 4) + digits[-4:]
+
+
+def mask_ids_in(text: str) -> str:
+    """``text`` with every national ID or iqama number in it masked but its last four digits.
+
+    Ten digits in a row starting with 1 or 2 are masked whatever else they are; ten
+    digits split by spaces or dashes ("1000-000-008", "1000 000 008"), as people copy
+    them from the card, only when their check digit holds, so that dates and times are
+    left alone. The four digits shown are Latin, whatever script they were typed in.
+    """
+
+    def mask(match: re.Match[str]) -> str:
+        found = match.group(0)
+        digits = normalize_digits(_SEPARATORS.sub("", found))
+        if not (digits.isascii() and digits.isdigit()) or digits[0] not in "12":
+            return found
+        if found.isdigit() or luhn_ok(digits):
+            return "******" + digits[-4:]
+        return found
+
+    return _ID_IN_TEXT.sub(mask, text)
+
+
+def mask_phones_in(text: str) -> str:
+    """``text`` with every phone number in it masked but its last four digits (``******4567``).
+
+    libphonenumber finds the numbers, Saudi or international, in any digits and with any
+    usual separators, and leaves dates, times and reference numbers alone.
+    """
+    pieces, last = [], 0
+    for match in phonenumbers.PhoneNumberMatcher(
+        text, "SA", leniency=phonenumbers.Leniency.POSSIBLE
+    ):
+        digits = [ch for ch in match.raw_string if ch.isdigit()]
+        pieces += [text[last : match.start], "*" * (len(digits) - 4) + "".join(digits[-4:])]
+        last = match.end
+    return "".join(pieces) + text[last:]
 
 
 def check_mobile(raw: str) -> str | Invalid:

@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import flows
-from bot.staff import CaseFile
+from bot.staff import CaseFile, spreadsheet_cell
 from flows.catalogue import CATALOGUE
 from flows.lifecycle import UNDECIDED
 from flows.staff import mask_ids
@@ -43,8 +43,6 @@ from storage.repositories import (
 MEDIA_URL = "/staff/media/"
 CONVERSATION_LENGTH = 30  # the last messages shown on a handoff's card
 CHANNELS = ("whatsapp", "whatsapp_cloud", "sms", "telegram", "web", "console")
-# A spreadsheet runs a cell starting with one of these as a formula.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def when(moment: datetime | None, language: Language, zone: str) -> str:
@@ -349,12 +347,6 @@ def audit_lines(entries: Iterable[AuditEntry], language: Language, zone: str) ->
 # --- CSV exports ---
 
 
-def _cell(value: Any) -> str:
-    text = "" if value is None else str(value)
-    # Opened in a spreadsheet, "=HYPERLINK(...)" typed by a beneficiary must stay text.
-    return "'" + text if text.startswith(_FORMULA_START) else text
-
-
 def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """CSV with a byte-order mark, so that spreadsheets read the Arabic as UTF-8."""
     out = io.StringIO()
@@ -362,7 +354,7 @@ def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     writer = csv.writer(out)
     writer.writerow(header)
     for row in rows:
-        writer.writerow([_cell(value) for value in row])
+        writer.writerow([spreadsheet_cell(value) for value in row])
     return out.getvalue()
 
 
