@@ -16,6 +16,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    IPvAnyNetwork,
     SecretStr,
     ValidationError,
     field_validator,
@@ -104,6 +105,9 @@ class ServerSettings(_Section):
     port: int = Field(8080, ge=1, le=65535)
     public_url: Annotated[str, AfterValidator(_check_public_url)] | None = None
     media_dir: str = "media"
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client;
+    # from anyone else the header is ignored, so it cannot be forged.
+    trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
 
 
 class TelegramSettings(_Section):

@@ -712,8 +712,10 @@ CATALOGUE: Final[Mapping[str, Mapping[Language, str]]] = {
         "en": "Wrong username or password.",
     },
     "dash.login.throttled": {
-        "ar": "محاولات كثيرة خاطئة. انتظر ربع ساعة ثم حاول مرة أخرى.",
-        "en": "Too many wrong attempts. Wait a quarter of an hour and try again.",
+        "ar": "محاولات خاطئة كثيرة. انتظر قليلاً ثم حاول مرة أخرى؛ "
+        "تطول مدة الانتظار مع كل محاولة خاطئة.",
+        "en": "Too many wrong attempts. Wait a little and try again; "
+        "each wrong attempt makes the wait longer.",
     },
     "dash.login.logged_out": {"ar": "خرجت من اللوحة.", "en": "You have logged out."},
     # errors

@@ -376,3 +376,33 @@ class StaffSession(SQLModel, table=True):
     csrf_token: str
     created_at: datetime = _at()
     expires_at: datetime = _at()
+
+
+class LoginCounter(SQLModel, table=True):
+    """Dashboard login attempts under one key (an account, an account from one address, an
+    address), counted before the password is checked, so that a restart forgets nothing."""
+
+    __tablename__ = "login_counter"
+
+    key: str = Field(primary_key=True)  # "account:amal", "pair:amal|10.0.0.7", "address:…"
+    attempts: int = 0  # admitted since the last success (or since a day of quiet)
+    next_at: datetime | None = _at(nullable=True)  # no attempt admitted before this
+    last_at: datetime = _at()
+    succeeded_at: datetime | None = _at(nullable=True)  # of a pair: its last good password
+
+
+class StoredMedia(SQLModel, table=True):
+    """An attachment fetched from a platform and kept in the media folder: whose, how big,
+    so that each sender's share of the disk can be bounded."""
+
+    __tablename__ = "stored_media"
+    __table_args__ = (
+        sa.Index("ix_stored_media_identity_id_created_at", "identity_id", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    identity_id: int = Field(foreign_key="channel_identity.id")
+    reference: str = Field(unique=True)  # media/<name>, as the message and case file hold it
+    content_type: str
+    size: int
+    created_at: datetime = _at()

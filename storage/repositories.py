@@ -59,6 +59,7 @@ from storage.models import (
     Document,
     FollowUp,
     Handoff,
+    LoginCounter,
     Message,
     MessageKind,
     Note,
@@ -1990,3 +1991,42 @@ class FollowUpRepository:
             .limit(1)
         )
         return await self._session.scalar(query) is not None
+
+
+class LoginCounterRepository:
+    """Login attempt counters, each row locked for the transaction that reads it."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def lock(self, keys: Sequence[str], now: datetime) -> dict[str, LoginCounter]:
+        """The counters of ``keys`` (new ones at zero), locked until the transaction ends.
+
+        Rows are created and locked in key order, so two logins never wait on each other
+        in a cycle; SQLite's write lock (``BEGIN IMMEDIATE``) serialises them anyway.
+        """
+        found: dict[str, LoginCounter] = {}
+        for key in sorted(set(keys)):
+            await self._session.execute(
+                _insert(self._session, LoginCounter)
+                .values(key=key, attempts=0, last_at=now)
+                .on_conflict_do_nothing(index_elements=["key"])
+            )
+            query = select(LoginCounter).where(col(LoginCounter.key) == key).with_for_update()
+            found[key] = (
+                await self._session.scalars(query.execution_options(populate_existing=True))
+            ).one()
+        return found
+
+    async def forget(self, *, idle_before: datetime, known_before: datetime) -> None:
+        """Drop counters untouched since ``idle_before`` that remember no good password
+        since ``known_before``."""
+        await self._session.execute(
+            delete(LoginCounter).where(
+                col(LoginCounter.last_at) < idle_before,
+                or_(
+                    col(LoginCounter.succeeded_at).is_(None),
+                    col(LoginCounter.succeeded_at) < known_before,
+                ),
+            )
+        )

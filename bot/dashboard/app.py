@@ -33,8 +33,10 @@ from bot.dashboard.auth import (
     LOGIN_COOKIE,
     LOGIN_PATH,
     SESSION_LIFETIME,
+    LoginRefused,
     Sessions,
     Viewer,
+    client_address,
     new_token,
     same_token,
     well_formed,
@@ -154,6 +156,7 @@ class Dashboard:
         self._settings = settings.flow_settings()
         self._organization = settings.organization.name
         self._secure = (settings.server.public_url or "").startswith("https:")
+        self._proxies = tuple(settings.server.trusted_proxies)
         self.live = LiveInbox()
         self.sessions = Sessions(database, clock)
         self._assets = {name: _asset(name) for name in _ASSETS}
@@ -401,10 +404,15 @@ class Dashboard:
             )
         username, password = str(form.get("username") or ""), str(form.get("password") or "")
         try:
-            session_token = await self.sessions.login(username, password, request.remote or "")
-        except PermissionError:
+            address = client_address(
+                request.remote, request.headers.getall("X-Forwarded-For", []), self._proxies
+            )
+            session_token = await self.sessions.login(username, password, address)
+        except LoginRefused as refused:
             error = flows.text(lang, "dash.login.throttled")
-            return self._login_form(request, visit, status=429, error=error)
+            response = self._login_form(request, visit, status=429, error=error)
+            response.headers["Retry-After"] = str(refused.retry_after)
+            return response
         if session_token is None:
             error = flows.text(lang, "dash.login.failed")
             return self._login_form(request, visit, status=401, error=error)

@@ -10,18 +10,23 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import math
 import secrets
-import time
-from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_address
 
 from bot.passwords import hash_password, verify_password
 from storage.db import Database
 from storage.models import Staff, StaffRole
-from storage.repositories import AuditRepository, SessionRepository, StaffRepository
+from storage.repositories import (
+    AuditRepository,
+    LoginCounterRepository,
+    SessionRepository,
+    StaffRepository,
+)
 
 COOKIE = "tawasul_staff"
 # Before login: the login form's own CSRF token (double submit), on the login path only.
@@ -39,10 +44,60 @@ ROLE_RANK: dict[str, int] = {
     StaffRole.ADMIN: 3,
 }
 
-# Wrong passwords tolerated per username, and per remote address, in one window.
-FAILURES_PER_USER = 10
-FAILURES_PER_ADDRESS = 50
-FAILURE_WINDOW_SECONDS = 15 * 60
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """How many attempts under one key go through at once, then the wait before each
+    next one: ``first_wait``, doubled with every attempt, at most ``longest_wait``."""
+
+    free: int
+    first_wait: timedelta
+    longest_wait: timedelta
+
+    def wait(self, attempts: int) -> timedelta | None:
+        if attempts < self.free:
+            return None
+        return min(self.first_wait * (1 << min(attempts - self.free, 30)), self.longest_wait)
+
+
+# An account from one address: the guesser's own key, so it may grow long.
+PAIR_LIMIT = Limit(5, timedelta(seconds=1), timedelta(minutes=15))
+# An account from anywhere, and one address for any account, as seen by an address that
+# has not logged in to that account lately: guesses spread over many addresses, or over
+# many accounts, slow down too, but a staff member's usual address never waits for them.
+ACCOUNT_LIMIT = Limit(20, timedelta(seconds=1), timedelta(minutes=15))
+ADDRESS_LIMIT = Limit(50, timedelta(seconds=1), timedelta(minutes=5))
+# A counter nobody touched for a day starts again; an address stays known for 30 days
+# after a good password.
+FORGET_AFTER = timedelta(days=1)
+KNOWN_FOR = timedelta(days=30)
+
+
+class LoginRefused(PermissionError):
+    """Too many attempts lately: the next is admitted after ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("too many failed logins")
+        self.retry_after = retry_after
+
+
+def client_address(
+    peer: str | None, forwarded_for: Sequence[str], trusted: Sequence[IPv4Network | IPv6Network]
+) -> str:
+    """The address a request came from: the peer, unless it is one of our ``trusted``
+    proxies, then the last address in ``X-Forwarded-For`` that is not (each proxy appends
+    the one it heard from; anything left of that could be written by the client)."""
+    try:
+        address = ip_address(peer or "")
+    except ValueError:
+        return peer or ""
+    hops = [hop.strip() for header in forwarded_for for hop in header.split(",")]
+    while hops and any(address in network for network in trusted):
+        try:
+            address = ip_address(hops.pop())
+        except ValueError:
+            break  # a hop we cannot read: the proxy's own address is all we know
+    return str(address)
 
 
 def new_token() -> str:
@@ -93,47 +148,13 @@ def _decoy_hash() -> str:
     return hash_password(new_token())
 
 
-class LoginThrottle:
-    """Counts recent wrong passwords per username and per address, in memory."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
-
-    def blocked(self, username: str, address: str) -> bool:
-        return (
-            self._count(f"u:{username}") >= FAILURES_PER_USER
-            or self._count(f"a:{address}") >= FAILURES_PER_ADDRESS
-        )
-
-    def failed(self, username: str, address: str) -> None:
-        now = self._clock()
-        for key in (f"u:{username}", f"a:{address}"):
-            self._failures.setdefault(key, deque()).append(now)
-            self._failures.move_to_end(key)
-        while len(self._failures) > 10_000:  # bounded, whatever is thrown at it
-            self._failures.popitem(last=False)
-
-    def succeeded(self, username: str) -> None:
-        self._failures.pop(f"u:{username}", None)
-
-    def _count(self, key: str) -> int:
-        times = self._failures.get(key)
-        if not times:
-            return 0
-        horizon = self._clock() - FAILURE_WINDOW_SECONDS
-        while times and times[0] < horizon:
-            times.popleft()
-        return len(times)
-
-
 class Sessions:
     """Logging in and out, and finding the viewer behind a session token."""
 
     def __init__(self, database: Database, clock: Callable[[], datetime]) -> None:
         self._db = database
         self._clock = clock
-        self.throttle = LoginThrottle()
+        self._admitted = 0
 
     async def viewer(self, token: str | None) -> Viewer | None:
         if not well_formed(token):
@@ -150,12 +171,15 @@ class Sessions:
     async def login(self, username: str, password: str, address: str) -> str | None:
         """A new session's token when the password is right; None (audited) when not.
 
+        The attempt is counted, in the database, before the password is checked: of
+        parallel guesses only those the limits admit are checked at all.
+
         Raises:
-            PermissionError: too many wrong passwords lately for this name or address.
+            LoginRefused: too many attempts lately for this name, or from this address.
         """
         name = username.strip().lower()[:64]
-        if self.throttle.blocked(name, address):
-            raise PermissionError("too many failed logins")
+        keys = _keys(name, address)
+        await self._admit(keys)
         async with self._db.session() as session:
             staff = await StaffRepository(session).get(name)
         stored = staff.password_hash if staff is not None else None
@@ -165,12 +189,16 @@ class Sessions:
         async with self._db.session() as session, session.begin():
             audit = AuditRepository(session)
             if not ok or staff is None or stored is None:
-                self.throttle.failed(name, address)
                 await audit.add(
                     staff, "login_failed", None, {"address": address}, now=now, username=name
                 )
                 return None
-            self.throttle.succeeded(name)
+            counters = LoginCounterRepository(session)
+            found = await counters.lock([keys["pair"], keys["account"]], now)
+            for counter in found.values():
+                counter.attempts, counter.next_at = 0, None
+            found[keys["pair"]].succeeded_at = now
+            await counters.forget(idle_before=now - FORGET_AFTER, known_before=now - KNOWN_FOR)
             token = new_token()
             sessions = SessionRepository(session)
             await sessions.delete_expired(now)
@@ -180,7 +208,45 @@ class Sessions:
             await audit.add(staff, "login", None, {"address": address}, now=now)
         return token
 
+    async def _admit(self, keys: dict[str, str]) -> None:
+        """Count one attempt under every key that applies, or refuse it (counting nothing)."""
+        now = self._clock()
+        async with self._db.session() as session, session.begin():
+            counters = await LoginCounterRepository(session).lock(list(keys.values()), now)
+            pair = counters[keys["pair"]]
+            known = pair.succeeded_at is not None and pair.succeeded_at > now - KNOWN_FOR
+            limits = [(pair, PAIR_LIMIT)]
+            if not known:
+                limits += [
+                    (counters[keys["account"]], ACCOUNT_LIMIT),
+                    (counters[keys["address"]], ADDRESS_LIMIT),
+                ]
+            for counter, _ in limits:
+                if counter.last_at < now - FORGET_AFTER:
+                    counter.attempts, counter.next_at = 0, None
+            waits = [c.next_at for c, _ in limits if c.next_at is not None and c.next_at > now]
+            if waits:  # leaving the transaction by raising counts nothing
+                raise LoginRefused(math.ceil((max(waits) - now).total_seconds()))
+            for counter, limit in limits:
+                counter.attempts += 1
+                counter.last_at = now
+                wait = limit.wait(counter.attempts)
+                counter.next_at = now + wait if wait is not None else None
+            self._admitted += 1
+            if self._admitted % 1000 == 0:  # names guessed at random leave rows behind
+                await LoginCounterRepository(session).forget(
+                    idle_before=now - FORGET_AFTER, known_before=now - KNOWN_FOR
+                )
+
     async def logout(self, viewer: Viewer) -> None:
         async with self._db.session() as session, session.begin():
             await SessionRepository(session).delete(viewer.token_hash)
             await AuditRepository(session).add(viewer.staff, "logout", now=self._clock())
+
+
+def _keys(name: str, address: str) -> dict[str, str]:
+    return {
+        "pair": f"pair:{name}|{address}",
+        "account": f"account:{name}",
+        "address": f"address:{address}",
+    }
