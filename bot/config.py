@@ -105,6 +105,11 @@ class ServerSettings(_Section):
     port: int = Field(8080, ge=1, le=65535)
     public_url: Annotated[str, AfterValidator(_check_public_url)] | None = None
     media_dir: str = "media"
+    # Attachments kept for one sender (a phone, a chat) within the window, in number and
+    # bytes; beyond either, the platform's reference is kept instead of the file.
+    media_files_per_beneficiary: int = Field(30, ge=0, le=100_000)
+    media_bytes_per_beneficiary: int = Field(50_000_000, ge=0)
+    media_quota_window: Duration = timedelta(days=30)
     # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client;
     # from anyone else the header is ignored, so it cannot be forged.
     trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)

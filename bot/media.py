@@ -1,36 +1,84 @@
-"""Attachments beneficiaries send: fetched from the platform and kept in the media folder."""
+"""Attachments beneficiaries send: fetched from the platform and kept in the media folder.
+
+Only where the conversation asks for them (``flows.takes_media``: the request's
+documents, an answer to staff's question, a conversation with staff), and within each
+sender's quota of files and bytes; anywhere else, or beyond, the message keeps the
+platform's reference (the message log and case file name it) and nothing is fetched.
+Files are readable by the server's user only.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import mimetypes
+import os
 import uuid
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
+import flows
+from bot.config import Settings
 from flows.types import InboundMessage, Media
 from handlers.base import Channel, MediaError
+from storage.db import Database
+from storage.repositories import MediaRepository
 
 log = logging.getLogger(__name__)
 
 # Beyond this the platform's webhook time-out is near: keep the platform's reference
 # instead, so staff can still fetch it, and answer the webhook in time.
 FETCH_SECONDS = 8.0
+FOLDER_MODE = 0o700
+FILE_MODE = 0o600
+
+
+@dataclass(frozen=True, slots=True)
+class MediaQuota:
+    """What one sender may have kept within ``window``."""
+
+    files: int = 30
+    size: int = 50_000_000
+    window: timedelta = timedelta(days=30)
+
+    @classmethod
+    def of(cls, settings: Settings) -> MediaQuota:
+        server = settings.server
+        return cls(
+            server.media_files_per_beneficiary,
+            server.media_bytes_per_beneficiary,
+            server.media_quota_window,
+        )
 
 
 class MediaStore:
     """Keeps attachments as files named by a random id; the case file refers to them."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        database: Database | None = None,
+        *,
+        quota: MediaQuota = MediaQuota(),
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.folder = folder
+        self._db = database
+        self._quota = quota
+        self._clock = clock
 
     def save(self, content: bytes, content_type: str) -> str:
-        """Write ``content``; returns its reference (``media/<id>.<ext>``)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        """Write ``content`` (owner-only file, owner-only folder); returns its reference
+        (``media/<id>.<ext>``)."""
+        self.folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
         extension = mimetypes.guess_extension(content_type.split(";")[0].strip()) or ".bin"
         name = f"{uuid.uuid4().hex}{extension}"
-        (self.folder / name).write_bytes(content)
+        # Created with its mode, not chmod-ed after: never readable by others, not even briefly.
+        descriptor = os.open(self.folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(content)
         return f"media/{name}"
 
     def path(self, reference: str) -> Path | None:
@@ -42,17 +90,46 @@ class MediaStore:
         return candidate if candidate.is_file() else None
 
     async def keep(self, message: InboundMessage, channel: Channel) -> InboundMessage:
-        """The message with each attachment fetched and stored locally where possible."""
-        if not message.media:
+        """The message with each attachment fetched and stored locally where the
+        conversation asks for it and the sender's quota allows."""
+        if not message.media or self._db is None or self._clock is None:
             return message
-        kept = [await self._keep_one(media, channel) for media in message.media]
+        async with self._db.session() as session:
+            found = await MediaRepository(session).sender(message.address)
+            if found is None or not flows.takes_media(found[1]):
+                return message  # a new sender is at the menu: nothing asks for files
+            identity_id = found[0]
+            now = self._clock()
+            files, size = await MediaRepository(session).usage(
+                identity_id, now - self._quota.window
+            )
+        kept = []
+        for media in message.media:
+            if files >= self._quota.files or size >= self._quota.size:
+                log.warning(
+                    "attachment on %s not fetched: the sender's quota is used", channel.names[0]
+                )
+                kept.append(media)
+                continue
+            stored, length = await self._keep_one(media, channel, self._quota.size - size)
+            if stored is not media:
+                async with self._db.session() as session, session.begin():
+                    await MediaRepository(session).add(
+                        identity_id, stored.url, stored.content_type, length, now
+                    )
+                files, size = files + 1, size + length
+            kept.append(stored)
         return replace(message, media=tuple(kept))
 
-    async def _keep_one(self, media: Media, channel: Channel) -> Media:
+    async def _keep_one(self, media: Media, channel: Channel, room: int) -> tuple[Media, int]:
+        """The attachment kept here and its size, or as it came and 0."""
         try:
             content = await asyncio.wait_for(channel.fetch_media(media), FETCH_SECONDS)
         except (MediaError, TimeoutError) as error:
             log.warning("attachment on %s not fetched: %s", channel.names[0], error)
-            return media
+            return media, 0
+        if len(content) > room:
+            log.warning("attachment on %s not kept: the sender's quota is used", channel.names[0])
+            return media, 0
         reference = await asyncio.to_thread(self.save, content, media.content_type)
-        return replace(media, url=reference)
+        return replace(media, url=reference), len(content)

@@ -17,7 +17,7 @@ from bot.config import Settings, template_warnings
 from bot.dashboard import Dashboard
 from bot.engine import ConversationEngine, HandleResult, utcnow
 from bot.followups import FollowUpDispatcher, FollowUpPlanner, FollowUpPolicy, StaffGroupAlerts
-from bot.media import MediaStore
+from bot.media import MediaQuota, MediaStore
 from bot.outbox import DeliveryRules, FailedDelivery, OutboxSender
 from bot.scheduler import FollowUpScheduler
 from bot.staff import StaffDesk
@@ -75,7 +75,9 @@ class Tawasul:
             followups=self.followups,
             on_followups=self._followups_changed,
         )
-        self.media = MediaStore(Path(settings.server.media_dir))
+        self.media = MediaStore(
+            Path(settings.server.media_dir), database, quota=MediaQuota.of(settings), clock=clock
+        )
         self.staffroom: StaffRoom | None = None
         self.channels: dict[str, Channel] = {}
         for channel in self._configured_channels(telegram_polling):

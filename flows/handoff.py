@@ -78,7 +78,8 @@ def answer_waiting(turn: Turn) -> Transition:
 
 
 STEPS: Final = {
-    WAITING: Step(ask_waiting, answer_waiting, free_text=True),
+    # Staff may ask for a photo of a paper while they talk with the beneficiary.
+    WAITING: Step(ask_waiting, answer_waiting, free_text=True, takes_media=True),
 }
 
 

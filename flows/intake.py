@@ -433,7 +433,7 @@ STEPS: Final = {
     "city": Step(ask_city, answer_city),
     "need": Step(ask_need, answer_need),
     "description": Step(ask_description, answer_description, free_text=True),
-    "documents": Step(ask_documents, answer_documents, free_text=True),
+    "documents": Step(ask_documents, answer_documents, free_text=True, takes_media=True),
     "summary": Step(ask_summary, answer_summary),
     "submitted": Step(ask_submitted, tell_reference),
 }

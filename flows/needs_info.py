@@ -123,7 +123,7 @@ def answer(turn: Turn) -> Transition:
 
 
 STEPS: Final = {
-    "answer": Step(ask_answer, answer, free_text=True),
+    "answer": Step(ask_answer, answer, free_text=True, takes_media=True),
 }
 # An answer to no known question has nothing to attach it to: back to the menu.
 DECLARATION: Final = FlowDeclaration(FLOW, STEPS, expects=(REFERENCE,))

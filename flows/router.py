@@ -73,6 +73,14 @@ def needs_requests(state: ConversationState) -> bool:
     return declaration is None or declaration.reads_requests
 
 
+def takes_media(state: ConversationState) -> bool:
+    """Whether the step in ``state`` keeps attachments (intake documents, an answer to
+    staff's question, a conversation with staff): anywhere else they are not fetched."""
+    flow = FLOWS.get(state.flow) if isinstance(state.flow, str) else None
+    step = flow.get(state.step) if flow is not None and isinstance(state.step, str) else None
+    return step is not None and step.takes_media
+
+
 def _route(turn: Turn) -> Transition:
     state, said = turn.state, heard(turn)
     tokens = words(said)

@@ -39,11 +39,13 @@ class Step:
 
     ``free_text`` steps accept any words as an answer (a name, a description), so a
     staff keyword there opens a handoff only when it is the whole message.
+    ``takes_media`` steps keep attachments: only there are they fetched from the platform.
     """
 
     prompt: Prompt
     handle: Handler
     free_text: bool = False
+    takes_media: bool = False
 
 
 Start = Callable[[Turn, ConversationState], Transition]

@@ -195,6 +195,8 @@ class TelegramChannel:
         self._on_staff = on_staff
         self._started = False
         api = api_base_url.rstrip("/")
+        # Files are downloaded from here only (see fetch_media).
+        self._file_url = f"{api}/file/bot{token}/"
         builder = (
             ApplicationBuilder()
             .token(token)
@@ -497,6 +499,12 @@ class TelegramChannel:
             file = await self._application.bot.get_file(media.url.removeprefix(FILE_PREFIX))
             if file.file_size is not None and file.file_size > MAX_MEDIA_BYTES:
                 raise MediaError(f"attachment over {MAX_MEDIA_BYTES} bytes")
+            # python-telegram-bot reads a file_path naming a local file from the disk, and
+            # downloads an absolute URL from wherever it points: only our Bot API's files.
+            path = file.file_path or ""
+            relative = path.removeprefix(self._file_url)
+            if path == relative or not relative or ".." in relative.split("/"):
+                raise MediaError("telegram file path outside the configured Bot API")
             content = await file.download_as_bytearray()
         except TelegramError as error:
             raise MediaError(f"telegram refused the file: {_describe(error)}") from error

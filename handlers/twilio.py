@@ -321,7 +321,15 @@ class TwilioChannel:
     # --- media ---
 
     async def fetch_media(self, media: Media) -> bytes:
-        """The attachment, with the account's credentials, through Twilio's CDN redirect."""
+        """The attachment, with the account's credentials, through Twilio's CDN redirect.
+
+        Only from Twilio's API (or the configured ``api_base_url``): a MediaUrl naming any
+        other host is refused unfetched, so a webhook cannot send our credentials, or our
+        server's requests, anywhere else.
+        """
+        hosts = {_origin(TWILIO_API), _origin(self._api_base_url)} - {None}
+        if _origin(media.url) not in hosts:
+            raise MediaError("media URL not on the Twilio API's host")
         session = self._require_session()
         headers = {"Authorization": basic_authorization(self._account_sid, self._auth_token)}
         timeout = aiohttp.ClientTimeout(total=MEDIA_TIMEOUT_SECONDS)
@@ -382,6 +390,19 @@ def inbound_message(form: Mapping[str, str], now: datetime) -> InboundMessage:
         platform_message_id=sid,
         location=_location(form),
     )
+
+
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    """Scheme, host and port of ``url``; None for anything that is not http(s)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return scheme, parts.hostname.lower(), port or (443 if scheme == "https" else 80)
 
 
 def _media(form: Mapping[str, str]) -> tuple[Media, ...]:

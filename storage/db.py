@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
+import os
 import sqlite3
 from collections.abc import Callable, Generator
 from pathlib import Path
@@ -99,6 +101,17 @@ def _pragma_outside_transaction(connection: Connection, pragma: str) -> None:
         cursor.close()
 
 
+def _private_file(path: str) -> None:
+    """Create a new SQLite file readable by its owner only (names, national IDs and
+    messages live in it); SQLite gives its -wal and -shm files the same mode."""
+    if path == ":memory:" or path.startswith("file:") or not path:
+        return
+    # An existing database keeps the mode its owner gave it; a missing folder is left
+    # for SQLite to report as it always has.
+    with contextlib.suppress(OSError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 class _InlineSQLite(aiosqlite.Connection):
     """aiosqlite's interface, run in the event loop's own thread.
 
@@ -190,6 +203,7 @@ class Database:
             path = parsed.database or ":memory:"
 
             async def connect() -> _InlineSQLite:
+                _private_file(path)
                 return await _InlineSQLite(path)
 
             options["async_creator"] = connect

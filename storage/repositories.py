@@ -69,6 +69,7 @@ from storage.models import (
     StaffRole,
     StaffSession,
     StatusChange,
+    StoredMedia,
     SupportRequest,
     id_of,
 )
@@ -2030,3 +2031,52 @@ class LoginCounterRepository:
                 ),
             )
         )
+
+
+class MediaRepository:
+    """Attachments kept in the media folder, by sender, and where their senders are."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def sender(self, address: Address) -> tuple[int, ConversationState] | None:
+        """The identity behind ``address`` and the step it is at (without its data, and
+        without locking it: the engine may be stepping it), or None for a new sender."""
+        query = (
+            select(col(ChannelIdentity.id), col(Conversation.flow), col(Conversation.step))
+            .outerjoin(Conversation, col(Conversation.identity_id) == col(ChannelIdentity.id))
+            .where(
+                col(ChannelIdentity.channel) == address.channel,
+                col(ChannelIdentity.user_id) == address.user_id,
+            )
+        )
+        row = (await self._session.execute(query)).first()
+        if row is None:
+            return None
+        identity_id, flow, step = row
+        assert identity_id is not None
+        if flow is None:
+            return identity_id, ConversationState()
+        return identity_id, ConversationState(flow=flow, step=step)
+
+    async def usage(self, identity_id: int, since: datetime) -> tuple[int, int]:
+        """How many files, and bytes, were kept for ``identity_id`` since ``since``."""
+        query = select(func.count(), func.coalesce(func.sum(col(StoredMedia.size)), 0)).where(
+            col(StoredMedia.identity_id) == identity_id, col(StoredMedia.created_at) >= since
+        )
+        files, size = (await self._session.execute(query)).one()
+        return int(files), int(size)
+
+    async def add(
+        self, identity_id: int, reference: str, content_type: str, size: int, now: datetime
+    ) -> None:
+        self._session.add(
+            StoredMedia(
+                identity_id=identity_id,
+                reference=reference,
+                content_type=content_type[:200],
+                size=size,
+                created_at=now,
+            )
+        )
+        await self._session.flush()
