@@ -8,16 +8,21 @@ import io
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bot.config import ConfigError, Settings, load_settings, resolve_config_path
 from bot.engine import ConversationEngine, utcnow
 from bot.followups import FollowUpPlanner, FollowUpPolicy
+from bot.knowledge import KnowledgeFileError, import_base, seed_example, write_base
 from bot.passwords import hash_password
 from bot.server import serve
 from bot.staff import StaffDesk, StaffError
+from flows.inquiry import answer_text
+from flows.knowledge import KnowledgeIndex
 from handlers.console import ConsoleChannel
 from storage.db import Database
+from storage.knowledge import KnowledgeRepository
 from storage.models import StaffRole
 from storage.repositories import FollowUpRepository, MessageRepository, StaffRepository
 
@@ -93,6 +98,26 @@ def build_parser() -> argparse.ArgumentParser:
     job_commands = jobs.add_subparsers(dest="jobs_command", required=True, metavar="ACTION")
     job_commands.add_parser("list", help="pending follow-ups, soonest first: kind, due, key")
 
+    knowledge = command("knowledge", "the knowledge base that answers beneficiaries' questions")
+    knowledge_commands = knowledge.add_subparsers(
+        dest="knowledge_command", required=True, metavar="ACTION"
+    )
+    imported = knowledge_commands.add_parser(
+        "import", help="replace the whole base with a CSV or .xlsx file"
+    )
+    imported.add_argument("file", metavar="FILE")
+    exported = knowledge_commands.add_parser("export", help="write the base to a CSV or .xlsx file")
+    exported.add_argument("file", metavar="FILE")
+    knowledge_commands.add_parser("list", help="every entry: id, language, topic, question")
+    asked = knowledge_commands.add_parser(
+        "ask", help="answer as the bot would (exit 0 sure, 3 did-you-mean, 1 nothing)"
+    )
+    asked.add_argument("--lang", choices=("ar", "en"), default=None)
+    asked.add_argument("text", nargs="+", metavar="TEXT")
+    knowledge_commands.add_parser(
+        "unanswered", help="questions the base could not answer, most frequent first"
+    )
+
     db = command("db", "database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_commands.add_parser("upgrade", help="apply every pending schema migration")
@@ -120,10 +145,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(requests_command(settings, args))
         elif args.command == "jobs":
             asyncio.run(jobs_command(settings))
+        elif args.command == "knowledge":
+            return asyncio.run(knowledge_command(settings, args))
     except ConfigError as exc:
         print(f"tawasul: {exc}", file=sys.stderr)
         return 2
-    except (CommandError, StaffError) as exc:
+    except (CommandError, StaffError, KnowledgeFileError) as exc:
         print(f"tawasul: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -243,6 +270,48 @@ async def jobs_command(settings: Settings) -> None:
         for followup in pending:
             due = followup.due_at.astimezone(zone).isoformat(timespec="seconds")
             print(f"{followup.kind}\t{due}\t{followup.key}")
+    finally:
+        await database.dispose()
+
+
+# `knowledge ask` exits like this: the answer, "did you mean" candidates, or nothing.
+ASK_EXIT = {"sure": 0, "close": 3, "none": 1}
+
+
+async def knowledge_command(settings: Settings, args: argparse.Namespace) -> int:
+    """The knowledge base from the command line; the exit status of ``ask`` tells its outcome."""
+    database = await open_database(settings)
+    now = utcnow()
+    try:
+        if args.knowledge_command == "import":
+            counts = await import_base(database, Path(args.file), now)
+            print(f"added {counts.added}, changed {counts.changed}, removed {counts.removed}")
+            return 0
+        async with database.session() as session, session.begin():
+            await seed_example(session, now)
+            repository = KnowledgeRepository(session)
+            entries = await repository.entries()
+            unanswered = await repository.unanswered()
+        if args.knowledge_command == "export":
+            write_base(entries, Path(args.file))
+            print(f"wrote {len(entries)} entries to {args.file}")
+        elif args.knowledge_command == "list":
+            for entry in entries:
+                print(f"{entry.id}\t{entry.language}\t{entry.topic or '-'}\t{entry.question}")
+        elif args.knowledge_command == "unanswered":
+            zone = ZoneInfo(settings.organization.timezone)
+            for question in unanswered:
+                last = question.last_asked_at.astimezone(zone).date().isoformat()
+                print(f"{question.count}\t{last}\t{question.language}\t{question.question}")
+        elif args.knowledge_command == "ask":
+            match = KnowledgeIndex(entries).ask(" ".join(args.text), args.lang)
+            if match.outcome == "sure":
+                print(answer_text(settings.flow_settings(), match.entries[0]))
+            else:
+                for number, entry in enumerate(match.entries, start=1):
+                    print(f"{number}. {entry.question}")
+            return ASK_EXIT[match.outcome]
+        return 0
     finally:
         await database.dispose()
 

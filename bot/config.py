@@ -189,6 +189,8 @@ class OrganizationSettings(_Section):
         max_length=20,
     )
     quiet_hours: Annotated[str, AfterValidator(_check_quiet_hours)] = "22:00-08:00"
+    # The charity's phone number, for knowledge base answers ({organization.phone}).
+    phone: str = Field("", max_length=40)
 
     @field_validator("needs")
     @classmethod
@@ -265,6 +267,7 @@ class Settings(BaseSettings):
             handoff_keywords=tuple(handoff.keywords),
             crisis_words=tuple(handoff.crisis_words),
             hotline_text=handoff.hotline_text,
+            phone=org.phone,
         )
 
 

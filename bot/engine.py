@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import flows
 from bot.followups import FollowUpPlanner
+from bot.knowledge import KnowledgeSource
 from flows.types import (
     AddCaseNote,
     Address,
@@ -27,6 +28,7 @@ from flows.types import (
     OtherRequest,
     OutboundMessage,
     RecordRating,
+    RecordUnanswered,
     RequestCallback,
     SaveIntake,
     SetOptOut,
@@ -34,6 +36,7 @@ from flows.types import (
     Turn,
 )
 from storage.db import Database
+from storage.knowledge import KnowledgeRepository
 from storage.models import ChannelIdentity, MessageKind
 from storage.models import id_of as _id
 from storage.repositories import (
@@ -113,6 +116,7 @@ class ConversationEngine:
         followups: FollowUpPlanner | None = None,
         on_followups: Callable[[list[str]], None] = lambda _keys: None,
         batch: int = BATCH,
+        knowledge: KnowledgeSource | None = None,
     ) -> None:
         self._db = database
         self._settings = settings
@@ -122,6 +126,7 @@ class ConversationEngine:
         self._followups = followups
         self._on_followups = on_followups
         self._batch = batch
+        self._knowledge = knowledge if knowledge is not None else KnowledgeSource()
         self._waiting: list[tuple[InboundMessage, asyncio.Future[HandleResult]]] = []
         self._worker: asyncio.Task[None] | None = None
 
@@ -211,6 +216,9 @@ class ConversationEngine:
             sender_phone=message.address.user_id if channel in _PHONE_CHANNELS else None,
             others=await self._others(session, identity, state, message),
             opted_out=identity.opted_out,
+            knowledge=await self._knowledge.index(session, now)
+            if flows.needs_knowledge(state, message)
+            else None,
         )
         turn = Turn(message, state, now, lookup, self._settings)
         transition = self._respond(turn)
@@ -321,6 +329,10 @@ class ConversationEngine:
                             )
                 case AddCaseNote():
                     await self._answer_question(session, identity, message, effect, now, news)
+                case RecordUnanswered():
+                    await KnowledgeRepository(session).record_unanswered(
+                        effect.question, effect.language, now
+                    )
                 case SetOptOut():
                     await IdentityRepository(session).set_opted_out(_id(identity), effect.opted_out)
                     state_word = "stopped" if effect.opted_out else "resumed"

@@ -54,6 +54,44 @@ CATALOGUE: Final[Mapping[str, Mapping[Language, str]]] = {
         "ar": "لم أفهم رسالتك. أرسل رقماً من ١ إلى {last}:",
         "en": "I did not understand. Please send a number from 1 to {last}:",
     },
+    "menu.option.knowledge": {"ar": "استفسار", "en": "Ask a question"},
+    # --- knowledge base: the beneficiary's own questions ---
+    "knowledge.ask": {
+        "ar": "اكتب سؤالك في رسالة واحدة، وسنجيبك إن شاء الله. أرسل ٠ للعودة إلى القائمة.",
+        "en": "Write your question in one message and we will answer it. "
+        "Send 0 to go back to the menu.",
+    },
+    "knowledge.helpful": {
+        "ar": "هل أجاب هذا عن سؤالك؟",
+        "en": "Did this answer your question?",
+    },
+    "knowledge.yes": {"ar": "نعم", "en": "Yes"},
+    "knowledge.no": {"ar": "لا", "en": "No"},
+    "knowledge.did_you_mean": {
+        "ar": "هل تقصد أحد هذه الأسئلة؟ أرسل رقمه، أو اكتب سؤالك بكلمات أخرى:",
+        "en": "Did you mean one of these questions? Send its number, or ask in other words:",
+    },
+    "knowledge.none_of_these": {"ar": "لا شيء مما سبق", "en": "None of these"},
+    "knowledge.glad": {
+        "ar": "يسعدنا ذلك. اكتب سؤالاً آخر إن شئت، أو أرسل ٠ للعودة إلى القائمة.",
+        "en": "We are glad to help. Ask another question if you like, or send 0 for the menu.",
+    },
+    "knowledge.sorry": {
+        "ar": "نعتذر، سجّلنا سؤالك ليضيف فريقنا إجابته. هل تود التحدث مع موظف؟",
+        "en": "Sorry. We noted your question so that our team can add its answer. "
+        "Would you like to talk to a staff member?",
+    },
+    "knowledge.not_found": {
+        "ar": "لم نجد إجابة لسؤالك، وسجّلناه ليضيف فريقنا إجابته. هل تود التحدث مع موظف؟",
+        "en": "We found no answer to your question; we noted it so that our team can add "
+        "one. Would you like to talk to a staff member?",
+    },
+    "knowledge.offer_staff": {"ar": "التحدث مع موظف", "en": "Talk to a staff member"},
+    "knowledge.offer_again": {"ar": "سؤال آخر", "en": "Ask another question"},
+    "knowledge.no_phone": {
+        "ar": "رقمنا لدى موظفينا (أرسل ٤ للتحدث مع موظف)",
+        "en": "our number, which our staff will give you (send 4 to talk to them)",
+    },
     "menu.draft_kept": {
         "ar": "حفظنا ما أدخلته من طلب الدعم، ويمكنك إكماله متى شئت باختيار {number}.",
         "en": "We saved what you entered for your support request; choose {number} to finish it.",

@@ -1,15 +1,27 @@
 """The main menu: built from the flows' declared entries, greetings, and what to do with a
-message it cannot place."""
+message it cannot place (first tried against the knowledge base)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Final
 
-from flows import handoff, intake, needs_info
+from flows import handoff, inquiry, intake, needs_info
 from flows.catalogue import text
 from flows.registry import ENTRIES
-from flows.steps import FlowDeclaration, MenuEntry, Step, goto, int_in, pick, said_one_of, say, stay
+from flows.steps import (
+    FlowDeclaration,
+    MenuEntry,
+    Step,
+    goto,
+    heard,
+    int_in,
+    pick,
+    said_one_of,
+    say,
+    stay,
+)
 from flows.text import localize_digits
 from flows.types import (
     Choice,
@@ -105,7 +117,9 @@ def answer_choose(turn: Turn) -> Transition:
     if choice is None:
         if said_one_of(turn, THANKS):
             return Transition(goto(state, FLOW, "choose"), (say(language, "common.thanks_reply"),))
-        return _misunderstood(turn)
+        # Free text the menu cannot place may be a question the knowledge base answers.
+        found = inquiry.reply(turn, state, asked=False)
+        return found if found is not None else _misunderstood(turn)
     entry = next(entry for entry in ENTRIES if str(entry.number) == choice.payload)
     # What the menu remembered for a rating (after a handoff) is for the rating entry
     # only; it reads it from the turn's state.
@@ -115,12 +129,16 @@ def answer_choose(turn: Turn) -> Transition:
 def _misunderstood(turn: Turn) -> Transition:
     state, language = turn.state, turn.state.language
     count = int_in(state.data, "misunderstood") + 1
+    # What the knowledge base could not answer is counted for staff to add.
+    counted = inquiry.unanswered(heard(turn), language)
+    effects: tuple[Effect, ...] = (counted,) if counted is not None else ()
     if count >= MISUNDERSTOOD_LIMIT:
         lead = text(language, "handoff.misunderstood")
-        return handoff.open_handoff(turn, state, "misunderstood", lead=lead)
+        opened = handoff.open_handoff(turn, state, "misunderstood", lead=lead)
+        return dataclasses.replace(opened, effects=effects + opened.effects)
     last = localize_digits(str(len(ENTRIES)), language)
     message = say(language, "menu.misunderstood", choices=menu_choices(language), last=last)
-    return Transition(stay(state, misunderstood=count), (message,))
+    return Transition(stay(state, misunderstood=count), (message,), effects)
 
 
 STEPS: Final = {

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Final
 
-from flows import handoff, intake, needs_info, rating, status
+from flows import handoff, inquiry, intake, needs_info, rating, status
 from flows.steps import FlowDeclaration, MenuEntry
 
 DECLARED: Final[tuple[FlowDeclaration, ...]] = (
@@ -20,6 +20,7 @@ DECLARED: Final[tuple[FlowDeclaration, ...]] = (
     rating.DECLARATION,
     handoff.DECLARATION,
     needs_info.DECLARATION,
+    inquiry.DECLARATION,
 )
 
 

@@ -8,7 +8,8 @@
 4. "English" / "عربي": switch language and ask the current question again;
 5. staff keywords: a handoff (in free-text steps only as the whole message);
 6. ``REQ-…`` while in the menu: that request's status (or back to its open question);
-then the current flow's step.
+then the current flow's step; when a step that takes no free text refuses a message,
+the knowledge base may answer it (when sure) before the step's question is asked again.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Final
 
-from flows import handoff, intake, menu, needs_info, registry, status
+from flows import handoff, inquiry, intake, menu, needs_info, registry, status
 from flows.catalogue import text
 from flows.steps import Step, heard, int_in, staff_keywords, updated
 from flows.text import any_phrase, words
@@ -116,7 +117,31 @@ def _route(turn: Turn) -> Transition:
             return status.show_request(turn, state, reference)
     if intake.stale(turn):
         return intake.offer_continue(turn, state)
-    return step.handle(turn)
+    transition = step.handle(turn)
+    if not step.free_text and _refused(state, transition):
+        answered = inquiry.aside(turn)
+        if answered is not None:  # a question, not an answer: answer it, ask again
+            return Transition(state, (answered, *step.prompt(turn, state)))
+    return transition
+
+
+def needs_knowledge(state: ConversationState, message: InboundMessage) -> bool:
+    """Whether a step may ask the knowledge base about ``message`` (words, not in a
+    handoff, or any message while choosing among its entries), so the engine can skip
+    loading it on every other message."""
+    if state.flow == inquiry.FLOW:
+        return True
+    return state.flow != handoff.FLOW and inquiry.worth_asking(message.text or "")
+
+
+def _refused(state: ConversationState, transition: Transition) -> bool:
+    """The step stayed where it was and counted a bad answer: it could not use the message."""
+    after = transition.state
+    return (
+        after.flow == state.flow
+        and after.step == state.step
+        and int_in(after.data, "bad_answers") > int_in(state.data, "bad_answers")
+    )
 
 
 def _opt_out(state: ConversationState, *, opted_out: bool) -> Transition:

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:  # the matcher's module imports this one
+    from flows.knowledge import KnowledgeIndex
 
 Language = Literal["ar", "en"]
 LANGUAGES: tuple[Language, ...] = ("ar", "en")
@@ -123,6 +126,7 @@ class FlowSettings:
     handoff_keywords: tuple[str, ...] = ()
     crisis_words: tuple[str, ...] = ()
     hotline_text: str = ""
+    phone: str = ""  # the charity's number, for knowledge base answers
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,12 +161,14 @@ class Lookup:
     did not file (nothing when none exists).
     ``sender_phone`` is the E.164 number the message came from (WhatsApp, SMS).
     ``opted_out`` tells that this identity asked for no proactive messages (STOP).
+    ``knowledge`` is the charity's knowledge base, ready to be asked (None: no base).
     """
 
     requests: tuple[RequestSummary, ...] = ()
     sender_phone: str | None = None
     others: tuple[OtherRequest, ...] = ()
     opted_out: bool = False
+    knowledge: KnowledgeIndex | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +261,15 @@ class SetOptOut:
     opted_out: bool
 
 
+@dataclass(frozen=True, slots=True)
+class RecordUnanswered:
+    """A question the knowledge base could not answer (or whose answer did not help):
+    counted for staff to add. ``question`` has long digit runs masked already."""
+
+    question: str
+    language: Language
+
+
 Effect = (
     SaveIntake
     | RecordRating
@@ -263,6 +278,7 @@ Effect = (
     | AddCaseNote
     | RequestCallback
     | SetOptOut
+    | RecordUnanswered
 )
 
 

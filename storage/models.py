@@ -406,3 +406,47 @@ class StoredMedia(SQLModel, table=True):
     content_type: str
     size: int
     created_at: datetime = _at()
+
+
+class KnowledgeEntryRow(SQLModel, table=True):
+    """One entry of the charity's knowledge base: a question, its answer, other phrasings."""
+
+    __tablename__ = "knowledge_entry"
+
+    id: int | None = Field(default=None, primary_key=True)
+    question: str
+    # The folded question (``flows.knowledge.question_key``): one entry per question.
+    question_key: str = Field(unique=True)
+    answer: str
+    alternatives: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    language: str = "ar"
+    topic: str = ""
+    position: int = 0  # the order of the file it came from
+    created_at: datetime = _at()
+    updated_at: datetime = _at()
+
+
+class KnowledgeRevision(SQLModel, table=True):
+    """The knowledge base's one revision counter: every process rebuilds its index when it
+    moves. No row yet means the base was never written (the shipped example goes in)."""
+
+    __tablename__ = "knowledge_revision"
+
+    id: int = Field(default=1, primary_key=True)
+    revision: int = 1
+    source: str = "example"  # example | import | dashboard
+    updated_at: datetime = _at()
+
+
+class UnansweredQuestion(SQLModel, table=True):
+    """A question beneficiaries asked that the base could not answer, counted by wording."""
+
+    __tablename__ = "knowledge_unanswered"
+
+    id: int | None = Field(default=None, primary_key=True)
+    question_key: str = Field(unique=True)
+    question: str  # the latest wording, long digit runs masked
+    language: str = "ar"
+    count: int = 1
+    first_asked_at: datetime = _at()
+    last_asked_at: datetime = _at(index=True)

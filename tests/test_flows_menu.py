@@ -40,11 +40,12 @@ def test_a_greeting_shows_the_welcome_and_menu(greeting: str, salam: bool) -> No
     assert transcript.step == ("menu", "choose")
 
 
-def test_the_menu_offers_exactly_four_choices_with_number_payloads() -> None:
+def test_the_menu_offers_its_choices_with_stable_number_payloads() -> None:
     transcript = Transcript()
     transcript.send("/start")
     (menu,) = transcript.replies
-    assert [c.payload for c in menu.choices] == ["1", "2", "3", "4"]
+    # Numbers stay stable; new entries are appended (5: ask a question).
+    assert [c.payload for c in menu.choices] == ["1", "2", "3", "4", "5"]
 
 
 @pytest.mark.parametrize("said", ["4", "٤", "۴", "التحدث مع موظف", " 4. "])
@@ -69,7 +70,7 @@ def test_a_first_message_that_is_a_number_acts_on_it() -> None:
 
 MISUNDERSTOOD: Script = [
     ("مرحبا", [WELCOME_AR]),
-    ("7", ["لم أفهم رسالتك. أرسل رقماً من ١ إلى ٤", *MENU_AR]),
+    ("7", ["لم أفهم رسالتك. أرسل رقماً من ١ إلى ٥", *MENU_AR]),
     ("ماذا", ["لم أفهم طلبك", "أبلغنا أحد موظفي علاقات المستفيدين", "أوقات العمل"]),
 ]
 

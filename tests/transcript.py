@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import flows
+from flows.knowledge import KnowledgeIndex
 from flows.types import (
     AddCaseNote,
     Address,
@@ -67,6 +68,7 @@ class Transcript:
         others: Sequence[OtherRequest] = (),
         state: ConversationState | None = None,
         now: datetime = START,
+        knowledge: KnowledgeIndex | None = None,
     ) -> None:
         self.settings = settings or FlowSettings(organization_name="جمعية البر")
         self.sender_phone = sender_phone
@@ -75,6 +77,7 @@ class Transcript:
         self.others = tuple(others)  # filed elsewhere; offered only when the flow asks
         self.state = state or ConversationState()
         self.now = now
+        self.knowledge = knowledge  # the charity's knowledge base, when the test has one
         self.saved: list[SaveIntake] = []
         self.ratings: list[RecordRating] = []
         self.handoffs: list[OpenHandoff] = []
@@ -107,7 +110,9 @@ class Transcript:
         for _ in range(3):  # a resumed step never asks to resume again; 3 is a safe bound
             asked = set(flows.references_asked(self.state, message))
             others = tuple(o for o in self.others if _number(o.summary.reference) in asked)
-            lookup = Lookup(tuple(self.requests), self.sender_phone, others)
+            lookup = Lookup(
+                tuple(self.requests), self.sender_phone, others, knowledge=self.knowledge
+            )
             turn = Turn(message, self.state, self.now, lookup, self.settings)
             transition = flows.respond(turn)
             replies += transition.replies
