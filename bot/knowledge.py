@@ -46,7 +46,15 @@ MAX_TOPIC = 60
 
 
 class KnowledgeFileError(Exception):
-    """A file or an entry that cannot be the knowledge base: one line saying where and why."""
+    """A file or an entry that cannot be the knowledge base: one line saying where and why.
+
+    ``key`` and ``params`` name the same reason in the catalogue, for the dashboard.
+    """
+
+    def __init__(self, message: str, key: str = "", **params: object) -> None:
+        super().__init__(message)
+        self.key = key
+        self.params = params
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,23 +73,43 @@ def check_entry(fields: EntryFields, entry_id: int = 0) -> KnowledgeEntry:
     question = " ".join(fields.question.split())
     answer = fields.answer.strip()
     if not question_key(question):
-        raise KnowledgeFileError("the question is empty")
+        raise KnowledgeFileError("the question is empty", "dash.knowledge.error.question_empty")
     if not answer:
-        raise KnowledgeFileError("the answer is empty")
+        raise KnowledgeFileError("the answer is empty", "dash.knowledge.error.answer_empty")
     if len(question) > MAX_QUESTION:
-        raise KnowledgeFileError(f"the question is longer than {MAX_QUESTION} characters")
+        raise KnowledgeFileError(
+            f"the question is longer than {MAX_QUESTION} characters",
+            "dash.knowledge.error.too_long",
+            limit=MAX_QUESTION,
+        )
     if len(answer) > MAX_ANSWER:
-        raise KnowledgeFileError(f"the answer is longer than {MAX_ANSWER} characters")
+        raise KnowledgeFileError(
+            f"the answer is longer than {MAX_ANSWER} characters",
+            "dash.knowledge.error.too_long",
+            limit=MAX_ANSWER,
+        )
     language = fields.language.strip().lower() or "ar"
     if language not in ("ar", "en"):
-        raise KnowledgeFileError(f'language must be "ar" or "en", not "{fields.language}"')
+        raise KnowledgeFileError(
+            f'language must be "ar" or "en", not "{fields.language}"',
+            "dash.knowledge.error.language",
+        )
     topic = fields.topic.strip()
     if len(topic) > MAX_TOPIC:
-        raise KnowledgeFileError(f"the topic is longer than {MAX_TOPIC} characters")
+        raise KnowledgeFileError(
+            f"the topic is longer than {MAX_TOPIC} characters",
+            "dash.knowledge.error.too_long",
+            limit=MAX_TOPIC,
+        )
     unknown = unknown_placeholders(answer)
     if unknown:
         known = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
-        raise KnowledgeFileError(f"unknown placeholder {{{unknown[0]}}} (known: {known})")
+        raise KnowledgeFileError(
+            f"unknown placeholder {{{unknown[0]}}} (known: {known})",
+            "dash.knowledge.error.placeholder",
+            name="{" + unknown[0] + "}",
+            known=known,
+        )
     alternatives: list[str] = []
     seen = {question_key(question)}
     for alternative in fields.alternatives.split("|"):
@@ -90,11 +118,19 @@ def check_entry(fields: EntryFields, entry_id: int = 0) -> KnowledgeEntry:
         if not key or key in seen:
             continue
         if len(alternative) > MAX_QUESTION:
-            raise KnowledgeFileError(f"an alternative is longer than {MAX_QUESTION} characters")
+            raise KnowledgeFileError(
+                f"an alternative is longer than {MAX_QUESTION} characters",
+                "dash.knowledge.error.too_long",
+                limit=MAX_QUESTION,
+            )
         seen.add(key)
         alternatives.append(alternative)
     if len(alternatives) > MAX_ALTERNATIVES:
-        raise KnowledgeFileError(f"more than {MAX_ALTERNATIVES} alternatives")
+        raise KnowledgeFileError(
+            f"more than {MAX_ALTERNATIVES} alternatives",
+            "dash.knowledge.error.too_many",
+            limit=MAX_ALTERNATIVES,
+        )
     return KnowledgeEntry(
         id=entry_id,
         question=question,
@@ -328,7 +364,10 @@ class KnowledgeDesk:
             other = taken.get(question_key(phrasing))
             if other is not None:
                 raise KnowledgeFileError(
-                    f'the question "{phrasing}" is already in the entry "{other}"'
+                    f'the question "{phrasing}" is already in the entry "{other}"',
+                    "dash.knowledge.error.duplicate",
+                    question=phrasing,
+                    other=other,
                 )
 
     async def add(
@@ -355,7 +394,7 @@ class KnowledgeDesk:
             repository = KnowledgeRepository(session)
             await self._check_unique(repository, entry)
             if await repository.change(entry, now) is None:
-                raise KnowledgeFileError("that entry no longer exists")
+                raise KnowledgeFileError("that entry no longer exists", "dash.error.not_found")
             await repository.forget_unanswered(_keys([entry]))
             await AuditRepository(session).add(
                 staff, "knowledge_change", f"knowledge:{entry_id}", now=now
@@ -365,7 +404,7 @@ class KnowledgeDesk:
     async def remove(self, entry_id: int, staff: Staff | None, now: datetime) -> None:
         async with self._db.session() as session, session.begin():
             if await KnowledgeRepository(session).remove(entry_id, now) is None:
-                raise KnowledgeFileError("that entry no longer exists")
+                raise KnowledgeFileError("that entry no longer exists", "dash.error.not_found")
             await AuditRepository(session).add(
                 staff, "knowledge_remove", f"knowledge:{entry_id}", now=now
             )

@@ -994,6 +994,93 @@ CATALOGUE: Final[Mapping[str, Mapping[Language, str]]] = {
     "dash.audit.action.export_ratings": {"ar": "تصدير التقييمات", "en": "Exported the ratings"},
     "dash.audit.action.staff_add": {"ar": "إضافة موظف", "en": "Added a staff member"},
     "dash.audit.action.staff_remove": {"ar": "إزالة موظف", "en": "Removed a staff member"},
+    "dash.audit.action.knowledge_add": {
+        "ar": "إضافة سؤال للقاعدة",
+        "en": "Added a knowledge entry",
+    },
+    "dash.audit.action.knowledge_change": {
+        "ar": "تعديل سؤال في القاعدة",
+        "en": "Changed a knowledge entry",
+    },
+    "dash.audit.action.knowledge_remove": {
+        "ar": "حذف سؤال من القاعدة",
+        "en": "Removed a knowledge entry",
+    },
+    # --- dashboard: the knowledge base ---
+    "dash.nav.knowledge": {"ar": "الأسئلة الشائعة", "en": "Knowledge base"},
+    "dash.knowledge.title": {"ar": "قاعدة الأسئلة والإجابات", "en": "Knowledge base"},
+    "dash.knowledge.summary": {
+        "ar": "{count} سؤالاً يجيب عنها البوت. أي تعديل هنا يسري فوراً.",
+        "en": "{count} questions the bot answers. Any change here applies at once.",
+    },
+    "dash.knowledge.add": {"ar": "إضافة سؤال", "en": "Add a question"},
+    "dash.knowledge.edit": {"ar": "تعديل السؤال", "en": "Edit the question"},
+    "dash.knowledge.question": {"ar": "السؤال", "en": "Question"},
+    "dash.knowledge.alternatives": {"ar": "صيغ أخرى للسؤال", "en": "Other phrasings"},
+    "dash.knowledge.alternatives_hint": {
+        "ar": "صيغة في كل سطر، كما يكتبها المستفيدون.",
+        "en": "One per line, as beneficiaries write them.",
+    },
+    "dash.knowledge.answer": {"ar": "الإجابة", "en": "Answer"},
+    "dash.knowledge.answer_hint": {
+        "ar": "يمكن أن تتضمن: {placeholders}",
+        "en": "May include: {placeholders}",
+    },
+    "dash.knowledge.language": {"ar": "اللغة", "en": "Language"},
+    "dash.knowledge.language.ar": {"ar": "العربية", "en": "Arabic"},
+    "dash.knowledge.language.en": {"ar": "الإنجليزية", "en": "English"},
+    "dash.knowledge.topic": {"ar": "الموضوع", "en": "Topic"},
+    "dash.knowledge.save": {"ar": "حفظ", "en": "Save"},
+    "dash.knowledge.cancel": {"ar": "إلغاء", "en": "Cancel"},
+    "dash.knowledge.remove": {"ar": "حذف", "en": "Remove"},
+    "dash.knowledge.entries": {"ar": "الأسئلة", "en": "Questions"},
+    "dash.knowledge.no_entries": {
+        "ar": "لا توجد أسئلة بعد.",
+        "en": "No questions yet.",
+    },
+    "dash.knowledge.unanswered": {
+        "ar": "أسئلة لم نجد لها إجابة",
+        "en": "Questions without an answer",
+    },
+    "dash.knowledge.unanswered_hint": {
+        "ar": "ما سأله المستفيدون ولم تجب عنه القاعدة، الأكثر تكراراً أولاً.",
+        "en": "What beneficiaries asked that the base could not answer, most frequent first.",
+    },
+    "dash.knowledge.asked": {"ar": "عدد المرات", "en": "Times asked"},
+    "dash.knowledge.last_asked": {"ar": "آخر مرة", "en": "Last asked"},
+    "dash.knowledge.make_entry": {"ar": "أضف إجابته", "en": "Answer it"},
+    "dash.knowledge.no_unanswered": {
+        "ar": "لا توجد أسئلة دون إجابة.",
+        "en": "No unanswered questions.",
+    },
+    "dash.knowledge.added": {"ar": "أُضيف السؤال.", "en": "Question added."},
+    "dash.knowledge.changed": {"ar": "حُفظ التعديل.", "en": "Change saved."},
+    "dash.knowledge.removed": {"ar": "حُذف السؤال.", "en": "Question removed."},
+    "dash.knowledge.error.question_empty": {
+        "ar": "اكتب السؤال.",
+        "en": "Write the question.",
+    },
+    "dash.knowledge.error.answer_empty": {"ar": "اكتب الإجابة.", "en": "Write the answer."},
+    "dash.knowledge.error.too_long": {
+        "ar": "النص أطول من {limit} حرفاً.",
+        "en": "The text is longer than {limit} characters.",
+    },
+    "dash.knowledge.error.too_many": {
+        "ar": "الصيغ الأخرى أكثر من {limit}.",
+        "en": "More than {limit} other phrasings.",
+    },
+    "dash.knowledge.error.language": {
+        "ar": "اختر العربية أو الإنجليزية.",
+        "en": "Choose Arabic or English.",
+    },
+    "dash.knowledge.error.placeholder": {
+        "ar": "لا نعرف {name}؛ المتاح: {known}",
+        "en": "{name} is not known; these are: {known}",
+    },
+    "dash.knowledge.error.duplicate": {
+        "ar": "السؤال «{question}» موجود في «{other}».",
+        "en": "The question “{question}” is already in “{other}”.",
+    },
 }
 
 # The default of ``organization.needs``; also used when a caller passes none, so that the

@@ -41,6 +41,7 @@ from bot.dashboard.auth import (
     same_token,
     well_formed,
 )
+from bot.dashboard.knowledge import KnowledgePages
 from bot.dashboard.live import LiveInbox
 from bot.dashboard.views import (
     CHANNELS,
@@ -203,6 +204,10 @@ class Dashboard:
                 web.get("/media/{name}", g("agent", self._media_file)),
             ]
         )
+        knowledge = KnowledgePages(
+            self._db, self._clock, self._settings.timezone, self._render, self._problem
+        )
+        app.add_routes(knowledge.routes(g))
         app.on_shutdown.append(self._shutdown)
         return app
 
