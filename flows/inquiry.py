@@ -42,7 +42,7 @@ from flows.types import (
     Transition,
     Turn,
 )
-from flows.vocabulary import NO, YES
+from flows.vocabulary import NO, THANKS, YES
 
 FLOW = "knowledge"
 QUESTION = "kb_question"
@@ -155,8 +155,9 @@ def _offer(state: ConversationState, question: str, key: str) -> Transition:
         Choice(_AGAIN, text(language, "knowledge.offer_again")),
     )
     new = goto(state, FLOW, "offer", **{QUESTION: None, CANDIDATES: None})
-    effect = RecordUnanswered(_masked(question), language)
-    return Transition(new, (say(language, key, choices=choices),), (effect,))
+    # A lone word with no letter of a question ("ok", a stray digit) is not worth a row.
+    effects = (RecordUnanswered(_masked(question), language),) if content_words(question) else ()
+    return Transition(new, (say(language, key, choices=choices),), effects)
 
 
 def _masked(said: str) -> str:
@@ -164,7 +165,10 @@ def _masked(said: str) -> str:
 
 
 def _asked_again(turn: Turn) -> Transition:
-    """Anything else sent at a knowledge step is taken as a new question."""
+    """Anything else sent at a knowledge step is taken as a new question (thanks aside)."""
+    if said_one_of(turn, THANKS):
+        new = goto(turn.state, FLOW, "ask", **{QUESTION: None, CANDIDATES: None})
+        return Transition(new, (say(turn.state.language, "common.thanks_reply"),))
     found = reply(turn, turn.state, asked=True)
     return found if found is not None else start(turn, turn.state)
 
@@ -228,6 +232,8 @@ def answer_offer(turn: Turn) -> Transition:
         return start(turn, state)
     if said_one_of(turn, YES):
         return handoff.open_handoff(turn, state, "requested")
+    if said_one_of(turn, NO):
+        return start(turn, state)
     return _asked_again(turn)
 
 

@@ -131,3 +131,13 @@ def test_english_question_answered_in_english() -> None:
     reply = transcript.send("what documents do I need?")
     assert "national ID" in reply and "Did this answer your question?" in reply
     assert "Yes" in reply
+
+
+def test_no_to_a_person_and_thanks_are_not_counted_as_questions() -> None:
+    transcript = talk()
+    transcript.send("٥")
+    transcript.send("كيف اطبخ الكبسة باللحم")
+    assert "اكتب سؤالك" in transcript.send("لا")  # no person, thanks: ask another
+    assert "العفو" in transcript.send("شكرا")
+    assert unanswered(transcript) == ["كيف اطبخ الكبسة باللحم"]
+    assert transcript.handoffs == []
