@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from flows.knowledge import KnowledgeEntry, KnowledgeIndex, entries_from
+from flows.knowledge import KnowledgeIndex, entries_from
+from flows.types import KnowledgeEntry
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "bot" / "knowledge_example.csv"

@@ -14,7 +14,13 @@ from zoneinfo import ZoneInfo
 from bot.config import ConfigError, Settings, load_settings, resolve_config_path
 from bot.engine import ConversationEngine, utcnow
 from bot.followups import FollowUpPlanner, FollowUpPolicy
-from bot.knowledge import KnowledgeFileError, import_base, seed_example, write_base
+from bot.knowledge import (
+    KnowledgeFileError,
+    import_base,
+    repository,
+    seed_example,
+    write_base,
+)
 from bot.passwords import hash_password
 from bot.server import serve
 from bot.staff import StaffDesk, StaffError
@@ -22,7 +28,6 @@ from flows.inquiry import answer_text
 from flows.knowledge import KnowledgeIndex
 from handlers.console import ConsoleChannel
 from storage.db import Database
-from storage.knowledge import KnowledgeRepository
 from storage.models import StaffRole
 from storage.repositories import FollowUpRepository, MessageRepository, StaffRepository
 
@@ -289,9 +294,9 @@ async def knowledge_command(settings: Settings, args: argparse.Namespace) -> int
             return 0
         async with database.session() as session, session.begin():
             await seed_example(session, now)
-            repository = KnowledgeRepository(session)
-            entries = await repository.entries()
-            unanswered = await repository.unanswered()
+            base = repository(session)
+            entries = await base.entries()
+            unanswered = await base.unanswered()
         if args.knowledge_command == "export":
             write_base(entries, Path(args.file))
             print(f"wrote {len(entries)} entries to {args.file}")

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import flows
 from bot.followups import FollowUpPlanner
-from bot.knowledge import KnowledgeSource
+from bot.knowledge import KnowledgeSource, repository
 from flows.types import (
     AddCaseNote,
     Address,
@@ -36,7 +36,6 @@ from flows.types import (
     Turn,
 )
 from storage.db import Database
-from storage.knowledge import KnowledgeRepository
 from storage.models import ChannelIdentity, MessageKind
 from storage.models import id_of as _id
 from storage.repositories import (
@@ -330,7 +329,7 @@ class ConversationEngine:
                 case AddCaseNote():
                     await self._answer_question(session, identity, message, effect, now, news)
                 case RecordUnanswered():
-                    await KnowledgeRepository(session).record_unanswered(
+                    await repository(session).record_unanswered(
                         effect.question, effect.language, now
                     )
                 case SetOptOut():

@@ -19,13 +19,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flows.knowledge import (
-    PLACEHOLDERS,
-    KnowledgeEntry,
-    KnowledgeIndex,
-    question_key,
-    unknown_placeholders,
-)
+from flows.knowledge import PLACEHOLDERS, KnowledgeIndex, question_key, unknown_placeholders
+from flows.types import KnowledgeEntry
 from storage.db import Database
 from storage.knowledge import ImportCounts, KnowledgeRepository
 from storage.models import Staff
@@ -294,6 +289,11 @@ def write_base(entries: Sequence[KnowledgeEntry], path: Path) -> None:
         writer.writerows(rows)
 
 
+def repository(session: AsyncSession) -> KnowledgeRepository:
+    """The knowledge base's tables, comparing questions as the matcher folds them."""
+    return KnowledgeRepository(session, question_key)
+
+
 def example_entries() -> list[KnowledgeEntry]:
     """The shipped example base (bot/knowledge_example.csv)."""
     return read_base(EXAMPLE)
@@ -313,13 +313,13 @@ class KnowledgeSource:
         self._index = KnowledgeIndex(())
 
     async def index(self, session: AsyncSession, now: datetime) -> KnowledgeIndex:
-        repository = KnowledgeRepository(session)
-        revision = await repository.revision()
+        base = repository(session)
+        revision = await base.revision()
         if revision is None:
             await seed_example(session, now, self._example)
-            revision = await repository.revision()
+            revision = await base.revision()
         if revision != self._revision:
-            self._index = KnowledgeIndex(await repository.entries())
+            self._index = KnowledgeIndex(await base.entries())
             self._revision = revision
         return self._index
 
@@ -329,7 +329,7 @@ async def seed_example(
 ) -> None:
     """Give a base that was never written the shipped example (nothing when it was)."""
     entries = read_base(example) if example is not None else []
-    if await KnowledgeRepository(session).seed(entries, now):
+    if await repository(session).seed(entries, now):
         log.info("knowledge base started from the shipped example (%d entries)", len(entries))
 
 
@@ -337,9 +337,9 @@ async def import_base(database: Database, path: Path, now: datetime) -> ImportCo
     """Replace the whole base with the file's entries, or change nothing."""
     entries = read_base(path)
     async with database.session() as session, session.begin():
-        repository = KnowledgeRepository(session)
-        counts = await repository.replace_all(entries, now)
-        await repository.forget_unanswered(_keys(entries))
+        base = repository(session)
+        counts = await base.replace_all(entries, now)
+        await base.forget_unanswered(_keys(entries))
     return counts
 
 
@@ -353,10 +353,10 @@ class KnowledgeDesk:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    async def _check_unique(self, repository: KnowledgeRepository, entry: KnowledgeEntry) -> None:
+    async def _check_unique(self, base: KnowledgeRepository, entry: KnowledgeEntry) -> None:
         taken = {
             question_key(phrasing): other.question
-            for other in await repository.entries()
+            for other in await base.entries()
             if other.id != entry.id
             for phrasing in (other.question, *other.alternatives)
         }
@@ -376,11 +376,11 @@ class KnowledgeDesk:
         """Add an entry; ``unanswered`` names the unanswered question it answers."""
         entry = check_entry(fields)
         async with self._db.session() as session, session.begin():
-            repository = KnowledgeRepository(session)
+            base = repository(session)
             await seed_example(session, now)
-            await self._check_unique(repository, entry)
-            row = await repository.add(entry, now)
-            await repository.forget_unanswered(_keys([entry]))
+            await self._check_unique(base, entry)
+            row = await base.add(entry, now)
+            await base.forget_unanswered(_keys([entry]))
             await AuditRepository(session).add(
                 staff, "knowledge_add", f"knowledge:{row.id}", {"unanswered": unanswered}, now=now
             )
@@ -391,11 +391,11 @@ class KnowledgeDesk:
     ) -> KnowledgeEntry:
         entry = check_entry(fields, entry_id)
         async with self._db.session() as session, session.begin():
-            repository = KnowledgeRepository(session)
-            await self._check_unique(repository, entry)
-            if await repository.change(entry, now) is None:
+            base = repository(session)
+            await self._check_unique(base, entry)
+            if await base.change(entry, now) is None:
                 raise KnowledgeFileError("that entry no longer exists", "dash.error.not_found")
-            await repository.forget_unanswered(_keys([entry]))
+            await base.forget_unanswered(_keys([entry]))
             await AuditRepository(session).add(
                 staff, "knowledge_change", f"knowledge:{entry_id}", now=now
             )
@@ -403,7 +403,7 @@ class KnowledgeDesk:
 
     async def remove(self, entry_id: int, staff: Staff | None, now: datetime) -> None:
         async with self._db.session() as session, session.begin():
-            if await KnowledgeRepository(session).remove(entry_id, now) is None:
+            if await repository(session).remove(entry_id, now) is None:
                 raise KnowledgeFileError("that entry no longer exists", "dash.error.not_found")
             await AuditRepository(session).add(
                 staff, "knowledge_remove", f"knowledge:{entry_id}", now=now

@@ -29,13 +29,15 @@ from typing import Final
 
 from flows import handoff
 from flows.catalogue import text
-from flows.knowledge import KnowledgeEntry, KnowledgeMatch, content_words, fill_placeholders
+from flows.knowledge import content_words, fill_placeholders
 from flows.steps import FlowDeclaration, MenuEntry, Step, goto, heard, pick, said_one_of, say
 from flows.text import normalize_digits
 from flows.types import (
     Choice,
     ConversationState,
     FlowSettings,
+    KnowledgeEntry,
+    KnowledgeMatch,
     Language,
     OutboundMessage,
     RecordUnanswered,

@@ -20,13 +20,10 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final
 
 from flows.text import fold_arabic
-from flows.types import Language
-
-Outcome = Literal["sure", "close", "none"]
+from flows.types import KnowledgeEntry, KnowledgeMatch, Language
 
 # Calibrated on the tuning part of tests/knowledge_questions.py, then frozen (see README).
 SURE_AT: Final = 0.42
@@ -55,27 +52,6 @@ PLACEHOLDERS: Final = (
     "organization.hotline",
 )
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-
-
-@dataclass(frozen=True, slots=True)
-class KnowledgeEntry:
-    """One entry of the charity's knowledge base, as staff wrote it."""
-
-    id: int
-    question: str
-    answer: str
-    alternatives: tuple[str, ...] = ()
-    language: Language = "ar"
-    topic: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class KnowledgeMatch:
-    """What the base has for a question: one entry when sure, candidates when close."""
-
-    outcome: Outcome
-    entries: tuple[KnowledgeEntry, ...] = ()
-    confidence: float = 0.0
 
 
 # Words that carry no meaning of their own in a question: MSA and Gulf function words,

@@ -5,10 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
-
-if TYPE_CHECKING:  # the matcher's module imports this one
-    from flows.knowledge import KnowledgeIndex
+from typing import Any, Literal, Protocol
 
 Language = Literal["ar", "en"]
 LANGUAGES: tuple[Language, ...] = ("ar", "en")
@@ -152,6 +149,38 @@ class OtherRequest:
     national_id_last4: str
 
 
+Outcome = Literal["sure", "close", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class KnowledgeEntry:
+    """One entry of the charity's knowledge base, as staff wrote it."""
+
+    id: int
+    question: str
+    answer: str
+    alternatives: tuple[str, ...] = ()
+    language: Language = "ar"
+    topic: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class KnowledgeMatch:
+    """What the base has for a question: one entry when sure, candidates when close."""
+
+    outcome: Outcome
+    entries: tuple[KnowledgeEntry, ...] = ()
+    confidence: float = 0.0
+
+
+class KnowledgeLookup(Protocol):
+    """The charity's knowledge base as a step may ask it (``flows.knowledge.KnowledgeIndex``)."""
+
+    def ask(self, text: str, language: Language | None = None) -> KnowledgeMatch: ...
+
+    def entry(self, entry_id: int) -> KnowledgeEntry | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Lookup:
     """Read-only facts the engine loads before a step.
@@ -168,7 +197,7 @@ class Lookup:
     sender_phone: str | None = None
     others: tuple[OtherRequest, ...] = ()
     opted_out: bool = False
-    knowledge: KnowledgeIndex | None = None
+    knowledge: KnowledgeLookup | None = None
 
 
 @dataclass(frozen=True, slots=True)

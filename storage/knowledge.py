@@ -3,7 +3,7 @@ questions it could not answer."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from flows.knowledge import KnowledgeEntry, question_key
+from flows.types import KnowledgeEntry
 from storage.models import KnowledgeEntryRow, KnowledgeRevision, UnansweredQuestion
 
 
@@ -49,10 +49,15 @@ def _same(row: KnowledgeEntryRow, entry: KnowledgeEntry) -> bool:
 
 
 class KnowledgeRepository:
-    """Reads and writes of the knowledge base; every write moves the revision."""
+    """Reads and writes of the knowledge base; every write moves the revision.
 
-    def __init__(self, session: AsyncSession) -> None:
+    ``fold`` turns a question into the key two questions are compared by (the matcher's
+    folding, ``flows.knowledge.question_key``, passed in by the caller).
+    """
+
+    def __init__(self, session: AsyncSession, fold: Callable[[str], str]) -> None:
         self._session = session
+        self._fold = fold
 
     def _insert(self, model: type[KnowledgeRevision] | type[UnansweredQuestion]) -> sqlite.Insert:
         if self._session.get_bind().dialect.name == "postgresql":
@@ -81,7 +86,7 @@ class KnowledgeRepository:
         if not result.rowcount:  # type: ignore[attr-defined]
             return False
         for position, entry in enumerate(entries):
-            self._session.add(_row(entry, position, now))
+            self._session.add(self._row(entry, position, now))
         await self._session.flush()
         return True
 
@@ -119,16 +124,16 @@ class KnowledgeRepository:
         id (a "did you mean" offered a moment ago still finds it).
         """
         stored = {row.question_key: row for row in await self.rows()}
-        wanted = {question_key(entry.question): entry for entry in entries}
+        wanted = {self._fold(entry.question): entry for entry in entries}
         added = changed = 0
         for key in set(stored) - set(wanted):
             await self._session.delete(stored[key])
         await self._session.flush()
         for position, entry in enumerate(entries):
-            key = question_key(entry.question)
+            key = self._fold(entry.question)
             row = stored.get(key)
             if row is None:
-                self._session.add(_row(entry, position, now))
+                self._session.add(self._row(entry, position, now))
                 added += 1
                 continue
             if not _same(row, entry):
@@ -143,7 +148,7 @@ class KnowledgeRepository:
 
     async def add(self, entry: KnowledgeEntry, now: datetime) -> KnowledgeEntryRow:
         last = await self._session.execute(select(func.max(KnowledgeEntryRow.position)))
-        row = _row(entry, (last.scalar() or 0) + 1, now)
+        row = self._row(entry, (last.scalar() or 0) + 1, now)
         self._session.add(row)
         await self._session.flush()
         await self._bump("dashboard", now)
@@ -153,7 +158,7 @@ class KnowledgeRepository:
         row = await self.get(entry.id)
         if row is None:
             return None
-        row.question, row.question_key = entry.question, question_key(entry.question)
+        row.question, row.question_key = entry.question, self._fold(entry.question)
         row.answer, row.alternatives = entry.answer, list(entry.alternatives)
         row.language, row.topic, row.updated_at = entry.language, entry.topic, now
         await self._session.flush()
@@ -171,7 +176,7 @@ class KnowledgeRepository:
 
     async def record_unanswered(self, question: str, language: str, now: datetime) -> None:
         """Count ``question`` as unanswered (its folded wording is the key)."""
-        key = question_key(question)
+        key = self._fold(question)
         if not key:
             return
         statement = self._insert(UnansweredQuestion).values(
@@ -213,16 +218,15 @@ class KnowledgeRepository:
                 delete(UnansweredQuestion).where(col(UnansweredQuestion.question_key).in_(keys))
             )
 
-
-def _row(entry: KnowledgeEntry, position: int, now: datetime) -> KnowledgeEntryRow:
-    return KnowledgeEntryRow(
-        question=entry.question,
-        question_key=question_key(entry.question),
-        answer=entry.answer,
-        alternatives=list(entry.alternatives),
-        language=entry.language,
-        topic=entry.topic,
-        position=position,
-        created_at=now,
-        updated_at=now,
-    )
+    def _row(self, entry: KnowledgeEntry, position: int, now: datetime) -> KnowledgeEntryRow:
+        return KnowledgeEntryRow(
+            question=entry.question,
+            question_key=self._fold(entry.question),
+            answer=entry.answer,
+            alternatives=list(entry.alternatives),
+            language=entry.language,
+            topic=entry.topic,
+            position=position,
+            created_at=now,
+            updated_at=now,
+        )

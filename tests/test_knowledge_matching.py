@@ -7,12 +7,12 @@ from knowledge_questions import HELD_OUT, TUNING
 
 from bench.knowledge import example_index, measure
 from flows.knowledge import (
-    KnowledgeEntry,
     KnowledgeIndex,
     fill_placeholders,
     question_key,
     unknown_placeholders,
 )
+from flows.types import KnowledgeEntry
 
 DOCUMENTS = KnowledgeEntry(1, "ما الأوراق المطلوبة للتسجيل؟", "الهوية وسجل الأسرة.")
 BASKETS = KnowledgeEntry(2, "متى توزيع السلال الغذائية؟", "في الأسبوع الأول من كل شهر.")

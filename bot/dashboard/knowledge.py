@@ -6,23 +6,35 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 import flows
+from bot.dashboard.auth import Viewer
 from bot.dashboard.views import when
-from bot.knowledge import EntryFields, KnowledgeDesk, KnowledgeFileError, seed_example
+from bot.knowledge import EntryFields, KnowledgeDesk, KnowledgeFileError, repository, seed_example
 from flows.knowledge import PLACEHOLDERS
+from flows.types import Language
 from storage.db import Database
-from storage.knowledge import KnowledgeRepository
-
-if TYPE_CHECKING:
-    from bot.dashboard.app import Visit
 
 Guard = Callable[..., Callable[[web.Request], Awaitable[web.StreamResponse]]]
 Render = Callable[..., web.Response]
 PATH = "/staff/knowledge"
+
+
+class Visit(Protocol):
+    """What a page reads of one request (``bot.dashboard.app.Visit``)."""
+
+    @property
+    def lang(self) -> Language: ...
+
+    @property
+    def me(self) -> Viewer: ...
+
+    def field(self, name: str) -> str: ...
+
+
 # The answer column of the list: enough to recognise an entry on a phone.
 _PREVIEW = 160
 
@@ -67,9 +79,9 @@ class KnowledgePages:
         lang = visit.lang
         async with self._db.session() as session, session.begin():
             await seed_example(session, self._clock())
-            repository = KnowledgeRepository(session)
-            rows = await repository.rows()
-            unanswered = await repository.unanswered()
+            base = repository(session)
+            rows = await base.rows()
+            unanswered = await base.unanswered()
         form = dict(kept or {})
         if not form and editing is not None:
             row = next((r for r in rows if r.id == editing), None)
