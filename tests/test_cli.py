@@ -335,6 +335,11 @@ def test_requests_commands(tmp_path: Path) -> None:
     assert [e["kind"] for e in exported["events"]].count("status_change") == 2
     csv_text = run(tmp_path, "requests", "export", "REQ-000001", "--format", "csv").stdout
     assert csv_text.splitlines()[0] == "at,kind,actor,text,detail"
+    assert exported["answers"]["national_id"] == "1000000008" and not exported["masked"]
+    # Named, a researcher takes it out as the case page shows it.
+    masked = run(tmp_path, "requests", "export", "REQ-000001", "--by", "sara").stdout
+    assert json.loads(masked)["answers"]["national_id"] == "******0008"
+    assert "1000000008" not in masked and "١٠٠٠٠٠٠٠٠٨" not in masked
     # The beneficiary's notice waits in the outbox for their channel, in Arabic.
     notice = query(
         tmp_path / "tawasul.db",
