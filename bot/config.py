@@ -161,9 +161,10 @@ class WhatsAppCloudSettings(_Section):
     # at most 80% of it so that replies always have room.
     messages_per_second: float = Field(80.0, gt=0, le=100_000)
     # Approved templates by kind of proactive message: kind -> template name.
-    templates: dict[str, Annotated[str, AfterValidator(_check_template_name)]] = Field(
-        default_factory=dict
-    )
+    templates: Annotated[
+        dict[str, Annotated[str, AfterValidator(_check_template_name)]],
+        AfterValidator(_check_template_kinds),
+    ] = Field(default_factory=dict)
 
 
 def _read_need(value: Any) -> Any:
@@ -274,17 +275,24 @@ class Settings(BaseSettings):
 def template_warnings(settings: Settings) -> list[str]:
     """Lines for the operator about kinds of template that are sent but not configured
     (with WhatsApp set up): such a message outside the 24-hour window goes by SMS or fails."""
-    whatsapp = settings.whatsapp
-    if not whatsapp.account_sid:
-        return []
-    missing = [kind for kind in TemplateKind if kind not in whatsapp.templates]
-    if not missing:
-        return []
-    fallback = "go by SMS" if whatsapp.sms_fallback else "fail"
-    return [
-        f"whatsapp.templates has no template for {', '.join(missing)}: outside WhatsApp's "
-        f"24-hour window these messages {fallback}"
-    ]
+    lines = []
+    whatsapp, cloud = settings.whatsapp, settings.whatsapp_cloud
+    if whatsapp.account_sid:
+        missing = [kind for kind in TemplateKind if kind not in whatsapp.templates]
+        fallback = "go by SMS" if whatsapp.sms_fallback else "fail"
+        if missing:
+            lines.append(
+                f"whatsapp.templates has no template for {', '.join(missing)}: outside "
+                f"WhatsApp's 24-hour window these messages {fallback}"
+            )
+    if cloud.phone_number_id:
+        missing = [kind for kind in TemplateKind if kind not in cloud.templates]
+        if missing:
+            lines.append(
+                f"whatsapp_cloud.templates has no template for {', '.join(missing)}: outside "
+                "WhatsApp's 24-hour window these messages fail"
+            )
+    return lines
 
 
 class ConfigError(Exception):

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import flows
 from bot.followups import FollowUpPlanner
 from bot.knowledge import KnowledgeSource, repository
+from flows.lifecycle import NEEDS_INFO, UNDER_REVIEW
 from flows.types import (
     AddCaseNote,
     Address,
@@ -355,13 +356,13 @@ class ConversationEngine:
         await requests.add_note(request, author="beneficiary", text=answer.text, now=now)
         for media in answer.media:
             await requests.add_document(request, media, now=now)
-        if request.status == "needs_info":
+        if request.status == NEEDS_INFO:
             await requests.change_status(
-                request, "under_review", now=now, by=None, note="answered by the beneficiary"
+                request, UNDER_REVIEW, now=now, by=None, note="answered by the beneficiary"
             )
             if self._followups is not None:
                 news.followups += await self._followups.status_changed(
-                    session, request, "needs_info", now
+                    session, request, NEEDS_INFO, now
                 )
 
     async def _enqueue(

@@ -86,6 +86,7 @@ def test_secrets_are_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
             "whatsapp.templates: no message is sent as 'handoff_reply'",
         ),
         ('[followups.too_old]\nrating_promt = "7d"\n', "followups.too_old: no message is sent"),
+        ('[whatsapp_cloud.templates]\nthanks = "thanks_v1"\n', "no message is sent as 'thanks'"),
     ],
 )
 def test_bad_values_give_one_line(tmp_path: Path, toml: str, expected: str) -> None:
@@ -155,3 +156,6 @@ def test_template_kinds_sent_but_not_configured_are_warned_about() -> None:
     assert "go by SMS" in line
     every = {kind.value: sid for kind in TemplateKind}
     assert template_warnings(Settings(whatsapp={"account_sid": "AC1", "templates": every})) == []
+    cloud = Settings(whatsapp_cloud={"phone_number_id": "123", "templates": {"checkin": "c"}})
+    [line] = template_warnings(cloud)
+    assert line.startswith("whatsapp_cloud.templates has no template for status_update")

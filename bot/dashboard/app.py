@@ -60,6 +60,7 @@ from bot.media import MediaStore
 from bot.passwords import hash_password
 from bot.staff import StaffDesk, StaffError
 from flows.catalogue import CATALOGUE
+from flows.lifecycle import NOTE_REQUIRED
 from flows.steps import need_label
 from flows.text import localize_digits
 from flows.types import InboundMessage, Language
@@ -544,7 +545,7 @@ class Dashboard:
 
     async def _set_status(self, request: web.Request, visit: Visit) -> web.StreamResponse:
         status, note = visit.field("status"), visit.field("note")
-        if status == "needs_info" and not note.strip():
+        if status in NOTE_REQUIRED and not note.strip():
             error = flows.text(visit.lang, "dash.status.note_required")
             return await self._case(request, visit, status=400, error=error)
 
