@@ -122,6 +122,8 @@ class TelegramSettings(_Section):
     staff_chat_id: int | None = Field(None, lt=0)  # groups have negative ids
     # Telegram's broadcast limit (paid broadcasts raise it); one per chat a second stays.
     messages_per_second: float = Field(30.0, gt=0, le=100_000)
+    # Posts to the staff group a minute (Telegram allows a group 20; 80% of it).
+    staff_posts_per_minute: float = Field(16.0, gt=0, le=60)
 
 
 class WhatsAppSettings(_Section):
@@ -230,6 +232,19 @@ class FollowupSettings(_Section):
     )
 
 
+class InboundSettings(_Section):
+    """Limits on what comes in: per sender, and the engine's queue."""
+
+    # A sender may send this many messages at once, then per_sender_per_minute; beyond
+    # it their messages are stored, not answered, and they are asked once to wait.
+    per_sender_burst: int = Field(20, ge=1, le=10_000)
+    per_sender_per_minute: float = Field(30.0, gt=0, le=100_000)
+    # Messages waiting for the engine at most; a webhook beyond it waits up to
+    # queue_wait for room, then is answered 503 with Retry-After (the platform resends).
+    queue_limit: int = Field(1000, ge=1, le=1_000_000)
+    queue_wait: Duration = timedelta(seconds=10)
+
+
 class Settings(BaseSettings):
     """The whole configuration; every key is documented in config.example.toml."""
 
@@ -245,6 +260,7 @@ class Settings(BaseSettings):
     organization: OrganizationSettings = OrganizationSettings()
     handoff: HandoffSettings = HandoffSettings()
     followups: FollowupSettings = FollowupSettings()
+    inbound: InboundSettings = InboundSettings()
 
     @classmethod
     def settings_customise_sources(

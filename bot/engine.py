@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import flows
+from bot.config import Settings
 from bot.followups import FollowUpPlanner
 from bot.knowledge import KnowledgeSource, repository
 from flows.lifecycle import NEEDS_INFO, UNDER_REVIEW
@@ -36,6 +37,7 @@ from flows.types import (
     Transition,
     Turn,
 )
+from handlers.base import Overloaded
 from storage.db import Database
 from storage.models import ChannelIdentity, MessageKind
 from storage.models import id_of as _id
@@ -83,6 +85,99 @@ class _StaffNews:
 
 # Messages stored in one transaction at most; more waiting go in the next one.
 BATCH = 64
+# What the inbound row of a message beyond its sender's limit says (the case timeline
+# and the dashboard show it): stored, not run through the flows, not answered.
+OVER_LIMIT = "over the sender's rate limit: stored, not answered"
+# Poison messages remembered (by platform id), so a redelivery is handled alone.
+_POISON_KEPT = 1000
+# Senders' limits kept in memory before those at rest are forgotten.
+_SENDERS_KEPT = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class InboundLimits:
+    """Per-sender rate and the queue's bound (``inbound.*`` in the configuration)."""
+
+    burst: int | None = None  # None: no per-sender limit (the console)
+    per_minute: float = 30.0
+    queue_limit: int = 1000
+    queue_wait: float = 10.0  # seconds a webhook waits for room before it is refused
+    retry_after: int = 5  # what a refused webhook is told
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> InboundLimits:
+        inbound = settings.inbound
+        return cls(
+            burst=inbound.per_sender_burst,
+            per_minute=inbound.per_sender_per_minute,
+            queue_limit=inbound.queue_limit,
+            queue_wait=inbound.queue_wait.total_seconds(),
+        )
+
+
+@dataclass(slots=True)
+class _Sender:
+    """One sender's token bucket, on the engine's clock, and whether they were told."""
+
+    level: float
+    at: datetime
+    told: bool = False
+
+
+class SenderLimits:
+    """Per-sender token buckets: ``burst`` at once, then ``per_minute``.
+
+    A sender over the limit is told once; told again only after the bucket filled up
+    again (they went quiet for ``burst`` messages' worth of time). In memory, per
+    process: a restart forgives everyone, which is the kind side to err on.
+    """
+
+    def __init__(self, limits: InboundLimits) -> None:
+        self._unlimited = limits.burst is None
+        self._burst = float(limits.burst or 1)
+        self._rate = limits.per_minute / 60.0
+        self._senders: dict[Address, _Sender] = {}
+
+    def admit(self, address: Address, now: datetime) -> bool:
+        """Whether a new message of ``address`` may go through the flows (a token taken)."""
+        if self._unlimited:
+            return True
+        sender = self._refill(address, now)
+        if sender.level >= 1.0:
+            sender.level -= 1.0
+            return True
+        return False
+
+    def first_refusal(self, address: Address) -> bool:
+        """Whether this refusal is the first of a flood (the sender is to be told)."""
+        sender = self._senders.get(address)
+        return sender is not None and not sender.told
+
+    def told(self, address: Address) -> None:
+        sender = self._senders.get(address)
+        if sender is not None:
+            sender.told = True
+
+    def _refill(self, address: Address, now: datetime) -> _Sender:
+        sender = self._senders.get(address)
+        if sender is None:
+            if len(self._senders) >= _SENDERS_KEPT:
+                self._forget_rested(now)
+            sender = self._senders[address] = _Sender(self._burst, now)
+            return sender
+        elapsed = max(0.0, (now - sender.at).total_seconds())
+        sender.level = min(self._burst, sender.level + elapsed * self._rate)
+        sender.at = max(sender.at, now)
+        if sender.level >= self._burst:
+            sender.told = False  # quiet long enough: a new flood is told again
+        return sender
+
+    def _forget_rested(self, now: datetime) -> None:
+        def rested(sender: _Sender) -> bool:
+            elapsed = max(0.0, (now - sender.at).total_seconds())
+            return sender.level + elapsed * self._rate >= self._burst
+
+        self._senders = {a: s for a, s in self._senders.items() if not rested(s)}
 
 
 @dataclass(slots=True)
@@ -92,6 +187,7 @@ class _Step:
 
     result: HandleResult
     followups: list[str]
+    told: Address | None = None  # a sender told to slow down, once committed
 
 
 class ConversationEngine:
@@ -104,6 +200,15 @@ class ConversationEngine:
     them fails, the batch is rolled back and its messages are handled again one per
     transaction, the failing one stored with an apology. A platform's redelivery is
     recognised by its message id and handled once. Delivery happens after.
+
+    Limits (issue 11): a sender beyond ``limits`` (``SenderLimits``) has what they send
+    stored, marked ``OVER_LIMIT`` and relayed into an open handoff, but not run through
+    the flows; the first such message gets one polite answer (``limit.slow_down``).
+    Waiting messages are bounded by ``limits.queue_limit``: beyond it ``handle`` waits
+    up to ``limits.queue_wait`` for room, then raises ``Overloaded`` (the webhook
+    answers 503 with Retry-After). A message that fails even alone (a poison message)
+    is stored with an apology and remembered: if its platform sends it again, it is
+    handled alone, never again in a batch it could roll back.
     """
 
     def __init__(
@@ -117,6 +222,7 @@ class ConversationEngine:
         on_followups: Callable[[list[str]], None] = lambda _keys: None,
         batch: int = BATCH,
         knowledge: KnowledgeSource | None = None,
+        limits: InboundLimits | None = None,
     ) -> None:
         self._db = database
         self._settings = settings
@@ -129,6 +235,10 @@ class ConversationEngine:
         self._knowledge = knowledge if knowledge is not None else KnowledgeSource()
         self._waiting: list[tuple[InboundMessage, asyncio.Future[HandleResult]]] = []
         self._worker: asyncio.Task[None] | None = None
+        self._limits = limits or InboundLimits()
+        self._senders = SenderLimits(self._limits)
+        self._room = asyncio.Event()  # set whenever the queue has room again
+        self._poison: dict[tuple[str, str], None] = {}  # insertion-ordered, bounded
 
     async def handle(self, message: InboundMessage) -> HandleResult:
         """Store ``message`` and everything it leads to; what became of it.
@@ -136,16 +246,35 @@ class ConversationEngine:
         A caller that stops waiting (a webhook whose client went away) does not stop
         the message from being handled.
         """
+        await self._wait_for_room()
         future: asyncio.Future[HandleResult] = asyncio.get_running_loop().create_future()
         self._waiting.append((_without_control_characters(message), future))
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._work(), name="conversation-engine")
         return await future
 
+    async def _wait_for_room(self) -> None:
+        """Back-pressure: a full queue makes the caller wait (bounded), never grow."""
+        if len(self._waiting) < self._limits.queue_limit:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._limits.queue_wait
+        while len(self._waiting) >= self._limits.queue_limit:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                log.warning("the engine's queue is full: a message refused for now")
+                raise Overloaded(self._limits.retry_after)
+            self._room.clear()
+            try:
+                await asyncio.wait_for(self._room.wait(), remaining)
+            except TimeoutError:
+                continue
+
     async def _work(self) -> None:
         while self._waiting:
             batch = self._waiting[: self._batch]
             del self._waiting[: len(batch)]
+            self._room.set()
             try:
                 outcomes = await self._handle_batch([message for message, _future in batch])
             except Exception as error:  # a bug here: every waiting webhook must still answer
@@ -162,22 +291,26 @@ class ConversationEngine:
     async def _handle_batch(
         self, messages: list[InboundMessage]
     ) -> list[HandleResult | BaseException]:
-        if len(messages) > 1:
+        # A message that failed before is handled alone, after the others' batch.
+        alone = [m for m in messages if _poison_key(m) in self._poison]
+        together = [m for m in messages if _poison_key(m) not in self._poison]
+        results: dict[int, HandleResult | BaseException] = {}
+        if len(together) > 1:
             try:
                 async with self._db.session() as session, session.begin():
-                    steps = [await self._step(session, message) for message in messages]
+                    steps = [await self._step(session, message) for message in together]
             except Exception:
-                log.info("a batch of %d messages failed: handling them one by one", len(messages))
+                log.info("a batch of %d messages failed: handling them one by one", len(together))
             else:
-                self._notify([key for step in steps for key in step.followups])
-                return [step.result for step in steps]
-        outcomes: list[HandleResult | BaseException] = []
-        for message in messages:
+                self._committed(steps)
+                results = {id(m): step.result for m, step in zip(together, steps, strict=True)}
+                together = []
+        for message in [*together, *alone]:
             try:
-                outcomes.append(await self._handle_alone(message))
+                results[id(message)] = await self._handle_alone(message)
             except Exception as error:  # the database is away: the webhook fails, retried
-                outcomes.append(error)
-        return outcomes
+                results[id(message)] = error
+        return [results[id(message)] for message in messages]
 
     async def _handle_alone(self, message: InboundMessage) -> HandleResult:
         try:
@@ -185,11 +318,28 @@ class ConversationEngine:
                 step = await self._step(session, message)
         except Exception:
             # A fault in a flow or an effect: keep what the beneficiary sent and
-            # apologise, rather than lose the message or leave half a change.
+            # apologise, rather than lose the message or leave half a change. Remember
+            # it: if it comes again (its webhook failed), it must not join a batch.
             log.exception("could not handle a message on %s", message.address.channel)
+            self._remember_poison(message)
             return await self._store_with_apology(message)
-        self._notify(step.followups)
+        self._committed([step])
         return step.result
+
+    def _committed(self, steps: list[_Step]) -> None:
+        """What waits for the commit: follow-up jobs, and senders told to slow down."""
+        for step in steps:
+            if step.told is not None:
+                self._senders.told(step.told)
+        self._notify([key for step in steps for key in step.followups])
+
+    def _remember_poison(self, message: InboundMessage) -> None:
+        key = _poison_key(message)
+        if key is None:
+            return
+        self._poison[key] = None
+        if len(self._poison) > _POISON_KEPT:
+            del self._poison[next(iter(self._poison))]
 
     def _notify(self, keys: list[str]) -> None:
         if keys:
@@ -201,11 +351,14 @@ class ConversationEngine:
         messages = MessageRepository(session)
         identity = await IdentityRepository(session).get_or_create(message.address, now)
         identity_id = _id(identity)
-        if await messages.log_inbound(identity_id, message) is None:
+        inbound_id = await messages.log_inbound(identity_id, message)
+        if inbound_id is None:
             # Stored before: only the identity's "last heard from" moved.
             return _Step(HandleResult(duplicate=True), [])
         conversations = ConversationRepository(session)
         state = await conversations.load(identity_id)
+        if not self._senders.admit(message.address, now):
+            return await self._over_limit(session, identity_id, inbound_id, message, state, now)
         requests = (
             await RequestRepository(session).summaries_for(identity)
             if flows.needs_requests(state)
@@ -252,6 +405,33 @@ class ConversationEngine:
             relayed_to=relayed_to,
         )
         return _Step(result, news.followups)
+
+    async def _over_limit(
+        self,
+        session: AsyncSession,
+        identity_id: int,
+        inbound_id: int,
+        message: InboundMessage,
+        state: ConversationState,
+        now: datetime,
+    ) -> _Step:
+        """A message beyond its sender's limit: stored and marked, shown to staff in an
+        open handoff, not run through the flows; the first of a flood is answered once."""
+        messages = MessageRepository(session)
+        await messages.mark_over_limit(inbound_id, OVER_LIMIT)
+        relayed_to = None
+        if state.flow == "handoff":
+            handoff = await HandoffRepository(session).get_open(identity_id)
+            relayed_to = handoff.id if handoff else None
+        replies: list[OutboundMessage] = []
+        told = None
+        if self._senders.first_refusal(message.address):
+            text = flows.text(state.language, "limit.slow_down")
+            replies.append(OutboundMessage(text, state.language))
+            told = message.address
+            log.info("a sender on %s is over the limit: asked to wait", message.address.channel)
+        outbox = await self._enqueue(messages, identity_id, message.address, replies, now)
+        return _Step(HandleResult(replies=outbox, relayed_to=relayed_to), [], told)
 
     async def _others(
         self,
@@ -380,6 +560,15 @@ class ConversationEngine:
         return tuple(items)
 
     async def _store_with_apology(self, message: InboundMessage) -> HandleResult:
+        try:
+            return await self._store_apologising(message)
+        except Exception:
+            # What it carries cannot be stored as it is (a lone surrogate, say): keep a
+            # copy that can be, rather than refuse it until the platform gives up.
+            log.warning("a message on %s stored in a cleaned form", message.address.channel)
+            return await self._store_apologising(_storable(message))
+
+    async def _store_apologising(self, message: InboundMessage) -> HandleResult:
         now = self._clock()
         async with self._db.session() as session, session.begin():
             messages = MessageRepository(session)
@@ -401,3 +590,20 @@ def _without_control_characters(message: InboundMessage) -> InboundMessage:
         return message
     cleaned = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
     return replace(message, text=cleaned)
+
+
+def _storable(message: InboundMessage) -> InboundMessage:
+    """``message`` with what no database takes replaced: lone surrogates, NUL."""
+
+    def clean(value: str) -> str:
+        value = value.encode("utf-8", "replace").decode("utf-8")
+        return "".join(ch for ch in value if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+
+    payload = clean(message.payload) if message.payload is not None else None
+    return replace(message, text=clean(message.text), payload=payload)
+
+
+def _poison_key(message: InboundMessage) -> tuple[str, str] | None:
+    if message.platform_message_id is None:
+        return None
+    return (message.address.channel, message.platform_message_id)

@@ -15,7 +15,7 @@ from aiohttp import web
 import flows
 from bot.config import Settings, template_warnings
 from bot.dashboard import Dashboard
-from bot.engine import ConversationEngine, HandleResult, utcnow
+from bot.engine import ConversationEngine, HandleResult, InboundLimits, utcnow
 from bot.followups import FollowUpDispatcher, FollowUpPlanner, FollowUpPolicy, StaffGroupAlerts
 from bot.media import MediaQuota, MediaStore
 from bot.outbox import DeliveryRules, FailedDelivery, OutboxSender
@@ -74,6 +74,7 @@ class Tawasul:
             clock=clock,
             followups=self.followups,
             on_followups=self._followups_changed,
+            limits=InboundLimits.from_settings(settings),
         )
         self.media = MediaStore(
             Path(settings.server.media_dir), database, quota=MediaQuota.of(settings), clock=clock

@@ -18,6 +18,12 @@ CATALOGUE: Final[Mapping[str, Mapping[Language, str]]] = {
     },
     # The button that opens a list of choices (WhatsApp: at most 20 characters).
     "choices.list_button": {"ar": "عرض الخيارات", "en": "Show options"},
+    "limit.slow_down": {
+        "ar": "وصلتنا رسائلك كلها وحفظناها، شكراً لك. أرجو الانتظار دقيقة قبل إرسال المزيد، "
+        "ثم المتابعة من حيث توقفت.",
+        "en": "We have received and kept all your messages, thank you. Please wait a minute "
+        "before sending more, then carry on where you left off.",
+    },
     "common.back_hint": {
         "ar": "أرسل ٠ للعودة إلى القائمة.",
         "en": "Send 0 to go back to the menu.",

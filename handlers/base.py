@@ -89,6 +89,22 @@ class DeliveryReceipt:
 ReceiptReceiver = Callable[[DeliveryReceipt], Awaitable[None]]
 
 
+class Overloaded(Exception):
+    """The bot cannot take a message now (its queue is full): nothing was stored, and the
+    webhook answers 503 with ``Retry-After`` so the platform sends it again later."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"busy: retry after {retry_after}s")
+        self.retry_after = retry_after
+
+
+def busy_response(error: Overloaded) -> web.Response:
+    """What a webhook answers when the bot is too busy to store its message."""
+    return web.Response(
+        status=503, text="busy, retry later", headers={"Retry-After": str(error.retry_after)}
+    )
+
+
 class MediaError(Exception):
     """An attachment that could not be fetched (too large, gone, refused)."""
 

@@ -51,8 +51,10 @@ from handlers.base import (
     BeforePart,
     DeliveryError,
     MediaError,
+    Overloaded,
     Receiver,
     Sent,
+    busy_response,
 )
 from handlers.telegram_http import AiohttpRequest
 
@@ -269,6 +271,8 @@ class TelegramChannel:
             await self._application.process_update(update)
         finally:
             _delivery.reset(token)
+        if isinstance(delivery.error, Overloaded):
+            return busy_response(delivery.error)  # Telegram sends it again later
         if delivery.error is not None:
             log.error(
                 "telegram update %s not stored (%s): answering 500 so Telegram sends it again",

@@ -33,8 +33,10 @@ from handlers.base import (
     BeforePart,
     DeliveryError,
     MediaError,
+    Overloaded,
     Receiver,
     Sent,
+    busy_response,
 )
 
 logger = logging.getLogger(__name__)
@@ -214,6 +216,8 @@ class TwilioChannel:
                 raise web.HTTPBadRequest(text=str(exc)) from None
             try:
                 await receive(message)
+            except Overloaded as busy:
+                return busy_response(busy)
             except Exception as exc:
                 # Not stored: a 5xx makes Twilio send it again. The exception's text may
                 # quote the message, so only its type is logged.

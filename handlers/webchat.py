@@ -18,7 +18,15 @@ from typing import Any
 from aiohttp import web
 
 from flows.types import Address, InboundMessage, Media, OutboundMessage
-from handlers.base import BeforePart, MediaError, Receiver, Sent, same_origin
+from handlers.base import (
+    BeforePart,
+    MediaError,
+    Overloaded,
+    Receiver,
+    Sent,
+    busy_response,
+    same_origin,
+)
 
 log = logging.getLogger(__name__)
 
@@ -238,6 +246,8 @@ class WebChatChannel:
         )
         try:
             await receive(message)
+        except Overloaded as busy:
+            response = busy_response(busy)
         except Exception as error:
             # The exception's text may quote the message; its type says enough.
             log.error("could not store a web chat message: %s", type(error).__name__)

@@ -724,6 +724,10 @@ class MessageRepository:
             claimed.update(message_id for message_id in result.scalars() if message_id)
         return claimed
 
+    async def mark_over_limit(self, message_id: int, note: str) -> None:
+        """An inbound message kept but not answered (its sender was over the limit)."""
+        await self._update(message_id, {"error": note})
+
     async def release(self, message_id: int, now: datetime, error: str) -> None:
         """A claimed message was refused for now: pending again, the attempt counted."""
         await self._update(

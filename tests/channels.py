@@ -47,6 +47,7 @@ async def count(database: Database, model: type, *where: object) -> int:
 # for the rate limit, and no quiet hours (equal ends), whatever the time of day.
 FAST_SENDER = 50.0
 NO_QUIET_HOURS = "00:00-00:00"
+NO_SENDER_LIMIT = 10_000
 
 
 def make_settings(
@@ -76,6 +77,8 @@ def make_settings(
             "api_base_url": telegram.base_url,
             "staff_chat_id": staff_chat_id,
         }
+    # Transcripts go as fast as the replies come: no sender limit unless a test sets one.
+    sections.setdefault("inbound", {"per_sender_burst": NO_SENDER_LIMIT})
     return Settings(
         server={"public_url": PUBLIC_URL, "media_dir": str(tmp_path / "media")},
         organization={"quiet_hours": NO_QUIET_HOURS},

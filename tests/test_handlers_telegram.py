@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer, unused_port
 from fakes.telegram_api import FakeTelegram, group_callback, group_message, private_message
 
 from flows.types import Address, Choice, InboundMessage, Location, Media, OutboundMessage
-from handlers.base import MAX_MEDIA_BYTES, DeliveryError, MediaError
+from handlers.base import MAX_MEDIA_BYTES, DeliveryError, MediaError, Overloaded
 from handlers.telegram import (
     SECRET_HEADER,
     WEBHOOK_PATH,
@@ -406,6 +406,18 @@ async def test_a_message_not_stored_is_answered_500_so_telegram_sends_it_again(
     assert await post(http, tap(880301, "2")) == 200
     assert [m.platform_message_id for m in inbox.messages] == ["880300", "880301"]
     assert len(api.calls("answerCallbackQuery")) == 1
+
+
+async def test_an_update_the_busy_bot_cannot_take_is_answered_503_with_retry_after(
+    http: Http, inbox: Inbox
+) -> None:
+    inbox.failure = Overloaded(7)  # the engine's queue is full
+    headers = {SECRET_HEADER: SECRET}
+    async with http.post(WEBHOOK_PATH, json=message(880400, text="١"), headers=headers) as answer:
+        assert (answer.status, answer.headers.get("Retry-After")) == (503, "7")
+    inbox.failure = None
+    assert await post(http, message(880400, text="١")) == 200
+    assert [m.platform_message_id for m in inbox.messages] == ["880400"]
 
 
 async def test_updates_before_start_are_answered_503(api: FakeTelegram, inbox: Inbox) -> None:
