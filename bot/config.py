@@ -123,7 +123,7 @@ class TelegramSettings(_Section):
     # Telegram's broadcast limit (paid broadcasts raise it); one per chat a second stays.
     messages_per_second: float = Field(30.0, gt=0, le=100_000)
     # Posts to the staff group a minute (Telegram allows a group 20; 80% of it).
-    staff_posts_per_minute: float = Field(16.0, gt=0, le=60)
+    staff_posts_per_minute: float = Field(16.0, gt=0, le=100_000)
 
 
 class WhatsAppSettings(_Section):

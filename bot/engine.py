@@ -153,10 +153,10 @@ class SenderLimits:
         sender = self._senders.get(address)
         return sender is not None and not sender.told
 
-    def told(self, address: Address) -> None:
+    def told(self, address: Address, told: bool = True) -> None:
         sender = self._senders.get(address)
         if sender is not None:
-            sender.told = True
+            sender.told = told
 
     def _refill(self, address: Address, now: datetime) -> _Sender:
         sender = self._senders.get(address)
@@ -187,7 +187,6 @@ class _Step:
 
     result: HandleResult
     followups: list[str]
-    told: Address | None = None  # a sender told to slow down, once committed
 
 
 class ConversationEngine:
@@ -239,6 +238,8 @@ class ConversationEngine:
         self._senders = SenderLimits(self._limits)
         self._room = asyncio.Event()  # set whenever the queue has room again
         self._poison: dict[tuple[str, str], None] = {}  # insertion-ordered, bounded
+        # Senders told to slow down in the transaction under way: untold if it fails.
+        self._telling: list[Address] = []
 
     async def handle(self, message: InboundMessage) -> HandleResult:
         """Store ``message`` and everything it leads to; what became of it.
@@ -296,10 +297,12 @@ class ConversationEngine:
         together = [m for m in messages if _poison_key(m) not in self._poison]
         results: dict[int, HandleResult | BaseException] = {}
         if len(together) > 1:
+            self._telling = []
             try:
                 async with self._db.session() as session, session.begin():
                     steps = [await self._step(session, message) for message in together]
             except Exception:
+                self._untell()
                 log.info("a batch of %d messages failed: handling them one by one", len(together))
             else:
                 self._committed(steps)
@@ -313,10 +316,12 @@ class ConversationEngine:
         return [results[id(message)] for message in messages]
 
     async def _handle_alone(self, message: InboundMessage) -> HandleResult:
+        self._telling = []
         try:
             async with self._db.session() as session, session.begin():
                 step = await self._step(session, message)
         except Exception:
+            self._untell()
             # A fault in a flow or an effect: keep what the beneficiary sent and
             # apologise, rather than lose the message or leave half a change. Remember
             # it: if it comes again (its webhook failed), it must not join a batch.
@@ -327,11 +332,13 @@ class ConversationEngine:
         return step.result
 
     def _committed(self, steps: list[_Step]) -> None:
-        """What waits for the commit: follow-up jobs, and senders told to slow down."""
-        for step in steps:
-            if step.told is not None:
-                self._senders.told(step.told)
         self._notify([key for step in steps for key in step.followups])
+
+    def _untell(self) -> None:
+        """The transaction that told them failed: they are to be told again."""
+        for address in self._telling:
+            self._senders.told(address, False)
+        self._telling = []
 
     def _remember_poison(self, message: InboundMessage) -> None:
         key = _poison_key(message)
@@ -424,14 +431,14 @@ class ConversationEngine:
             handoff = await HandoffRepository(session).get_open(identity_id)
             relayed_to = handoff.id if handoff else None
         replies: list[OutboundMessage] = []
-        told = None
         if self._senders.first_refusal(message.address):
             text = flows.text(state.language, "limit.slow_down")
             replies.append(OutboundMessage(text, state.language))
-            told = message.address
+            self._senders.told(message.address)
+            self._telling.append(message.address)
             log.info("a sender on %s is over the limit: asked to wait", message.address.channel)
         outbox = await self._enqueue(messages, identity_id, message.address, replies, now)
-        return _Step(HandleResult(replies=outbox, relayed_to=relayed_to), [], told)
+        return _Step(HandleResult(replies=outbox, relayed_to=relayed_to), [])
 
     async def _others(
         self,

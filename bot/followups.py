@@ -695,11 +695,17 @@ class StaffGroupAlerts:
     thread with the take and close buttons, and a reply to it reaches the beneficiary."""
 
     def __init__(
-        self, telegram: TelegramChannel, database: Database, clock: Callable[[], datetime]
+        self,
+        telegram: TelegramChannel,
+        database: Database,
+        clock: Callable[[], datetime],
+        *,
+        pace: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._telegram = telegram
         self._db = database
         self._clock = clock
+        self._pace = pace  # the outbox's limits for the staff group
 
     async def __call__(self, text: str, handoff_id: int | None) -> None:
         reply_to: str | None = None
@@ -711,6 +717,8 @@ class StaffGroupAlerts:
                 (flows.text(STAFF_LANGUAGE, "staff.button.take"), f"h:take:{handoff_id}"),
                 (flows.text(STAFF_LANGUAGE, "staff.button.close"), f"h:close:{handoff_id}"),
             ]
+        if self._pace is not None:
+            await self._pace()
         try:
             post = await self._telegram.post_to_staff(text, buttons=buttons, reply_to=reply_to)
         except DeliveryError as error:

@@ -728,6 +728,32 @@ class OutboxSender:
 
     # --- rate limits ---
 
+    async def pace(self, channel: str, chat: str, *, per_second: float) -> None:
+        """Wait until a post to ``chat`` on ``channel`` keeps the channel's limits and the
+        chat's own rate (``per_second``), and take its share: posts made outside the
+        outbox (to the staff group) count against the same limits as everything else,
+        and leave the reserve to beneficiaries' replies."""
+        lane = next((lane for lane in self._lanes if channel in lane.names), None)
+        if lane is None:
+            return
+        key = f"pace:{chat}"
+        while True:
+            bucket = lane.chats.get(key)
+            if bucket is None:
+                capacity = max(1.0, per_second)
+                bucket = lane.chats[key] = TokenBucket(
+                    per_second, self._monotonic, capacity=capacity
+                )
+            wait = bucket.wait()
+            if lane.overall is not None:
+                wait = max(wait, lane.overall.wait())
+            if wait <= 0:
+                break
+            await self._sleep(wait)
+        bucket.take()
+        if lane.overall is not None:
+            lane.overall.take()
+
     def _rate_wait(self, lane: _Lane, chat: str, *, urgent: bool) -> float:
         wait = lane.overall.wait(reserve=urgent) if lane.overall is not None else 0.0
         bucket = lane.chats.get(chat)

@@ -104,13 +104,15 @@ class Tawasul:
         )
         telegram = self.channels.get("telegram")
         if isinstance(telegram, TelegramChannel) and settings.telegram.staff_chat_id:
-            self.staffroom = StaffRoom(self.desk, telegram, database, settings.flow_settings())
+            self.staffroom = StaffRoom(
+                self.desk, telegram, database, settings.flow_settings(), pace=self._staff_pace
+            )
         dispatcher = FollowUpDispatcher(
             database,
             self.followups.policy,
             on_outbox=self.outbox.wake,
             alert_staff=(
-                StaffGroupAlerts(telegram, database, clock)
+                StaffGroupAlerts(telegram, database, clock, pace=self._staff_pace)
                 if self.staffroom is not None and isinstance(telegram, TelegramChannel)
                 else None
             ),
@@ -219,6 +221,15 @@ class Tawasul:
         app.on_startup.append(self._start)
         app.on_cleanup.append(self._stop)
         return app
+
+    async def _staff_pace(self) -> None:
+        """A post to the staff group waits its turn within the outbox's Telegram limits."""
+        telegram = self.settings.telegram
+        await self.outbox.pace(
+            "telegram",
+            str(telegram.staff_chat_id),
+            per_second=telegram.staff_posts_per_minute / 60.0,
+        )
 
     def _followups_changed(self, keys: list[str]) -> None:
         self.scheduler.sync(keys)
@@ -359,7 +370,8 @@ class Tawasul:
         ]
         if len(failures) > 20:
             lines.append("…")
-        await StaffGroupAlerts(telegram, self.database, self.clock)("\n".join(lines), None)
+        alerts = StaffGroupAlerts(telegram, self.database, self.clock, pace=self._staff_pace)
+        await alerts("\n".join(lines), None)
 
 
 async def _to_dashboard(_request: web.Request) -> web.Response:

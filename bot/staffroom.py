@@ -1,8 +1,18 @@
-"""The staff group on Telegram: handoffs announced and relayed, staff commands answered."""
+"""The staff group on Telegram: handoffs announced and relayed, staff commands answered.
+
+Posts keep the outbox's limits (``pace``: the bot's Telegram limit and the group's own,
+``telegram.staff_posts_per_minute``). What one beneficiary writes into a handoff while
+a post waits for its turn is gathered into that post, so a flood of messages is one post
+(at most ``RELAY_LINES`` lines; the rest counted, and all of it in the dashboard), not
+thousands. The gathered lines wait in memory: a crash loses the post, not the messages,
+which are stored and shown on the dashboard.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 import flows
 from bot.staff import StaffDesk, StaffError
@@ -23,6 +33,11 @@ from storage.repositories import (
 log = logging.getLogger(__name__)
 
 LAST_MESSAGES = 5
+# Lines of one gathered relay post at most; the rest are counted in a last line.
+RELAY_LINES = 30
+RELAY_LINE_CHARS = 300
+# A post Telegram asked us to retry later (429) is tried this often in all.
+POST_ATTEMPTS = 3
 
 
 def _t(key: str, **params: object) -> str:
@@ -38,11 +53,18 @@ class StaffRoom:
         telegram: TelegramChannel,
         database: Database,
         settings: FlowSettings,
+        *,
+        pace: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._desk = desk
         self._settings = settings
         self._telegram = telegram
         self._db = database
+        self._pace = pace
+        # Per handoff, what its beneficiary wrote since the last relay post, and the task
+        # that will post it.
+        self._relays: dict[int, list[str]] = {}
+        self._relaying: dict[int, asyncio.Task[None]] = {}
 
     # --- from the beneficiaries' side ---
 
@@ -79,15 +101,40 @@ class StaffRoom:
         await self._post(handoff_id, "\n".join(lines), buttons=buttons)
 
     async def relay(self, handoff_id: int, message: InboundMessage) -> None:
-        """A beneficiary wrote into an open handoff: staff see it, as a reply in its thread."""
-        text = mask_for_group(message.text) if message.text else ""
+        """A beneficiary wrote into an open handoff: staff see it, as a reply in its thread,
+        gathered with whatever else they write before the post's turn comes."""
+        text = mask_for_group(message.text)[:RELAY_LINE_CHARS] if message.text else ""
         if message.media:
-            text = (text + "\n" if text else "") + f"📎 {len(message.media)}"
-        await self._post(
-            handoff_id,
-            _t("staff.beneficiary_says", name_or_channel=f"#{handoff_id}", text=text),
-            reply_to=await self._thread(handoff_id),
-        )
+            text = (text + " " if text else "") + f"📎 {len(message.media)}"
+        self._relays.setdefault(handoff_id, []).append(text)
+        task = self._relaying.get(handoff_id)
+        if task is not None and not task.done():
+            return  # gathered into the post under way
+        task = asyncio.create_task(self._relay_gathered(handoff_id))
+        self._relaying[handoff_id] = task
+        await task
+
+    async def _relay_gathered(self, handoff_id: int) -> None:
+        try:
+            while self._relays.get(handoff_id):
+                if self._pace is not None:
+                    await self._pace()
+                lines = self._relays.pop(handoff_id, [])
+                shown = lines[:RELAY_LINES]
+                if len(lines) > len(shown):
+                    shown.append(_t("staff.more_messages", count=len(lines) - len(shown)))
+                await self._post(
+                    handoff_id,
+                    _t(
+                        "staff.beneficiary_says",
+                        name_or_channel=f"#{handoff_id}",
+                        text="\n".join(shown) if len(shown) == 1 else "\n" + "\n".join(shown),
+                    ),
+                    reply_to=await self._thread(handoff_id),
+                    paced=True,
+                )
+        finally:
+            self._relaying.pop(handoff_id, None)
 
     async def left(self, handoff_id: int) -> None:
         await self._post(
@@ -225,18 +272,29 @@ class StaffRoom:
         *,
         buttons: list[tuple[str, str]] | None = None,
         reply_to: str | None = None,
+        paced: bool = False,
     ) -> None:
-        try:
-            post = await self._telegram.post_to_staff(
-                text, buttons=buttons or (), reply_to=reply_to
-            )
-        except DeliveryError as error:
-            log.error("staff group post for handoff %d failed: %s", handoff_id, error.reason)
-            return
+        if self._pace is not None and not paced:
+            await self._pace()
+        for attempt in range(1, POST_ATTEMPTS + 1):
+            try:
+                post = await self._telegram.post_to_staff(
+                    text, buttons=buttons or (), reply_to=reply_to
+                )
+                break
+            except DeliveryError as error:
+                if error.retry_after is None or attempt == POST_ATTEMPTS:
+                    log.error(
+                        "staff group post for handoff %d failed: %s", handoff_id, error.reason
+                    )
+                    return
+                await asyncio.sleep(min(error.retry_after, 60.0))  # Telegram said when
         async with self._db.session() as session, session.begin():
             await HandoffRepository(session).record_post(handoff_id, post, self._desk.now())
 
     async def _answer(self, update: StaffUpdate, text: str) -> None:
+        if self._pace is not None:
+            await self._pace()
         try:
             await self._telegram.post_to_staff(text, reply_to=update.message_id)
         except DeliveryError as error:

@@ -721,6 +721,10 @@ CATALOGUE: Final[Mapping[str, Mapping[Language, str]]] = {
         "ar": "{name_or_channel}: {text}",
         "en": "{name_or_channel}: {text}",
     },
+    "staff.more_messages": {
+        "ar": "… و{count} رسائل أخرى (في لوحة المتابعة)",
+        "en": "… and {count} more messages (on the dashboard)",
+    },
     "staff.request_line": {
         "ar": "{reference} — {status} — {need}",
         "en": "{reference} — {status} — {need}",

@@ -48,6 +48,7 @@ async def count(database: Database, model: type, *where: object) -> int:
 FAST_SENDER = 50.0
 NO_QUIET_HOURS = "00:00-00:00"
 NO_SENDER_LIMIT = 10_000
+FAST_STAFF_POSTS = 6000.0  # a minute: staff posts do not wait in tests about staff
 
 
 def make_settings(
@@ -76,6 +77,7 @@ def make_settings(
             "webhook_secret": SECRET,
             "api_base_url": telegram.base_url,
             "staff_chat_id": staff_chat_id,
+            "staff_posts_per_minute": FAST_STAFF_POSTS,
         }
     # Transcripts go as fast as the replies come: no sender limit unless a test sets one.
     sections.setdefault("inbound", {"per_sender_burst": NO_SENDER_LIMIT})

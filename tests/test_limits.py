@@ -154,3 +154,45 @@ async def test_a_flood_on_telegram_gets_one_polite_answer_and_spares_the_neighbo
     assert len(flood_replies) == 6  # five menus and the request to wait
     assert await count(database, Message, col(Message.direction) == "in") == 101
     assert await count(database, Message, col(Message.error) == OVER_LIMIT) == 95
+
+
+STAFF_GROUP = -1001234500000
+
+
+async def test_a_flood_in_a_handoff_is_one_staff_post_and_one_polite_answer(
+    database: Database, telegram: FakeTelegram, tmp_path: Path
+) -> None:
+    settings = make_settings(
+        tmp_path,
+        telegram=telegram,
+        staff_chat_id=STAFF_GROUP,
+        inbound={"per_sender_burst": 5, "per_sender_per_minute": 0.01},
+    )
+    # The group's own pace: the announcement now, the next post ten seconds later.
+    settings.telegram.staff_posts_per_minute = 6.0
+    tawasul = Tawasul(settings, database)
+
+    def posts() -> list[str]:
+        calls = telegram.calls("sendMessage")
+        return [c.params["text"] for c in calls if c.params["chat_id"] == STAFF_GROUP]
+
+    async with TestClient(TestServer(tawasul.app(), host="127.0.0.1")) as client:
+        assert await post(client, 50_000, FLOODER, "٤") == 200  # a person, please
+        await eventually(lambda: len(posts()) == 1, "the handoff's announcement")
+        flood = [post(client, 50_001 + n, FLOODER, f"رسالة {n}") for n in range(40)]
+        assert await asyncio.gather(*flood) == [200] * 40
+        wrote_at = time.monotonic()
+        assert await post(client, 60_000, NEIGHBOUR, "مرحبا") == 200
+        await eventually(lambda: sent_to(telegram, NEIGHBOUR), "the neighbour's reply")
+        await eventually(lambda: len(posts()) == 2, "the gathered relay", 40)
+        await asyncio.sleep(1.0)  # nothing more comes
+        staff_posts = posts()
+        flood_replies = [c.params["text"] for c in sent_to(telegram, FLOODER)]
+    assert sent_to(telegram, NEIGHBOUR)[0].at - wrote_at < 2.0
+    assert len(staff_posts) == 2  # the announcement, and one post for forty messages
+    header, *lines, more = staff_posts[1].splitlines()
+    assert header.startswith("#")
+    assert len(set(lines)) == 30 and set(lines) <= {f"رسالة {n}" for n in range(40)}
+    assert more == flows.text("ar", "staff.more_messages", count=10)
+    assert flood_replies.count(flows.text("ar", "limit.slow_down")) == 1
+    assert await count(database, Message, col(Message.direction) == "in") == 42
