@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from bot import backup
+from bot.backup import BackupError
 from bot.config import ConfigError, Settings, load_settings, resolve_config_path
 from bot.engine import ConversationEngine, utcnow
 from bot.followups import FollowUpPlanner, FollowUpPolicy
@@ -45,13 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument(
-            "--config",
-            metavar="FILE",
-            help="TOML file (else $TAWASUL_CONFIG, else ./config.toml, else the embedded default)",
-        )
-        return sub
+        return commands.add_parser(name, help=help_text, description=help_text)
 
     chat = command("chat", "talk to the bot as a beneficiary, one line per message")
     chat.add_argument("--user", default="console", metavar="ID", help="the console user's id")
@@ -123,10 +119,37 @@ def build_parser() -> argparse.ArgumentParser:
         "unanswered", help="questions the base could not answer, most frequent first"
     )
 
+    backup = command("backup", "copy the database and media folder into DIR (while serving)")
+    backup.add_argument("directory", metavar="DIR", help="a new or empty folder")
+    restore = command("restore", "put a backup made by `tawasul backup` back (server stopped)")
+    restore.add_argument("directory", metavar="DIR")
+    restore.add_argument(
+        "--force", action="store_true", help="replace a database that already holds data"
+    )
+
     db = command("db", "database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_commands.add_parser("upgrade", help="apply every pending schema migration")
+    _config_everywhere(parser)
     return parser
+
+
+def _config_everywhere(parser: argparse.ArgumentParser) -> None:
+    """``--config FILE`` on every level, so it may stand anywhere on the line
+    (``tawasul --config F requests list`` and ``tawasul requests list --config F``).
+
+    No default: a level that was not given it leaves the one another level read.
+    """
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help="TOML file (else $TAWASUL_CONFIG, else ./config.toml, else the embedded default)",
+    )
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in set(action.choices.values()):
+                _config_everywhere(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -137,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        settings = load_settings(resolve_config_path(args.config))
+        settings = load_settings(resolve_config_path(getattr(args, "config", None)))
         if args.command == "chat":
             asyncio.run(chat(settings, args.user))
         elif args.command == "serve":
@@ -152,10 +175,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(jobs_command(settings))
         elif args.command == "knowledge":
             return asyncio.run(knowledge_command(settings, args))
+        elif args.command == "backup":
+            backup_command(settings, Path(args.directory))
+        elif args.command == "restore":
+            asyncio.run(restore_command(settings, Path(args.directory), force=args.force))
     except ConfigError as exc:
         print(f"tawasul: {exc}", file=sys.stderr)
         return 2
-    except (CommandError, StaffError, KnowledgeFileError) as exc:
+    except (CommandError, StaffError, KnowledgeFileError, BackupError) as exc:
         print(f"tawasul: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -319,6 +346,29 @@ async def knowledge_command(settings: Settings, args: argparse.Namespace) -> int
         return 0
     finally:
         await database.dispose()
+
+
+def backup_command(settings: Settings, directory: Path) -> None:
+    summary = backup.backup(
+        settings.database.url, Path(settings.server.media_dir), directory, utcnow()
+    )
+    print(
+        f"backup written to {summary.directory}: database ({summary.messages} messages, "
+        f"{summary.database_bytes} bytes), {summary.media_files} media files"
+    )
+
+
+async def restore_command(settings: Settings, directory: Path, *, force: bool) -> None:
+    summary = backup.restore(
+        directory, settings.database.url, Path(settings.server.media_dir), force=force
+    )
+    # A backup from an older version gets this version's schema now, not at the next start.
+    database = await open_database(settings)
+    await database.dispose()
+    print(
+        f"restored from {directory}: {summary.messages} messages, "
+        f"{summary.media_files} media files; start the server again"
+    )
 
 
 async def db_upgrade(settings: Settings) -> None:

@@ -21,7 +21,7 @@ from bot.media import MediaQuota, MediaStore
 from bot.outbox import DeliveryRules, FailedDelivery, OutboxSender
 from bot.scheduler import FollowUpScheduler
 from bot.staff import StaffDesk
-from bot.staffroom import StaffRoom
+from bot.staffroom import StaffRoom, whoami_text
 from flows.staff import STAFF_LANGUAGE
 from flows.types import LANGUAGES, Address, InboundMessage, OutboundMessage
 from handlers.base import Channel, DeliveryReceipt
@@ -150,6 +150,7 @@ class Tawasul:
                     polling=telegram_polling,
                     staff_chat_id=telegram.staff_chat_id,
                     on_staff=self._on_staff,
+                    whoami=whoami_text,
                 )
             )
         missing = [

@@ -299,3 +299,12 @@ class StaffRoom:
             await self._telegram.post_to_staff(text, reply_to=update.message_id)
         except DeliveryError as error:
             log.error("staff group answer failed: %s", error.reason)
+
+
+def whoami_text(chat_id: int, user_id: int) -> str:
+    """The answer to ``/whoami`` in a group: its id and the sender's, in Arabic and English,
+    in Latin digits to paste into the configuration."""
+    return "\n\n".join(
+        flows.text(language, "staff.whoami", chat_id=str(chat_id), user_id=str(user_id))
+        for language in ("ar", "en")
+    )

@@ -668,6 +668,14 @@ CATALOGUE: Final[Mapping[str, Mapping[Language, str]]] = {
         "en": "📎 The beneficiary answered the question on {reference} "
         "(attachments: {count}):\n{text}",
     },
+    "staff.whoami": {
+        "ar": "معرّف هذه المجموعة: {chat_id}\nمعرّفك في تيليجرام: {user_id}\n"
+        "(ضع معرّف المجموعة في telegram.staff_chat_id، ومعرّفك في "
+        "tawasul staff add --telegram-id)",
+        "en": "This group's id: {chat_id}\nYour Telegram id: {user_id}\n"
+        "(put the group's id in telegram.staff_chat_id, and yours in "
+        "tawasul staff add --telegram-id)",
+    },
     "staff.not_staff": {
         "ar": "هذا الأمر للموظفين المسجلين فقط",
         "en": "This command is for registered staff only",

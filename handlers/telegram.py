@@ -38,6 +38,7 @@ from telegram.ext import (
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
+    CommandHandler,
     ContextTypes,
     MessageHandler,
     filters,
@@ -99,6 +100,8 @@ _SUPPORTED_CONTENT = (
     | filters.VIDEO_NOTE
     | filters.ANIMATION
 )
+# In any group, also one not yet configured as the staff group: answers its id and the sender's.
+WHOAMI = "whoami"
 _PRIVATE_MESSAGES = filters.UpdateType.MESSAGE & filters.ChatType.PRIVATE & _SUPPORTED_CONTENT
 
 
@@ -166,6 +169,8 @@ class TelegramChannel:
             instead of the beneficiaries' path. With the bot's privacy mode on (the
             default), Telegram only delivers commands and replies to the bot's posts.
         on_staff: receives the staff group's updates; without it they are ignored.
+        whoami: the answer to ``/whoami`` in a group, from its chat id and the sender's
+            user id (the bot words it); without it ``/whoami`` is not answered.
     """
 
     names: tuple[str, ...] = (CHANNEL,)
@@ -180,6 +185,7 @@ class TelegramChannel:
         polling: bool = False,
         staff_chat_id: int | None = None,
         on_staff: StaffReceiver | None = None,
+        whoami: Callable[[int, int], str] | None = None,
     ) -> None:
         if staff_chat_id is not None and (type(staff_chat_id) is not int or staff_chat_id >= 0):
             # A positive id is a private chat: a beneficiary's messages would reach staff.
@@ -195,6 +201,7 @@ class TelegramChannel:
         self._polling_receive: Receiver | None = None
         self._staff_chat_id = staff_chat_id
         self._on_staff = on_staff
+        self._whoami = whoami
         self._started = False
         api = api_base_url.rstrip("/")
         # Files are downloaded from here only (see fetch_media).
@@ -210,6 +217,12 @@ class TelegramChannel:
         if not polling:
             builder = builder.updater(None)
         self._application = builder.build()
+        if whoami is not None:
+            # First, so it answers in the staff group too, and in a group not yet
+            # configured: /whoami is how the operator learns telegram.staff_chat_id.
+            self._application.add_handler(
+                CommandHandler(WHOAMI, self._on_whoami, filters=filters.ChatType.GROUPS)
+            )
         if staff_chat_id is not None and on_staff is not None:
             staff_messages = (
                 filters.UpdateType.MESSAGE
@@ -304,6 +317,20 @@ class TelegramChannel:
         message = inbound_from_callback_query(update.update_id, query, datetime.now(UTC))
         if message is None or await self._deliver(message):
             await _answer(query)
+
+    async def _on_whoami(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Tell a group its chat id and the sender their user id, for the configuration."""
+        message, user = update.message, update.effective_user
+        if message is None or user is None or self._whoami is None:
+            return
+        delivery = _delivery.get()
+        if delivery is not None:
+            delivery.handled = True
+        try:
+            await message.reply_text(self._whoami(message.chat.id, user.id))
+        except TelegramError as error:
+            # Nothing is lost: the operator sends /whoami again.
+            log.warning("telegram: /whoami not answered (%s)", type(error).__name__)
 
     async def _on_staff_message(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.message
