@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import codecs
+import contextlib
+import getpass
 import io
 import logging
+import os
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 from zoneinfo import ZoneInfo
 
 from bot import backup
@@ -25,7 +31,7 @@ from bot.knowledge import (
 )
 from bot.passwords import hash_password
 from bot.server import serve
-from bot.staff import StaffDesk, StaffError
+from bot.staff import MIN_PASSWORD_CHARS, StaffDesk, StaffError
 from flows.inquiry import answer_text
 from flows.knowledge import KnowledgeIndex
 from handlers.console import ConsoleChannel
@@ -34,6 +40,8 @@ from storage.models import StaffRole
 from storage.repositories import FollowUpRepository, MessageRepository, StaffRepository
 
 log = logging.getLogger(__name__)
+
+STDIN_FD = 0
 
 
 class CommandError(Exception):
@@ -68,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument(
         "--password-stdin", action="store_true", help="read a dashboard password from stdin"
     )
+    password = staff_commands.add_parser(
+        "password",
+        help="set a staff member's dashboard password (asked twice at a terminal, else stdin)",
+    )
+    password.add_argument("username")
     staff_commands.add_parser("list", help="list active staff members")
     remove = staff_commands.add_parser("remove", help="deactivate a staff member")
     remove.add_argument("username")
@@ -152,13 +165,20 @@ def _config_everywhere(parser: argparse.ArgumentParser) -> None:
                 _config_everywhere(sub)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def configure_logging(command: str) -> None:
     # The console's stdout is the conversation: only problems go to stderr there.
     logging.basicConfig(
-        level=logging.INFO if args.command == "serve" else logging.WARNING,
+        level=logging.INFO if command == "serve" else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # APScheduler says "Running job" and "executed successfully" at INFO for the sweep,
+    # every minute; our own lines say what the follow-ups did.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.command)
     try:
         settings = load_settings(resolve_config_path(getattr(args, "config", None)))
         if args.command == "chat":
@@ -214,13 +234,14 @@ async def staff_command(settings: Settings, args: argparse.Namespace) -> None:
     try:
         # Adding and removing go through the staff desk, as on the dashboard: audited.
         desk = StaffDesk(database, settings.flow_settings(), utcnow)
-        if args.staff_command == "add":
+        if args.staff_command == "password":
+            await desk.staff_member(args.username)  # before asking for a password
+            staff = await desk.set_password(args.username, read_password(), by=None)
+            print(f"new password set for {staff.username}; their dashboard logins ended")
+        elif args.staff_command == "add":
             password_hash = None
             if args.password_stdin:
-                password = sys.stdin.readline().rstrip("\r\n")
-                if len(password) < 10:
-                    raise CommandError("a password needs at least 10 characters")
-                password_hash = hash_password(password)
+                password_hash = hash_password(read_password())
             try:
                 await desk.add_member(
                     args.username,
@@ -246,11 +267,25 @@ async def staff_command(settings: Settings, args: argparse.Namespace) -> None:
         await database.dispose()
 
 
+def read_password() -> str:
+    """A new password: typed twice at a terminal without echo, else stdin's first line."""
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise CommandError("the two passwords differ; nothing changed")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise CommandError(f"a password needs at least {MIN_PASSWORD_CHARS} characters")
+    return password
+
+
 async def requests_command(settings: Settings, args: argparse.Namespace) -> None:
     database = await open_database(settings)
     # Follow-ups are written here; a running server's sweep gives them their jobs.
     planner = FollowUpPlanner(FollowUpPolicy.from_settings(settings))
     desk = StaffDesk(database, settings.flow_settings(), utcnow, followups=planner)
+    zone = ZoneInfo(settings.organization.timezone)
     try:
         if args.requests_command == "list":
             for request in await desk.list_requests(status=args.status, overdue=args.overdue):
@@ -261,8 +296,8 @@ async def requests_command(settings: Settings, args: argparse.Namespace) -> None
                             request.status,
                             request.need,
                             request.channel,
-                            request.created_at.date().isoformat(),
-                            request.decision_due_at.date().isoformat(),
+                            request.created_at.astimezone(zone).date().isoformat(),
+                            request.decision_due_at.astimezone(zone).date().isoformat(),
                         ]
                     )
                 )
@@ -270,12 +305,11 @@ async def requests_command(settings: Settings, args: argparse.Namespace) -> None
             case = await desk.case_file(args.reference)
             request = case.request
             print(f"{request.reference}  {request.status}  {request.need}  ({request.channel})")
-            print(f"decision due {request.decision_due_at.date().isoformat()}")
+            print(f"decision due {request.decision_due_at.astimezone(zone).date().isoformat()}")
             for event in case.events:
                 actor = f" [{event.actor}]" if event.actor else ""
-                print(
-                    f"{event.at.isoformat(timespec='seconds')}  {event.kind}{actor}  {event.text}"
-                )
+                at = event.at.astimezone(zone).isoformat(timespec="seconds")
+                print(f"{at}  {event.kind}{actor}  {event.text}")
         elif args.requests_command == "set-status":
             if args.by is not None:
                 await desk.staff_member(args.by)
@@ -395,17 +429,16 @@ async def chat(settings: Settings, user_id: str) -> None:
     planner = FollowUpPlanner(FollowUpPolicy.from_settings(settings))
     engine = ConversationEngine(database, settings.flow_settings(), followups=planner)
     console = ConsoleChannel(user_id)
-    # Arabic both ways whatever the locale; bytes that are not UTF-8 must not end the chat.
-    if isinstance(sys.stdin, io.TextIOWrapper):
-        sys.stdin.reconfigure(encoding="utf-8", errors="replace")
+    # Arabic both ways whatever the locale.
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(encoding="utf-8")
     interactive = sys.stdin.isatty()
+    lines = _stdin_lines(asyncio.get_running_loop())
     try:
         while True:
             if interactive:
                 print("> ", end="", flush=True)
-            line = await asyncio.to_thread(sys.stdin.readline)
+            line = await lines.get()
             if not line:
                 break
             result = await engine.handle(console.inbound(line, utcnow()))
@@ -419,5 +452,62 @@ async def chat(settings: Settings, user_id: str) -> None:
         await database.dispose()
 
 
+def _stdin_lines(loop: asyncio.AbstractEventLoop) -> asyncio.Queue[str]:
+    """Standard input's lines as they come, "" at its end.
+
+    Read in a daemon thread with ``os.read`` on the descriptor: a thread blocked in
+    ``sys.stdin.readline`` would hold up the exit after Ctrl-C until the next line
+    (asyncio waits for its executor's threads), and a daemon thread blocked inside
+    ``sys.stdin``'s buffer can abort the interpreter's shutdown. Bytes that are not
+    UTF-8 become U+FFFD rather than end the chat.
+    """
+    queue: asyncio.Queue[str] = asyncio.Queue()
+
+    def put(line: str) -> bool:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, line)
+        except RuntimeError:  # the loop is closed: the chat is over
+            return False
+        return True
+
+    def read() -> None:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        pending = ""
+        while True:
+            try:
+                chunk = os.read(STDIN_FD, 65536)
+            except OSError:
+                chunk = b""
+            pending += decoder.decode(chunk, final=not chunk)
+            *complete, pending = pending.split("\n")
+            for line in complete:
+                if not put(line + "\n"):
+                    return
+            if not chunk:
+                if pending:
+                    put(pending)
+                put("")
+                return
+
+    threading.Thread(target=read, name="console-stdin", daemon=True).start()
+    return queue
+
+
+def run() -> NoReturn:
+    """The console script: ``main``, then out at once.
+
+    The interpreter's own tidying at exit (collecting every module's objects) takes
+    seconds of CPU on a busy machine, after everything of ours is closed: a service
+    manager's SIGTERM and an operator's Ctrl-C should not wait for it.
+    """
+    code = main()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        # A closed pipe: nobody is reading any more.
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

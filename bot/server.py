@@ -220,6 +220,7 @@ class Tawasul:
                 seen.add(id(channel))
                 app.add_routes(channel.routes(self._receiver(channel)))
         app.on_startup.append(self._start)
+        app.on_shutdown.append(self._end_long_polls)
         app.on_cleanup.append(self._stop)
         return app
 
@@ -231,6 +232,13 @@ class Tawasul:
             str(telegram.staff_chat_id),
             per_second=telegram.staff_posts_per_minute / 60.0,
         )
+
+    async def _end_long_polls(self, _app: web.Application) -> None:
+        # Shutdown comes before aiohttp waits for the requests still open: a web chat
+        # poll (up to 25 s) must answer now, or SIGTERM waits for it.
+        for channel in self._unique_channels():
+            if isinstance(channel, WebChatChannel):
+                await channel.stop()
 
     def _followups_changed(self, keys: list[str]) -> None:
         self.scheduler.sync(keys)
@@ -424,5 +432,7 @@ async def serve(settings: Settings, database: Database, *, telegram_polling: boo
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
+        log.info("stopping")
     finally:
         await runner.cleanup()
+    log.info("stopped")

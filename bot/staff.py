@@ -7,6 +7,7 @@ the audit log's entry of who did it.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import flows
+from bot.passwords import hash_password
 from bot.templates import TemplateKind
 from flows.handoff import FLOW as HANDOFF_FLOW
 from flows.handoff import WAITING as HANDOFF_WAITING
@@ -56,6 +58,7 @@ log = logging.getLogger(__name__)
 EXPORT_ROLES = (StaffRole.MANAGER, StaffRole.ADMIN)
 # A spreadsheet runs a cell starting with one of these as a formula.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+MIN_PASSWORD_CHARS = 10
 # The reason of a handoff staff open themselves, writing to an applicant from the case file.
 OUTREACH = "outreach"
 
@@ -102,6 +105,41 @@ class StaffDesk:
             staff = await StaffRepository(session).get(username)
         if staff is None:
             raise StaffError(f"no active staff member {username!r}")
+        return staff
+
+    async def set_password(
+        self,
+        username: str,
+        password: str,
+        *,
+        by: str | Staff | None,
+        keep_session: str | None = None,
+    ) -> Staff:
+        """Give a member a new dashboard password; their other logins end. Audited.
+
+        A member may change their own; an admin may reset anyone's (``by`` None: the
+        command line, run by whoever administers the server).
+
+        Args:
+            keep_session: the hash of the session to keep (the member's own, changing it).
+        """
+        if len(password) < MIN_PASSWORD_CHARS:
+            raise StaffError(f"a password needs at least {MIN_PASSWORD_CHARS} characters")
+        password_hash = await asyncio.to_thread(hash_password, password)
+        async with self._db.session() as session, session.begin():
+            members = StaffRepository(session)
+            staff = await members.get(username)
+            if staff is None or staff.id is None:
+                raise StaffError(f"no active staff member {username!r}")
+            actor = await members.get(by) if isinstance(by, str) else by
+            own = actor is not None and actor.id == staff.id
+            if actor is not None and not own and actor.role != "admin":
+                raise StaffError("only an admin can set another member's password")
+            staff.password_hash = password_hash
+            await SessionRepository(session).delete_for(staff.id, keep=keep_session)
+            action = "password_change" if own else "password_reset"
+            await self._audit(session, by, action, staff.username)
+        log.info("staff member %s has a new password (%s)", staff.id, action)
         return staff
 
     async def staff_by_telegram(self, telegram_id: int) -> Staff | None:

@@ -1806,11 +1806,13 @@ class SessionRepository:
             delete(StaffSession).where(col(StaffSession.token_hash) == token_hash)
         )
 
-    async def delete_for(self, staff_id: int) -> None:
-        """Log a member out everywhere (they were removed)."""
-        await self._session.execute(
-            delete(StaffSession).where(col(StaffSession.staff_id) == staff_id)
-        )
+    async def delete_for(self, staff_id: int, *, keep: str | None = None) -> None:
+        """Log a member out everywhere (they were removed, or their password changed),
+        except in the session whose hash is ``keep``."""
+        query = delete(StaffSession).where(col(StaffSession.staff_id) == staff_id)
+        if keep is not None:
+            query = query.where(col(StaffSession.token_hash) != keep)
+        await self._session.execute(query)
 
     async def delete_expired(self, now: datetime) -> None:
         await self._session.execute(delete(StaffSession).where(col(StaffSession.expires_at) <= now))
