@@ -889,6 +889,32 @@ CATALOGUE: Final[Mapping[str, Mapping[Language, str]]] = {
     "dash.done.closed": {"ar": "أُغلقت المحادثة.", "en": "Conversation closed."},
     "dash.done.staff_added": {"ar": "أُضيف الموظف.", "en": "Staff member added."},
     "dash.done.staff_removed": {"ar": "أُزيل الموظف.", "en": "Staff member removed."},
+    "dash.done.password": {
+        "ar": "غُيّرت كلمة المرور، وأُنهيت جلساتك الأخرى.",
+        "en": "Password changed; your other sessions were ended.",
+    },
+    "dash.done.password_reset": {
+        "ar": "عُيّنت كلمة المرور الجديدة، وأُنهيت جلسات الموظف.",
+        "en": "New password set; the member's sessions were ended.",
+    },
+    "dash.password.title": {"ar": "تغيير كلمة المرور", "en": "Change my password"},
+    "dash.password.current": {"ar": "كلمة المرور الحالية", "en": "Current password"},
+    "dash.password.new": {"ar": "كلمة المرور الجديدة", "en": "New password"},
+    "dash.password.again": {"ar": "أعد كتابة كلمة المرور الجديدة", "en": "New password again"},
+    "dash.password.submit": {"ar": "حفظ", "en": "Save"},
+    "dash.password.wrong": {
+        "ar": "كلمة المرور الحالية غير صحيحة.",
+        "en": "The current password is not right.",
+    },
+    "dash.password.mismatch": {
+        "ar": "كلمتا المرور الجديدتان مختلفتان.",
+        "en": "The two new passwords differ.",
+    },
+    "dash.staff.reset": {"ar": "كلمة مرور جديدة", "en": "New password"},
+    "dash.staff.new_password": {
+        "ar": "كلمة المرور الجديدة لـ {name}",
+        "en": "New password for {name}",
+    },
     # the handoff inbox
     "dash.handoffs.title": {"ar": "المحادثات المفتوحة", "en": "Open conversations"},
     "dash.handoffs.none": {
@@ -1098,6 +1124,14 @@ CATALOGUE: Final[Mapping[str, Mapping[Language, str]]] = {
     "dash.knowledge.error.duplicate": {
         "ar": "السؤال «{question}» موجود في «{other}».",
         "en": "The question “{question}” is already in “{other}”.",
+    },
+    "dash.audit.action.password_change": {
+        "ar": "تغيير كلمة المرور الشخصية",
+        "en": "Changed own password",
+    },
+    "dash.audit.action.password_reset": {
+        "ar": "تعيين كلمة مرور موظف",
+        "en": "Set a member's password",
     },
 }
 

@@ -57,7 +57,7 @@ from bot.dashboard.views import (
 )
 from bot.engine import HandleResult
 from bot.media import MediaStore
-from bot.passwords import hash_password
+from bot.passwords import hash_password, verify_password
 from bot.staff import StaffDesk, StaffError
 from flows.catalogue import CATALOGUE
 from flows.lifecycle import NOTE_REQUIRED
@@ -114,6 +114,8 @@ _DONE = {
     "closed",
     "staff_added",
     "staff_removed",
+    "password",
+    "password_reset",
 }
 
 Handler = Callable[[web.Request, "Visit"], Awaitable[web.StreamResponse]]
@@ -203,6 +205,9 @@ class Dashboard:
                 web.post("/admin/staff", g("admin", self._add_staff)),
                 web.post("/admin/staff/{username}/remove", g("admin", self._remove_staff)),
                 web.get("/media/{name}", g("agent", self._media_file)),
+                web.get("/password", g("agent", self._password_page)),
+                web.post("/password", g("agent", self._change_password)),
+                web.post("/admin/staff/{username}/password", g("admin", self._reset_password)),
             ]
         )
         knowledge = KnowledgePages(
@@ -796,6 +801,42 @@ class Dashboard:
         except StaffError:
             return self._problem(request, visit, 404, "dash.error.not_found")
         return _see_other("/staff/admin/staff?done=staff_removed")
+
+    # --- passwords ---
+
+    async def _password_page(
+        self, request: web.Request, visit: Visit, *, status: int = 200, error: str | None = None
+    ) -> web.StreamResponse:
+        return self._render(request, visit, "password.html", {"error": error}, status=status)
+
+    async def _change_password(self, request: web.Request, visit: Visit) -> web.StreamResponse:
+        """A member changes their own password: the current one first, the new one twice;
+        their other sessions end, this one stays."""
+        me = visit.me
+        current, new = visit.field("current"), visit.field("new")
+        stored = me.staff.password_hash or ""
+        if not await asyncio.to_thread(verify_password, stored, current):
+            error = flows.text(visit.lang, "dash.password.wrong")
+            return await self._password_page(request, visit, status=400, error=error)
+        if new != visit.field("again"):
+            error = flows.text(visit.lang, "dash.password.mismatch")
+            return await self._password_page(request, visit, status=400, error=error)
+        try:
+            await self._desk.set_password(me.username, new, by=me.staff, keep_session=me.token_hash)
+        except StaffError as problem:
+            error = flows.text(visit.lang, "dash.error.refused", reason=str(problem))
+            return await self._password_page(request, visit, status=400, error=error)
+        return _see_other("/staff/password?done=password")
+
+    async def _reset_password(self, request: web.Request, visit: Visit) -> web.StreamResponse:
+        """An admin gives a member a new password (to tell them in person); audited."""
+        username = request.match_info["username"]
+        try:
+            await self._desk.set_password(username, visit.field("password"), by=visit.me.staff)
+        except StaffError as problem:
+            error = flows.text(visit.lang, "dash.error.refused", reason=str(problem))
+            return await self._staff(request, visit, status=400, error=error)
+        return _see_other("/staff/admin/staff?done=password_reset")
 
     # --- attachments ---
 
