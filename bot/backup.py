@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 from dataclasses import dataclass
@@ -69,6 +70,11 @@ def _check(connection: sqlite3.Connection, what: str) -> int:
     return int(row[0])
 
 
+def _private_file(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 before SQLite opens it (SQLite would use 0644)."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+
+
 def _media_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
@@ -90,8 +96,11 @@ def backup(database_url: str, media_dir: Path, target: Path, now: datetime) -> B
         raise BackupError(f"no database at {source}: nothing to back up")
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise BackupError(f"{target} exists and is not an empty folder: choose a new one")
-    target.mkdir(parents=True, exist_ok=True)
+    # National IDs and phone numbers: readable by the server's user only, as the live files.
+    target.mkdir(parents=True, exist_ok=True, mode=0o700)
+    target.chmod(0o700)
     partial = target / (DATABASE_FILE + ".partial")
+    _private_file(partial)
     src = _connect(source)
     try:
         dst = sqlite3.connect(partial, isolation_level=None)
@@ -151,6 +160,8 @@ def restore(source: Path, database_url: str, media_dir: Path, *, force: bool) ->
                     "it, and run again with --force to replace it"
                 )
         target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            _private_file(target)
         dst = _connect(target)
         try:
             src.backup(dst)

@@ -127,6 +127,8 @@ async def test_a_backup_taken_under_load_restores_every_acknowledged_message(
     assert "Traceback" not in server_err
 
     manifest = json.loads((backup_dir / "tawasul-backup.json").read_text(encoding="utf-8"))
+    assert backup_dir.stat().st_mode & 0o777 == 0o700  # personal data: the owner's only
+    assert (backup_dir / "tawasul.db").stat().st_mode & 0o777 == 0o600
     assert manifest["media_files"] == 1
 
     restored = tmp_path / "restored"
