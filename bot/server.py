@@ -4,7 +4,9 @@ follow-up scheduler."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import resource
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -15,6 +17,7 @@ from aiohttp import web
 import flows
 from bot.config import Settings, template_warnings
 from bot.dashboard import Dashboard
+from bot.dashboard.auth import client_address
 from bot.engine import ConversationEngine, HandleResult, InboundLimits, utcnow
 from bot.followups import FollowUpDispatcher, FollowUpPlanner, FollowUpPolicy, StaffGroupAlerts
 from bot.media import MediaQuota, MediaStore
@@ -27,7 +30,7 @@ from flows.types import LANGUAGES, Address, InboundMessage, OutboundMessage
 from handlers.base import Channel, DeliveryReceipt
 from handlers.telegram import StaffUpdate, TelegramChannel
 from handlers.twilio import TwilioChannel
-from handlers.webchat import WebChatChannel
+from handlers.webchat import MAX_POLLS, RECHECK_SECONDS, WebChatChannel
 from handlers.whatsapp_cloud import WhatsAppCloudChannel
 from storage.db import Database
 from storage.repositories import IdentityRepository, MessageRepository
@@ -36,6 +39,9 @@ log = logging.getLogger(__name__)
 
 # Webhook payloads are small; anything larger is refused before it is read.
 MAX_BODY_BYTES = 1024 * 1024
+# Open files kept free of held web chat polls (each holds a connection): the database,
+# media files, the platforms' APIs and everyone else's requests.
+SPARE_FILES = 256
 _DELIVERY_STATUSES = {
     "delivered": "delivered",
     "read": "read",
@@ -129,7 +135,12 @@ class Tawasul:
         )
         channels: list[Channel] = [
             WebChatChannel(
-                self._web_replies, secure_cookies=(server.public_url or "").startswith("https:")
+                self._web_replies,
+                secure_cookies=(server.public_url or "").startswith("https:"),
+                # SQLite has one server process, which delivers (and so announces) every
+                # web reply itself: a poll need not read the database unless woken.
+                recheck_seconds=None if self.database.is_sqlite else RECHECK_SECONDS,
+                max_polls=max_polls(),
             )
         ]
         if telegram.token is None:
@@ -210,7 +221,11 @@ class Tawasul:
         )
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_no_tracebacks])
+        trusted = tuple(self.settings.server.trusted_proxies)
+        app = web.Application(
+            client_max_size=MAX_BODY_BYTES,
+            middlewares=[_no_tracebacks, _real_client(trusted)],
+        )
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/staff", _to_dashboard)
         app.add_subapp("/staff/", self.dashboard.app())
@@ -394,24 +409,69 @@ async def _logged(work: Awaitable[None]) -> None:
         log.exception("telling staff failed")
 
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
 @web.middleware
-async def _no_tracebacks(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """A fault in a route is a 500 with a short body, logged without the request's data."""
+async def _no_tracebacks(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A fault in a route is a 500 with a short body, logged without the request's data;
+    a client that went away is no fault of ours."""
     try:
         return await handler(request)
     except web.HTTPException:
         raise
+    except ConnectionResetError:
+        log.debug("the client of %s %s went away", request.method, request.path)
+        return web.Response(status=400, text="client went away")  # nobody reads it
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return web.json_response({"error": "internal error"}, status=500)
+
+
+def _real_client(trusted: Sequence[Network]) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """A middleware giving every route the client's address as ``request.remote``: the
+    peer's, or behind trusted proxies the last address they forwarded that is not theirs."""
+
+    @web.middleware
+    async def real_client(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if trusted:
+            forwarded = request.headers.getall("X-Forwarded-For", [])
+            client = client_address(request.remote, forwarded, trusted)
+            if client and client != request.remote:
+                request = request.clone(remote=client)
+        return await handler(request)
+
+    return real_client
+
+
+def max_polls(spare: int = SPARE_FILES) -> int:
+    """How many web chat polls may be held: the open-file limit less what everything
+    else needs, halved (a proxy in front holds one file per poll too), within 10-1,000."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_POLLS
+    return max(10, min(MAX_POLLS, (soft - spare) // 2))
+
+
+def raise_open_file_limit() -> None:
+    """Take the hard open-file limit as the soft one: every held poll and every client
+    connection is an open file, and the usual soft limit (1,024) is soon reached."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < hard:
+        try:
+            # An unlimited hard limit is not a value the kernel takes as a soft one.
+            wanted = hard if hard != resource.RLIM_INFINITY else 1_048_576
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError):
+            log.info("open-file limit stays at %d", soft)
 
 
 async def serve(settings: Settings, database: Database, *, telegram_polling: bool) -> None:
     """Run until SIGINT or SIGTERM, then stop the channels and the outbox cleanly."""
     for line in template_warnings(settings):
         log.warning(line)
+    raise_open_file_limit()
     service = Tawasul(settings, database, telegram_polling=telegram_polling)
     runner = web.AppRunner(service.app(), access_log=None)
     await runner.setup()

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from flows.cleaning import clean_line, clean_text
+
 Language = Literal["ar", "en"]
 LANGUAGES: tuple[Language, ...] = ("ar", "en")
 
@@ -34,6 +36,12 @@ class Media:
     content_type: str
     filename: str | None = None
 
+    def __post_init__(self) -> None:
+        for name in ("url", "content_type", "filename"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, clean_line(value))
+
 
 @dataclass(frozen=True, slots=True)
 class Location:
@@ -54,6 +62,16 @@ class InboundMessage:
     media: tuple[Media, ...] = ()
     platform_message_id: str | None = None  # unique per channel: redeliveries are dropped
     location: Location | None = None
+
+    def __post_init__(self) -> None:
+        # Cleaned where every channel builds it, before anything stores or matches it
+        # (flows/cleaning.py); a payload that cleans to nothing is no payload.
+        if isinstance(self.text, str):
+            object.__setattr__(self, "text", clean_text(self.text))
+        if isinstance(self.payload, str):
+            object.__setattr__(self, "payload", clean_line(self.payload) or None)
+        if isinstance(self.platform_message_id, str):
+            object.__setattr__(self, "platform_message_id", clean_line(self.platform_message_id))
 
 
 @dataclass(frozen=True, slots=True)

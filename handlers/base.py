@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -19,6 +20,10 @@ Receiver = Callable[[InboundMessage], Awaitable[None]]
 
 # Largest attachment fetched from a platform; larger ones are refused with a reason.
 MAX_MEDIA_BYTES = 10 * 1024 * 1024
+
+# Deepest nesting of objects and arrays a webhook's JSON may have: a Telegram update
+# (a reply to a message with its entities and keyboard) stays well within it.
+MAX_JSON_DEPTH = 32
 
 # Given to ``Channel.send`` by the outbox: awaited before each part of a split message
 # after the first one the call sends, with that part's index (0-based). The parts before
@@ -103,6 +108,62 @@ def busy_response(error: Overloaded) -> web.Response:
     return web.Response(
         status=503, text="busy, retry later", headers={"Retry-After": str(error.retry_after)}
     )
+
+
+class BadBody(ValueError):
+    """A request body refused before anything reads it: ``status`` is 400 or 413."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The request's body, read no further than ``limit`` bytes; BadBody(413) beyond it."""
+    if request.content_length is not None and request.content_length > limit:
+        raise BadBody(413, "body too large")
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > limit:
+            raise BadBody(413, "body too large")
+    return bytes(body)
+
+
+def parse_json(body: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """The JSON value of ``body``; BadBody(400) when it is not JSON (NaN and Infinity are
+    not), or is nested deeper than ``max_depth``."""
+    try:
+        value = json.loads(body, parse_constant=_no_constant)
+    except RecursionError:  # deeper than Python's own limit: refused by the parser
+        raise BadBody(400, "JSON nested too deeply") from None
+    except ValueError:  # also UnicodeDecodeError
+        raise BadBody(400, "not JSON") from None
+    if _deeper_than(value, max_depth):
+        raise BadBody(400, "JSON nested too deeply")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    # With a stack, not recursion: the value may be as deep as the parser allowed.
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 class MediaError(Exception):

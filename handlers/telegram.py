@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hmac
-import json
 import logging
+import math
 import re
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
@@ -45,10 +45,12 @@ from telegram.ext import (
 )
 from telegram.warnings import PTBDeprecationWarning
 
+from flows.cleaning import clean_line, clean_text
 from flows.render import as_plain_text
 from flows.types import Address, InboundMessage, Location, Media, OutboundMessage
 from handlers.base import (
     MAX_MEDIA_BYTES,
+    BadBody,
     BeforePart,
     DeliveryError,
     MediaError,
@@ -56,6 +58,8 @@ from handlers.base import (
     Receiver,
     Sent,
     busy_response,
+    parse_json,
+    read_body,
 )
 from handlers.telegram_http import AiohttpRequest
 
@@ -116,6 +120,12 @@ class _WebhookDelivery:
     receive: Receiver
     handled: bool = False
     error: Exception | None = None
+    malformed: bool = False
+
+
+# What translating an update whose fields have the wrong types raises (PTB keeps the
+# JSON's types as they came): a malformed update, not a failure to store it.
+_MALFORMED = (AttributeError, TypeError, ValueError, KeyError, OverflowError)
 
 
 _delivery: ContextVar[_WebhookDelivery | None] = ContextVar("telegram_delivery", default=None)
@@ -145,6 +155,14 @@ class StaffUpdate:
     reply_to: str | None
     message_id: str
     update_id: int
+
+    def __post_init__(self) -> None:
+        # Staff text is relayed to beneficiaries and kept in the case file: cleaned as
+        # a beneficiary's is (flows/cleaning.py).
+        object.__setattr__(self, "user_name", clean_line(self.user_name))
+        object.__setattr__(self, "text", clean_text(self.text))
+        if self.callback_data is not None:
+            object.__setattr__(self, "callback_data", clean_line(self.callback_data))
 
 
 # Given to the channel by the server: handles one staff update, raising when it could not,
@@ -251,17 +269,10 @@ class TelegramChannel:
         if self._secret is None or not hmac.compare_digest(header, self._secret):
             log.warning("telegram webhook: refused a request without the right secret token")
             return web.Response(status=403, text="forbidden")
-        if request.content_length is not None and request.content_length > MAX_UPDATE_BYTES:
-            return web.Response(status=413, text="too large")
-        body = bytearray()
-        async for chunk in request.content.iter_chunked(64 * 1024):
-            body += chunk
-            if len(body) > MAX_UPDATE_BYTES:
-                return web.Response(status=413, text="too large")
         try:
-            data = json.loads(body)
-        except ValueError:
-            return web.Response(status=400, text="not JSON")
+            data = parse_json(await read_body(request, MAX_UPDATE_BYTES))
+        except BadBody as error:
+            return web.Response(status=error.status, text=error.reason)
         if not isinstance(data, dict) or type(data.get("update_id")) is not int:
             return web.Response(status=400, text="not an update")
         if not any(kind in data for kind in ALLOWED_UPDATES):
@@ -282,8 +293,13 @@ class TelegramChannel:
         token = _delivery.set(delivery)
         try:
             await self._application.process_update(update)
+        except _MALFORMED:  # a filter choked on a field of the wrong type
+            delivery.malformed = True
         finally:
             _delivery.reset(token)
+        if delivery.malformed:
+            log.warning("telegram webhook: malformed update %s", update.update_id)
+            return web.Response(status=400, text="malformed update")
         if isinstance(delivery.error, Overloaded):
             return busy_response(delivery.error)  # Telegram sends it again later
         if delivery.error is not None:
@@ -300,7 +316,11 @@ class TelegramChannel:
     async def _on_message(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
         if update.message is None:
             return
-        message = inbound_from_message(update.update_id, update.message)
+        try:
+            message = inbound_from_message(update.update_id, update.message)
+        except _MALFORMED:
+            _report_malformed()
+            return
         if message is not None:
             await self._deliver(message)
 
@@ -309,12 +329,16 @@ class TelegramChannel:
         if query is None:
             return
         chat = query.message.chat if query.message is not None else None
-        if chat is not None and chat.id == self._staff_chat_id and self._on_staff is not None:
-            staff_update = staff_update_from_callback_query(update.update_id, query)
-            if staff_update is None or await self._deliver_to_staff(staff_update):
-                await _answer(query)
+        try:
+            if chat is not None and chat.id == self._staff_chat_id and self._on_staff is not None:
+                staff_update = staff_update_from_callback_query(update.update_id, query)
+                if staff_update is None or await self._deliver_to_staff(staff_update):
+                    await _answer(query)
+                return
+            message = inbound_from_callback_query(update.update_id, query, datetime.now(UTC))
+        except _MALFORMED:
+            _report_malformed()
             return
-        message = inbound_from_callback_query(update.update_id, query, datetime.now(UTC))
         if message is None or await self._deliver(message):
             await _answer(query)
 
@@ -343,9 +367,13 @@ class TelegramChannel:
                 message.migrate_to_chat_id,
             )
             return
-        staff_update = staff_update_from_message(
-            update.update_id, message, self._application.bot.username
-        )
+        try:
+            staff_update = staff_update_from_message(
+                update.update_id, message, self._application.bot.username
+            )
+        except _MALFORMED:
+            _report_malformed()
+            return
         if staff_update is not None:
             await self._deliver_to_staff(staff_update)
 
@@ -589,9 +617,29 @@ class TelegramChannel:
         return self._application
 
 
+def _report_malformed() -> None:
+    delivery = _delivery.get()
+    if delivery is not None:
+        delivery.malformed = True  # the route answers 400
+    else:
+        log.warning("telegram polled update ignored: malformed")
+
+
+def _checked(value: Any, kind: type) -> Any:
+    """``value`` when it is of ``kind``; ValueError otherwise (a malformed update)."""
+    if type(value) is not kind:
+        raise ValueError(f"expected {kind.__name__}")
+    return value
+
+
 def inbound_from_message(update_id: int, message: Message) -> InboundMessage | None:
-    """The neutral message of a private chat message, or None when it carries nothing usable."""
-    text = message.text or message.caption or ""
+    """The neutral message of a private chat message, or None when it carries nothing usable.
+
+    Raises:
+        ValueError: a field it reads has the wrong type.
+    """
+    _checked(message.chat.id, int)
+    text = _checked(message.text or message.caption or "", str)
     media: tuple[Media, ...] = ()
     location: Location | None = None
     if message.photo:
@@ -633,10 +681,13 @@ def inbound_from_message(update_id: int, message: Message) -> InboundMessage | N
     elif message.video_note:
         media = (Media(FILE_PREFIX + message.video_note.file_id, "video/mp4"),)
     elif message.location:
-        location = Location(message.location.latitude, message.location.longitude)
+        latitude, longitude = message.location.latitude, message.location.longitude
+        if not all(type(v) in (int, float) and math.isfinite(v) for v in (latitude, longitude)):
+            raise ValueError("a location needs two finite numbers")
+        location = Location(float(latitude), float(longitude))
     elif message.contact:
         # A shared contact answers the mobile question.
-        text = message.contact.phone_number
+        text = _checked(message.contact.phone_number, str)
     elif not text:
         return None
     return InboundMessage(
@@ -656,6 +707,8 @@ def inbound_from_callback_query(
     chat = query.message.chat if query.message is not None else None
     if query.data is None or chat is None or chat.type != ChatType.PRIVATE:
         return None
+    _checked(query.data, str)
+    _checked(chat.id, int)
     return InboundMessage(
         address=Address(CHANNEL, str(chat.id)),
         received_at=now,

@@ -30,6 +30,7 @@ from flows.render import as_plain_text
 from flows.types import Address, InboundMessage, Location, Media, OutboundMessage
 from handlers.base import (
     MAX_MEDIA_BYTES,
+    BadBody,
     BeforePart,
     DeliveryError,
     MediaError,
@@ -37,6 +38,7 @@ from handlers.base import (
     Receiver,
     Sent,
     busy_response,
+    read_body,
 )
 
 logger = logging.getLogger(__name__)
@@ -54,6 +56,11 @@ WHATSAPP_PREFIX: Final = "whatsapp:"
 EMPTY_TWIML: Final = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 # Twilio's webhooks are a few KB; anything much larger is not from Twilio.
 MAX_WEBHOOK_BYTES: Final = 64 * 1024
+# Twilio's inbound webhook has about 30 fields, plus two per attachment (at most 10).
+MAX_WEBHOOK_FIELDS: Final = 200
+# Twilio's ids: two letters and 32 hex digits; anything of their shape is taken.
+_SID = re.compile(r"[A-Za-z]{2}[0-9A-Za-z]{1,62}")
+_ERROR_CODE = re.compile(r"[0-9]{1,10}")
 # The longest Body Twilio accepts, WhatsApp and SMS alike (error 21617 beyond it).
 MAX_BODY_CHARS: Final = 1600
 # Twilio itself gives up on a webhook after 15 s; the API answers much faster.
@@ -232,10 +239,14 @@ class TwilioChannel:
             sid, state = form.get("MessageSid", ""), form.get("MessageStatus", "")
             if not sid or not state:
                 raise web.HTTPBadRequest(text="MessageSid and MessageStatus are required")
+            if not _SID.fullmatch(sid):
+                raise web.HTTPBadRequest(text="MessageSid is not a Twilio id")
             if state not in STATUSES or self._on_status is None:
                 return _empty_twiml()
             channel = _status_channel(form)
             error_code = form.get("ErrorCode") or None
+            if error_code is not None and not _ERROR_CODE.fullmatch(error_code):
+                error_code = None  # Twilio's codes are numbers; nothing else is kept
             try:
                 await self._on_status(channel, sid, state, error_code)
             except Exception as exc:
@@ -249,17 +260,17 @@ class TwilioChannel:
         """The form of a webhook Twilio signed; an HTTP error otherwise."""
         if request.content_type != "application/x-www-form-urlencoded":
             raise web.HTTPUnsupportedMediaType(text="form-encoded body expected")
-        length = request.content_length
-        if length is not None and length > MAX_WEBHOOK_BYTES:
-            raise web.HTTPRequestEntityTooLarge(MAX_WEBHOOK_BYTES, length)
-        body = bytearray()
-        async for chunk in request.content.iter_any():
-            body += chunk
-            if len(body) > MAX_WEBHOOK_BYTES:
-                raise web.HTTPRequestEntityTooLarge(MAX_WEBHOOK_BYTES, len(body))
         try:
-            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
-        except (UnicodeDecodeError, ValueError):
+            body = await read_body(request, MAX_WEBHOOK_BYTES)
+        except BadBody:
+            raise web.HTTPRequestEntityTooLarge(
+                MAX_WEBHOOK_BYTES, request.content_length or 0
+            ) from None
+        try:
+            pairs = parse_qsl(
+                body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_WEBHOOK_FIELDS
+            )
+        except ValueError:  # also UnicodeDecodeError, and more fields than allowed
             raise web.HTTPBadRequest(text="undecodable form") from None
         form = MultiDictProxy(MultiDict(pairs))
         signature = request.headers.get("X-Twilio-Signature", "")
@@ -376,6 +387,8 @@ def inbound_message(form: Mapping[str, str], now: datetime) -> InboundMessage:
     sid, sender = form.get("MessageSid", ""), form.get("From", "")
     if not sid or not sender:
         raise ValueError("MessageSid and From are required")
+    if not _SID.fullmatch(sid):
+        raise ValueError("MessageSid is not a Twilio id")
     if sender.startswith(WHATSAPP_PREFIX):
         channel, number = "whatsapp", sender.removeprefix(WHATSAPP_PREFIX)
     else:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
+import ipaddress
 import logging
+import math
 import re
 import secrets
+import time
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,12 +22,15 @@ from aiohttp import web
 
 from flows.types import Address, InboundMessage, Media, OutboundMessage
 from handlers.base import (
+    BadBody,
     BeforePart,
     MediaError,
     Overloaded,
     Receiver,
     Sent,
     busy_response,
+    parse_json,
+    read_body,
     same_origin,
 )
 
@@ -38,11 +44,29 @@ MAX_TEXT_CHARS = 5_000
 MAX_ID_CHARS = 64
 # Payloads are the flows' own choice payloads ("1", "rate_5"): short by construction.
 MAX_PAYLOAD_CHARS = 256
+# A posted message is one flat object.
+MAX_JSON_DEPTH = 2
 # Another server process may have released a reply without ringing our bell.
 RECHECK_SECONDS = 2.0
 # send() runs before the outbox commits the message as sent, so after a ring the
 # database is looked at again soon, then less and less often.
 RECHECK_AFTER_RING_SECONDS = 0.05
+# How often a waiting poll looks whether its client is still there (no database read).
+CLIENT_CHECK_SECONDS = 1.0
+# The longest wait a client may name; more is refused, not shortened.
+MAX_WAIT_SECONDS = 3600
+# New conversations one client address may open in a minute: a thousand posts without
+# a session must not become a thousand identities, while a family or an office behind
+# one address stays well within it. An IPv6 client is counted by its /64 network.
+NEW_SESSIONS_PER_MINUTE = 20
+# Sessions remembered as already known, so their messages do not count as new ones.
+KNOWN_SESSIONS = 50_000
+# Polls held open at once: in all (each holds a connection, so an open file), and per
+# visitor (a few tabs).
+MAX_POLLS = 1_000
+MAX_POLLS_PER_VISITOR = 3
+# What a poll refused for being one too many is told to wait, in seconds.
+BUSY_RETRY_SECONDS = 5
 
 # Gives the server's outbound messages already released to one web address with an id
 # greater than the one given, oldest first.
@@ -55,6 +79,8 @@ _STATIC = {
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 _CLIENT_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_ID_CHARS}}}")
 _AFTER = re.compile(r"[0-9]{1,18}")  # ASCII only: int() would also take "٣" and " 3"
+# Plain decimal seconds: float() would also take "nan", "inf", "1e9" and "٣".
+_WAIT = re.compile(r"[0-9]{1,4}(?:\.[0-9]{1,6})?")
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -109,6 +135,50 @@ class _Doorbells:
             self.ring(address)
 
 
+class _NewSessions:
+    """Sessions seen lately, and when each client address opened its new ones (a sliding
+    minute: never more than ``per_minute`` in any 60 seconds)."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self._per_minute = per_minute
+        self._clock = clock
+        self._known: OrderedDict[str, None] = OrderedDict()
+        self._opened: dict[str, deque[float]] = {}
+        self._told: set[str] = set()
+        self._swept_at = clock()
+
+    def admit(self, session: str, client: str) -> bool:
+        """Whether a message of ``session`` from ``client`` may be taken."""
+        if session in self._known:
+            self._known.move_to_end(session)
+            return True
+        now = self._clock()
+        self._sweep(now)
+        opened = self._opened.setdefault(client, deque())
+        while opened and opened[0] <= now - 60:
+            opened.popleft()
+        if len(opened) >= self._per_minute:
+            if client not in self._told:  # once a minute per address, not per post
+                self._told.add(client)
+                log.warning("web chat: too many new conversations from one address")
+            return False
+        opened.append(now)
+        self._known[session] = None
+        if len(self._known) > KNOWN_SESSIONS:
+            self._known.popitem(last=False)
+        return True
+
+    def _sweep(self, now: float) -> None:
+        # Addresses quiet for a minute are forgotten, so the table stays small.
+        if now - self._swept_at < 60:
+            return
+        self._swept_at = now
+        self._told.clear()
+        for client, opened in list(self._opened.items()):
+            if not opened or opened[-1] <= now - 60:
+                del self._opened[client]
+
+
 class _BadRequest(Exception):
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
@@ -126,6 +196,12 @@ class WebChatChannel:
         replies: the server's reader of messages released to one web address.
         secure_cookies: mark the session cookie Secure (the site is served over HTTPS).
         poll_seconds: how long a poll waits for a reply before answering with none.
+        recheck_seconds: how often a waiting poll reads the database without being woken
+            (another server process may have released its reply); None when this process
+            delivers every web message itself (SQLite), so only a wake-up reads.
+        max_polls: polls held open at once, in all; more are told to come back later.
+        max_polls_per_visitor: polls one session may hold open at once.
+        new_sessions_per_minute: new conversations one client address may open a minute.
         frame_ancestors: origins allowed to embed the page in an iframe besides our own
             (``("https://charity.org.sa",)``); None lets any page embed it. Embedding
             works only from the same site, whatever this says: the session cookie is
@@ -141,17 +217,37 @@ class WebChatChannel:
         secure_cookies: bool = False,
         poll_seconds: float = 25.0,
         frame_ancestors: Sequence[str] | None = None,
+        recheck_seconds: float | None = RECHECK_SECONDS,
+        max_polls: int = MAX_POLLS,
+        max_polls_per_visitor: int = MAX_POLLS_PER_VISITOR,
+        new_sessions_per_minute: int = NEW_SESSIONS_PER_MINUTE,
     ) -> None:
         if poll_seconds <= 0:
             raise ValueError("poll_seconds must be positive")
+        if recheck_seconds is not None and recheck_seconds <= 0:
+            raise ValueError("recheck_seconds must be positive")
+        if min(max_polls, max_polls_per_visitor, new_sessions_per_minute) < 1:
+            raise ValueError("the web chat's limits must be at least 1")
         self._replies = replies
         self._secure = secure_cookies
         self._poll_seconds = poll_seconds
+        self._recheck_seconds = recheck_seconds
+        self._max_polls = max_polls
+        self._max_polls_per_visitor = max_polls_per_visitor
+        self._polls: dict[Address, int] = {}
+        self._open_polls = 0
+        self._busy_logged_at = -math.inf
+        self._new_sessions = _NewSessions(new_sessions_per_minute)
         self._doorbells = _Doorbells()
         self._stopping = False
         self._assets = {name: _asset(name, kind) for name, kind in _STATIC.items()}
         self._page = _page(self._assets)
         self._csp = _content_security_policy(frame_ancestors)
+
+    @property
+    def open_polls(self) -> int:
+        """Polls being held open now."""
+        return self._open_polls
 
     def routes(self, receive: Receiver) -> list[web.RouteDef]:
         async def post_message(request: web.Request) -> web.Response:
@@ -226,10 +322,8 @@ class WebChatChannel:
             self._check_origin(request)
             if request.content_type != "application/json":
                 raise _BadRequest(415, "send application/json")
-            if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-                raise _BadRequest(413, "message too large")
-            text, client_id, payload = _parse_message(await _read_body(request))
-        except _BadRequest as error:
+            text, client_id, payload = _parse_message(await read_body(request, MAX_BODY_BYTES))
+        except (_BadRequest, BadBody) as error:
             return _error(error.status, error.reason)
         token = _token(request)
         fresh = token is None
@@ -244,6 +338,13 @@ class WebChatChannel:
             # retried POST (same id) is dropped by the engine as a redelivery.
             platform_message_id=f"{user_id}:{client_id}",
         )
+        if not message.text.strip() and not message.payload:  # judged once cleaned
+            return _error(400, "empty message")
+        # A session the server has not seen becomes an identity: counted per address.
+        if not self._new_sessions.admit(user_id, _client_key(request.remote)):
+            response = _error(429, "too many new conversations; try again in a minute")
+            response.headers["Retry-After"] = "60"
+            return response
         try:
             await receive(message)
         except Overloaded as busy:
@@ -273,17 +374,34 @@ class WebChatChannel:
         if not _AFTER.fullmatch(after_text):
             return _error(400, "after must be a message id")
         after = int(after_text)
-        try:
+        wait_text = request.query.get("wait")
+        wait = self._poll_seconds
+        if wait_text is not None:
+            if not _WAIT.fullmatch(wait_text) or float(wait_text) > MAX_WAIT_SECONDS:
+                return _error(400, f"wait must be 0-{MAX_WAIT_SECONDS} seconds, like 2.5")
             # A client may ask to wait less than the server's longest poll (never more).
-            wait = min(float(request.query.get("wait", self._poll_seconds)), self._poll_seconds)
-        except ValueError:
-            return _error(400, "wait must be a number of seconds")
+            wait = min(float(wait_text), self._poll_seconds)
         address = Address(CHANNEL, session_id(token))
+        if self._open_polls >= self._max_polls:
+            now = time.monotonic()
+            if now - self._busy_logged_at > 60:  # once a minute, not per refused poll
+                self._busy_logged_at = now
+                log.warning("web chat: %d polls open, refusing more", self._open_polls)
+            return _busy(503, "too many visitors; try again shortly")
+        if self._polls.get(address, 0) >= self._max_polls_per_visitor:
+            return _busy(429, "too many open polls for this chat")
+        self._open_polls += 1
+        self._polls[address] = self._polls.get(address, 0) + 1
         try:
-            found = await self._wait_for_replies(address, after, max(wait, 0.0))
+            found = await self._wait_for_replies(request, address, after, wait)
         except Exception as error:
             log.error("could not read web chat replies: %s", type(error).__name__)
             return _error(503, "try again")
+        finally:
+            self._open_polls -= 1
+            self._polls[address] -= 1
+            if not self._polls[address]:
+                del self._polls[address]
         found = sorted((item for item in found if item[0] > after), key=lambda item: item[0])
         return web.json_response(
             {
@@ -296,26 +414,43 @@ class WebChatChannel:
     # Helpers
 
     async def _wait_for_replies(
-        self, address: Address, after: int, wait: float
+        self, request: web.Request, address: Address, after: int, wait: float
     ) -> list[tuple[int, OutboundMessage]]:
+        """What was released to ``address`` after ``after``, waiting up to ``wait`` seconds
+        for it; nothing once the server stops or the client has gone."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
-        recheck = RECHECK_SECONDS
+        idle = self._recheck_seconds
+        delay = idle  # until the next read without a ring; None: none
         with self._doorbells.listen(address) as bell:
             while True:
                 rung = bell.event  # before reading, so a ring in between is not missed
                 found = await self._replies(address, after)
-                remaining = deadline - loop.time()
-                if found or self._stopping or remaining <= 0:
+                if found:
                     return found
-                try:
-                    async with asyncio.timeout(min(recheck, remaining)):
-                        await rung.wait()
-                    recheck = RECHECK_AFTER_RING_SECONDS
-                except TimeoutError:
-                    recheck = min(recheck * 2, RECHECK_SECONDS)
-                if self._stopping:
+                read_at = loop.time() + delay if delay is not None else math.inf
+                while not rung.is_set():
+                    now = loop.time()
+                    if self._stopping or now >= deadline or _gone(request):
+                        return []
+                    if now >= read_at:
+                        break
+                    timeout = min(deadline, read_at, now + CLIENT_CHECK_SECONDS) - now
+                    try:
+                        async with asyncio.timeout(timeout):
+                            await rung.wait()
+                    except TimeoutError:
+                        pass
+                if self._stopping or _gone(request):
                     return []
+                if rung.is_set():
+                    delay = RECHECK_AFTER_RING_SECONDS
+                elif delay is not None:
+                    # After a ring, less and less often, back to the idle pace (or none).
+                    delay *= 2
+                    ceiling = idle if idle is not None else RECHECK_SECONDS
+                    if delay > ceiling:
+                        delay = idle
 
     def _check_origin(self, request: web.Request) -> None:
         # A page on another site must not speak as the visitor.
@@ -355,21 +490,35 @@ def _error(status: int, reason: str) -> web.Response:
     return web.json_response({"error": reason}, status=status, headers=_NO_STORE)
 
 
-async def _read_body(request: web.Request) -> bytes:
-    body = bytearray()
-    while chunk := await request.content.read(MAX_BODY_BYTES + 1 - len(body)):
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise _BadRequest(413, "message too large")
-    return bytes(body)
+def _busy(status: int, reason: str) -> web.Response:
+    response = _error(status, reason)
+    response.headers["Retry-After"] = str(BUSY_RETRY_SECONDS)
+    # The connection is not kept for a next request: it is an open file the server
+    # may need for someone else.
+    response.force_close()
+    return response
+
+
+def _gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+def _client_key(remote: str | None) -> str:
+    """What new sessions are counted by: the client's address, an IPv6 one by its /64
+    (one household or phone is given a whole /64)."""
+    try:
+        address = ipaddress.ip_address(remote or "")
+    except ValueError:
+        return remote or "unknown"
+    if address.version == 6:
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 def _parse_message(body: bytes) -> tuple[str, str, str | None]:
     """The text, client id and payload of a posted message; _BadRequest if malformed."""
-    try:
-        data: Any = json.loads(body.decode("utf-8"))
-    except ValueError as error:  # also UnicodeDecodeError
-        raise _BadRequest(400, "malformed JSON") from error
+    data: Any = parse_json(body, max_depth=MAX_JSON_DEPTH)
     if not isinstance(data, dict):
         raise _BadRequest(400, "expected a JSON object")
     text, client_id, payload = data.get("text"), data.get("id"), data.get("payload")
@@ -377,16 +526,12 @@ def _parse_message(body: bytes) -> tuple[str, str, str | None]:
         raise _BadRequest(400, "text must be a string")
     if not isinstance(client_id, str) or not _CLIENT_ID.fullmatch(client_id):
         raise _BadRequest(400, f"id must be 1-{MAX_ID_CHARS} letters, digits, - or _")
-    if payload is not None and (
-        not isinstance(payload, str)
-        or len(payload) > MAX_PAYLOAD_CHARS
-        or not payload.isprintable()
-    ):
+    # What a payload or text may carry that cannot be stored is cleaned where the
+    # message is made (flows/cleaning.py), as for every channel.
+    if payload is not None and (not isinstance(payload, str) or len(payload) > MAX_PAYLOAD_CHARS):
         raise _BadRequest(400, "payload must be a short string or null")
     if len(text) > MAX_TEXT_CHARS:
         raise _BadRequest(413, f"text longer than {MAX_TEXT_CHARS} characters")
-    if not text.strip() and not payload:
-        raise _BadRequest(400, "empty message")
     return text, client_id, payload or None
 
 

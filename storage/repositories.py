@@ -1116,7 +1116,7 @@ class RequestRepository:
         # JSON is queried differently on each backend and neither folds Arabic letter
         # variants; a charity's requests number in the thousands, so Python does it.
         reference = fold(wanted).upper()
-        if reference.isdigit():
+        if reference.isdecimal():  # not isdigit(): "²" is a digit int() refuses
             reference = reference_for(int(reference))  # "12" is how people say REQ-000012
         name = fold(wanted)
         return [

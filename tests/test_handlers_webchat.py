@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import re
+import secrets
 import time
 from collections.abc import AsyncIterator
 from http.cookies import SimpleCookie
@@ -17,6 +18,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import BaseTestServer, TestClient, TestServer
+from channels import eventually
 
 from flows.types import Address, Choice, InboundMessage, Media, OutboundMessage
 from handlers.base import Channel, MediaError, Sent
@@ -361,8 +363,11 @@ async def test_a_message_too_large_is_refused(client: Client, backend: Backend) 
         {"text": "hi", "id": "has space"},
         {"text": "hi", "id": "ok", "payload": 3},
         {"text": "hi", "id": "ok", "payload": "p" * 300},
-        {"text": "hi", "id": "ok", "payload": "a\x00b"},
         {"text": "   ", "id": "ok"},
+        {"text": "\x00\ud800 \x07", "id": "ok"},  # nothing left once cleaned
+        b"[" * 10_000,  # deeper than Python's own parser goes
+        b'{"text": "hi", "id": "ok", "x": ' + b"[" * 30 + b"]" * 30 + b"}",
+        b'{"text": NaN, "id": "ok"}',
     ],
 )
 async def test_a_malformed_message_is_a_400(client: Client, backend: Backend, body: Any) -> None:
@@ -550,6 +555,165 @@ async def test_stop_ends_waiting_polls_at_once(backend: Backend) -> None:
         for poll in polls:
             assert await (await poll).json() == {"messages": [], "last": 0}
         assert time.monotonic() - started < 1.0
+
+
+# Limits: polls asked for nonsense, too many polls, too many new conversations
+
+
+@pytest.mark.parametrize(
+    "wait",
+    ["nan", "NaN", "inf", "-inf", "-1", "1e9", "99999", "3601", "abc", "", "٣", " 1", "0x10"],
+)
+async def test_a_bad_wait_is_a_400_at_once(client: Client, wait: str) -> None:
+    await open_session(client)
+    response = await client.get(API, params={"wait": wait})
+    assert response.status == 400
+    assert "wait" in (await response.json())["error"]
+
+
+@pytest.mark.parametrize("wait", ["0", "0.25", "3600"])
+async def test_a_sane_wait_is_taken(client: Client, wait: str) -> None:
+    await open_session(client)
+    response = await client.get(API, params={"wait": wait})  # 3600: shortened to the server's
+    assert response.status == 200
+    assert await response.json() == {"messages": [], "last": 0}
+
+
+async def post_as(client: Client, token: str | None, n: int) -> aiohttp.ClientResponse:
+    client.session.cookie_jar.clear()
+    cookie = {"Cookie": f"{COOKIE}={token}"} if token else {}
+    return await post(client, {"text": GREETING, "id": f"m{n}"}, **cookie)
+
+
+async def test_one_address_opens_only_so_many_new_conversations_a_minute(backend: Backend) -> None:
+    channel = WebChatChannel(backend.replies, poll_seconds=0.5, new_sessions_per_minute=5)
+    async with await serve(channel, backend) as client:
+        # Without a cookie, and with cookies the client made up: each is a new session.
+        first = await post_as(client, None, 0)
+        assert first.status == 202
+        kept = first.cookies[COOKIE].value
+        answers = [await post_as(client, None, n) for n in range(1, 8)]
+        answers += [await post_as(client, secrets.token_urlsafe(32), n) for n in range(8, 12)]
+        statuses = [answer.status for answer in answers]
+        assert statuses.count(202) == 4 and statuses.count(429) == 7
+        for answer in answers:
+            if answer.status == 429:
+                assert answer.headers["Retry-After"] == "60"
+                assert COOKIE not in answer.cookies  # no session minted for it either
+        assert len({m.address for m in backend.received}) == 5
+        # A conversation already open goes on.
+        for n in range(12, 15):
+            assert (await post_as(client, kept, n)).status == 202
+        assert backend.received[-1].address == address_of(kept)
+
+
+async def test_new_conversations_are_counted_per_client_address(backend: Backend) -> None:
+    channel = WebChatChannel(backend.replies, poll_seconds=0.5, new_sessions_per_minute=2)
+
+    @web.middleware
+    async def as_remote(request: web.Request, handler: Any) -> web.StreamResponse:
+        # What the server's trusted-proxy middleware does: the client's address as remote.
+        return await handler(request.clone(remote=request.headers["X-Test-Remote"]))
+
+    app = web.Application(middlewares=[as_remote])
+    app.add_routes(channel.routes(backend.receive))
+    async with TestClient(TestServer(app)) as client:
+        statuses = {}
+        for remote in ("192.0.2.1", "192.0.2.2", "2001:db8:1:2::1", "2001:db8:1:2::ffff"):
+            statuses[remote] = [(await post_as_from(client, remote, n)).status for n in range(3)]
+    assert statuses["192.0.2.1"] == statuses["192.0.2.2"] == [202, 202, 429]
+    # Addresses in one IPv6 /64 are one client.
+    assert statuses["2001:db8:1:2::1"] == [202, 202, 429]
+    assert statuses["2001:db8:1:2::ffff"] == [429, 429, 429]
+
+
+async def post_as_from(client: Client, remote: str, n: int) -> aiohttp.ClientResponse:
+    client.session.cookie_jar.clear()
+    return await post(client, {"text": GREETING, "id": f"m{n}"}, **{"X-Test-Remote": remote})
+
+
+async def test_one_visitor_holds_only_a_few_polls(backend: Backend) -> None:
+    channel = WebChatChannel(backend.replies, poll_seconds=30, max_polls_per_visitor=2)
+    async with await serve(channel, backend) as client:
+        await open_session(client)
+        held = [asyncio.create_task(client.get(API)) for _ in range(2)]
+        await eventually(lambda: channel.open_polls == 2, "two polls held")
+        refused = await client.get(API)
+        assert refused.status == 429 and refused.headers["Retry-After"] == "5"
+        # Another visitor is not held up by it.
+        async with await serve(channel, backend) as other:
+            await open_session(other)
+            other_poll = asyncio.create_task(other.get(API))
+            await eventually(lambda: channel.open_polls == 3, "three polls held")
+            await channel.stop()
+            assert (await other_poll).status == 200
+        for poll in held:
+            assert (await poll).status == 200
+    assert channel.open_polls == 0
+
+
+async def test_polls_beyond_the_server_cap_are_told_to_come_back(backend: Backend) -> None:
+    channel = WebChatChannel(backend.replies, poll_seconds=30, max_polls=2)
+    async with await serve(channel, backend) as client:
+        held = []
+        for n in (1, 2):
+            await open_session(client)  # a new visitor each time (a new cookie)
+            held.append(asyncio.create_task(client.get(API)))
+            await eventually(lambda n=n: channel.open_polls == n, "the polls held")
+        await open_session(client)
+        refused = await client.get(API)
+        assert refused.status == 503
+        assert refused.headers["Retry-After"] == "5"
+        assert refused.headers["Connection"] == "close"  # its connection is not kept open
+        await channel.stop()
+        for poll in held:
+            assert (await poll).status == 200
+
+
+async def test_a_poll_stops_reading_when_its_client_goes_away(backend: Backend) -> None:
+    """As in production: aiohttp does not cancel a handler whose client left."""
+    reads: list[Address] = []
+
+    async def replies(address: Address, after: int) -> list[tuple[int, OutboundMessage]]:
+        reads.append(address)
+        return await backend.replies(address, after)
+
+    channel = WebChatChannel(replies, poll_seconds=60, recheck_seconds=0.1)
+    app = web.Application()
+    app.add_routes(channel.routes(backend.receive))
+    runner = web.AppRunner(app, handler_cancellation=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}", cookie_jar=jar) as session:
+            assert (await session.get("/chat")).status == 200
+            poll = asyncio.create_task(session.get(API))
+            await eventually(lambda: len(reads) >= 3, "a few reads")  # every 0.1 s
+            poll.cancel()
+        await eventually(lambda: channel.open_polls == 0, "the poll to end")
+        seen = len(reads)
+        await asyncio.sleep(0.5)
+        assert len(reads) == seen  # no more reading for nobody
+    finally:
+        await runner.cleanup()
+
+
+async def test_without_rechecks_a_poll_reads_only_when_woken(backend: Backend) -> None:
+    reads: list[Address] = []
+
+    async def replies(address: Address, after: int) -> list[tuple[int, OutboundMessage]]:
+        reads.append(address)
+        return await backend.replies(address, after)
+
+    channel = WebChatChannel(replies, poll_seconds=0.6, recheck_seconds=None)
+    async with await serve(channel, backend) as client:
+        await open_session(client)
+        response = await client.get(API)
+        assert await response.json() == {"messages": [], "last": 0}
+    assert len(reads) == 1
 
 
 # The rest of the Channel protocol

@@ -60,6 +60,7 @@ from bot.media import MediaStore
 from bot.passwords import hash_password, verify_password
 from bot.staff import StaffDesk, StaffError
 from flows.catalogue import CATALOGUE
+from flows.cleaning import clean_line
 from flows.lifecycle import NOTE_REQUIRED
 from flows.steps import need_label
 from flows.text import localize_digits
@@ -457,7 +458,7 @@ class Dashboard:
             "need": query.get("need", "") if query.get("need") in needs else "",
             "channel": query.get("channel", "") if query.get("channel") in CHANNELS else "",
             "overdue": "1" if query.get("overdue") == "1" else "",
-            "q": query.get("q", "").strip()[:100],
+            "q": clean_line(query.get("q", ""))[:100],
         }
         return {key: value for key, value in found.items() if value}
 
@@ -633,18 +634,21 @@ class Dashboard:
         )
         await response.prepare(request)
         with self.live.subscribe() as queue:
-            await response.write(b"retry: 3000\n\n")
-            while True:
-                try:
-                    event = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
-                except TimeoutError:
-                    if await self.sessions.viewer(request.cookies.get(COOKIE)) is None:
-                        break  # logged out, expired or removed meanwhile
-                    await response.write(b": still here\n\n")
-                    continue
-                if event is None:
-                    break
-                await response.write(event.encode())
+            try:
+                await response.write(b"retry: 3000\n\n")
+                while True:
+                    try:
+                        event = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
+                    except TimeoutError:
+                        if await self.sessions.viewer(request.cookies.get(COOKIE)) is None:
+                            break  # logged out, expired or removed meanwhile
+                        await response.write(b": still here\n\n")
+                        continue
+                    if event is None:
+                        break
+                    await response.write(event.encode())
+            except ConnectionResetError:
+                pass  # the page was closed: the next write after it finds out
         return response
 
     # --- reports ---
@@ -903,7 +907,9 @@ def _login_url(request: web.Request) -> str:
 
 def _next_url(raw: str | None) -> str:
     """Where to go after login: a dashboard page of ours, never another site."""
-    if not raw:
+    # Our own links carry it percent-encoded: anything else (a CR/LF would split the
+    # Location header) is not one of them.
+    if not raw or not raw.isascii() or not raw.isprintable() or " " in raw:
         return "/staff/"
     parts = urlsplit(raw)
     if parts.scheme or parts.netloc or not parts.path.startswith("/staff/") or "\\" in raw:

@@ -249,6 +249,14 @@
           if (unauthorized >= 2) showBlocked();
           continue;
         }
+        if (response.status === 429 || response.status === 503) {
+          // Too many polls open (other tabs of this chat, or the server is full): wait as
+          // asked, then ask again. Only a full server is worth telling the visitor about.
+          trouble("poll", response.status === 503);
+          const asked = Number(response.headers.get("Retry-After"));
+          await sleep(jitter(1000 * (asked > 0 ? Math.min(asked, 60) : 5)));
+          continue;
+        }
         if (!response.ok) throw new Error(`poll ${response.status}`);
         const data = await response.json();
         unauthorized = 0;
