@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import math
 import re
@@ -21,6 +20,7 @@ from flows.render import as_plain_text, split_text
 from flows.types import Address, Choice, InboundMessage, Location, Media, OutboundMessage
 from handlers.base import (
     MAX_MEDIA_BYTES,
+    BadBody,
     BeforePart,
     DeliveryError,
     DeliveryReceipt,
@@ -28,6 +28,7 @@ from handlers.base import (
     ReceiptReceiver,
     Receiver,
     Sent,
+    parse_json,
 )
 
 logger = logging.getLogger(__name__)
@@ -193,14 +194,18 @@ class WhatsAppCloudChannel:
         async def notify(request: web.Request) -> web.StreamResponse:
             body = await self._verified_body(request)
             try:
-                payload = json.loads(body)
-            except (UnicodeDecodeError, ValueError):
-                raise web.HTTPBadRequest(text="undecodable JSON") from None
+                payload = parse_json(body)
+            except BadBody as error:
+                raise web.HTTPBadRequest(text=error.reason) from None
             if not isinstance(payload, dict):
                 raise web.HTTPBadRequest(text="a JSON object is expected")
-            messages, receipts = translate(
-                payload, self._phone_number_id, datetime.now(UTC), self._graph
-            )
+            try:
+                messages, receipts = translate(
+                    payload, self._phone_number_id, datetime.now(UTC), self._graph
+                )
+            except (AttributeError, TypeError, ValueError, KeyError, OverflowError):
+                # Fields of the wrong type: nothing Meta sends, so nothing to store.
+                raise web.HTTPBadRequest(text="malformed notification") from None
             for message in messages:
                 try:
                     await receive(message)
