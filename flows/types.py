@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from flows.cleaning import clean_line, clean_text
+# Re-exported: channels clean what they build besides messages (the staff group's updates).
+from flows.cleaning import clean_line as clean_line
+from flows.cleaning import clean_text as clean_text
 
 Language = Literal["ar", "en"]
 LANGUAGES: tuple[Language, ...] = ("ar", "en")

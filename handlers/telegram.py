@@ -45,9 +45,16 @@ from telegram.ext import (
 )
 from telegram.warnings import PTBDeprecationWarning
 
-from flows.cleaning import clean_line, clean_text
 from flows.render import as_plain_text
-from flows.types import Address, InboundMessage, Location, Media, OutboundMessage
+from flows.types import (
+    Address,
+    InboundMessage,
+    Location,
+    Media,
+    OutboundMessage,
+    clean_line,
+    clean_text,
+)
 from handlers.base import (
     MAX_MEDIA_BYTES,
     BadBody,
