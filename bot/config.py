@@ -291,22 +291,18 @@ class Settings(BaseSettings):
 def template_warnings(settings: Settings) -> list[str]:
     """Lines for the operator about kinds of template that are sent but not configured
     (with WhatsApp set up): such a message outside the 24-hour window goes by SMS or fails."""
-    lines = []
     whatsapp, cloud = settings.whatsapp, settings.whatsapp_cloud
-    if whatsapp.account_sid:
-        missing = [kind for kind in TemplateKind if kind not in whatsapp.templates]
-        fallback = "go by SMS" if whatsapp.sms_fallback else "fail"
-        if missing:
+    fallback = "go by SMS" if whatsapp.sms_fallback and whatsapp.account_sid else "fail"
+    lines = []
+    for section, configured, templates in (
+        ("whatsapp", whatsapp.account_sid, whatsapp.templates),
+        ("whatsapp_cloud", cloud.phone_number_id, cloud.templates),
+    ):
+        missing = [kind for kind in TemplateKind if kind not in templates]
+        if configured and missing:
             lines.append(
-                f"whatsapp.templates has no template for {', '.join(missing)}: outside "
+                f"{section}.templates has no template for {', '.join(missing)}: outside "
                 f"WhatsApp's 24-hour window these messages {fallback}"
-            )
-    if cloud.phone_number_id:
-        missing = [kind for kind in TemplateKind if kind not in cloud.templates]
-        if missing:
-            lines.append(
-                f"whatsapp_cloud.templates has no template for {', '.join(missing)}: outside "
-                "WhatsApp's 24-hour window these messages fail"
             )
     return lines
 

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import flows
+from bot.channels import capabilities_of
 from bot.config import Settings
 from bot.followups import FollowUpPlanner
 from bot.knowledge import KnowledgeSource, repository
@@ -56,7 +57,6 @@ log = logging.getLogger(__name__)
 # Rounds of effects a message may cause (a step resumed after its effects, and so on);
 # a flow that wants more is a loop.
 _MAX_RESUMES = 3
-_PHONE_CHANNELS = frozenset({"whatsapp", "sms", "whatsapp_cloud"})
 
 
 def utcnow() -> datetime:
@@ -371,9 +371,11 @@ class ConversationEngine:
             if flows.needs_requests(state)
             else ()
         )
+        carries = capabilities_of(channel)  # what the sender's channel can carry
         lookup = Lookup(
             requests=tuple(requests),
-            sender_phone=message.address.user_id if channel in _PHONE_CHANNELS else None,
+            sender_phone=message.address.user_id if carries.phone_numbers else None,
+            media=carries.media,
             others=await self._others(session, identity, state, message),
             opted_out=identity.opted_out,
             knowledge=await self._knowledge.index(session, now)

@@ -27,11 +27,13 @@ What it promises, and how:
   beneficiaries replies go first, then staff's words, then everything else (notices,
   reminders, bulk); whatever is stored during a pass is looked at before the next send.
   Up to ``sends_at_once`` beneficiaries are sent to at the same time, one message each.
-- Rate. Telegram: ``telegram.messages_per_second`` (30) in all and one a second per chat; Twilio
-  (WhatsApp and SMS, one sender): 80% of ``whatsapp.messages_per_second``; the web chat
-  and the console: no limit. Token buckets on an injectable monotonic clock; messages
-  other than replies and staff's words leave a reserve in the bucket untouched, so a
-  reply finds room at once. A platform's ``retry_after`` pauses the whole bucket.
+- Rate. What each channel states in its ``Capabilities`` (``per_second`` in all,
+  ``per_chat_per_second`` to one user): Telegram ``telegram.messages_per_second`` (30)
+  and one a second per chat; Twilio (WhatsApp and SMS, one sender) 80% of
+  ``whatsapp.messages_per_second``; the web chat: no limit. Token buckets on an
+  injectable monotonic clock; messages other than replies and staff's words leave a
+  reserve in the bucket untouched, so a reply finds room at once. A platform's
+  ``retry_after`` pauses the whole bucket.
 - Retries. A refusal for now (429, 5xx, time-out, Twilio 63018) is retried after the
   platform's ``retry_after`` or an exponential back-off; after ``max_attempts``, or at
   once for a permanent refusal, the message is failed with the reason and staff are told.
@@ -39,12 +41,12 @@ What it promises, and how:
   conversation) wait out the quiet hours, are dropped as "too old to send" (status
   ``failed``) when older than ``followups.too_old_after`` (or ``followups.too_old`` for
   their template's kind), and are not sent to an identity that said STOP ("opted out").
-- WhatsApp's 24-hour window. Anything but a reply to a beneficiary whose last message
-  is older than 24 hours goes as the approved template of its kind; without one, by SMS
-  to the same number when ``whatsapp.sms_fallback`` is on, else it fails and staff are
-  told. A refusal or receipt marked ``outside_window`` by the channel (Twilio 63016,
-  Meta 131047) means the same. WhatsApp through Meta's Cloud API (``whatsapp_cloud``)
-  has the same window, with its own templates and 80% of its own rate.
+- A channel's messaging window (WhatsApp's 24 hours, ``Capabilities.window``). Anything
+  but a reply to a beneficiary whose last message is older than the window goes as the
+  channel's approved template of its kind (``Capabilities.templates``); without one, by
+  SMS to the same number (a channel of phone numbers without a window) when
+  ``whatsapp.sms_fallback`` is on, else it fails and staff are told. A refusal or
+  receipt the channel marks ``outside_window`` (Twilio 63016, Meta 131047) means the same.
 """
 
 from __future__ import annotations
@@ -65,10 +67,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.config import Settings, parse_quiet_hours
 from bot.followups import too_old_defaults
 from flows.types import Address, OutboundMessage
-from handlers.base import Channel, DeliveryError
-from handlers.telegram_http import CONNECT_TIMEOUT, READ_TIMEOUT
-from handlers.twilio import API_TIMEOUT_SECONDS
-from handlers.whatsapp_cloud import API_TIMEOUT_SECONDS as CLOUD_API_TIMEOUT_SECONDS
+from handlers.base import Capabilities, Channel, DeliveryError
 from storage.db import Database
 from storage.models import MessageKind
 from storage.repositories import IdentityRepository, MessageRepository, OutboxItem, SentMark
@@ -93,11 +92,9 @@ BASE_BACKOFF = 2.0
 MAX_BACKOFF = 300.0
 # A claimed message still unsettled this long after it was claimed (or after its last
 # part began) lost its sender: the platform's call would have ended by then, one way or
-# the other. Per channel: the client's own time-outs, plus a margin.
+# the other. Per channel: its client's own time-outs (``Capabilities.call_seconds``),
+# plus a margin.
 GRACE_MARGIN = timedelta(seconds=5)
-TELEGRAM_CALL = timedelta(seconds=CONNECT_TIMEOUT + READ_TIMEOUT)
-TWILIO_CALL = timedelta(seconds=API_TIMEOUT_SECONDS)
-CLOUD_CALL = timedelta(seconds=CLOUD_API_TIMEOUT_SECONDS)
 # Even with nothing to wake it, look again this often (another process may have stored
 # messages, or a back-off may have ended).
 IDLE_CHECK = 1.0
@@ -105,13 +102,6 @@ IDLE_CHECK = 1.0
 REPORT_EVERY = 60.0
 # On stop, a send under way may finish for this long before it is cancelled.
 STOP_GRACE = 5.0
-WHATSAPP_WINDOW = timedelta(hours=24)
-
-# Platform limits, messages a second.
-TELEGRAM_PER_SECOND = 30.0
-TELEGRAM_PER_CHAT_PER_SECOND = 1.0
-# The share of the Twilio sender's limit the outbox uses, as the design asks.
-TWILIO_SHARE = 0.8
 # The share of a bucket kept for replies and staff's words.
 RESERVE_SHARE = 0.2
 
@@ -124,15 +114,9 @@ class DeliveryRules:
     timezone: str = "UTC"
     too_old_after: timedelta | None = None
     too_old: Mapping[str, timedelta] = field(default_factory=dict)
-    # Template kinds with an approved WhatsApp template (the Content SIDs stay with the
-    # Twilio channel, which sends them).
-    templates: frozenset[str] = frozenset()
+    # Outside a channel's window with no template for the kind: by SMS to the same number
+    # (a channel of phone numbers without a window) when there is one.
     sms_fallback: bool = True
-    twilio_per_second: float = 1.0
-    telegram_per_second: float = TELEGRAM_PER_SECOND
-    # The same for WhatsApp through Meta's Cloud API (template names stay with it).
-    cloud_templates: frozenset[str] = frozenset()
-    cloud_per_second: float = 80.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DeliveryRules:
@@ -142,22 +126,8 @@ class DeliveryRules:
             timezone=org.timezone,
             too_old_after=followups.too_old_after,
             too_old={**too_old_defaults(), **followups.too_old},
-            templates=frozenset(whatsapp.templates),
             sms_fallback=whatsapp.sms_fallback,
-            twilio_per_second=whatsapp.messages_per_second,
-            telegram_per_second=settings.telegram.messages_per_second,
-            cloud_templates=frozenset(settings.whatsapp_cloud.templates),
-            cloud_per_second=settings.whatsapp_cloud.messages_per_second,
         )
-
-    def window_templates(self, channel: str) -> frozenset[str] | None:
-        """The template kinds a channel with WhatsApp's 24-hour window has; None for a
-        channel without a window."""
-        if channel == "whatsapp":
-            return self.templates
-        if channel == "whatsapp_cloud":
-            return self.cloud_templates
-        return None
 
     def quiet_until(self, now: datetime) -> datetime | None:
         """When the quiet hours around ``now`` end; None when ``now`` is not in them."""
@@ -328,23 +298,15 @@ class OutboxSender:
             grouped.setdefault(id(channel), (channel, []))[1].append(name)
         lanes = []
         for channel, names in grouped.values():
+            # The channel states its rates; one sender serves all its names.
+            capabilities = channel.capabilities(names[0])
             overall: TokenBucket | None = None
-            per_chat: float | None = None
-            call = timedelta(0)  # the web chat and the console send within the process
-            if "telegram" in names:
+            if capabilities.per_second is not None:
                 overall = TokenBucket.for_rate(
-                    self._rules.telegram_per_second, self._monotonic, reserved=True
+                    capabilities.per_second, self._monotonic, reserved=True
                 )
-                per_chat = TELEGRAM_PER_CHAT_PER_SECOND
-                call = TELEGRAM_CALL
-            elif {"whatsapp", "sms"} & set(names):
-                rate = TWILIO_SHARE * self._rules.twilio_per_second
-                overall = TokenBucket.for_rate(rate, self._monotonic, reserved=True)
-                call = TWILIO_CALL
-            elif "whatsapp_cloud" in names:
-                rate = TWILIO_SHARE * self._rules.cloud_per_second
-                overall = TokenBucket.for_rate(rate, self._monotonic, reserved=True)
-                call = CLOUD_CALL
+            per_chat = capabilities.per_chat_per_second
+            call = timedelta(seconds=capabilities.call_seconds)
             grace = self._grace if self._grace is not None else call + GRACE_MARGIN
             lanes.append(_Lane(channel, tuple(names), overall, per_chat, grace=grace))
         return lanes
@@ -560,20 +522,33 @@ class OutboxSender:
     def _route(self, item: OutboxItem, now: datetime) -> tuple[str, OutboundMessage] | str:
         """The channel and form to send a message in, or why it cannot go at all."""
         message, channel = item.message, item.address.channel
-        outside = item.id in self._outside or (
-            item.kind != MessageKind.REPLY and not _inside_window(item.last_inbound_at, now)
+        capabilities = self._channels[channel].capabilities(channel)
+        window = capabilities.window
+        outside = window is not None and (
+            item.id in self._outside
+            or (item.kind != MessageKind.REPLY and not _inside(window, item.last_inbound_at, now))
         )
-        templates = self._rules.window_templates(channel)
-        if templates is not None and outside:
+        if outside:
             template = message.template
-            if template is not None and template.kind in templates:
+            if template is not None and template.kind in capabilities.templates:
                 return channel, message
-            if self._rules.sms_fallback and "sms" in self._channels:
-                return "sms", replace(message, template=None)
+            fallback = self._fallback(capabilities)
+            if fallback is not None:
+                return fallback, replace(message, template=None)
             what = template.kind if template is not None else f"{item.kind} messages"
             return f"outside WhatsApp's 24-hour window, and no approved template for {what}"
         # A template is only for WhatsApp outside the window; everywhere else the text goes.
         return channel, replace(message, template=None) if message.template else message
+
+    def _fallback(self, capabilities: Capabilities) -> str | None:
+        """The channel of the same phone number without a window (SMS), when allowed."""
+        if not (self._rules.sms_fallback and capabilities.phone_numbers):
+            return None
+        for name, channel in self._channels.items():
+            other = channel.capabilities(name)
+            if other.phone_numbers and other.window is None and other.reaches_first:
+                return name
+        return None
 
     # --- one message ---
 
@@ -834,9 +809,9 @@ class OutboxSender:
         return None
 
 
-def _inside_window(last_inbound_at: datetime | None, now: datetime) -> bool:
-    """Whether WhatsApp still takes free text: the beneficiary wrote within 24 hours."""
-    return last_inbound_at is not None and now - last_inbound_at < WHATSAPP_WINDOW
+def _inside(window: timedelta, last_inbound_at: datetime | None, now: datetime) -> bool:
+    """Whether the channel still takes free text: the beneficiary wrote within ``window``."""
+    return last_inbound_at is not None and now - last_inbound_at < window
 
 
 def _rank(item: OutboxItem) -> tuple[int, int]:

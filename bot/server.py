@@ -15,6 +15,7 @@ from pathlib import Path
 from aiohttp import web
 
 import flows
+from bot.channels import specs
 from bot.config import Settings, template_warnings
 from bot.dashboard import Dashboard
 from bot.dashboard.auth import client_address
@@ -26,12 +27,10 @@ from bot.scheduler import FollowUpScheduler
 from bot.staff import StaffDesk
 from bot.staffroom import StaffRoom, whoami_text
 from flows.staff import STAFF_LANGUAGE
-from flows.types import LANGUAGES, Address, InboundMessage, OutboundMessage
-from handlers.base import Channel, DeliveryReceipt
+from flows.types import Address, InboundMessage, OutboundMessage
+from handlers.base import Channel, ChannelSetup, DeliveryReceipt
 from handlers.telegram import StaffUpdate, TelegramChannel
-from handlers.twilio import TwilioChannel
 from handlers.webchat import MAX_POLLS, RECHECK_SECONDS, WebChatChannel
-from handlers.whatsapp_cloud import WhatsAppCloudChannel
 from storage.db import Database
 from storage.repositories import IdentityRepository, MessageRepository
 
@@ -42,19 +41,11 @@ MAX_BODY_BYTES = 1024 * 1024
 # Open files kept free of held web chat polls (each holds a connection): the database,
 # media files, the platforms' APIs and everyone else's requests.
 SPARE_FILES = 256
-_DELIVERY_STATUSES = {
-    "delivered": "delivered",
-    "read": "read",
-    "failed": "failed",
-    "undelivered": "failed",
-}
+# What the case file keeps of a receipt ("sent" it knows already).
+_DELIVERY_STATUSES = {"delivered": "delivered", "read": "read", "failed": "failed"}
 # A channel that could not start (its platform was down) is tried again after this,
 # then after twice as long each time, up to ten minutes.
 CHANNEL_RETRY_SECONDS = 15.0
-# Twilio: the number unsubscribed (STOP) or cannot receive messages at all.
-_UNREACHABLE_CODES = frozenset({"21610", "21408", "21211", "21614", "63024"})
-# Twilio: a WhatsApp message outside the 24-hour window; the outbox sends it another way.
-_OUTSIDE_WINDOW = "63016"
 
 
 class Tawasul:
@@ -128,11 +119,7 @@ class Tawasul:
         self._background: set[asyncio.Task[None]] = set()
 
     def _configured_channels(self, telegram_polling: bool) -> list[Channel]:
-        server, telegram, whatsapp = (
-            self.settings.server,
-            self.settings.telegram,
-            self.settings.whatsapp,
-        )
+        server, telegram = self.settings.server, self.settings.telegram
         channels: list[Channel] = [
             WebChatChannel(
                 self._web_replies,
@@ -162,62 +149,23 @@ class Tawasul:
                     staff_chat_id=telegram.staff_chat_id,
                     on_staff=self._on_staff,
                     whoami=whoami_text,
+                    messages_per_second=telegram.messages_per_second,
                 )
             )
-        missing = [
-            key
-            for key, value in (
-                ("whatsapp.account_sid", whatsapp.account_sid),
-                ("whatsapp.auth_token", whatsapp.auth_token),
-                ("whatsapp.from_number", whatsapp.from_number),
-                ("server.public_url", server.public_url),
-            )
-            if not value
-        ]
-        if missing:
-            log.info("WhatsApp and SMS skipped: %s not set", ", ".join(missing))
-        else:
-            assert whatsapp.account_sid and whatsapp.auth_token and whatsapp.from_number
-            assert server.public_url
-            channels.append(
-                TwilioChannel(
-                    whatsapp.account_sid,
-                    whatsapp.auth_token.get_secret_value(),
-                    whatsapp.from_number,
-                    public_url=server.public_url,
-                    api_base_url=whatsapp.api_base_url,
-                    sms_from_number=whatsapp.sms_from_number,
-                    on_status=self._delivery_status,
-                    templates=whatsapp.templates,
-                )
-            )
-        cloud = self._whatsapp_cloud()
-        if cloud is not None:
-            channels.append(cloud)
+        # Every other channel declares itself and is built from its own section.
+        for spec in specs():
+            if spec.build is not None and spec.section is not None:
+                channel = spec.build(self._setup(spec.section))
+                if channel is not None:
+                    channels.append(channel)
         return channels
 
-    def _whatsapp_cloud(self) -> WhatsAppCloudChannel | None:
-        cloud = self.settings.whatsapp_cloud
-        missing = [
-            f"whatsapp_cloud.{key}"
-            for key in ("phone_number_id", "access_token", "app_secret", "verify_token")
-            if getattr(cloud, key) is None
-        ]
-        if missing:
-            log.info("WhatsApp Cloud API skipped: %s not set", ", ".join(missing))
-            return None
-        assert cloud.phone_number_id and cloud.access_token
-        assert cloud.app_secret and cloud.verify_token
-        return WhatsAppCloudChannel(
-            cloud.phone_number_id,
-            cloud.access_token.get_secret_value(),
-            cloud.app_secret.get_secret_value(),
-            cloud.verify_token.get_secret_value(),
-            api_base_url=cloud.api_base_url,
-            api_version=cloud.api_version,
-            on_status=self._delivery_receipt,
-            templates=cloud.templates,
-            list_button={lang: flows.text(lang, "choices.list_button") for lang in LANGUAGES},
+    def _setup(self, section: str) -> ChannelSetup:
+        return ChannelSetup(
+            section=getattr(self.settings, section),
+            public_url=self.settings.server.public_url,
+            on_receipt=self._delivery_receipt,
+            text=flows.text,
         )
 
     def app(self) -> web.Application:
@@ -305,7 +253,9 @@ class Tawasul:
 
     def _receiver(self, channel: Channel) -> Callable[[InboundMessage], Awaitable[None]]:
         async def receive(message: InboundMessage) -> None:
-            message = await self.media.keep(message, channel)
+            if message.media and not await self._redelivered(message):
+                # Fetched only once: a redelivery is dropped by the engine anyway.
+                message = await self.media.keep(message, channel)
             result = await self.engine.handle(message)
             self.dashboard.heard(message, result)  # the live handoff inbox
             if result.replies:
@@ -314,6 +264,14 @@ class Tawasul:
                 self._tell_staff(self.staffroom, message, result)
 
         return receive
+
+    async def _redelivered(self, message: InboundMessage) -> bool:
+        if message.platform_message_id is None:
+            return False
+        async with self.database.session() as session:
+            return await MessageRepository(session).received(
+                message.address.channel, message.platform_message_id
+            )
 
     def _tell_staff(self, room: StaffRoom, message: InboundMessage, result: HandleResult) -> None:
         """Staff hear of handoffs after the message is stored, without holding its webhook."""
@@ -341,23 +299,6 @@ class Tawasul:
             if identity is None or identity.id is None:
                 return []
             return await MessageRepository(session).sent_to(identity.id, after)
-
-    async def _delivery_status(
-        self, channel: str, platform_message_id: str, status: str, error_code: str | None
-    ) -> None:
-        delivery = _DELIVERY_STATUSES.get(status)
-        if delivery is None:
-            return  # queued, sent, accepted...: nothing the case file needs
-        async with self.database.session() as session, session.begin():
-            messages = MessageRepository(session)
-            error = f"{error_code}: rejected by the platform" if error_code else None
-            await messages.mark_delivery(channel, platform_message_id, delivery, error)
-            if error_code in _UNREACHABLE_CODES:
-                recipient = await messages.recipient(channel, platform_message_id)
-                if recipient is not None:
-                    await IdentityRepository(session).set_unreachable(recipient)
-        if delivery == "failed" and error_code == _OUTSIDE_WINDOW and channel == "whatsapp":
-            await self.outbox.outside_window(channel, platform_message_id)
 
     async def _delivery_receipt(self, receipt: DeliveryReceipt) -> None:
         """A channel's neutral word on a sent message, into the case file and the outbox."""

@@ -65,8 +65,9 @@ TOTAL_STEPS = 8
 FIELDS: Final = ("name", "national_id", "mobile", "city", "need", "description", "documents")
 ANSWERS: Final = FIELDS[:-1]
 MAX_DOCUMENTS = 5
-# Channels that can carry photos and files; elsewhere documents go to the researcher later.
-MEDIA_CHANNELS: Final = frozenset({"whatsapp", "telegram", "web", "whatsapp_cloud"})
+# What a supporting document may come as; on a channel that carries neither, documents go
+# to the researcher later.
+DOCUMENT_MEDIA: Final = frozenset({"image", "document"})
 # Coming back after this long, the beneficiary may not remember: ask before going on.
 SILENCE = timedelta(hours=12)
 SUMMARY_DESCRIPTION_CHARS = 100
@@ -225,7 +226,7 @@ def ask_description(turn: Turn, state: ConversationState) -> tuple[OutboundMessa
 
 
 def ask_documents(turn: Turn, state: ConversationState) -> tuple[OutboundMessage, ...]:
-    if turn.message.address.channel in MEDIA_CHANNELS:
+    if DOCUMENT_MEDIA & turn.lookup.media:
         return (_question(state, "documents", "intake.ask.documents", max=MAX_DOCUMENTS),)
     return (_question(state, "documents", "intake.ask.documents_no_media"),)
 
@@ -328,7 +329,7 @@ def answer_documents(turn: Turn) -> Transition:
         return _collect(turn, draft, documents)
     if said_one_of(turn, DOCUMENTS_DONE):
         return _finish_documents(turn, draft, documents)
-    if turn.message.address.channel in MEDIA_CHANNELS:
+    if DOCUMENT_MEDIA & turn.lookup.media:
         return refuse(turn, Invalid("intake.invalid.documents_expected"))
     return refuse(turn, Invalid("intake.invalid.documents_text_only"))
 

@@ -15,7 +15,7 @@ Language = Literal["ar", "en"]
 LANGUAGES: tuple[Language, ...] = ("ar", "en")
 
 # Channel names are persisted: lowercase snake_case, never renamed without a migration.
-CHANNELS = ("console", "whatsapp", "sms", "telegram", "web", "whatsapp_cloud")
+CHANNELS = ("console", "whatsapp", "sms", "telegram", "web")
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +211,8 @@ class Lookup:
     ``sender_phone`` is the E.164 number the message came from (WhatsApp, SMS).
     ``opted_out`` tells that this identity asked for no proactive messages (STOP).
     ``knowledge`` is the charity's knowledge base, ready to be asked (None: no base).
+    ``media`` holds the kinds of attachment the sender's channel carries (``image``,
+    ``document``…), none on a text-only channel.
     """
 
     requests: tuple[RequestSummary, ...] = ()
@@ -218,6 +220,7 @@ class Lookup:
     others: tuple[OtherRequest, ...] = ()
     opted_out: bool = False
     knowledge: KnowledgeLookup | None = None
+    media: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

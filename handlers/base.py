@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from flows.types import Address, InboundMessage, Media, OutboundMessage
+from flows.types import Address, InboundMessage, Language, Media, OutboundMessage
 
 # Given to a channel by the server: stores the message and its replies (one transaction)
 # and returns when they are safe, so the channel may acknowledge the platform only then.
@@ -170,6 +171,83 @@ class MediaError(Exception):
     """An attachment that could not be fetched (too large, gone, refused)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What one channel can carry; the core asks this, never a list of channel names.
+
+    Attributes:
+        media: kinds of attachment it receives (``image``, ``document``, ``audio``…).
+        buttons: choices it can draw as buttons, at most (0: numbered text only).
+        button_label_chars: the longest button label it draws as a button.
+        text_limit: the longest text of one message; longer ones are split.
+        utf16: ``text_limit`` counts UTF-16 units (an emoji may take two), not characters.
+        window: free text only this long after the user last wrote (WhatsApp: 24 hours);
+            beyond it, only an approved template of a kind in ``templates``.
+        templates: the template kinds it has approved templates for.
+        per_second: messages a second the outbox may send on it in all (the share of the
+            platform's limit it may use), when it has a limit.
+        per_chat_per_second: the same to one user, when limited.
+        call_seconds: how long one call to the platform may take (its client's time-outs);
+            0 for a channel that sends within the process.
+        receipts: it reports what became of a sent message (``DeliveryReceipt``).
+        reaches_first: it can send to a user on its own (a notice, a reminder).
+        phone_numbers: its user ids are E.164 phone numbers (the sender's mobile).
+    """
+
+    media: frozenset[str] = frozenset()
+    buttons: int = 0
+    button_label_chars: int = 0
+    text_limit: int | None = None
+    utf16: bool = False
+    window: timedelta | None = None
+    templates: frozenset[str] = frozenset()
+    per_second: float | None = None
+    per_chat_per_second: float | None = None
+    call_seconds: float = 0.0
+    receipts: bool = False
+    reaches_first: bool = True
+    phone_numbers: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSetup:
+    """What the composition root gives a channel's ``build``.
+
+    Attributes:
+        section: the channel's own configuration section (validated in bot/config.py).
+        public_url: where the platforms reach this server, when set.
+        on_receipt: stores a delivery receipt.
+        text: the message catalogue, for the few words a channel draws itself (the
+            button that opens a list).
+    """
+
+    section: Any
+    public_url: str | None
+    on_receipt: ReceiptReceiver
+    text: Callable[[Language, str], str]
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSpec:
+    """A channel module's declaration of itself, as ``SPEC`` at module level: the server
+    finds every module of ``handlers`` that has one.
+
+    Attributes:
+        names: the channel names it serves (persisted: lowercase snake_case).
+        capabilities: what each name can carry, before configuration (templates and
+            rates come with the configured channel's ``capabilities``).
+        section: its configuration section, when ``build`` needs one.
+        build: the configured channel, or None (after one log line) when its
+            configuration is incomplete; None when the server builds it itself (the
+            channels that need the server's own hooks).
+    """
+
+    names: tuple[str, ...]
+    capabilities: Mapping[str, Capabilities] = field(default_factory=dict)
+    section: str | None = None
+    build: Callable[[ChannelSetup], Channel | None] | None = None
+
+
 class Channel(Protocol):
     """One platform. It translates only: payload -> InboundMessage, OutboundMessage -> call.
 
@@ -177,6 +255,10 @@ class Channel(Protocol):
     """
 
     names: tuple[str, ...]
+
+    def capabilities(self, name: str) -> Capabilities:
+        """What ``name`` can carry, as configured (its templates and its rate)."""
+        ...
 
     def routes(self, receive: Receiver) -> list[web.RouteDef]:
         """The aiohttp routes of its webhooks; each calls ``receive`` per message."""

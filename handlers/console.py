@@ -6,6 +6,7 @@ from datetime import datetime
 
 from flows.render import as_plain_text
 from flows.types import Address, InboundMessage, OutboundMessage
+from handlers.base import Capabilities, ChannelSpec
 
 CHANNEL = "console"
 # Ends every reply block, so a script can split the output into one block per line sent.
@@ -27,3 +28,7 @@ class ConsoleChannel:
         block's end line (alone when the turn has no reply, as while waiting for staff)."""
         body = "\n\n".join(as_plain_text(message) for message in messages)
         return f"{body}\n{BLOCK_END}\n" if body else f"{BLOCK_END}\n"
+
+
+# Run by ``tawasul chat`` itself: text only, and never reached first.
+SPEC = ChannelSpec(names=(CHANNEL,), capabilities={CHANNEL: Capabilities(reaches_first=False)})

@@ -9,7 +9,7 @@ import re
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -45,7 +45,8 @@ from telegram.ext import (
 )
 from telegram.warnings import PTBDeprecationWarning
 
-from flows.render import as_plain_text
+from flows.render import as_plain_text, text_length
+from flows.render import split_text as split_within
 from flows.types import (
     Address,
     InboundMessage,
@@ -59,6 +60,8 @@ from handlers.base import (
     MAX_MEDIA_BYTES,
     BadBody,
     BeforePart,
+    Capabilities,
+    ChannelSpec,
     DeliveryError,
     MediaError,
     Overloaded,
@@ -68,7 +71,7 @@ from handlers.base import (
     parse_json,
     read_body,
 )
-from handlers.telegram_http import AiohttpRequest
+from handlers.telegram_http import CONNECT_TIMEOUT, READ_TIMEOUT, AiohttpRequest
 
 log = logging.getLogger(__name__)
 # Every Bot API URL carries the token, and PTB logs parameters (message text) at DEBUG:
@@ -92,6 +95,19 @@ ALLOWED_UPDATES = (Update.MESSAGE, Update.CALLBACK_QUERY)
 # A sticker is never a supporting document, though a static one is a WebP image: a type
 # outside image/* lets the flows refuse it like any other media they do not take.
 STICKER_CONTENT_TYPE = "application/x-tgsticker"
+# Telegram's broadcast limit (paid broadcasts raise it), and one message a second per chat.
+MESSAGES_PER_SECOND = 30.0
+PER_CHAT_PER_SECOND = 1.0
+CAPABILITIES = Capabilities(
+    media=frozenset({"image", "document", "audio", "video"}),
+    buttons=100,  # a keyboard's buttons in all
+    button_label_chars=64,
+    text_limit=MAX_MESSAGE_LENGTH,
+    utf16=True,
+    per_second=MESSAGES_PER_SECOND,
+    per_chat_per_second=PER_CHAT_PER_SECOND,
+    call_seconds=CONNECT_TIMEOUT + READ_TIMEOUT,
+)
 _SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 # "/status@tawasul_bot REQ-1": the command word and the bot it is addressed to.
 _ADDRESSED_COMMAND = re.compile(r"(/[A-Za-z0-9_]{1,32})@([A-Za-z0-9_]{1,32})(?=\s|$)")
@@ -196,9 +212,13 @@ class TelegramChannel:
         on_staff: receives the staff group's updates; without it they are ignored.
         whoami: the answer to ``/whoami`` in a group, from its chat id and the sender's
             user id (the bot words it); without it ``/whoami`` is not answered.
+        messages_per_second: the bot's sending limit in all (``telegram.messages_per_second``).
     """
 
     names: tuple[str, ...] = (CHANNEL,)
+
+    def capabilities(self, name: str) -> Capabilities:
+        return self._capabilities
 
     def __init__(
         self,
@@ -211,6 +231,7 @@ class TelegramChannel:
         staff_chat_id: int | None = None,
         on_staff: StaffReceiver | None = None,
         whoami: Callable[[int, int], str] | None = None,
+        messages_per_second: float = MESSAGES_PER_SECOND,
     ) -> None:
         if staff_chat_id is not None and (type(staff_chat_id) is not int or staff_chat_id >= 0):
             # A positive id is a private chat: a beneficiary's messages would reach staff.
@@ -228,6 +249,7 @@ class TelegramChannel:
         self._on_staff = on_staff
         self._whoami = whoami
         self._started = False
+        self._capabilities = replace(CAPABILITIES, per_second=messages_per_second)
         api = api_base_url.rstrip("/")
         # Files are downloaded from here only (see fetch_media).
         self._file_url = f"{api}/file/bot{token}/"
@@ -816,35 +838,12 @@ async def _answer(query: CallbackQuery) -> None:
 
 
 def split_text(text: str, limit: int = MAX_MESSAGE_LENGTH) -> list[str]:
-    """``text`` in chunks of at most ``limit`` UTF-16 units, cut at a line break when one
-    falls in the second half of a chunk, else at a space, else wherever it must."""
-    chunks: list[str] = []
-    rest = text
-    while _utf16_length(rest) > limit:
-        window = _prefix_within(rest, limit)
-        cut = _break_at(window)
-        if cut is None:
-            chunks.append(window)
-            rest = rest[len(window) :]
-        else:
-            chunks.append(window[:cut].rstrip())  # Telegram trims the ends anyway
-            rest = rest[cut + 1 :].lstrip("\n")
-    chunks.append(rest)
-    return [chunk for chunk in chunks if chunk.strip()]
-
-
-def _break_at(window: str) -> int | None:
-    """Where to cut ``window``: the index of the separator to drop, or None."""
-    half = len(window) // 2
-    candidates = [window.rfind("\n"), max(window.rfind(" "), window.rfind("\t"))]
-    for position in candidates:
-        if position >= half:
-            return position
-    return next((position for position in candidates if position > 0), None)
+    """``text`` in messages Telegram takes: at most ``limit`` UTF-16 units each."""
+    return split_within(text, limit, utf16=True)
 
 
 def _utf16_length(text: str) -> int:
-    return len(text) + sum(1 for char in text if ord(char) > 0xFFFF)
+    return text_length(text, utf16=True)
 
 
 def _prefix_within(text: str, limit: int) -> str:
@@ -926,3 +925,7 @@ def _kind_of(data: dict[str, Any]) -> str:
     if kind == "callback_query":
         return "callback query without data or outside a private chat"
     return kind
+
+
+# Built by the server, which gives it the staff group's hooks and polling.
+SPEC = ChannelSpec(names=(CHANNEL,), capabilities={CHANNEL: CAPABILITIES})

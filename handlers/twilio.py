@@ -7,9 +7,10 @@ import json
 import logging
 import math
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from contextvars import ContextVar
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlsplit
@@ -26,15 +27,20 @@ from twilio.http.response import Response as TwilioResponse  # type: ignore[impo
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 from twilio.rest import Client  # type: ignore[import-untyped]
 
-from flows.render import as_plain_text
+from flows.render import as_plain_text, split_text
 from flows.types import Address, InboundMessage, Location, Media, OutboundMessage
 from handlers.base import (
     MAX_MEDIA_BYTES,
     BadBody,
     BeforePart,
+    Capabilities,
+    ChannelSetup,
+    ChannelSpec,
     DeliveryError,
+    DeliveryReceipt,
     MediaError,
     Overloaded,
+    ReceiptReceiver,
     Receiver,
     Sent,
     busy_response,
@@ -68,7 +74,33 @@ API_TIMEOUT_SECONDS: Final = 15.0
 MEDIA_TIMEOUT_SECONDS: Final = 10.0
 # Twilio sends at most 10 attachments per message.
 MAX_INBOUND_MEDIA: Final = 10
-STATUSES: Final = frozenset({"queued", "sent", "delivered", "read", "failed", "undelivered"})
+# Twilio's statuses as the outbox knows them; the others (queued, sending…) say nothing new.
+STATUSES: Final[Mapping[str, str]] = {
+    "sent": "sent",
+    "delivered": "delivered",
+    "read": "read",
+    "failed": "failed",
+    "undelivered": "failed",
+}
+# The share of the sender's limit the outbox uses, so that replies always have room.
+RATE_SHARE: Final = 0.8
+WHATSAPP_WINDOW: Final = timedelta(hours=24)
+WHATSAPP: Final = Capabilities(
+    media=frozenset({"image", "document", "audio", "video"}),
+    text_limit=MAX_BODY_CHARS,
+    utf16=True,
+    window=WHATSAPP_WINDOW,
+    call_seconds=API_TIMEOUT_SECONDS,
+    receipts=True,
+    phone_numbers=True,
+)
+SMS: Final = Capabilities(
+    text_limit=MAX_BODY_CHARS,
+    utf16=True,
+    call_seconds=API_TIMEOUT_SECONDS,
+    receipts=True,
+    phone_numbers=True,
+)
 
 _E164 = re.compile(r"\+[1-9]\d{5,14}")
 
@@ -80,11 +112,13 @@ _UNREACHABLE: Final[Mapping[int, str]] = {
     21211: "invalid recipient number",
     21614: "the recipient number cannot receive messages",
 }
+# In a failed status callback, also: the number is not on WhatsApp.
+_UNREACHABLE_LATER: Final[Mapping[int, str]] = {
+    **_UNREACHABLE,
+    63024: "invalid message recipient",
+}
 _OUTSIDE_WINDOW: Final = 63016
 _THROTTLED: Final = 63018
-
-# Called for each status callback: (channel, message sid, status, error code or None).
-StatusReceiver = Callable[[str, str, str, str | None], Awaitable[None]]
 
 # The headers of the last API answer in this task, so that a refused send can tell the
 # Retry-After that twilio's exception does not carry. A ContextVar keeps concurrent
@@ -161,8 +195,9 @@ class TwilioChannel:
         public_url: where Twilio reaches this server; signatures are checked against it.
         api_base_url: the REST API's base (a local fake in tests, a proxy in production).
         sms_from_number: the SMS sender when it is not ``from_number``.
-        on_status: called for each delivery status callback.
+        on_status: given a neutral receipt for each delivery status callback.
         templates: approved WhatsApp templates, template kind -> Content SID (``HX…``).
+        messages_per_second: the sender's limit (the outbox keeps to 80% of it).
     """
 
     names: tuple[str, ...] = ("whatsapp", "sms")
@@ -176,8 +211,9 @@ class TwilioChannel:
         public_url: str,
         api_base_url: str = TWILIO_API,
         sms_from_number: str | None = None,
-        on_status: StatusReceiver | None = None,
+        on_status: ReceiptReceiver | None = None,
         templates: Mapping[str, str] | None = None,
+        messages_per_second: float = 1.0,
     ) -> None:
         self._account_sid = account_sid
         self._auth_token = auth_token
@@ -187,6 +223,7 @@ class TwilioChannel:
         self._api_base_url = api_base_url.rstrip("/")
         self._on_status = on_status
         self._templates = dict(templates or {})
+        self._per_second = RATE_SHARE * messages_per_second
         self._validator = RequestValidator(auth_token)
         self._session: aiohttp.ClientSession | None = None
         self._client: Any = None
@@ -194,6 +231,14 @@ class TwilioChannel:
     @property
     def status_callback_url(self) -> str:
         return self._public_url + STATUS_PATH
+
+    def capabilities(self, name: str) -> Capabilities:
+        """WhatsApp with its window and templates, SMS without; one sender's rate for both."""
+        if name == "whatsapp":
+            return replace(
+                WHATSAPP, templates=frozenset(self._templates), per_second=self._per_second
+            )
+        return replace(SMS, per_second=self._per_second)
 
     # --- lifecycle ---
 
@@ -241,14 +286,11 @@ class TwilioChannel:
                 raise web.HTTPBadRequest(text="MessageSid and MessageStatus are required")
             if not _SID.fullmatch(sid):
                 raise web.HTTPBadRequest(text="MessageSid is not a Twilio id")
-            if state not in STATUSES or self._on_status is None:
+            receipt = delivery_receipt(form)
+            if receipt is None or self._on_status is None:
                 return _empty_twiml()
-            channel = _status_channel(form)
-            error_code = form.get("ErrorCode") or None
-            if error_code is not None and not _ERROR_CODE.fullmatch(error_code):
-                error_code = None  # Twilio's codes are numbers; nothing else is kept
             try:
-                await self._on_status(channel, sid, state, error_code)
+                await self._on_status(receipt)
             except Exception as exc:
                 logger.error("status of %s not stored (%s)", sid, type(exc).__name__)
                 return web.Response(status=500, text="not stored")
@@ -451,45 +493,34 @@ def _status_channel(form: Mapping[str, str]) -> str:
     return "whatsapp" if any(a.startswith(WHATSAPP_PREFIX) for a in addresses) else "sms"
 
 
+def delivery_receipt(form: Mapping[str, str]) -> DeliveryReceipt | None:
+    """The neutral receipt of one status callback; None for a status that says nothing
+    new (queued, sending…)."""
+    sid, status = form.get("MessageSid", ""), STATUSES.get(form.get("MessageStatus", ""))
+    if not sid or status is None:
+        return None
+    channel = _status_channel(form)
+    error_code = form.get("ErrorCode") or None
+    if error_code is not None and not _ERROR_CODE.fullmatch(error_code):
+        error_code = None  # Twilio's codes are numbers; nothing else is kept
+    code = _int_or_none(error_code) if error_code else None
+    return DeliveryReceipt(
+        channel,
+        sid,
+        status,
+        reason=f"{error_code}: rejected by the platform" if error_code else None,
+        unreachable=status == "failed" and code is not None and code in _UNREACHABLE_LATER,
+        outside_window=status == "failed" and code == _OUTSIDE_WINDOW and channel == "whatsapp",
+    )
+
+
 def _empty_twiml() -> web.Response:
     return web.Response(text=EMPTY_TWIML, content_type="text/xml")
 
 
 def split_body(text: str, limit: int = MAX_BODY_CHARS) -> list[str]:
-    """``text`` cut into bodies of at most ``limit`` characters (UTF-16 units, as Twilio
-    counts), at a line break where one falls in the second half of the chunk, else at
-    a space, else anywhere."""
-    chunks: list[str] = []
-    rest = text.strip()
-    while _units(rest) > limit:
-        window = rest[: _fit(rest, limit)]
-        cut = window.rfind("\n")
-        if cut < len(window) // 2:
-            cut = max(cut, window.rfind(" "))
-        if cut <= 0:
-            head, rest = window, rest[len(window) :]
-        else:
-            head, rest = window[:cut], rest[cut + 1 :]
-        head, rest = head.rstrip(), rest.lstrip()
-        if head:
-            chunks.append(head)
-    if rest:
-        chunks.append(rest)
-    return chunks
-
-
-def _units(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
-def _fit(text: str, limit: int) -> int:
-    """How many characters of ``text`` fit in ``limit`` UTF-16 units."""
-    used = 0
-    for index, char in enumerate(text):
-        used += 2 if ord(char) > 0xFFFF else 1
-        if used > limit:
-            return index
-    return len(text)
+    """``text`` in bodies Twilio takes: at most ``limit`` UTF-16 units each."""
+    return split_text(text, limit, utf16=True)
 
 
 def delivery_error(status: int, code: int | None, retry_after: float | None) -> DeliveryError:
@@ -546,3 +577,41 @@ def _e164(number: str, name: str) -> str:
     if not _E164.fullmatch(number):
         raise ValueError(f"{name} must be an E.164 number like +966550000000")
     return number
+
+
+def build(setup: ChannelSetup) -> TwilioChannel | None:
+    """The channel from the ``[whatsapp]`` section, when it has what Twilio needs."""
+    section = setup.section
+    missing = [
+        key
+        for key, value in (
+            ("whatsapp.account_sid", section.account_sid),
+            ("whatsapp.auth_token", section.auth_token),
+            ("whatsapp.from_number", section.from_number),
+            ("server.public_url", setup.public_url),
+        )
+        if not value
+    ]
+    if missing:
+        logger.info("WhatsApp and SMS skipped: %s not set", ", ".join(missing))
+        return None
+    assert setup.public_url is not None
+    return TwilioChannel(
+        section.account_sid,
+        section.auth_token.get_secret_value(),
+        section.from_number,
+        public_url=setup.public_url,
+        api_base_url=section.api_base_url,
+        sms_from_number=section.sms_from_number,
+        on_status=setup.on_receipt,
+        templates=section.templates,
+        messages_per_second=section.messages_per_second,
+    )
+
+
+SPEC: Final = ChannelSpec(
+    names=("whatsapp", "sms"),
+    capabilities={"whatsapp": WHATSAPP, "sms": SMS},
+    section="whatsapp",
+    build=build,
+)

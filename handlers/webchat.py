@@ -24,6 +24,8 @@ from flows.types import Address, InboundMessage, Media, OutboundMessage
 from handlers.base import (
     BadBody,
     BeforePart,
+    Capabilities,
+    ChannelSpec,
     MediaError,
     Overloaded,
     Receiver,
@@ -81,6 +83,8 @@ _CLIENT_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_ID_CHARS}}}")
 _AFTER = re.compile(r"[0-9]{1,18}")  # ASCII only: int() would also take "٣" and " 3"
 # Plain decimal seconds: float() would also take "nan", "inf", "1e9" and "٣".
 _WAIT = re.compile(r"[0-9]{1,4}(?:\.[0-9]{1,6})?")
+# Text and buttons only; no limit of its own (the page draws every choice as a button).
+CAPABILITIES = Capabilities(buttons=100)
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -209,6 +213,9 @@ class WebChatChannel:
     """
 
     names: tuple[str, ...] = (CHANNEL,)
+
+    def capabilities(self, name: str) -> Capabilities:
+        return CAPABILITIES
 
     def __init__(
         self,
@@ -581,3 +588,7 @@ def _content_security_policy(frame_ancestors: Sequence[str] | None) -> str:
                 raise ValueError(f"not an origin for frame-ancestors: {origin!r}")
         directives.append(" ".join(["frame-ancestors", "'self'", *frame_ancestors]))
     return "; ".join(directives)
+
+
+# Built by the server, which gives it the replies already released.
+SPEC = ChannelSpec(names=(CHANNEL,), capabilities={CHANNEL: CAPABILITIES})

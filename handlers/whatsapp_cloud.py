@@ -8,8 +8,8 @@ import logging
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from typing import Any, Final
 
@@ -17,11 +17,22 @@ import aiohttp
 from aiohttp import web
 
 from flows.render import as_plain_text, split_text
-from flows.types import Address, Choice, InboundMessage, Location, Media, OutboundMessage
+from flows.types import (
+    LANGUAGES,
+    Address,
+    Choice,
+    InboundMessage,
+    Location,
+    Media,
+    OutboundMessage,
+)
 from handlers.base import (
     MAX_MEDIA_BYTES,
     BadBody,
     BeforePart,
+    Capabilities,
+    ChannelSetup,
+    ChannelSpec,
     DeliveryError,
     DeliveryReceipt,
     MediaError,
@@ -56,6 +67,18 @@ MAX_LIST_BUTTON_CHARS: Final = 20
 
 STATUSES: Final = frozenset({"sent", "delivered", "read", "failed"})
 MEDIA_TYPES: Final = ("image", "document", "audio", "video", "sticker")
+# The share of the number's throughput the outbox uses, so that replies always have room.
+RATE_SHARE: Final = 0.8
+CAPABILITIES: Final = Capabilities(
+    media=frozenset(MEDIA_TYPES),
+    buttons=MAX_LIST_ROWS,
+    button_label_chars=MAX_ROW_TITLE_CHARS,
+    text_limit=MAX_TEXT_CHARS,
+    window=timedelta(hours=24),
+    call_seconds=API_TIMEOUT_SECONDS,
+    receipts=True,
+    phone_numbers=True,
+)
 
 _WA_ID = re.compile(r"[1-9]\d{5,14}")
 _E164 = re.compile(r"\+[1-9]\d{5,14}")
@@ -122,6 +145,7 @@ class WhatsAppCloudChannel:
         on_status: given a neutral receipt for each status webhook.
         templates: approved message templates, template kind -> template name.
         list_button: the label of the button that opens a list, by language.
+        messages_per_second: the number's throughput (the outbox keeps to 80% of it).
     """
 
     names: tuple[str, ...] = (CHANNEL,)
@@ -138,6 +162,7 @@ class WhatsAppCloudChannel:
         on_status: ReceiptReceiver | None = None,
         templates: Mapping[str, str] | None = None,
         list_button: Mapping[str, str] | None = None,
+        messages_per_second: float = 80.0,
     ) -> None:
         if not phone_number_id.isdigit():
             raise ValueError("phone_number_id must be the number's numeric id in the Graph API")
@@ -154,6 +179,14 @@ class WhatsAppCloudChannel:
             if 0 < len(label) <= MAX_LIST_BUTTON_CHARS
         }
         self._session: aiohttp.ClientSession | None = None
+        self._capabilities = replace(
+            CAPABILITIES,
+            templates=frozenset(self._templates),
+            per_second=RATE_SHARE * messages_per_second,
+        )
+
+    def capabilities(self, name: str) -> Capabilities:
+        return self._capabilities
 
     @property
     def messages_url(self) -> str:
@@ -637,3 +670,35 @@ def _retry_after(value: str | None) -> float | None:
     except ValueError:
         return None
     return max(seconds, 0.0) if math.isfinite(seconds) else None
+
+
+def build(setup: ChannelSetup) -> WhatsAppCloudChannel | None:
+    """The channel from the ``[whatsapp_cloud]`` section, when it is complete."""
+    section = setup.section
+    keys = ("phone_number_id", "access_token", "app_secret", "verify_token")
+    missing = [f"whatsapp_cloud.{key}" for key in keys if getattr(section, key) is None]
+    if missing:
+        logger.info("WhatsApp Cloud API skipped: %s not set", ", ".join(missing))
+        return None
+    return WhatsAppCloudChannel(
+        section.phone_number_id,
+        section.access_token.get_secret_value(),
+        section.app_secret.get_secret_value(),
+        section.verify_token.get_secret_value(),
+        api_base_url=section.api_base_url,
+        api_version=section.api_version,
+        on_status=setup.on_receipt,
+        templates=section.templates,
+        list_button={
+            language: setup.text(language, "choices.list_button") for language in LANGUAGES
+        },
+        messages_per_second=section.messages_per_second,
+    )
+
+
+SPEC: Final = ChannelSpec(
+    names=(CHANNEL,),
+    capabilities={CHANNEL: CAPABILITIES},
+    section="whatsapp_cloud",
+    build=build,
+)

@@ -343,6 +343,19 @@ class MessageRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
+    async def received(self, channel: str, platform_message_id: str) -> bool:
+        """Whether an inbound message with this platform id is stored already."""
+        found = await self._session.scalar(
+            select(col(Message.id))
+            .where(
+                col(Message.channel) == channel,
+                col(Message.platform_message_id) == platform_message_id,
+                col(Message.direction) == DIRECTION_IN,
+            )
+            .limit(1)
+        )
+        return found is not None
+
     async def log_inbound(self, identity_id: int, message: InboundMessage) -> int | None:
         """Store an inbound message; its id, or None when the platform redelivered one
         stored before (the unique index on channel and platform id decides, in one

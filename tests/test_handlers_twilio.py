@@ -22,7 +22,7 @@ from flows.types import (
     OutboundMessage,
     TemplateRef,
 )
-from handlers.base import MAX_MEDIA_BYTES, Channel, DeliveryError, MediaError
+from handlers.base import MAX_MEDIA_BYTES, Channel, DeliveryError, DeliveryReceipt, MediaError
 from handlers.twilio import EMPTY_TWIML, INBOUND_PATH, STATUS_PATH, TwilioChannel, split_body
 
 ACCOUNT_SID = "AC" + "3f" * 16
@@ -42,7 +42,7 @@ class Inbox:
     """What the server would be given: messages and status callbacks."""
 
     messages: list[InboundMessage] = field(default_factory=list)
-    statuses: list[tuple[str, str, str, str | None]] = field(default_factory=list)
+    statuses: list[DeliveryReceipt] = field(default_factory=list)
     failing: bool = False
 
     async def receive(self, message: InboundMessage) -> None:
@@ -50,8 +50,8 @@ class Inbox:
             raise RuntimeError("database is down")
         self.messages.append(message)
 
-    async def on_status(self, channel: str, sid: str, status: str, error: str | None) -> None:
-        self.statuses.append((channel, sid, status, error))
+    async def on_status(self, receipt: DeliveryReceipt) -> None:
+        self.statuses.append(receipt)
 
 
 @pytest.fixture
@@ -261,15 +261,35 @@ async def test_a_failing_receiver_makes_twilio_retry(
 @pytest.mark.parametrize(
     ("status", "error_code", "expected"),
     [
-        ("delivered", None, ("whatsapp", SID, "delivered", None)),
-        ("failed", "63016", ("whatsapp", SID, "failed", "63016")),
-        ("read", None, ("whatsapp", SID, "read", None)),
+        ("delivered", None, DeliveryReceipt("whatsapp", SID, "delivered")),
+        (
+            "failed",
+            "63016",
+            DeliveryReceipt(
+                "whatsapp", SID, "failed", "63016: rejected by the platform", outside_window=True
+            ),
+        ),
+        (
+            "undelivered",
+            "21610",
+            DeliveryReceipt(
+                "whatsapp", SID, "failed", "21610: rejected by the platform", unreachable=True
+            ),
+        ),
+        (
+            "failed",
+            "63024",
+            DeliveryReceipt(
+                "whatsapp", SID, "failed", "63024: rejected by the platform", unreachable=True
+            ),
+        ),
+        ("read", None, DeliveryReceipt("whatsapp", SID, "read")),
     ],
 )
-async def test_status_callback_reaches_on_status(
+async def test_status_callback_becomes_a_neutral_receipt(
     status: str,
     error_code: str | None,
-    expected: tuple[str, str, str, str | None],
+    expected: DeliveryReceipt,
     http: TestClient[Any, Any],
     inbox: Inbox,
 ) -> None:
@@ -284,7 +304,9 @@ async def test_sms_status_and_unknown_statuses(http: TestClient[Any, Any], inbox
     assert (await post_signed(http, STATUS_PATH, sms)).status == 200
     sending = status_params(ACCOUNT_SID, SID, "sending", WA_BENEFICIARY, WA_BUSINESS)
     assert (await post_signed(http, STATUS_PATH, sending)).status == 200
-    assert inbox.statuses == [("sms", SID, "undelivered", "30003")]
+    assert inbox.statuses == [
+        DeliveryReceipt("sms", SID, "failed", "30003: rejected by the platform")
+    ]
 
 
 async def test_status_callback_needs_a_signature(http: TestClient[Any, Any], inbox: Inbox) -> None:

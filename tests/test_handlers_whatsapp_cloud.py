@@ -26,7 +26,7 @@ from fakes.meta_api import (
 from sqlalchemy import select
 from sqlmodel import col
 
-from bot.config import Settings
+from bot.config import ConfigError, Settings, load_settings, template_warnings
 from bot.engine import utcnow
 from bot.server import Tawasul
 from flows.types import (
@@ -807,3 +807,88 @@ async def test_delivery_receipts_reach_the_case_file(
             )
         )
     assert statuses == {"read"}
+
+
+async def test_a_redelivered_attachment_is_not_fetched_again(
+    database: Database, api: FakeMeta, tmp_path: Path
+) -> None:
+    tawasul = Tawasul(cloud_settings(tmp_path, api), database)
+    media_id = api.add_media(b"%PDF-1.7 rent contract", "application/pdf")
+    document = inbound(
+        WA_ID, "wamid.doc", "document", id=media_id, mime_type="application/pdf", sha256="x"
+    )
+    payload = notification(PHONE_NUMBER_ID, contacts=[contact(WA_ID)], messages=[document])
+    async with TestClient(TestServer(tawasul.app())) as client:
+        assert (await post(client, payload)).status == 200
+        fetched = len(api.calls_to("GET", f"/v23.0/{media_id}"))
+        assert (await post(client, payload)).status == 200  # Meta sends it again
+    # Checked against the log before fetching: the second delivery fetches nothing.
+    assert len(api.calls_to("GET", f"/v23.0/{media_id}")) == fetched <= 1
+    async with database.session() as session:
+        stored = await session.scalars(
+            select(Message.id).where(col(Message.platform_message_id) == "wamid.doc")
+        )
+        assert len(list(stored)) == 1
+
+
+# --- its configuration section ---
+
+
+def test_the_section_takes_secrets_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TAWASUL_WHATSAPP_CLOUD__ACCESS_TOKEN", ACCESS_TOKEN)
+    monkeypatch.setenv("TAWASUL_WHATSAPP_CLOUD__APP_SECRET", APP_SECRET)
+    cloud = Settings(whatsapp_cloud={"phone_number_id": PHONE_NUMBER_ID}).whatsapp_cloud
+    assert cloud.access_token is not None and cloud.app_secret is not None
+    assert cloud.access_token.get_secret_value() == ACCESS_TOKEN
+    assert ACCESS_TOKEN not in repr(cloud) and APP_SECRET not in repr(cloud)
+    assert (cloud.api_base_url, cloud.api_version) == ("https://graph.facebook.com", "v23.0")
+
+
+@pytest.mark.parametrize(
+    ("section", "problem"),
+    [
+        ({"templates": {"no_such_kind": "t"}}, "whatsapp_cloud.templates"),
+        ({"templates": {"checkin": "Has Capitals"}}, "whatsapp_cloud.templates.checkin"),
+        ({"phone_number_id": "+966550000000"}, "whatsapp_cloud.phone_number_id"),
+        ({"api_version": "23"}, "whatsapp_cloud.api_version"),
+        ({"token": "x"}, "whatsapp_cloud.token: unknown key"),
+    ],
+)
+def test_a_wrong_key_is_refused_with_its_name(
+    tmp_path: Path, section: dict[str, Any], problem: str
+) -> None:
+    import json as json_module
+
+    config = tmp_path / "config.toml"
+    lines = [f"{key} = {json_module.dumps(value)}" for key, value in section.items()]
+    if "templates" in section:
+        lines = ["[whatsapp_cloud.templates]"] + [
+            f'{kind} = "{name}"' for kind, name in section["templates"].items()
+        ]
+    else:
+        lines = ["[whatsapp_cloud]", *lines]
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as refused:
+        load_settings(config)
+    assert problem in str(refused.value)
+
+
+def test_kinds_sent_without_a_cloud_template_are_warned_about() -> None:
+    settings = Settings(
+        whatsapp_cloud={"phone_number_id": PHONE_NUMBER_ID, "templates": {"checkin": "c"}}
+    )
+    [line] = template_warnings(settings)
+    assert line.startswith("whatsapp_cloud.templates") and "status_update" in line
+    assert "checkin" not in line.split(":")[0] and "fail" in line
+
+
+def test_the_channel_declares_itself_and_is_found() -> None:
+    from bot.channels import capabilities_of, channel_names
+
+    assert set(channel_names()) >= {"console", "whatsapp", "sms", "telegram", "web", CHANNEL}
+    declared = capabilities_of(CHANNEL)
+    assert declared.window == timedelta(hours=24) and declared.phone_numbers
+    assert {"image", "document"} <= declared.media and declared.text_limit == 4096
+    configured = make_channel("http://127.0.0.1:9", Inbox()).capabilities(CHANNEL)
+    assert configured.templates == {"status_update"}
+    assert configured.per_second == pytest.approx(64.0)  # 80% of Meta's 80 a second

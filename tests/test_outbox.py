@@ -8,6 +8,7 @@ on that clock, never by waiting.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, time, timedelta
@@ -77,19 +78,34 @@ class FakeTime:
         self.mono += seconds
 
 
-@pytest.fixture
-async def twilio_channel(twilio: FakeTwilio) -> AsyncIterator[TwilioChannel]:
+TEMPLATES = {"checkin": CHECKIN_SID, "rating_prompt": RATING_SID}
+
+
+@contextlib.asynccontextmanager
+async def twilio_sender(
+    twilio: FakeTwilio, *, rate: float = FAST_SENDER, templates: dict[str, str] = TEMPLATES
+) -> AsyncIterator[TwilioChannel]:
+    """The Twilio channel with a sender's limit and templates (which the outbox reads)."""
     channel = TwilioChannel(
         ACCOUNT_SID,
         AUTH_TOKEN,
         CHARITY,
         public_url=PUBLIC_URL,
         api_base_url=twilio.base_url,
-        templates={"checkin": CHECKIN_SID, "rating_prompt": RATING_SID},
+        templates=templates,
+        messages_per_second=rate,
     )
     await channel.start()
-    yield channel
-    await channel.stop()
+    try:
+        yield channel
+    finally:
+        await channel.stop()
+
+
+@pytest.fixture
+async def twilio_channel(twilio: FakeTwilio) -> AsyncIterator[TwilioChannel]:
+    async with twilio_sender(twilio) as channel:
+        yield channel
 
 
 @pytest.fixture
@@ -117,7 +133,7 @@ def sender(
         database,
         {name: channel for channel in channels for name in channel.names},
         clock.clock,
-        rules=rules or DeliveryRules(twilio_per_second=FAST_SENDER),
+        rules=rules or DeliveryRules(),
         monotonic=clock.monotonic,
         sleep=clock.sleep,
         base_backoff=1.0,
@@ -350,15 +366,21 @@ async def test_telegram_flood_control_is_waited_out_and_each_chat_gets_one_a_sec
 
 
 async def test_twilio_is_sent_at_most_80_percent_of_its_limit_and_replies_keep_room(
-    database: Database, twilio: FakeTwilio, twilio_channel: TwilioChannel
+    database: Database, twilio: FakeTwilio
 ) -> None:
     clock = FakeTime()
-    rules = DeliveryRules(twilio_per_second=1.0)
     numbers = [f"+96655000010{n}" for n in range(4)]
     for number in numbers:
         identity = await beneficiary(database, Address("whatsapp", number), NOON)
         await store(database, identity, "whatsapp", number, NOON, kind="proactive")
-    outbox = sender(database, [twilio_channel], clock, rules=rules)
+    async with twilio_sender(twilio, rate=1.0) as twilio_channel:
+        await _paced(database, twilio, twilio_channel, clock)
+
+
+async def _paced(
+    database: Database, twilio: FakeTwilio, twilio_channel: TwilioChannel, clock: FakeTime
+) -> None:
+    outbox = sender(database, [twilio_channel], clock)
     sent_at: list[float] = []
 
     def done() -> bool:
@@ -376,7 +398,7 @@ async def test_twilio_is_sent_at_most_80_percent_of_its_limit_and_replies_keep_r
 
 
 async def test_replies_overtake_queued_proactive_messages(
-    database: Database, twilio: FakeTwilio, twilio_channel: TwilioChannel
+    database: Database, twilio: FakeTwilio
 ) -> None:
     clock = FakeTime()
     for n in range(3):
@@ -386,8 +408,9 @@ async def test_replies_overtake_queued_proactive_messages(
     await store(database, staff, "whatsapp", "staff's words", NOON, kind="staff")
     asker = await beneficiary(database, Address("whatsapp", BENEFICIARY), NOON)
     await store(database, asker, "whatsapp", "the reply", NOON)
-    outbox = sender(database, [twilio_channel], clock, rules=DeliveryRules(twilio_per_second=1))
-    await run(outbox, clock, lambda: len(twilio.messages) == 5)
+    async with twilio_sender(twilio, rate=1.0) as twilio_channel:
+        outbox = sender(database, [twilio_channel], clock)
+        await run(outbox, clock, lambda: len(twilio.messages) == 5)
     assert twilio.bodies() == ["the reply", "staff's words", "notice 0", "notice 1", "notice 2"]
 
 
@@ -434,9 +457,7 @@ async def test_quiet_hours_hold_proactive_messages_not_replies_or_staff(
 ) -> None:
     night = datetime(2026, 11, 22, 20, 30, tzinfo=UTC)  # 23:30 in Riyadh
     clock = FakeTime(night)
-    rules = DeliveryRules(
-        quiet_hours=RIYADH_NIGHT, timezone="Asia/Riyadh", twilio_per_second=FAST_SENDER
-    )
+    rules = DeliveryRules(quiet_hours=RIYADH_NIGHT, timezone="Asia/Riyadh")
     sleeper = await beneficiary(database, Address("whatsapp", OTHER), night)
     await store(database, sleeper, "whatsapp", "reminder", night, kind="proactive")
     awake = await beneficiary(database, Address("whatsapp", BENEFICIARY), night)
@@ -478,8 +499,6 @@ async def test_proactive_messages_too_old_to_send_are_dropped(
     rules = DeliveryRules(
         too_old_after=timedelta(hours=48),
         too_old={"rating_prompt": timedelta(hours=1)},
-        templates=frozenset({"rating_prompt"}),
-        twilio_per_second=FAST_SENDER,
     )
     identity = await beneficiary(database, Address("whatsapp", BENEFICIARY), NOON)
     stale = await store(
@@ -513,7 +532,7 @@ async def test_outside_the_window_a_template_goes_instead_of_the_text(
     database: Database, twilio: FakeTwilio, twilio_channel: TwilioChannel
 ) -> None:
     clock = FakeTime()
-    rules = DeliveryRules(templates=frozenset({"checkin"}), twilio_per_second=FAST_SENDER)
+    rules = DeliveryRules()
     identity = await beneficiary(
         database, Address("whatsapp", BENEFICIARY), NOON - timedelta(hours=25)
     )
@@ -533,7 +552,7 @@ async def test_inside_the_window_the_text_goes_even_when_there_is_a_template(
     database: Database, twilio: FakeTwilio, twilio_channel: TwilioChannel
 ) -> None:
     clock = FakeTime()
-    rules = DeliveryRules(templates=frozenset({"checkin"}), twilio_per_second=FAST_SENDER)
+    rules = DeliveryRules()
     identity = await beneficiary(
         database, Address("whatsapp", BENEFICIARY), NOON - timedelta(hours=23)
     )
@@ -566,10 +585,10 @@ async def test_outside_the_window_without_a_template_it_goes_by_sms(
 
 
 async def test_outside_the_window_with_no_way_left_it_fails_and_staff_are_told(
-    database: Database, twilio: FakeTwilio, twilio_channel: TwilioChannel
+    database: Database, twilio: FakeTwilio
 ) -> None:
     clock = FakeTime()
-    rules = DeliveryRules(sms_fallback=False, twilio_per_second=FAST_SENDER)
+    rules = DeliveryRules(sms_fallback=False)
     identity = await beneficiary(
         database, Address("whatsapp", BENEFICIARY), NOON - timedelta(days=3)
     )
@@ -577,7 +596,8 @@ async def test_outside_the_window_with_no_way_left_it_fails_and_staff_are_told(
         database, identity, "whatsapp", "x", NOON, kind="proactive", template=TemplateRef("checkin")
     )
     failed: list[FailedDelivery] = []
-    await sender(database, [twilio_channel], clock, rules=rules, failed=failed).drain()
+    async with twilio_sender(twilio, templates={}) as no_templates:
+        await sender(database, [no_templates], clock, rules=rules, failed=failed).drain()
     assert twilio.calls == []
     stored = await row(database, message_id)
     assert stored.status == "failed" and "24-hour window" in (stored.error or "")
@@ -589,7 +609,7 @@ async def test_twilio_63016_on_sending_means_outside_the_window(
     database: Database, twilio: FakeTwilio, twilio_channel: TwilioChannel
 ) -> None:
     clock = FakeTime()
-    rules = DeliveryRules(templates=frozenset({"checkin"}), twilio_per_second=FAST_SENDER)
+    rules = DeliveryRules()
     identity = await beneficiary(database, Address("whatsapp", BENEFICIARY), NOON)
     await store(
         database,

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import flows
+from bot.channels import capabilities_of
 from flows.knowledge import KnowledgeIndex
 from flows.types import (
     AddCaseNote,
@@ -111,7 +112,11 @@ class Transcript:
             asked = set(flows.references_asked(self.state, message))
             others = tuple(o for o in self.others if _number(o.summary.reference) in asked)
             lookup = Lookup(
-                tuple(self.requests), self.sender_phone, others, knowledge=self.knowledge
+                tuple(self.requests),
+                self.sender_phone,
+                others,
+                knowledge=self.knowledge,
+                media=capabilities_of(self.address.channel).media,
             )
             turn = Turn(message, self.state, self.now, lookup, self.settings)
             transition = flows.respond(turn)

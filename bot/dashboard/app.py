@@ -25,6 +25,7 @@ import jinja2
 from aiohttp import web
 
 import flows
+from bot.channels import channel_names
 from bot.config import Settings
 from bot.dashboard import reports
 from bot.dashboard.auth import (
@@ -44,7 +45,6 @@ from bot.dashboard.auth import (
 from bot.dashboard.knowledge import KnowledgePages
 from bot.dashboard.live import LiveInbox
 from bot.dashboard.views import (
-    CHANNELS,
     audit_lines,
     case_view,
     day,
@@ -456,7 +456,9 @@ class Dashboard:
         found = {
             "status": query.get("status", "") if query.get("status") in flows.STATUSES else "",
             "need": query.get("need", "") if query.get("need") in needs else "",
-            "channel": query.get("channel", "") if query.get("channel") in CHANNELS else "",
+            "channel": (
+                query.get("channel", "") if query.get("channel") in channel_names() else ""
+            ),
             "overdue": "1" if query.get("overdue") == "1" else "",
             "q": clean_line(query.get("q", ""))[:100],
         }
@@ -491,7 +493,7 @@ class Dashboard:
             "filters": filters,
             "statuses": [(s, flows.status_label(lang, s)) for s in flows.STATUSES],
             "needs": [(n.key, n.label(lang)) for n in self._settings.needs],
-            "channels": [(c, flows.channel_label(lang, c)) for c in CHANNELS],
+            "channels": [(c, flows.channel_label(lang, c)) for c in channel_names()],
             "page": number,
             "pages": pages,
             "previous_url": page_url(number - 1) if number > 1 else None,

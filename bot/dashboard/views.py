@@ -42,7 +42,6 @@ from storage.repositories import (
 
 MEDIA_URL = "/staff/media/"
 CONVERSATION_LENGTH = 30  # the last messages shown on a handoff's card
-CHANNELS = ("whatsapp", "whatsapp_cloud", "sms", "telegram", "web", "console")
 
 
 def when(moment: datetime | None, language: Language, zone: str) -> str:
