@@ -643,14 +643,15 @@ class OutboxSender:
         permanent, delay = error.permanent, error.retry_after
         outside = error.outside_window
         if outside and item.id not in self._outside:
-            # Twilio knows the window better than our clock: another form, at once.
+            # The platform knows the window better than our clock: another form, at once.
             self._outside.add(item.id)
             permanent, delay = False, 0.0
         if permanent or attempts >= self._max_attempts:
-            await self._give_up(item, address, reason, tell=True, claimed=True)
             if error.unreachable:
+                # Before the message is failed: whoever sees it failed sees why, too.
                 async with self._db.session() as session, session.begin():
                     await IdentityRepository(session).set_unreachable(address)
+            await self._give_up(item, address, reason, tell=True, claimed=True)
             return True
         async with self._db.session() as session, session.begin():
             await MessageRepository(session).release(item.id, self._clock(), reason)
