@@ -36,9 +36,11 @@ from handlers.base import (
     DeliveryError,
     DeliveryReceipt,
     MediaError,
+    Overloaded,
     ReceiptReceiver,
     Receiver,
     Sent,
+    busy_response,
     parse_json,
 )
 
@@ -242,6 +244,8 @@ class WhatsAppCloudChannel:
             for message in messages:
                 try:
                     await receive(message)
+                except Overloaded as busy:
+                    return busy_response(busy)  # Meta sends the batch again later
                 except Exception as exc:
                     # Not stored: anything but 200 makes Meta send the whole batch again;
                     # the ones already stored are then dropped as redeliveries.
