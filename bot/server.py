@@ -362,6 +362,10 @@ async def _no_tracebacks(request: web.Request, handler: Handler) -> web.StreamRe
         return await handler(request)
     except web.HTTPException:
         raise
+    except UnicodeDecodeError:
+        # A form or query that is not UTF-8 (aiohttp decodes forms on request.post()).
+        log.info("undecodable request to %s %s", request.method, request.path)
+        return web.json_response({"error": "the request is not UTF-8"}, status=400)
     except ConnectionResetError:
         log.debug("the client of %s %s went away", request.method, request.path)
         return web.Response(status=400, text="client went away")  # nobody reads it
