@@ -47,6 +47,8 @@ from telegram.ext import (
 
 from flows.catalogue import DEFAULT_NEEDS, text
 from flows.dates import format_date, period
+from flows.hours import DEFAULT_WORKING_HOURS
+from flows.hours import describe as describe_hours
 from flows.text import localize_digits, phrase
 from flows.validation import (
     DESCRIPTION_MAX,
@@ -249,7 +251,7 @@ async def choose(update: Update, context: Context) -> str | int:
 
 
 async def handoff(update: Update, context: Context, lead: str | None = None) -> int:
-    body = say("handoff.opened", hours=say("handoff.hours"))
+    body = say("handoff.opened", hours=describe_hours(DEFAULT_WORKING_HOURS, "ar"))
     await reply(update, f"{lead}\n{body}" if lead else body)
     return ConversationHandler.END
 

@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from bot.templates import TemplateKind
 from flows.catalogue import DEFAULT_NEEDS
+from flows.hours import DEFAULT_WORKING_HOURS, parse_working_hours
 from flows.types import FlowSettings, Need
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
@@ -63,6 +64,11 @@ def parse_quiet_hours(value: str) -> tuple[time, time]:
 
 def _check_quiet_hours(value: str) -> str:
     parse_quiet_hours(value)
+    return value
+
+
+def _check_working_hours(value: str) -> str:
+    parse_working_hours(value)
     return value
 
 
@@ -194,6 +200,7 @@ class OrganizationSettings(_Section):
     quiet_hours: Annotated[str, AfterValidator(_check_quiet_hours)] = "22:00-08:00"
     # The charity's phone number, for knowledge base answers ({organization.phone}).
     phone: str = Field("", max_length=40)
+    working_hours: Annotated[str, AfterValidator(_check_working_hours)] = DEFAULT_WORKING_HOURS
 
     @field_validator("needs")
     @classmethod
@@ -285,6 +292,7 @@ class Settings(BaseSettings):
             crisis_words=tuple(handoff.crisis_words),
             hotline_text=handoff.hotline_text,
             phone=org.phone,
+            working_hours=org.working_hours,
         )
 
 

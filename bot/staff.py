@@ -338,7 +338,12 @@ class StaffDesk:
             conversations = ConversationRepository(session)
             state = await conversations.load(handoff.identity_id)
             if state.flow == "handoff":
-                state, replies = flows.close_handoff(state)
+                # A rating is of what a person said: none is offered after a
+                # conversation in which nobody wrote.
+                wrote = await AuditRepository(session).exists(
+                    action="reply", target=f"handoff:{handoff_id}"
+                )
+                state, replies = flows.close_handoff(state, staff_wrote=wrote)
                 await conversations.save(handoff.identity_id, state, now)
                 await self._enqueue(
                     session, handoff.identity_id, list(replies), kind=MessageKind.STAFF

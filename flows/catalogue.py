@@ -141,7 +141,20 @@ CATALOGUE: Final[Mapping[str, Mapping[Language, str]]] = {
         "ar": "اكتب رقم الجوال الذي تريد أن نتواصل معك عليه (يبدأ بـ٠٥).",
         "en": "Write the mobile number you want us to reach you on (starting with 05).",
     },
-    "intake.ask.city": {"ar": "في أي مدينة تسكن؟", "en": "Which city do you live in?"},
+    "intake.ask.city": {
+        "ar": "ما مدينة السكن أو المحافظة؟",
+        "en": "Which city or governorate do you live in?",
+    },
+    "intake.city.did_you_mean": {
+        "ar": 'هل المقصود "{city}"؟ أرسل "نعم"، أو اكتب اسم المدينة مرة أخرى.',
+        "en": 'Did you mean "{city}"? Send "yes", or type the name of the city again.',
+    },
+    "intake.city.unknown": {
+        "ar": 'لم نجد "{city}" في قائمة المدن والمحافظات. إن كان الاسم صحيحاً فأرسل "نعم"، '
+        "أو اكتبه مرة أخرى.",
+        "en": 'We did not find "{city}" among the cities and governorates. If the name is '
+        'right, send "yes"; otherwise type it again.',
+    },
     "intake.ask.need": {
         "ar": "ما نوع الدعم الذي تحتاجه؟ أرسل رقم الخيار:",
         "en": "What kind of support do you need? Send the number of an option:",
@@ -199,7 +212,7 @@ CATALOGUE: Final[Mapping[str, Mapping[Language, str]]] = {
     "intake.field.description": {"ar": "الوصف", "en": "Description"},
     "intake.field.documents": {"ar": "المستندات", "en": "Documents"},
     "intake.declaration": {
-        "ar": "أقر بأن البيانات أعلاه صحيحة وأنني مسؤول عنها مسؤولية مباشرة.\n"
+        "ar": "أقر بأن البيانات أعلاه صحيحة، وأتحمل المسؤولية المباشرة عنها.\n"
         'أرسل "نعم" للتوقيع، أو رقم الحقل لتعديله.',
         "en": "I declare that the data above is correct and that I am directly responsible "
         'for it.\nSend "yes" to sign, or the number of a field to correct it.',
@@ -226,8 +239,10 @@ CATALOGUE: Final[Mapping[str, Mapping[Language, str]]] = {
         "en": "Please write the name in letters only, without digits or symbols.",
     },
     "intake.invalid.name_short": {
-        "ar": "أرسل اسمك الرباعي كاملاً (الاسم الأول واسم الأب على الأقل).",
-        "en": "Please send your full four-part name (at least your first and father's names).",
+        "ar": "يُرجى إرسال الاسم الرباعي كاملاً (ثلاثة أجزاء على الأقل: الاسم واسم الأب "
+        "واسم العائلة).",
+        "en": "Please send your full four-part name (at least three parts: your name, your "
+        "father's and your family name).",
     },
     "intake.invalid.name_long": {
         "ar": "الاسم أطول من {max} حرف. اكتبه كما في الهوية.",
@@ -247,8 +262,9 @@ CATALOGUE: Final[Mapping[str, Mapping[Language, str]]] = {
         "Please check the number and send it again.",
     },
     "intake.invalid.id_checksum": {
-        "ar": "الرقم غير صحيح: خانة التحقق لا تطابق. تأكد من الرقم كما في البطاقة وأرسله مرة أخرى.",
-        "en": "The number is not valid: its check digit does not match. "
+        "ar": "هذا الرقم لا يبدو صحيحاً، فقد يكون أحد أرقامه مكتوباً خطأً. "
+        "يُرجى نقله من البطاقة كما هو وإرساله مرة أخرى.",
+        "en": "This number does not look right: one of its digits may be mistyped. "
         "Please copy it from the card and send it again.",
     },
     "intake.invalid.mobile_format": {
@@ -282,6 +298,10 @@ CATALOGUE: Final[Mapping[str, Mapping[Language, str]]] = {
         "ar": "الوصف قصير جداً. اكتب {min} أحرف على الأقل عن حالتك وما تحتاجه.",
         "en": "The description is too short. "
         "Please write at least {min} characters about your situation and need.",
+    },
+    "intake.invalid.description_words": {
+        "ar": "يُرجى كتابة الوصف بكلمات، لا بالرموز التعبيرية أو الأرقام وحدها.",
+        "en": "Please describe it in words, not only with emoji or numbers.",
     },
     "intake.invalid.description_long": {
         "ar": "الوصف طويل ({count} حرف)، والحد الأقصى {max} حرف. اختصره وأرسله مرة أخرى.",
@@ -379,23 +399,23 @@ CATALOGUE: Final[Mapping[str, Mapping[Language, str]]] = {
     "status.label.closed": {"ar": "مغلق", "en": "Closed"},
     # --- rating ---
     "rating.ask": {
-        "ar": "نرجو تقييم الخدمة التي قدمناها لك من ١ (غير راضٍ) إلى ٥ (راضٍ جداً).\n"
+        "ar": "نرجو تقييم الخدمة التي قدمناها لك من ١ (غير مُرضية) إلى ٥ (مُرضية جداً).\n"
         "تقييمك حق لك، ويساعدنا على التحسين، ولا يترتب عليه أي أثر على طلباتك.",
         "en": "Please rate the service we gave you from 1 (not satisfied) to 5 (very satisfied).\n"
         "Rating is your right; it helps us improve and has no effect on your requests.",
     },
     "rating.ask_handoff": {
-        "ar": "نرجو تقييم محادثتك مع موظفنا من ١ (غير راضٍ) إلى ٥ (راضٍ جداً).\n"
+        "ar": "نرجو تقييم محادثتك مع موظفنا من ١ (غير مُرضية) إلى ٥ (مُرضية جداً).\n"
         "تقييمك حق لك، ويساعدنا على التحسين، ولا يترتب عليه أي أثر على طلباتك.",
         "en": "Please rate your conversation with our staff from 1 (not satisfied) "
         "to 5 (very satisfied).\n"
         "Rating is your right; it helps us improve and has no effect on your requests.",
     },
-    "rating.score.1": {"ar": "غير راضٍ", "en": "Not satisfied"},
-    "rating.score.2": {"ar": "راضٍ قليلاً", "en": "Slightly satisfied"},
-    "rating.score.3": {"ar": "راضٍ إلى حد ما", "en": "Fairly satisfied"},
-    "rating.score.4": {"ar": "راضٍ", "en": "Satisfied"},
-    "rating.score.5": {"ar": "راضٍ جداً", "en": "Very satisfied"},
+    "rating.score.1": {"ar": "غير مُرضية", "en": "Not satisfied"},
+    "rating.score.2": {"ar": "مُرضية قليلاً", "en": "Slightly satisfied"},
+    "rating.score.3": {"ar": "مُرضية إلى حد ما", "en": "Fairly satisfied"},
+    "rating.score.4": {"ar": "مُرضية", "en": "Satisfied"},
+    "rating.score.5": {"ar": "مُرضية جداً", "en": "Very satisfied"},
     "rating.invalid": {
         "ar": "أرسل رقماً من ١ إلى ٥:",
         "en": "Please send a number from 1 to 5:",
@@ -433,7 +453,15 @@ CATALOGUE: Final[Mapping[str, Mapping[Language, str]]] = {
         "us; one number is enough.",
     },
     # --- handoff to a staff member ---
-    "handoff.hours": {"ar": "الأحد–الخميس، ٨ص–٤م", "en": "Sunday–Thursday, 8am–4pm"},
+    "hours.am": {"ar": "ص", "en": "am"},
+    "hours.pm": {"ar": "م", "en": "pm"},
+    "hours.span": {"ar": "{days}، {hours}", "en": "{days}, {hours}"},
+    "hours.separator": {"ar": "؛ ", "en": "; "},
+    "hours.at": {"ar": "{day} {time}", "en": "{day} at {time}"},
+    "handoff.closed_now": {
+        "ar": "نحن الآن خارج أوقات العمل، وسيصلك الرد ابتداءً من {when}.",
+        "en": "We are outside working hours now; expect an answer from {when}.",
+    },
     "handoff.opened": {
         "ar": "أبلغنا أحد موظفي علاقات المستفيدين، وسيرد عليك هنا في أقرب وقت\n"
         "(أوقات العمل: {hours}). أرسل ٠ للعودة إلى القائمة.",

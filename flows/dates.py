@@ -34,6 +34,11 @@ def local_date(moment: datetime, zone: str) -> date:
     return aware(moment).astimezone(_zone(zone)).date()
 
 
+def local_time(moment: datetime, zone: str) -> datetime:
+    """``moment`` in ``zone`` (naive times are taken as UTC)."""
+    return aware(moment).astimezone(_zone(zone))
+
+
 def format_date(moment: datetime, language: Language, zone: str) -> str:
     """E.g. "٢٥ جمادى الآخرة ١٤٤٨هـ / ٥ ديسمبر ٢٠٢٦م" or "25 Jumada al-Akhirah 1448 AH / 5 ..."."""
     day = local_date(moment, zone)

@@ -11,6 +11,7 @@ from typing import Final
 
 from flows import rating
 from flows.catalogue import text
+from flows.hours import describe, when_open
 from flows.steps import (
     FlowDeclaration,
     MenuEntry,
@@ -45,7 +46,13 @@ def open_handoff(
         lead: a line to put above the message (e.g. "I did not understand you").
     """
     new = _waiting(state)
-    message = say(new.language, "handoff.opened", hours=text(new.language, "handoff.hours"))
+    settings, language = turn.settings, new.language
+    hours = describe(settings.working_hours, language)
+    message = say(language, "handoff.opened", hours=hours)
+    opening = when_open(settings.working_hours, turn.now, settings.timezone, language)
+    if opening is not None:  # outside working hours: say when an answer can come
+        closed = text(language, "handoff.closed_now", when=opening)
+        message = dataclasses.replace(message, text=f"{message.text}\n{closed}")
     replies = lead_with(lead, (message,)) if lead else (message,)
     return Transition(new, replies, (OpenHandoff(reason),))
 
@@ -107,17 +114,23 @@ def handoff_taken(language: Language) -> OutboundMessage:
 
 
 def close_handoff(
-    state: ConversationState,
+    state: ConversationState, *, staff_wrote: bool = True
 ) -> tuple[ConversationState, tuple[OutboundMessage, ...]]:
     """Staff closed the conversation: thanks, and the offer to rate it (or ``0`` for the menu).
 
-    The state moves to the rating's score step about the handoff. A conversation that is
-    no longer in the handoff (the beneficiary left with ``0``) stays as it is, with
-    nothing to say.
+    The state moves to the rating's score step about the handoff. A conversation in
+    which no person wrote (closed untouched, or only taken) has nothing to rate: the
+    thanks and the way back to the menu, and the state goes to the menu. A conversation
+    that is no longer in the handoff (the beneficiary left with ``0``) stays as it is,
+    with nothing to say.
     """
     state = sound(state)
     if state.flow != FLOW:
         return state, ()
+    if not staff_wrote:
+        new = goto(state, "menu", "choose", handoff_acked=None)
+        closed = (text(new.language, "handoff.closed"), text(new.language, "common.back_hint"))
+        return new, (OutboundMessage("\n".join(closed), new.language),)
     new = goto(
         state,
         rating.FLOW,

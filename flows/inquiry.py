@@ -29,6 +29,7 @@ from typing import Final
 
 from flows import handoff
 from flows.catalogue import text
+from flows.hours import describe
 from flows.knowledge import content_words, fill_placeholders
 from flows.steps import FlowDeclaration, MenuEntry, Step, goto, heard, pick, said_one_of, say
 from flows.text import normalize_digits
@@ -127,7 +128,7 @@ def answer_text(settings: FlowSettings, entry: KnowledgeEntry) -> str:
     language = entry.language
     values = {
         "organization.name": settings.organization_name,
-        "organization.hours": text(language, "handoff.hours"),
+        "organization.hours": describe(settings.working_hours, language),
         "organization.decision_days": str(settings.decision_days),
         "organization.phone": settings.phone.strip() or text(language, "knowledge.no_phone"),
         "organization.hotline": settings.hotline_text.strip(),

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from flows.catalogue import text
-from flows.cities import nearest_city
+from flows.cities import city_label, known_city, nearest_city, suggest_city
 from flows.dates import aware, format_date, parse_moment, period
 from flows.steps import (
     FlowDeclaration,
@@ -30,6 +30,7 @@ from flows.steps import (
     said_one_of,
     say,
     sound,
+    stay,
     str_in,
 )
 from flows.text import localize_digits
@@ -71,6 +72,8 @@ DOCUMENT_MEDIA: Final = frozenset({"image", "document"})
 # Coming back after this long, the beneficiary may not remember: ask before going on.
 SILENCE = timedelta(hours=12)
 SUMMARY_DESCRIPTION_CHARS = 100
+# The city the bot asked about ("did you mean …?", or a name not on the list): "yes" keeps it.
+CITY_OFFER = "city_offer"
 
 
 # --- the draft ---
@@ -258,6 +261,8 @@ def _shown(turn: Turn, language: Language, field: str, draft: dict[str, Any]) ->
         return localize_digits(local_mobile(value), language)
     if field == "need":
         return need_label(turn.settings, value, language)
+    if field == "city":
+        return city_label(value, language)
     if field == "description" and len(value) > SUMMARY_DESCRIPTION_CHARS:
         return value[:SUMMARY_DESCRIPTION_CHARS].rstrip() + "…"
     return value
@@ -305,8 +310,33 @@ def answer_city(turn: Turn) -> Transition:
         city = nearest_city(location.latitude, location.longitude)
         if city is None:
             return Transition(turn.state, (_question(turn.state, "city", "intake.ask.city_typed"),))
-        return _keep(turn, "city", city)
-    return _keep(turn, "city", check_city(heard(turn)))
+        return _keep_city(turn, city)
+    offered = str_in(turn.state.data, CITY_OFFER)
+    if offered and said_one_of(turn, YES):
+        return _keep_city(turn, offered)
+    if offered and said_one_of(turn, NO):
+        return Transition(stay(turn.state, **{CITY_OFFER: None}), ask_city(turn, turn.state))
+    answer = check_city(heard(turn))
+    if isinstance(answer, Invalid):
+        return refuse(turn, answer)
+    if known_city(answer):
+        return _keep_city(turn, answer)
+    # Not on the list: a near miss is offered as "did you mean", anything else is kept
+    # only once the beneficiary says it is right.
+    suggestion = suggest_city(answer)
+    language = turn.state.language
+    if suggestion is not None:
+        label = city_label(suggestion, language)
+        ask = say(language, "intake.city.did_you_mean", city=label)
+    else:
+        ask = say(language, "intake.city.unknown", city=answer)
+    return Transition(stay(turn.state, **{CITY_OFFER: suggestion or answer}), (ask,))
+
+
+def _keep_city(turn: Turn, city: str) -> Transition:
+    draft = {**draft_of(turn.state), "city": city}
+    state = stay(turn.state, **{CITY_OFFER: None})
+    return _move(turn, state, next_step(draft), draft=draft)
 
 
 def answer_need(turn: Turn) -> Transition:

@@ -144,6 +144,8 @@ class FlowSettings:
     crisis_words: tuple[str, ...] = ()
     hotline_text: str = ""
     phone: str = ""  # the charity's number, for knowledge base answers
+    # "sun-thu 08:00-16:00": read by flows.hours, told when a person is asked for.
+    working_hours: str = "sun-thu 08:00-16:00"
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,14 +41,17 @@ def _is_letters(s: str, extra: str = " '-") -> bool:
     return all(ch.isalpha() or ch in extra or unicodedata.category(ch)[0] == "M" for ch in s)
 
 
+NAME_PARTS_MIN = 3  # the four-part name is asked for; three (name, father, family) will do
+
+
 def check_name(raw: str) -> str | Invalid:
-    """A full name: letters only, at least two words, at most 100 characters."""
+    """A full name: letters only, at least three parts, at most 100 characters."""
     name = " ".join(strip_edges(raw).split())
     if len(name) > NAME_MAX:
         return Invalid("intake.invalid.name_long", {"max": NAME_MAX})
     if not _is_letters(name):
         return Invalid("intake.invalid.name_letters")
-    if len(name.split()) < 2:
+    if len(name.split()) < NAME_PARTS_MIN:
         return Invalid("intake.invalid.name_short")
     return name
 
@@ -148,7 +151,8 @@ def local_mobile(e164: str) -> str:
 
 
 def check_city(raw: str) -> str | Invalid:
-    """A known city by its canonical Arabic name, or a plausible unknown name as written."""
+    """A known city by its canonical Arabic name, or a plausible unknown name as written
+    (which the intake accepts only once the beneficiary confirms it)."""
     canonical = known_city(raw)
     if canonical:
         return canonical
@@ -166,8 +170,12 @@ def is_document(content_type: object) -> bool:
     return kind.startswith("image/") or kind == "application/pdf"
 
 
+# A word: two letters in a row (any script), so "🙏🙏🙏🙏🙏🙏🙏🙏🙏🙏" is not a description.
+_WORD = re.compile(r"[^\W\d_]{2,}")
+
+
 def check_description(raw: str) -> str | Invalid:
-    """A free description of 10 to 1000 characters."""
+    """A free description of 10 to 1000 characters, with words in it (not only emoji)."""
     description = raw.strip()
     if len(description) < DESCRIPTION_MIN:
         return Invalid("intake.invalid.description_short", {"min": DESCRIPTION_MIN})
@@ -175,4 +183,6 @@ def check_description(raw: str) -> str | Invalid:
         return Invalid(
             "intake.invalid.description_long", {"count": len(description), "max": DESCRIPTION_MAX}
         )
+    if _WORD.search(description) is None:
+        return Invalid("intake.invalid.description_words")
     return description

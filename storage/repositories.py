@@ -1773,6 +1773,13 @@ class AuditRepository:
             query = query.where(col(AuditEntry.action) == action)
         return builtins.list((await self._session.scalars(query)).all())
 
+    async def exists(self, *, action: str, target: str) -> bool:
+        """Whether any entry records ``action`` on ``target``."""
+        query = select(col(AuditEntry.id)).where(
+            col(AuditEntry.action) == action, col(AuditEntry.target) == target
+        )
+        return await self._session.scalar(query.limit(1)) is not None
+
 
 class SessionRepository:
     """Dashboard logins. The cookie holds a random token; only its hash is stored here."""

@@ -94,7 +94,7 @@ def test_english_on_request(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("answers", "reason"),
     [
-        (["١٠٠٠٠٠٠٠٠٩"], "خانة التحقق"),
+        (["١٠٠٠٠٠٠٠٠٩"], "أحد أرقامه مكتوباً خطأً"),
         (["١٢٣٤٥٦٧٨٩"], "١٠ أرقام"),
         (["abcdefghij"], "أرقام"),
     ],

@@ -6,7 +6,7 @@ from transcript import Script, Transcript, play
 from flows.types import ConversationState, RecordRating, RequestCallback
 
 WITH_COMMENT: Script = [
-    ("٣", ["من ١ (غير راضٍ) إلى ٥ (راضٍ جداً)", "تقييمك حق لك", "لا يترتب عليه أي أثر"]),
+    ("٣", ["من ١ (غير مُرضية) إلى ٥ (مُرضية جداً)", "تقييمك حق لك", "لا يترتب عليه أي أثر"]),
     ("٥", ["هل تود إضافة ملاحظة", '"تخطي"']),
     ("الموظفة كانت لطيفة وسريعة", ["شكراً لتقييمك"]),
 ]
@@ -40,7 +40,7 @@ def test_scores_are_inline_choices() -> None:
     (ask,) = transcript.replies
     assert ask.inline
     assert [c.payload for c in ask.choices] == ["1", "2", "3", "4", "5"]
-    assert "١- غير راضٍ" in transcript.send("x")
+    assert "١- غير مُرضية" in transcript.send("x")
 
 
 @pytest.mark.parametrize("said", ["6", "0.5", "ممتاز جدا", ""])

@@ -104,9 +104,10 @@ def test_local_mobile() -> None:
     ("raw", "expected"),
     [
         ("محمد أحمد علي الزهراني", "محمد أحمد علي الزهراني"),
-        ("  Mohammed   Ahmed  ", "Mohammed Ahmed"),
-        ("مُحَمَّد أحمد", "مُحَمَّد أحمد"),  # vowelled names are letters too
+        ("  Mohammed   Ahmed  Ali ", "Mohammed Ahmed Ali"),
+        ("مُحَمَّد أحمد علي", "مُحَمَّد أحمد علي"),  # vowelled names are letters too
         ("محمد", Invalid("intake.invalid.name_short")),
+        ("محمد أحمد", Invalid("intake.invalid.name_short")),  # three parts at least
         ("محمد 123", Invalid("intake.invalid.name_letters")),
         ("محمد ١٢٣", Invalid("intake.invalid.name_letters")),
         ("محمد @أحمد", Invalid("intake.invalid.name_letters")),
@@ -153,6 +154,9 @@ def test_city(raw: str, expected: str | Invalid) -> None:
         ("   ", Invalid("intake.invalid.description_short", {"min": 10})),
         ("ا" * 1000, "ا" * 1000),
         ("ا" * 5000, Invalid("intake.invalid.description_long", {"count": 5000, "max": 1000})),
+        ("🙏🙏🙏🙏🙏🙏🙏🙏🙏🙏🙏🙏", Invalid("intake.invalid.description_words")),
+        ("😢😢😢 ١٢٣٤٥٦٧٨٩ !!", Invalid("intake.invalid.description_words")),
+        ("🙏🙏🙏🙏🙏 ساعدوني", "🙏🙏🙏🙏🙏 ساعدوني"),
     ],
 )
 def test_description(raw: str, expected: str | Invalid) -> None:

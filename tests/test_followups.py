@@ -361,7 +361,7 @@ async def test_delivery_brings_a_rating_prompt_then_one_reminder(office: Office)
 
     await office.run_due(days=2)
     [prompt] = await office.sent()
-    assert reference in prompt.text and "من ١ (غير راضٍ) إلى ٥" in prompt.text
+    assert reference in prompt.text and "من ١ (غير مُرضية) إلى ٥" in prompt.text
     assert prompt.template == {"kind": "rating_prompt", "variables": {"reference": reference}}
     assert prompt.inline and len(prompt.choices) == 5
     state = await office.state()

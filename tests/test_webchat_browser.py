@@ -59,7 +59,7 @@ async def test_a_visitor_starts_an_intake_in_the_browser(
         await page.get_by_text("(٢/٨)").wait_for()
         await box.fill("١٠٠٠٠٠٠٠٠٩")
         await box.press("Enter")
-        await page.get_by_text("خانة التحقق لا تطابق").wait_for()
+        await page.get_by_text("أحد أرقامه مكتوباً خطأً").wait_for()
         await page.screenshot(path=str(tmp_path / "webchat.png"))
         # The visitor's own words are shown as sent, never as markup.
         await box.fill("<b>x</b>")
