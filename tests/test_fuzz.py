@@ -8,6 +8,8 @@ Telegram secret and Twilio signatures right, so that the bodies reach the parser
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -27,6 +29,7 @@ from channels import (
     SECRET,
     make_settings,
 )
+from fakes.meta_api import FakeMeta, inbound, notification
 from fakes.telegram_api import FakeTelegram
 from fakes.twilio_api import FakeTwilio, inbound_params, signed_form, status_params
 from hypothesis import HealthCheck, given, settings
@@ -104,9 +107,20 @@ class Site:
     base: str
 
 
+CLOUD_NUMBER = "106540352242922"
+CLOUD_TOKEN = "EAAG" + "x1" * 20
+CLOUD_SECRET = "c0ffee" * 5
+
+
+@pytest.fixture
+async def meta() -> AsyncIterator[FakeMeta]:
+    async with FakeMeta(CLOUD_NUMBER, CLOUD_TOKEN) as fake:
+        yield fake
+
+
 @pytest.fixture
 async def site(
-    database: Database, twilio: FakeTwilio, telegram: FakeTelegram, tmp_path: Path
+    database: Database, twilio: FakeTwilio, telegram: FakeTelegram, meta: FakeMeta, tmp_path: Path
 ) -> AsyncIterator[Site]:
     async with database.session() as session, session.begin():
         await StaffRepository(session).add(
@@ -114,7 +128,14 @@ async def site(
         )
     # Twilio's signatures are checked against the public URL: signed for it, sent to
     # loopback.
-    tawasul = Tawasul(make_settings(tmp_path, twilio, telegram), database)
+    cloud = {
+        "phone_number_id": CLOUD_NUMBER,
+        "access_token": CLOUD_TOKEN,
+        "app_secret": CLOUD_SECRET,
+        "verify_token": "tawasul-verify-0123",
+        "api_base_url": meta.base_url,
+    }
+    tawasul = Tawasul(make_settings(tmp_path, twilio, telegram, whatsapp_cloud=cloud), database)
     async with served(tawasul.app()) as client:
         base = str(client._base_url)
         async with session_for(base) as staff:
@@ -222,6 +243,30 @@ telegram_updates = st.builds(
 async def test_telegram_webhook(site: Site, checked: Checked, body: bytes) -> None:
     headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"}
     await checked.send(site.client, "POST", "/webhooks/telegram", data=body, headers=headers)
+    await stored_texts_are_clean(site.tawasul.database)
+
+
+# --- WhatsApp through Meta's Cloud API ---
+
+cloud_notifications = st.builds(
+    lambda kind, body, sender, wamid: notification(
+        CLOUD_NUMBER, messages=[inbound(sender, wamid, kind, **body)]
+    ),
+    st.sampled_from(["text", "interactive", "button", "location", "image", "unknown"]),
+    st.dictionaries(
+        st.sampled_from(["body", "payload", "text", "latitude", "id", "button_reply"]), json_values
+    ),
+    st.one_of(st.just("966551234567"), texts),
+    st.one_of(st.from_regex(r"\Awamid\.[a-z0-9]{1,12}\Z"), texts),
+)
+
+
+@FUZZ
+@given(body=st.one_of(raw_bodies, json_values.map(dumps), cloud_notifications.map(dumps)))
+async def test_whatsapp_cloud_webhook(site: Site, checked: Checked, body: bytes) -> None:
+    digest = hmac.new(CLOUD_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    headers = {"Content-Type": "application/json", "X-Hub-Signature-256": f"sha256={digest}"}
+    await checked.send(site.client, "POST", "/webhooks/whatsapp-cloud", data=body, headers=headers)
     await stored_texts_are_clean(site.tawasul.database)
 
 
