@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -262,7 +263,9 @@ class StaffDesk:
                 masked = member is None or member.role not in EXPORT_ROLES
                 detail = {"format": form, "masked": masked}
                 await self._audit(session, by, "export", case.request.reference, detail)
-        rows = [_event_row(event) for event in case.events]
+        # Times as the charity reads them: ISO 8601 with the offset of organization.timezone.
+        zone = ZoneInfo(self._settings.timezone)
+        rows = [_event_row(event, zone) for event in case.events]
         answers = dict(case.request.answers)
         if masked:
             rows = [_masked(row) for row in rows]
@@ -277,7 +280,9 @@ class StaffDesk:
                 "need": case.request.need,
                 "channel": case.request.channel,
                 "answers": answers,
-                "decision_due_at": case.request.decision_due_at.isoformat(),
+                "decision_due_at": case.request.decision_due_at.astimezone(zone).isoformat(
+                    timespec="seconds"
+                ),
                 "linked_existing": case.request.linked_existing,
                 "masked": masked,
                 "events": rows,
@@ -288,7 +293,7 @@ class StaffDesk:
         writer.writerow(["at", "kind", "actor", "text", "detail"])
         for row in rows:
             cells = [row[key] for key in ("at", "kind", "actor", "text")]
-            cells.append(json.dumps(row["detail"], ensure_ascii=False))
+            cells.append(_readable(row["detail"]))
             writer.writerow([spreadsheet_cell(cell) for cell in cells])
         return out.getvalue()
 
@@ -540,7 +545,16 @@ def _masked(value: Any) -> Any:
     return value
 
 
-def _event_row(event: CaseEvent) -> dict[str, Any]:
+def _event_row(event: CaseEvent, zone: ZoneInfo) -> dict[str, Any]:
     row = asdict(event)
-    row["at"] = event.at.isoformat()
+    row["at"] = event.at.astimezone(zone).isoformat(timespec="seconds")
     return row
+
+
+def _readable(detail: Any) -> str:
+    """An event's detail for a spreadsheet: "from: submitted; to: accepted", not JSON."""
+    if isinstance(detail, dict):
+        return "; ".join(f"{key}: {_readable(value)}" for key, value in detail.items())
+    if isinstance(detail, list):
+        return ", ".join(_readable(item) for item in detail)
+    return "" if detail is None else str(detail)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import fcntl
+import io
+import json
 import logging
 import os
 import pty
@@ -186,6 +189,13 @@ def test_requests_show_and_list_in_the_organization_s_time_zone(tmp_path: Path) 
     utc = run(tmp_path, "requests", "show", "REQ-000001",
               env={"TAWASUL_ORGANIZATION__TIMEZONE": "UTC"})  # fmt: skip
     assert re.search(r"^\S+T\S+\+00:00\s", utc.stdout, re.MULTILINE), utc.stdout
+    exported = json.loads(run(tmp_path, "requests", "export", "REQ-000001").stdout)
+    assert exported["decision_due_at"].endswith("+03:00")
+    assert all(event["at"].endswith("+03:00") for event in exported["events"])
+    as_csv = run(tmp_path, "requests", "export", "REQ-000001", "--format", "csv").stdout
+    rows = list(csv.DictReader(io.StringIO(as_csv)))
+    assert rows and all(row["at"].endswith("+03:00") for row in rows)
+    assert not any(row["detail"].startswith(("{", "[")) for row in rows)  # no JSON blobs
 
 
 async def test_sigterm_stops_the_server_at_once_with_an_event_stream_and_a_poll_open(
