@@ -130,6 +130,9 @@ class TelegramSettings(_Section):
     messages_per_second: float = Field(30.0, gt=0, le=100_000)
     # Posts to the staff group a minute (Telegram allows a group 20; 80% of it).
     staff_posts_per_minute: float = Field(16.0, gt=0, le=100_000)
+    # Telegram's limit for one chat: keep 1. Only a test server (or a local Bot API
+    # server that does not keep it) has a reason to raise it.
+    messages_per_chat_per_second: float = Field(1.0, gt=0, le=100_000)
 
 
 class WhatsAppSettings(_Section):

@@ -150,6 +150,7 @@ class Tawasul:
                     on_staff=self._on_staff,
                     whoami=whoami_text,
                     messages_per_second=telegram.messages_per_second,
+                    messages_per_chat_per_second=telegram.messages_per_chat_per_second,
                 )
             )
         # Every other channel declares itself and is built from its own section.

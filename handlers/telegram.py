@@ -213,6 +213,10 @@ class TelegramChannel:
         whoami: the answer to ``/whoami`` in a group, from its chat id and the sender's
             user id (the bot words it); without it ``/whoami`` is not answered.
         messages_per_second: the bot's sending limit in all (``telegram.messages_per_second``).
+        read_timeout: seconds to wait for the Bot API's answer before a call has timed out
+            (a transient failure: the outbox retries it).
+        messages_per_chat_per_second: the limit to one chat
+            (``telegram.messages_per_chat_per_second``; Telegram's is 1).
     """
 
     names: tuple[str, ...] = (CHANNEL,)
@@ -232,6 +236,8 @@ class TelegramChannel:
         on_staff: StaffReceiver | None = None,
         whoami: Callable[[int, int], str] | None = None,
         messages_per_second: float = MESSAGES_PER_SECOND,
+        read_timeout: float = READ_TIMEOUT,
+        messages_per_chat_per_second: float = PER_CHAT_PER_SECOND,
     ) -> None:
         if staff_chat_id is not None and (type(staff_chat_id) is not int or staff_chat_id >= 0):
             # A positive id is a private chat: a beneficiary's messages would reach staff.
@@ -249,7 +255,11 @@ class TelegramChannel:
         self._on_staff = on_staff
         self._whoami = whoami
         self._started = False
-        self._capabilities = replace(CAPABILITIES, per_second=messages_per_second)
+        self._capabilities = replace(
+            CAPABILITIES,
+            per_second=messages_per_second,
+            per_chat_per_second=messages_per_chat_per_second,
+        )
         api = api_base_url.rstrip("/")
         # Files are downloaded from here only (see fetch_media).
         self._file_url = f"{api}/file/bot{token}/"
@@ -258,7 +268,7 @@ class TelegramChannel:
             .token(token)
             .base_url(f"{api}/bot")
             .base_file_url(f"{api}/file/bot")
-            .request(AiohttpRequest())
+            .request(AiohttpRequest(read_timeout=read_timeout))
             .job_queue(None)
         )
         if not polling:

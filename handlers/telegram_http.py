@@ -32,13 +32,14 @@ def _seconds(value: object, default: float) -> float | None:
 class AiohttpRequest(BaseRequest):
     """A ``BaseRequest`` on one ``aiohttp.ClientSession`` (opened by ``initialize``)."""
 
-    def __init__(self, connections: int = CONNECTIONS) -> None:
+    def __init__(self, connections: int = CONNECTIONS, read_timeout: float = READ_TIMEOUT) -> None:
         self._connections = connections
+        self._read_timeout = read_timeout
         self._session: aiohttp.ClientSession | None = None
 
     @property
     def read_timeout(self) -> float | None:
-        return READ_TIMEOUT
+        return self._read_timeout
 
     async def initialize(self) -> None:
         if self._session is None or self._session.closed:
@@ -65,7 +66,7 @@ class AiohttpRequest(BaseRequest):
         timeout = aiohttp.ClientTimeout(
             connect=_seconds(pool_timeout, CONNECT_TIMEOUT),
             sock_connect=_seconds(connect_timeout, CONNECT_TIMEOUT),
-            sock_read=_seconds(read_timeout, READ_TIMEOUT),
+            sock_read=_seconds(read_timeout, self._read_timeout),
         )
         data: aiohttp.FormData | dict[str, str] | None = None
         if request_data is not None:

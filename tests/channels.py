@@ -11,10 +11,12 @@ from aiohttp.test_utils import TestClient
 from fakes.telegram_api import FakeTelegram
 from fakes.twilio_api import FakeTwilio, inbound_params, signed_form
 from sqlalchemy import func, select
+from sqlmodel import col
 from transcript import INTAKE_AR
 
 from bot.config import Settings
 from storage.db import Database
+from storage.models import DIRECTION_OUT, MESSAGE_PENDING, MESSAGE_SENDING, Message
 
 ACCOUNT_SID = "AC" + "a1" * 16
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
@@ -43,6 +45,28 @@ async def count(database: Database, model: type, *where: object) -> int:
         return int(await session.scalar(select(func.count()).select_from(model).where(*where)))
 
 
+async def settled(database: Database, *channels: str) -> None:
+    """Wait (bounded) until the outbox has sent everything queued on ``channels``.
+
+    A webhook is answered once its turn is stored, replies included: when nothing of
+    theirs is pending or on its way, every reply of the turn has reached the stand-in.
+    """
+    on_its_way = (
+        col(Message.direction) == DIRECTION_OUT,
+        col(Message.channel).in_(channels),
+        col(Message.status).in_((MESSAGE_PENDING, MESSAGE_SENDING)),
+    )
+
+    async def waiting() -> int:
+        return await count(database, Message, *on_its_way)
+
+    deadline = asyncio.get_running_loop().time() + 10.0
+    while await waiting():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"the outbox still holds messages for {channels}")
+        await asyncio.sleep(0.02)
+
+
 # Tests about conversations, not about pacing: a sender fast enough that no reply waits
 # for the rate limit, and no quiet hours (equal ends), whatever the time of day.
 FAST_SENDER = 50.0
@@ -60,8 +84,9 @@ def make_settings(
     **sections: dict[str, Any],
 ) -> Settings:
     """Settings for a whole server on loopback: the given stand-ins as its platforms, a
-    fast sender and no quiet hours (so tests do not depend on the time of day), plus any
-    further ``sections`` (``handoff={...}``)."""
+    fast sender (the Telegram stand-in told the same per-chat limit), no quiet hours (so
+    tests do not depend on the time of day), plus any further ``sections``
+    (``handoff={...}``)."""
     whatsapp: dict[str, Any] = {"messages_per_second": FAST_SENDER}
     if twilio is not None:
         whatsapp |= {
@@ -78,7 +103,11 @@ def make_settings(
             "api_base_url": telegram.base_url,
             "staff_chat_id": staff_chat_id,
             "staff_posts_per_minute": FAST_STAFF_POSTS,
+            "messages_per_chat_per_second": FAST_SENDER,
         }
+        # The stand-in keeps the limit the sender is configured for: pacing is tested
+        # on its own (tests/test_outbox.py, tests/test_fakes.py).
+        telegram.limits(per_chat=FAST_SENDER)
     # Transcripts go as fast as the replies come: no sender limit unless a test sets one.
     sections.setdefault("inbound", {"per_sender_burst": NO_SENDER_LIMIT})
     return Settings(
@@ -97,8 +126,14 @@ CHAT = 5550001
 class WhatsApp:
     """A beneficiary's phone: sends correctly signed webhooks, reads what Twilio received."""
 
-    def __init__(self, client: TestClient[Any, Any], twilio: FakeTwilio, number: str = BENEFICIARY):
-        self.client, self.twilio, self.number = client, twilio, number
+    def __init__(
+        self,
+        client: TestClient[Any, Any],
+        twilio: FakeTwilio,
+        database: Database,
+        number: str = BENEFICIARY,
+    ):
+        self.client, self.twilio, self.database, self.number = client, twilio, database, number
         self.prefix = "whatsapp:" if not number.startswith("sms:") else ""
         self.number = number.removeprefix("sms:")
 
@@ -115,17 +150,18 @@ class WhatsApp:
         )
         assert await self.post(params) == 200
         await eventually(lambda: len(self.twilio.messages) > before, "a reply")
-        await asyncio.sleep(0.05)  # a turn may have a second reply
+        await settled(self.database, "whatsapp", "sms")  # a turn may have a second reply
         return "\n\n".join(m["Body"] for m in self.twilio.messages[before:])
 
 
 class TelegramChat:
     """A Telegram user: updates go to the webhook as Telegram sends them."""
 
-    def __init__(self, client: TestClient[Any, Any], api: FakeTelegram) -> None:
-        self.client, self.api, self.update_id = client, api, 1000
+    def __init__(self, client: TestClient[Any, Any], api: FakeTelegram, database: Database) -> None:
+        self.client, self.api, self.database, self.update_id = client, api, database, 1000
 
     async def post(self, update: dict[str, Any], secret: str = SECRET) -> int:
+        self.api.delivered(update)  # as if through Telegram: its callback query is known
         headers = {"X-Telegram-Bot-Api-Secret-Token": secret}
         response = await self.client.post("/webhooks/telegram", json=update, headers=headers)
         return response.status
@@ -136,15 +172,15 @@ class TelegramChat:
         before = len(self.api.calls("sendMessage"))
         assert await self.post({"update_id": self.update_id, **update}) == 200
         await eventually(lambda: len(self.api.calls("sendMessage")) > before, "a reply")
-        await asyncio.sleep(0.05)
+        await settled(self.database, "telegram")
         return [call.params for call in self.api.calls("sendMessage")[before:]]
 
 
 class WebVisitor:
     """A browser on the website chat: its own cookie jar, posting and long-polling."""
 
-    def __init__(self, client: TestClient[Any, Any]):
-        self.client, self.last, self.count = client, 0, 0
+    def __init__(self, client: TestClient[Any, Any], database: Database):
+        self.client, self.database, self.last, self.count = client, database, 0, 0
 
     async def open(self) -> None:
         response = await self.client.get("/chat")
@@ -157,15 +193,15 @@ class WebVisitor:
             "/api/chat/messages", json={"text": text, "id": f"m{self.count}"}
         )
         assert posted.status == 202, await posted.text()
-        texts: list[str] = []
-        while True:  # wait for the first reply, then take whatever else the turn said
-            wait = 0.3 if texts else 10
-            polled = await self.client.get(f"/api/chat/messages?after={self.last}&wait={wait}")
-            assert polled.status == 200
-            body = await polled.json()
-            self.last = body["last"]
-            for message in body["messages"]:  # buttons drawn as "[payload] label"
-                buttons = [f"[{c['payload']}] {c['label']}" for c in message["choices"]]
-                texts.append("\n".join([message["text"], *buttons]))
-            if texts and not body["messages"]:
-                return "\n\n".join(texts)
+        # The turn's replies are stored before the 202: once the outbox has released
+        # them all, one poll reads the whole turn.
+        await settled(self.database, "web")
+        polled = await self.client.get(f"/api/chat/messages?after={self.last}&wait=10")
+        assert polled.status == 200
+        body = await polled.json()
+        self.last = body["last"]
+        texts = []
+        for message in body["messages"]:  # buttons drawn as "[payload] label"
+            buttons = [f"[{c['payload']}] {c['label']}" for c in message["choices"]]
+            texts.append("\n".join([message["text"], *buttons]))
+        return "\n\n".join(texts)

@@ -56,6 +56,9 @@ class Inbox:
 @pytest.fixture
 async def api() -> AsyncIterator[FakeTelegram]:
     async with FakeTelegram(TOKEN) as fake:
+        # These tests translate, they do not pace: parts of a split message go back to
+        # back. Pacing is the outbox's (tests/test_outbox.py, tests/test_fakes.py).
+        fake.limits(per_chat=1000, overall=1000)
         yield fake
 
 
@@ -322,7 +325,7 @@ async def test_button_tap_gives_its_payload_and_stops_the_spinner(
     http: Http, inbox: Inbox, api: FakeTelegram
 ) -> None:
     before = datetime.now(UTC)
-    assert await post(http, tap(880100, "5")) == 200
+    assert await post(http, api.delivered(tap(880100, "5"))) == 200
     [got] = inbox.messages
     assert dataclasses.replace(got, received_at=AT) == inbound(880100, text="5", payload="5")
     assert before <= got.received_at <= datetime.now(UTC)
@@ -333,8 +336,8 @@ async def test_button_tap_gives_its_payload_and_stops_the_spinner(
 async def test_button_tap_in_a_group_is_answered_and_ignored(
     http: Http, inbox: Inbox, api: FakeTelegram
 ) -> None:
-    assert await post(http, tap(880101, "5", chat=GROUP)) == 200
-    assert await post(http, tap(880102, None)) == 200
+    assert await post(http, api.delivered(tap(880101, "5", chat=GROUP))) == 200
+    assert await post(http, api.delivered(tap(880102, None))) == 200
     assert inbox.messages == []
     assert len(api.calls("answerCallbackQuery")) == 2
 
@@ -398,12 +401,12 @@ async def test_a_message_not_stored_is_answered_500_so_telegram_sends_it_again(
 ) -> None:
     inbox.failure = ConnectionError("database is down")
     assert await post(http, message(880300, text="١")) == 500
-    assert await post(http, tap(880301, "2")) == 500
+    assert await post(http, api.delivered(tap(880301, "2"))) == 500
     assert api.calls("answerCallbackQuery") == []
 
     inbox.failure = None
     assert await post(http, message(880300, text="١")) == 200
-    assert await post(http, tap(880301, "2")) == 200
+    assert await post(http, api.delivered(tap(880301, "2"))) == 200
     assert [m.platform_message_id for m in inbox.messages] == ["880300", "880301"]
     assert len(api.calls("answerCallbackQuery")) == 1
 
@@ -557,6 +560,24 @@ async def test_flood_control_asks_to_retry_after_the_given_seconds(
     assert error.code == "429"
     # the next attempt goes through
     assert (await channel.send(ADDRESS, OutboundMessage("مرحبا", "ar"))).platform_message_id
+
+
+async def test_a_call_that_times_out_is_a_transient_failure(api: FakeTelegram) -> None:
+    channel = TelegramChannel(
+        TOKEN, webhook_secret=SECRET, api_base_url=api.base_url, read_timeout=0.3
+    )
+    await channel.start()
+    try:
+        api.slow("sendMessage", 5)  # answers long after the client stopped waiting
+        with pytest.raises(DeliveryError) as raised:
+            await channel.send(ADDRESS, OutboundMessage("مرحبا", "ar"))
+        error = raised.value
+        assert (error.permanent, error.unreachable) == (False, False)
+        assert "مرحبا" not in error.reason and str(CHAT) not in error.reason
+        api.slow("sendMessage", 0.05)  # slow, but within the timeout: simply late
+        assert (await channel.send(ADDRESS, OutboundMessage("مرحبا", "ar"))).platform_message_id
+    finally:
+        await channel.stop()
 
 
 async def test_bad_request_is_permanent(channel: TelegramChannel, api: FakeTelegram) -> None:
@@ -774,10 +795,10 @@ async def test_a_staff_command_goes_to_on_staff_not_to_the_flows(
 
 
 async def test_beneficiaries_still_reach_the_flows_when_there_is_a_staff_group(
-    staff_http: Http, inbox: Inbox, staff_inbox: StaffInbox
+    staff_http: Http, inbox: Inbox, staff_inbox: StaffInbox, api: FakeTelegram
 ) -> None:
     assert await post(staff_http, message(890002, text="مرحبا")) == 200
-    assert await post(staff_http, tap(890003, "5")) == 200
+    assert await post(staff_http, api.delivered(tap(890003, "5"))) == 200
     assert [m.text for m in inbox.messages] == ["مرحبا", "5"]
     assert staff_inbox.updates == []
 
@@ -830,7 +851,7 @@ async def test_in_a_forum_topic_a_plain_message_is_no_reply(
 async def test_a_button_tap_in_the_staff_group_goes_to_on_staff_then_is_answered(
     staff_http: Http, inbox: Inbox, staff_inbox: StaffInbox, api: FakeTelegram
 ) -> None:
-    assert await post(staff_http, tapped(890030, "handoff:take:3", 41)) == 200
+    assert await post(staff_http, api.delivered(tapped(890030, "handoff:take:3", 41))) == 200
     assert staff_inbox.updates == [
         StaffUpdate(
             chat_id=STAFF_CHAT,
@@ -892,7 +913,12 @@ async def test_what_is_not_staff_work_is_ignored(
 async def test_a_tap_in_another_group_is_answered_and_ignored(
     staff_http: Http, inbox: Inbox, staff_inbox: StaffInbox, api: FakeTelegram
 ) -> None:
-    assert await post(staff_http, tapped(890050, "handoff:take:3", 41, chat=OTHER_GROUP)) == 200
+    assert (
+        await post(
+            staff_http, api.delivered(tapped(890050, "handoff:take:3", 41, chat=OTHER_GROUP))
+        )
+        == 200
+    )
     assert (staff_inbox.updates, inbox.messages) == ([], [])
     assert len(api.calls("answerCallbackQuery")) == 1
 
@@ -905,7 +931,7 @@ async def test_without_on_staff_the_staff_group_is_ignored(api: FakeTelegram, in
     client = await serve(channel, inbox)
     try:
         assert await post(client, said(890060, "/case REQ-1")) == 200
-        assert await post(client, tapped(890061, "handoff:take:3", 41)) == 200
+        assert await post(client, api.delivered(tapped(890061, "handoff:take:3", 41))) == 200
     finally:
         await client.close()
         await channel.stop()
@@ -917,12 +943,12 @@ async def test_a_staff_update_not_handled_is_answered_500_so_telegram_sends_it_a
 ) -> None:
     staff_inbox.failure = ConnectionError("database is down")
     assert await post(staff_http, said(890070, "/case REQ-1")) == 500
-    assert await post(staff_http, tapped(890071, "handoff:take:3", 41)) == 500
+    assert await post(staff_http, api.delivered(tapped(890071, "handoff:take:3", 41))) == 500
     assert api.calls("answerCallbackQuery") == []
 
     staff_inbox.failure = None
     assert await post(staff_http, said(890070, "/case REQ-1")) == 200
-    assert await post(staff_http, tapped(890071, "handoff:take:3", 41)) == 200
+    assert await post(staff_http, api.delivered(tapped(890071, "handoff:take:3", 41))) == 200
     assert [u.update_id for u in staff_inbox.updates] == [890070, 890071]
     assert len(api.calls("answerCallbackQuery")) == 1
 

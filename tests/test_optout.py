@@ -128,7 +128,7 @@ async def test_whatsapp_stop_silences_notices_but_not_the_conversation(
     service: tuple[Tawasul, TestClient[Any, Any]], twilio: FakeTwilio
 ) -> None:
     tawasul, client = service
-    phone = WhatsApp(client, twilio)
+    phone = WhatsApp(client, twilio, tawasul.database)
     await phone.send("مرحبا")
     assert "بدء" in await phone.send("إيقاف")
     assert await opted_out(tawasul)

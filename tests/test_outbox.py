@@ -315,6 +315,7 @@ async def test_two_channels_sending_together_mark_every_message_sent(
 ) -> None:
     # Each channel's worker writes its own "sent" marks: none is lost to the other's.
     clock = FakeTime()
+    telegram.limits(clock=clock.monotonic)  # Telegram's limits, on the same clock
     for n in range(12):
         phone = await beneficiary(database, Address("whatsapp", f"+9665{n:08d}"), NOON)
         chat = await beneficiary(database, Address("telegram", str(7000 + n)), NOON)
@@ -338,6 +339,7 @@ async def test_telegram_flood_control_is_waited_out_and_each_chat_gets_one_a_sec
     database: Database, telegram: FakeTelegram, telegram_channel: TelegramChannel
 ) -> None:
     clock = FakeTime()
+    telegram.limits(clock=clock.monotonic)  # Telegram's limits, on the same clock
     chat = await beneficiary(database, Address("telegram", str(CHAT)), NOON)
     other = await beneficiary(database, Address("telegram", str(OTHER_CHAT)), NOON)
     for n in (1, 2, 3):
@@ -634,6 +636,7 @@ async def test_a_message_left_sending_by_a_dead_sender_is_sent_after_the_grace(
     database: Database, telegram: FakeTelegram, telegram_channel: TelegramChannel
 ) -> None:
     clock = FakeTime()
+    telegram.limits(clock=clock.monotonic)  # Telegram's limits, on the same clock
     identity = await beneficiary(database, Address("telegram", str(CHAT)), NOON)
     interrupted = await store(database, identity, "telegram", "first", NOON)
     await store(database, identity, "telegram", "second", NOON)
@@ -654,6 +657,7 @@ async def test_a_dead_senders_message_holds_only_its_own_beneficiary_and_briefly
     database: Database, telegram: FakeTelegram, telegram_channel: TelegramChannel
 ) -> None:
     clock = FakeTime()
+    telegram.limits(clock=clock.monotonic)  # Telegram's limits, on the same clock
     crashed = await beneficiary(database, Address("telegram", str(CHAT)), NOON)
     other = await beneficiary(database, Address("telegram", str(OTHER_CHAT)), NOON)
     interrupted = await store(database, crashed, "telegram", "first", NOON)
@@ -677,6 +681,7 @@ async def test_one_chats_long_queue_leaves_room_for_everyone_else(
     database: Database, telegram: FakeTelegram, telegram_channel: TelegramChannel
 ) -> None:
     clock = FakeTime()
+    telegram.limits(clock=clock.monotonic)  # Telegram's limits, on the same clock
     busy = await beneficiary(database, Address("telegram", str(CHAT)), NOON)
     other = await beneficiary(database, Address("telegram", str(OTHER_CHAT)), NOON)
     for n in range(250):
@@ -701,6 +706,7 @@ async def test_a_split_message_is_retried_from_the_part_that_failed(
     database: Database, telegram: FakeTelegram, telegram_channel: TelegramChannel
 ) -> None:
     clock = FakeTime()
+    telegram.limits(clock=clock.monotonic)  # Telegram's limits, on the same clock
     identity = await beneficiary(database, Address("telegram", str(CHAT)), NOON)
     head, tail = "ا" * 4000, "ب" * 200
     await store(database, identity, "telegram", f"{head}\n{tail}", NOON)
@@ -771,7 +777,7 @@ async def test_a_failed_status_63016_sends_the_message_again_by_sms(
 ) -> None:
     tawasul = Tawasul(make_settings(tmp_path, twilio), database)
     async with TestClient(TestServer(tawasul.app())) as client:
-        phone = WhatsApp(client, twilio)
+        phone = WhatsApp(client, twilio, tawasul.database)
         await phone.send("مرحبا")
         async with database.session() as session:
             identity = await IdentityRepository(session).find(Address("whatsapp", BENEFICIARY))
@@ -804,7 +810,7 @@ async def test_the_staff_group_hears_of_a_message_that_could_not_be_delivered(
     tawasul = Tawasul(settings, database)
     twilio.fail(status=400, code=21211)
     async with TestClient(TestServer(tawasul.app())) as client:
-        phone = WhatsApp(client, twilio)
+        phone = WhatsApp(client, twilio, tawasul.database)
         hello = inbound_params(
             ACCOUNT_SID, f"whatsapp:{BENEFICIARY}", f"whatsapp:{CHARITY}", "مرحبا"
         )

@@ -14,6 +14,7 @@ from channels import (
     BENEFICIARY,
     CHARITY,
     CHAT,
+    FAST_SENDER,
     INTAKE_WHATSAPP,
     PUBLIC_URL,
     SECRET,
@@ -57,7 +58,7 @@ async def test_a_whole_intake_over_whatsapp(
     service: tuple[Tawasul, TestClient[Any, Any]], twilio: FakeTwilio
 ) -> None:
     tawasul, client = service
-    phone = WhatsApp(client, twilio)
+    phone = WhatsApp(client, twilio, tawasul.database)
     replies = [await phone.send(line) for line in INTAKE_WHATSAPP]
     assert "٠٥٥١٢٣٤٥٦٧" in replies[3]  # the sender's number offered for confirmation
     assert "REQ-000001" in replies[-1]
@@ -83,8 +84,8 @@ async def test_a_whole_intake_over_whatsapp(
 async def test_sms_is_the_same_conversation_engine(
     service: tuple[Tawasul, TestClient[Any, Any]], twilio: FakeTwilio
 ) -> None:
-    _, client = service
-    phone = WhatsApp(client, twilio, "sms:+966557654321")
+    tawasul, client = service
+    phone = WhatsApp(client, twilio, tawasul.database, "sms:+966557654321")
     reply = await phone.send("السلام عليكم")
     assert "١- طلب دعم جديد" in reply
     assert twilio.messages[-1]["To"] == "+966557654321"
@@ -109,7 +110,7 @@ async def test_a_message_twilio_delivers_twice_is_processed_once(
     service: tuple[Tawasul, TestClient[Any, Any]], twilio: FakeTwilio
 ) -> None:
     tawasul, client = service
-    phone = WhatsApp(client, twilio)
+    phone = WhatsApp(client, twilio, tawasul.database)
     params = inbound_params(
         ACCOUNT_SID,
         f"whatsapp:{BENEFICIARY}",
@@ -129,7 +130,7 @@ async def test_a_photo_is_kept_with_the_request(
     service: tuple[Tawasul, TestClient[Any, Any]], twilio: FakeTwilio, tmp_path: Path
 ) -> None:
     tawasul, client = service
-    phone = WhatsApp(client, twilio)
+    phone = WhatsApp(client, twilio, tawasul.database)
     for line in INTAKE_WHATSAPP[:8]:
         await phone.send(line)
     photo = b"\xff\xd8\xff\xe0 a photo of the lease"
@@ -149,7 +150,7 @@ async def test_status_callbacks_are_recorded(
     service: tuple[Tawasul, TestClient[Any, Any]], twilio: FakeTwilio
 ) -> None:
     tawasul, client = service
-    phone = WhatsApp(client, twilio)
+    phone = WhatsApp(client, twilio, tawasul.database)
     await phone.send("مرحبا")
     sid = twilio.calls[-1].sid
     assert sid
@@ -170,7 +171,7 @@ async def test_an_unsubscribed_number_is_marked_unreachable(
     service: tuple[Tawasul, TestClient[Any, Any]], twilio: FakeTwilio
 ) -> None:
     tawasul, client = service
-    phone = WhatsApp(client, twilio)
+    phone = WhatsApp(client, twilio, tawasul.database)
     twilio.fail(status=400, code=21610)
     params = inbound_params(ACCOUNT_SID, f"whatsapp:{BENEFICIARY}", f"whatsapp:{CHARITY}", "مرحبا")
     assert await phone.post(params) == 200
@@ -198,7 +199,7 @@ async def test_a_whole_intake_over_the_website_chat(database: Database, tmp_path
     tawasul = Tawasul(Settings(server={"media_dir": str(tmp_path / "media")}), database)
     assert set(tawasul.channels) == {"web"}
     async with TestClient(TestServer(tawasul.app())) as client:
-        visitor = WebVisitor(client)
+        visitor = WebVisitor(client, database)
         await visitor.open()
         replies = [await visitor.send(line) for line in INTAKE_AR]
         assert "[1] طلب دعم جديد" in replies[0]
@@ -206,7 +207,7 @@ async def test_a_whole_intake_over_the_website_chat(database: Database, tmp_path
         assert "REQ-000001" in await visitor.send("٢")
         # Another visitor sees none of it.
         async with TestClient(client.server) as other_client:
-            other = WebVisitor(other_client)
+            other = WebVisitor(other_client, database)
             await other.open()
             assert "REQ-000001" not in await other.send("٢")
 
@@ -215,9 +216,16 @@ async def test_a_whole_intake_over_the_website_chat(database: Database, tmp_path
 async def telegram_service(
     database: Database, telegram: FakeTelegram, tmp_path: Path
 ) -> AsyncIterator[tuple[Tawasul, TestClient[Any, Any]]]:
+    # A conversation, not pacing: one chat may get its replies as fast as they come.
+    telegram.limits(per_chat=FAST_SENDER)
     settings = Settings(
         server={"media_dir": str(tmp_path / "media")},
-        telegram={"token": TOKEN, "webhook_secret": SECRET, "api_base_url": telegram.base_url},
+        telegram={
+            "token": TOKEN,
+            "webhook_secret": SECRET,
+            "api_base_url": telegram.base_url,
+            "messages_per_chat_per_second": FAST_SENDER,
+        },
     )
     tawasul = Tawasul(settings, database)
     async with TestClient(TestServer(tawasul.app())) as client:
@@ -234,7 +242,7 @@ async def test_a_whole_intake_over_telegram_with_buttons(
     telegram_service: tuple[Tawasul, TestClient[Any, Any]], telegram: FakeTelegram
 ) -> None:
     tawasul, client = telegram_service
-    chat = TelegramChat(client, telegram)
+    chat = TelegramChat(client, telegram, tawasul.database)
     menu = await chat.send(private_message(CHAT, "/start"))
     assert "طلب دعم جديد" in _keyboard(menu[-1])  # the menu as a reply keyboard
     # Tapping a reply-keyboard button sends its label.
@@ -271,7 +279,7 @@ async def test_a_redelivered_update_is_processed_once(
     telegram_service: tuple[Tawasul, TestClient[Any, Any]], telegram: FakeTelegram
 ) -> None:
     tawasul, client = telegram_service
-    chat = TelegramChat(client, telegram)
+    chat = TelegramChat(client, telegram, tawasul.database)
     update = {"update_id": 77, **private_message(CHAT, "مرحبا")}
     assert await chat.post(update) == 200
     assert await chat.post(update) == 200
@@ -285,7 +293,7 @@ async def test_a_wrong_telegram_secret_is_refused(
     telegram_service: tuple[Tawasul, TestClient[Any, Any]], telegram: FakeTelegram
 ) -> None:
     tawasul, client = telegram_service
-    chat = TelegramChat(client, telegram)
+    chat = TelegramChat(client, telegram, tawasul.database)
     assert await chat.post({"update_id": 1, **private_message(CHAT, "١")}, secret="wrong") == 403
     assert await count(tawasul.database, Message) == 0
 
@@ -295,7 +303,7 @@ async def test_a_user_who_blocked_the_bot_is_marked_unreachable(
 ) -> None:
     tawasul, client = telegram_service
     telegram.fail("sendMessage", 403, "Forbidden: bot was blocked by the user")
-    chat = TelegramChat(client, telegram)
+    chat = TelegramChat(client, telegram, tawasul.database)
     assert await chat.post({"update_id": 5, **private_message(CHAT, "مرحبا")}) == 200
 
     async def unreachable() -> bool:
@@ -321,7 +329,7 @@ async def test_a_channel_down_at_start_is_started_later(
     async with TestClient(TestServer(tawasul.app())) as client:
         # The web chat works meanwhile, and Telegram answers once its API is back.
         assert (await client.get("/chat")).status == 200
-        chat = TelegramChat(client, telegram)
+        chat = TelegramChat(client, telegram, tawasul.database)
         status = 0
         deadline = asyncio.get_running_loop().time() + 10
         while status != 200:

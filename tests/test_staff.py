@@ -75,6 +75,7 @@ class StaffGroup:
 
     async def update(self, update: dict[str, Any]) -> None:
         self.update_id += 1
+        self.api.delivered(update)  # as if through Telegram: a tap can be answered
         headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
         response = await self.client.post(
             "/webhooks/telegram", json={"update_id": self.update_id, **update}, headers=headers
@@ -89,7 +90,7 @@ async def test_a_person_asked_for_on_whatsapp_is_answered_from_the_staff_group(
     office: tuple[Tawasul, TestClient[Any, Any]], twilio: FakeTwilio, telegram: FakeTelegram
 ) -> None:
     tawasul, client = office
-    phone, group = WhatsApp(client, twilio), StaffGroup(client, telegram)
+    phone, group = WhatsApp(client, twilio, tawasul.database), StaffGroup(client, telegram)
     await phone.send("مرحبا")
     waiting = await phone.send("٤")
     assert "أوقات العمل" in waiting
@@ -157,7 +158,7 @@ async def test_a_crisis_word_opens_an_urgent_handoff_with_the_hotline_first(
     office: tuple[Tawasul, TestClient[Any, Any]], twilio: FakeTwilio, telegram: FakeTelegram
 ) -> None:
     tawasul, client = office
-    phone, group = WhatsApp(client, twilio), StaffGroup(client, telegram)
+    phone, group = WhatsApp(client, twilio, tawasul.database), StaffGroup(client, telegram)
     await phone.send("أفكر في الانتحار")
     # The hotline comes first, before anything else is said.
     assert twilio.messages[0]["Body"] == "اتصل الآن بخط المساندة 937"
@@ -173,7 +174,7 @@ async def test_someone_not_registered_cannot_change_a_request(
     office: tuple[Tawasul, TestClient[Any, Any]], twilio: FakeTwilio, telegram: FakeTelegram
 ) -> None:
     tawasul, client = office
-    phone, group = WhatsApp(client, twilio), StaffGroup(client, telegram)
+    phone, group = WhatsApp(client, twilio, tawasul.database), StaffGroup(client, telegram)
     for line in INTAKE_WHATSAPP:
         await phone.send(line)
     await group.update(group_message(STAFF_GROUP, STRANGER, "/status REQ-000001 accepted"))
@@ -188,7 +189,7 @@ async def test_status_changes_from_the_group_and_the_desk_reach_whatsapp(
     office: tuple[Tawasul, TestClient[Any, Any]], twilio: FakeTwilio, telegram: FakeTelegram
 ) -> None:
     tawasul, client = office
-    phone, group = WhatsApp(client, twilio), StaffGroup(client, telegram)
+    phone, group = WhatsApp(client, twilio, tawasul.database), StaffGroup(client, telegram)
     for line in INTAKE_WHATSAPP:
         await phone.send(line)
 
@@ -249,8 +250,8 @@ async def test_status_changes_from_the_group_and_the_desk_reach_whatsapp(
 async def test_case_and_handoffs_commands_mask_the_national_id(
     office: tuple[Tawasul, TestClient[Any, Any]], twilio: FakeTwilio, telegram: FakeTelegram
 ) -> None:
-    _, client = office
-    phone, group = WhatsApp(client, twilio), StaffGroup(client, telegram)
+    tawasul, client = office
+    phone, group = WhatsApp(client, twilio, tawasul.database), StaffGroup(client, telegram)
     for line in INTAKE_WHATSAPP:
         await phone.send(line)
     await phone.send("موظف")
@@ -271,7 +272,7 @@ async def test_a_low_rating_opens_a_callback_for_staff(
     office: tuple[Tawasul, TestClient[Any, Any]], twilio: FakeTwilio, telegram: FakeTelegram
 ) -> None:
     tawasul, client = office
-    phone, group = WhatsApp(client, twilio), StaffGroup(client, telegram)
+    phone, group = WhatsApp(client, twilio, tawasul.database), StaffGroup(client, telegram)
     await phone.send("٣")
     await phone.send("١")
     thanks = await phone.send("لم يرد علي أحد")

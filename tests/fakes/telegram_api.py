@@ -38,7 +38,18 @@ Parameters are recorded as sent: JSON bodies keep their types; form bodies (what
 sends) keep strings, except the parameters that are numbers, booleans or JSON in the Bot
 API (``chat_id``, ``reply_markup``, ``allowed_updates``, ``drop_pending_updates``…),
 which are decoded. ``sendMessage`` is checked like Telegram does: a ``chat_id``, a text
-of 1-4096 UTF-16 units after trimming, callback data of 1-64 bytes; else 400.
+of 1-4096 UTF-16 units after trimming, every button with a text, callback data of 1-64
+bytes; else 400. ``answerCallbackQuery`` knows only the queries it delivered (through
+``deliver``, ``queue_update`` or ``delivered``), each answered once, as Telegram does.
+
+Limits, as Telegram keeps them: more than one message a second to one chat, or more than
+30 a second in all, is answered 429 with ``retry_after`` (token buckets of that rate,
+with a quarter of a message of slack for the scheduling jitter of a loaded machine).
+Tests about conversations rather than pacing raise them (``api.limits(per_chat=50)``),
+and tests on an injected clock give it (``api.limits(clock=fake.monotonic)``)::
+
+    api.slow("sendMessage", 0.5)          # the next call answers half a second late
+    api.slow("sendMessage", 60, times=2)  # ...or later than the client waits: TimedOut
 """
 
 from __future__ import annotations
@@ -47,11 +58,12 @@ import asyncio
 import contextlib
 import itertools
 import json
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 from urllib.parse import urlsplit
 
 from aiohttp import ClientSession, web
@@ -60,6 +72,28 @@ DEFAULT_TOKEN = "123456789:AAH-fake-telegram-token-for-tests_0"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_TEXT_UTF16 = 4096
 MAX_CALLBACK_DATA_BYTES = 64
+# Telegram: "no more than one message per second" in a chat, about 30 a second in all.
+PER_CHAT_PER_SECOND = 1.0
+PER_SECOND = 30.0
+# How far below a whole token a send may dip: the jitter between the sender's clock and
+# ours on a busy machine, not a licence to burst.
+RATE_SLACK = 0.25
+# An inline button does exactly one of these.
+INLINE_ACTIONS = frozenset(
+    {
+        "callback_data",
+        "url",
+        "web_app",
+        "login_url",
+        "switch_inline_query",
+        "switch_inline_query_current_chat",
+        "switch_inline_query_chosen_chat",
+        "copy_text",
+        "callback_game",
+        "pay",
+    }
+)
+INVALID_QUERY = "Bad Request: query is too old and response timeout expired or query ID is invalid"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 # Form parameters that are not strings in the Bot API; everything else stays a string.
@@ -91,6 +125,7 @@ TYPED_PARAMS = frozenset(
 )
 
 Params = dict[str, Any]
+_Update = TypeVar("_Update", bound=Mapping[str, Any])
 # A method's behaviour: its params -> the "result" to send back (or an ApiError to raise).
 MethodHandler = Callable[[Params], Any | Awaitable[Any]]
 
@@ -141,6 +176,25 @@ class _Failure:
 
 
 @dataclass(slots=True)
+class _Bucket:
+    """``rate`` messages a second, ``capacity`` saved up: Telegram's limits as we model them."""
+
+    rate: float
+    capacity: float
+    level: float
+    stamp: float
+
+    def take(self, now: float) -> int | None:
+        """Take a message's token; when there is none, the ``retry_after`` to answer with."""
+        self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.level < 1 - RATE_SLACK:
+            return max(1, math.ceil((1 - self.level) / self.rate))
+        self.level -= 1
+        return None
+
+
+@dataclass(slots=True)
 class _StoredFile:
     file_id: str
     data: bytes
@@ -158,6 +212,11 @@ class _State:
     downloads: list[str] = field(default_factory=list)
     # What the bot sent, by (chat id, message id), as last edited.
     messages: dict[tuple[Any, Any], dict[str, Any]] = field(default_factory=dict)
+    # Callback queries delivered and not yet answered.
+    open_queries: set[str] = field(default_factory=set)
+    # Calls answered late: method -> [seconds, how many more times].
+    delays: dict[str, deque[list[float]]] = field(default_factory=dict)
+    buckets: dict[Any, _Bucket] = field(default_factory=dict)
 
 
 class FakeTelegram:
@@ -190,6 +249,9 @@ class FakeTelegram:
         self._closing = False
         self._runner: web.AppRunner | None = None
         self._port = 0
+        self.per_chat_per_second = PER_CHAT_PER_SECOND
+        self.per_second = PER_SECOND
+        self.clock: Callable[[], float] = time.monotonic
 
     # Lifecycle
 
@@ -262,6 +324,34 @@ class FakeTelegram:
 
     # What should happen
 
+    def limits(
+        self,
+        *,
+        per_chat: float | None = None,
+        overall: float | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        """Change the rate limits (messages a second) or the clock they are kept on."""
+        if per_chat is not None:
+            self.per_chat_per_second = per_chat
+        if overall is not None:
+            self.per_second = overall
+        if clock is not None:
+            self.clock = clock
+        self._state.buckets.clear()
+
+    def slow(self, method: str, seconds: float, *, times: int = 1) -> None:
+        """Answer the next ``times`` calls of ``method`` only after ``seconds``."""
+        self._state.delays.setdefault(method.lower(), deque()).append([seconds, times])
+
+    def delivered(self, update: _Update) -> _Update:
+        """Note an update a test POSTs to the bot itself, so that its callback query can
+        be answered (``deliver`` and ``queue_update`` do this); returns it."""
+        query = update.get("callback_query")
+        if isinstance(query, Mapping) and "id" in query:
+            self._state.open_queries.add(str(query["id"]))
+        return update
+
     def fail(
         self,
         method: str,
@@ -302,6 +392,7 @@ class FakeTelegram:
     def queue_update(self, update: Mapping[str, Any]) -> dict[str, Any]:
         """Queue an update for getUpdates (an ``update_id`` is assigned when it has none)."""
         queued = self._with_update_id(update)
+        self.delivered(queued)
         self._state.updates.append(queued)
         self._updates_changed.set()
         return queued
@@ -319,6 +410,7 @@ class FakeTelegram:
         host = urlsplit(url).hostname or ""
         if host not in LOOPBACK_HOSTS:
             raise AssertionError(f"webhook {url} is not on loopback: point public_url at it")
+        self.delivered(update)
         token = secret if secret is not None else webhook.get("secret_token")
         headers = {SECRET_HEADER: str(token)} if token else {}
         async with (
@@ -338,6 +430,13 @@ class FakeTelegram:
         self._state.calls.append(ApiCall(method, params))
         if request.match_info["token"] != self.token:
             return _error(401, "Unauthorized")
+        delays = self._state.delays.get(method.lower())
+        if delays:
+            delay = delays[0]
+            delay[1] -= 1
+            if delay[1] <= 0:
+                delays.popleft()
+            await asyncio.sleep(delay[0])
         failures = self._state.failures.get(method.lower())
         if failures:
             failure = failures[0]
@@ -355,6 +454,30 @@ class FakeTelegram:
             )
         return web.json_response({"ok": True, "result": result})
 
+    def _rate_limited(self, chat: Any) -> int | None:
+        """Telegram's flood limits on messages: the retry_after of a refusal, or None."""
+        now = self.clock()
+        buckets = [self._bucket(("chat", chat), self.per_chat_per_second, now)]
+        buckets.append(self._bucket("all", self.per_second, now))
+        for bucket in buckets:  # refused calls take no token
+            bucket.level = min(bucket.capacity, bucket.level + (now - bucket.stamp) * bucket.rate)
+            bucket.stamp = now
+        waits = [
+            max(1, math.ceil((1 - b.level) / b.rate)) for b in buckets if b.level < 1 - RATE_SLACK
+        ]
+        if waits:
+            return max(waits)
+        for bucket in buckets:
+            bucket.take(now)
+        return None
+
+    def _bucket(self, key: Any, rate: float, now: float) -> _Bucket:
+        bucket = self._state.buckets.get(key)
+        if bucket is None:
+            capacity = max(1.0, rate)
+            bucket = self._state.buckets[key] = _Bucket(rate, capacity, capacity, now)
+        return bucket
+
     async def _result(self, method: str, params: Params) -> Any:
         custom = self._handlers.get(method)
         if custom is not None:
@@ -363,7 +486,13 @@ class FakeTelegram:
         state = self._state
         if method == "getme":
             return self.me
-        if method in ("logout", "close", "sendchataction", "answercallbackquery"):
+        if method in ("logout", "close", "sendchataction"):
+            return True
+        if method == "answercallbackquery":
+            query_id = str(params.get("callback_query_id") or "")
+            if query_id not in state.open_queries:
+                raise ApiError(400, INVALID_QUERY)
+            state.open_queries.discard(query_id)
             return True
         if method == "setwebhook":
             if not params.get("url"):
@@ -429,6 +558,9 @@ class FakeTelegram:
         text = _checked_text(params)
         inline = _checked_inline_keyboard(params)
         replied = self._replied(chat_id, params)
+        retry_after = self._rate_limited(chat_id)
+        if retry_after is not None:  # after the checks: a refused message takes no token
+            raise ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after)
         message: dict[str, Any] = {
             "message_id": next(self._message_ids.setdefault(str(chat_id), itertools.count(1))),
             "date": int(time.time()),
@@ -534,8 +666,20 @@ def _checked_text(params: Params) -> str:
 def _checked_inline_keyboard(params: Params) -> list[list[dict[str, Any]]] | None:
     markup = params.get("reply_markup")
     inline = markup.get("inline_keyboard") if isinstance(markup, dict) else None
+    keyboard = markup.get("keyboard") if isinstance(markup, dict) else None
+    for row in [*(inline or ()), *(keyboard or ())]:
+        for button in row:
+            label = button if isinstance(button, str) else button.get("text")
+            if not str(label or "").strip():
+                raise ApiError(400, "Bad Request: can't parse keyboard button: text is empty")
     for row in inline or ():
         for button in row:
+            if not INLINE_ACTIONS & set(button):
+                raise ApiError(
+                    400,
+                    "Bad Request: can't parse inline keyboard button: Text buttons are "
+                    "unallowed in the inline keyboard",
+                )
             data = button.get("callback_data")
             if data is not None and not 1 <= len(str(data).encode()) <= MAX_CALLBACK_DATA_BYTES:
                 raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")

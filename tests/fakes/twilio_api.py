@@ -14,9 +14,13 @@ Usage::
 
 ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` checks HTTP basic auth and
 validates the form against ``tests/fixtures/twilio_message_create.json`` (Twilio's own
-schema, as a validating proxy would): unknown names, wrong formats, no ``To``, none of
-Body/MediaUrl/ContentSid, or a Body over 1,600 characters get a 400 with a Twilio error
-JSON, which the twilio library turns into ``TwilioRestException``.
+schema, as a validating proxy would, the same as shared/peers/twilio_api_v2010.json), then
+as Twilio itself does: unknown names, wrong formats, no ``To``, a ``To`` that is not a
+number (21211), a ``whatsapp:`` To from an SMS sender or the other way round (21910),
+none of Body/MediaUrl/ContentSid (21619), a Body over 1,600 characters counted in
+UTF-16 units as Twilio counts them (21617), ``ContentVariables`` that are not a JSON
+object (21656), more than 10 ``MediaUrl`` (21623) get a 400 with a Twilio error JSON,
+which the twilio library turns into ``TwilioRestException``.
 """
 
 from __future__ import annotations
@@ -42,7 +46,8 @@ from twilio.request_validator import RequestValidator
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "fixtures" / "twilio_message_create.json"
 MESSAGES_PATH = "/2010-04-01/Accounts/{account_sid}/Messages.json"
-MAX_BODY_CHARS = 1600
+MAX_BODY_CHARS = 1600  # UTF-16 code units, as Twilio counts them
+MAX_MEDIA_URLS = 10
 
 # Sentences Twilio answers with for the errors tests usually ask for.
 ERROR_MESSAGES: Mapping[int, str] = {
@@ -57,11 +62,17 @@ ERROR_MESSAGES: Mapping[int, str] = {
     21614: "'To' number is not a valid mobile number",
     21617: "The concatenated message body exceeds the 1600 character limit",
     21619: "A text message body or media url must be specified.",
+    21623: "Number of media files exceeds allowed limit",
+    21656: "The ContentVariables Parameter is invalid.",
+    21910: "Invalid From and To pair. From and To should be of the same channel",
     63016: "Failed to send freeform message because you are outside the allowed window.",
     63018: "Rate limit exceeded for Channel",
 }
 
 _PHONE = re.compile(r"^(?:[a-z]+:)?\+?[0-9]{3,15}$|^[A-Za-z0-9 ]{1,11}$")
+# A recipient is a number (E.164, or a short code), with a channel prefix or not: an
+# alphanumeric sender ID can send but never receive.
+_RECIPIENT = re.compile(r"^(?:[a-z]+:)?\+?[0-9]{3,15}$")
 
 
 @dataclass(frozen=True)
@@ -382,6 +393,8 @@ def validate(form: MultiDictProxy[Any], schema: Mapping[str, Any]) -> tuple[int 
     for name in form:
         if name not in properties:
             return None, f"unknown parameter {name}"
+    if "To" in form and not _RECIPIENT.match(str(form["To"])):
+        return 21211, ERROR_MESSAGES[21211]
     for name in properties:
         values = form.getall(name, [])
         spec = properties[name]
@@ -399,9 +412,26 @@ def validate(form: MultiDictProxy[Any], schema: Mapping[str, Any]) -> tuple[int 
         if not any(form.get(n) for n in names):
             code = 21619 if "Body" in names else None
             return code, ERROR_MESSAGES[21619] if code else f"one of {names} is required"
-    if len(str(form.get("Body", ""))) > MAX_BODY_CHARS:
+    to, sender = str(form.get("To", "")), str(form.get("From", ""))
+    if sender and to.startswith("whatsapp:") != sender.startswith("whatsapp:"):
+        return 21910, ERROR_MESSAGES[21910]
+    if utf16_units(str(form.get("Body", ""))) > MAX_BODY_CHARS:
         return 21617, ERROR_MESSAGES[21617]
+    if len(form.getall("MediaUrl", [])) > MAX_MEDIA_URLS:
+        return 21623, ERROR_MESSAGES[21623]
+    if "ContentVariables" in form:
+        try:
+            variables = json.loads(str(form["ContentVariables"]))
+        except ValueError:
+            variables = None
+        if not isinstance(variables, dict):
+            return 21656, ERROR_MESSAGES[21656]
     return None
+
+
+def utf16_units(text: str) -> int:
+    """The length Twilio counts: UTF-16 code units (an emoji outside the BMP is two)."""
+    return len(text.encode("utf-16-le")) // 2
 
 
 def _check(name: str, value: str, spec: Mapping[str, Any]) -> str | None:
