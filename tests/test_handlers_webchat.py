@@ -8,7 +8,6 @@ import json
 import logging
 import re
 import secrets
-import time
 from collections.abc import AsyncIterator
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -37,6 +36,8 @@ class Backend:
         self.released: list[tuple[Address, int, OutboundMessage]] = []
         self.failing = False
         self.next_id = 100
+        self.reads = 0  # how often a poll looked for replies
+        self._read = asyncio.Condition()
 
     async def receive(self, message: InboundMessage) -> None:
         if self.failing:
@@ -44,7 +45,16 @@ class Backend:
         self.received.append(message)
 
     async def replies(self, address: Address, after: int) -> list[tuple[int, OutboundMessage]]:
+        async with self._read:
+            self.reads += 1
+            self._read.notify_all()
         return [(i, m) for a, i, m in self.released if a == address and i > after]
+
+    async def read(self, times: int) -> None:
+        """Wait until polls have looked for replies ``times`` times in all: a poll that
+        has read once is listening for its bell."""
+        async with asyncio.timeout(SAFETY), self._read:
+            await self._read.wait_for(lambda: self.reads >= times)
 
     def release(self, address: Address, message: OutboundMessage) -> int:
         self.next_id += 1
@@ -70,6 +80,10 @@ RATING = OutboundMessage(
 
 
 Client = TestClient[web.Request, web.Application]
+# Timing is shown by events, never by the clock: a path under test that did not happen
+# would leave its poll waiting an hour, and this safety net fails the test instead.
+HOUR = 3600.0
+SAFETY = 30.0
 
 
 async def serve(channel: WebChatChannel, backend: Backend) -> Client:
@@ -421,16 +435,22 @@ async def test_a_bad_after_is_a_400(client: Client, after: str) -> None:
     assert response.status == 400
 
 
-async def test_waiting_replies_come_at_once(
-    client: Client, backend: Backend, channel: WebChatChannel
+async def test_waiting_replies_come_at_once(backend: Backend) -> None:
+    # A poll that waited before reading would wait an hour here.
+    channel = WebChatChannel(backend.replies, poll_seconds=HOUR, recheck_seconds=HOUR)
+    client = await serve(channel, backend)
+    async with client:
+        token = await open_session(client)
+        address = address_of(token)
+        first = backend.release(address, MENU)
+        second = backend.release(address, RATING)
+        response = await asyncio.wait_for(client.get(API, params={"after": "0"}), SAFETY)
+        await _check_waiting_replies(client, response, first, second)
+
+
+async def _check_waiting_replies(
+    client: Client, response: aiohttp.ClientResponse, first: int, second: int
 ) -> None:
-    token = await open_session(client)
-    address = address_of(token)
-    first = backend.release(address, MENU)
-    second = backend.release(address, RATING)
-    started = time.monotonic()
-    response = await client.get(API, params={"after": "0"})
-    assert time.monotonic() - started < 0.4
     assert response.status == 200
     assert response.headers["Cache-Control"] == "no-store"
     assert await response.json() == {
@@ -460,62 +480,61 @@ async def test_waiting_replies_come_at_once(
 
 
 async def test_a_poll_is_woken_by_send(backend: Backend) -> None:
-    channel = WebChatChannel(backend.replies, poll_seconds=10)
+    # No re-check for an hour: only the bell send() rings can end this poll.
+    channel = WebChatChannel(backend.replies, poll_seconds=HOUR, recheck_seconds=HOUR)
     client = await serve(channel, backend)
     async with client:
         token = await open_session(client)
         address = address_of(token)
         poll = asyncio.create_task(client.get(API, params={"after": "0"}))
-        await asyncio.sleep(0.3)
+        await backend.read(1)  # the poll found nothing and listens
         assert not poll.done()
-        started = time.monotonic()
         message_id = backend.release(address, MENU)
         assert await channel.send(address, MENU) == Sent(None)
-        response = await poll
-        assert time.monotonic() - started < 1.0  # well before the 2 s re-check
+        response = await asyncio.wait_for(poll, SAFETY)
         body = await response.json()
         assert [m["id"] for m in body["messages"]] == [message_id]
         assert body["last"] == message_id
 
 
 async def test_send_may_come_before_the_reply_is_readable(backend: Backend) -> None:
-    # The outbox calls send() and only then commits the message as sent.
-    channel = WebChatChannel(backend.replies, poll_seconds=10)
+    # The outbox calls send() and only then commits the message as sent: after a ring
+    # the poll looks again soon, though the hourly re-check is far away.
+    channel = WebChatChannel(backend.replies, poll_seconds=HOUR, recheck_seconds=HOUR)
     client = await serve(channel, backend)
     async with client:
         address = address_of(await open_session(client))
         poll = asyncio.create_task(client.get(API, params={"after": "0"}))
-        await asyncio.sleep(0.2)
-        started = time.monotonic()
+        await backend.read(1)
         await channel.send(address, MENU)
-        await asyncio.sleep(0.1)
+        await backend.read(2)  # it looked after the ring, and found nothing yet
         backend.release(address, MENU)
-        body = await (await poll).json()
+        body = await (await asyncio.wait_for(poll, SAFETY)).json()
         assert len(body["messages"]) == 1
-        assert time.monotonic() - started < 1.0
 
 
 async def test_a_reply_released_by_another_process_is_found(backend: Backend) -> None:
-    channel = WebChatChannel(backend.replies, poll_seconds=10)
+    # No bell, and an hour-long poll: only the re-check can find it.
+    channel = WebChatChannel(backend.replies, poll_seconds=HOUR, recheck_seconds=0.05)
     client = await serve(channel, backend)
     async with client:
         address = address_of(await open_session(client))
         poll = asyncio.create_task(client.get(API, params={"after": "0"}))
-        await asyncio.sleep(0.2)
-        started = time.monotonic()
+        await backend.read(1)
         backend.release(address, MENU)  # no send() here: another server sent it
-        body = await (await poll).json()
+        body = await (await asyncio.wait_for(poll, SAFETY)).json()
         assert len(body["messages"]) == 1
-        assert time.monotonic() - started < 3.0
+        assert backend.reads >= 2  # found by looking again
 
 
-async def test_a_poll_with_nothing_to_read_ends_empty(client: Client) -> None:
-    await open_session(client)
-    started = time.monotonic()
-    response = await client.get(API, params={"after": "42"})
-    elapsed = time.monotonic() - started
-    assert 0.4 < elapsed < 2.0  # poll_seconds is 0.5 here
-    assert await response.json() == {"messages": [], "last": 42}
+async def test_a_poll_with_nothing_to_read_ends_empty(backend: Backend) -> None:
+    channel = WebChatChannel(backend.replies, poll_seconds=0.5, recheck_seconds=0.05)
+    client = await serve(channel, backend)
+    async with client:
+        await open_session(client)
+        response = await asyncio.wait_for(client.get(API, params={"after": "42"}), SAFETY)
+        assert await response.json() == {"messages": [], "last": 42}
+        assert backend.reads >= 2  # it waited, looking again, before giving up
 
 
 async def test_two_visitors_never_see_each_other(
@@ -544,17 +563,16 @@ async def test_a_forged_cookie_is_no_session(client: Client) -> None:
 
 
 async def test_stop_ends_waiting_polls_at_once(backend: Backend) -> None:
-    channel = WebChatChannel(backend.replies, poll_seconds=30)
+    channel = WebChatChannel(backend.replies, poll_seconds=HOUR, recheck_seconds=HOUR)
     client = await serve(channel, backend)
     async with client:
         await open_session(client)
         polls = [asyncio.create_task(client.get(API, params={"after": "0"})) for _ in range(3)]
-        await asyncio.sleep(0.2)
-        started = time.monotonic()
+        await backend.read(3)  # all three listen
         await channel.stop()
         for poll in polls:
-            assert await (await poll).json() == {"messages": [], "last": 0}
-        assert time.monotonic() - started < 1.0
+            response = await asyncio.wait_for(poll, SAFETY)
+            assert await response.json() == {"messages": [], "last": 0}
 
 
 # Limits: polls asked for nonsense, too many polls, too many new conversations
