@@ -6,6 +6,8 @@ import json
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 import pytest
@@ -427,6 +429,22 @@ async def test_throttling_tells_when_to_retry(channel: TwilioChannel, api: FakeT
     assert not raised.value.permanent
     await channel.send(WHATSAPP, OutboundMessage("مرحبا", "ar"))  # the next call goes through
     assert api.bodies() == ["مرحبا"]
+
+
+async def test_retry_after_may_be_an_http_date(channel: TwilioChannel, api: FakeTwilio) -> None:
+    in_two_minutes = format_datetime(datetime.now(UTC) + timedelta(minutes=2), usegmt=True)
+    api.fail(status=429, code=20429, retry_after=in_two_minutes)
+    with pytest.raises(DeliveryError) as raised:
+        await channel.send(WHATSAPP, OutboundMessage("مرحبا", "ar"))
+    assert raised.value.retry_after is not None and 60 < raised.value.retry_after <= 120
+    api.fail(status=429, code=20429, retry_after="Wed, 21 Oct 2015 07:28:00 GMT")  # past
+    with pytest.raises(DeliveryError) as raised:
+        await channel.send(WHATSAPP, OutboundMessage("مرحبا", "ar"))
+    assert raised.value.retry_after == 0
+    api.fail(status=429, code=20429, retry_after="soon")  # unreadable: the usual back-off
+    with pytest.raises(DeliveryError) as raised:
+        await channel.send(WHATSAPP, OutboundMessage("مرحبا", "ar"))
+    assert raised.value.retry_after is None and not raised.value.permanent
 
 
 async def test_an_unreachable_api_is_a_transient_error(inbox: Inbox) -> None:
