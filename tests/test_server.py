@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -191,6 +192,46 @@ async def test_an_unsubscribed_number_is_marked_unreachable(
     assert identity.unreachable
     assert failed.error is not None and "21610" in failed.error
     assert BENEFICIARY not in failed.error
+
+
+@pytest.mark.parametrize(("code", "unreachable"), [("63024", True), ("30003", False)])
+async def test_an_undelivered_receipt_marks_only_an_unreachable_number(
+    service: tuple[Tawasul, TestClient[Any, Any]], twilio: FakeTwilio, code: str, unreachable: bool
+) -> None:
+    tawasul, client = service
+    phone = WhatsApp(client, twilio, tawasul.database)
+    await phone.send("مرحبا")
+    sid = twilio.calls[-1].sid
+    assert sid
+    receipt = status_params(
+        ACCOUNT_SID, sid, "undelivered", f"whatsapp:{BENEFICIARY}", f"whatsapp:{CHARITY}", code
+    )
+    assert await phone.post(receipt, "/webhooks/whatsapp/status") == 200
+    async with tawasul.database.session() as session:
+        identity = (await session.scalars(select(ChannelIdentity))).one()
+        message = (
+            await session.scalars(select(Message).where(col(Message.platform_message_id) == sid))
+        ).one()
+    assert identity.unreachable is unreachable  # 63024: not a WhatsApp number
+    assert message.status == "failed" and message.error is not None and code in message.error
+
+
+async def test_without_its_database_the_server_starts_and_healthz_answers_503(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    gone = Database("postgresql://nobody@127.0.0.1:1/none")
+    tawasul = Tawasul(Settings(server={"media_dir": str(tmp_path / "media")}), gone)
+    try:
+        with caplog.at_level(logging.WARNING):
+            async with TestClient(TestServer(tawasul.app())) as client:
+                # The scheduler could not start: logged, and the server serves anyway.
+                assert "the follow-up scheduler did not start" in caplog.text
+                response = await client.get("/healthz")
+                assert response.status == 503
+                assert await response.json() == {"status": "unavailable"}
+                assert (await client.get("/chat")).status == 200
+    finally:
+        await gone.dispose()
 
 
 async def test_a_whole_intake_over_the_website_chat(database: Database, tmp_path: Path) -> None:
