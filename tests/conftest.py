@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import ipaddress
 import os
+import shutil
 import socket
+import sqlite3
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,23 +26,70 @@ BACKENDS = ("sqlite", "postgresql")
 POSTGRESQL_SKIP = f"set {POSTGRESQL_URL_ENV} to run PostgreSQL tests"
 
 
+# Migrating from nothing costs about 2 s on PostgreSQL and 0.6 s on SQLite, once per
+# test: the first test of a run migrates, the others start from what it left.
+_migrated: dict[str, Any] = {}
+
+
 async def _reset_postgresql(database: Database) -> None:
+    """Empty the schema: truncated when it is the migrated one, else dropped and migrated."""
     async with database.engine.begin() as connection:
+        tables = [
+            row[0]
+            for row in await connection.exec_driver_sql(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            )
+        ]
+        head = _migrated.get("postgresql")
+        if head is not None and set(head[1]) <= set(tables):
+            version = await connection.exec_driver_sql("SELECT version_num FROM alembic_version")
+            if [row[0] for row in version] == [head[0]]:
+                data = ", ".join(f'"{t}"' for t in tables if t != "alembic_version")
+                await connection.exec_driver_sql(f"TRUNCATE {data} RESTART IDENTITY CASCADE")
+                return
         await connection.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE")
         await connection.exec_driver_sql("CREATE SCHEMA public")
+    await database.upgrade()
+    async with database.engine.connect() as connection:
+        query = "SELECT version_num FROM alembic_version"
+        version = (await connection.exec_driver_sql(query)).all()
+        tables = (
+            await connection.exec_driver_sql(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            )
+        ).all()
+    _migrated["postgresql"] = (version[0][0], [row[0] for row in tables])
+
+
+async def _sqlite_template() -> Path:
+    """A migrated SQLite file to copy, made once per run."""
+    template: Path | None = _migrated.get("sqlite")
+    if template is None:
+        folder = tempfile.mkdtemp(prefix="tawasul-template-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        template = Path(folder) / "tawasul.db"
+        database = Database(f"sqlite:///{template}")
+        await database.upgrade()
+        await database.dispose()
+        with sqlite3.connect(template) as connection:  # everything in the main file
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        _migrated["sqlite"] = template
+    return template
 
 
 async def open_database(backend: str, tmp_path: Path) -> Database:
     """An empty, upgraded database of ``backend``; skips when PostgreSQL is not configured."""
     if backend == "sqlite":
-        database = Database(f"sqlite:///{tmp_path / 'tawasul.db'}")
+        path = tmp_path / "tawasul.db"
+        shutil.copyfile(await _sqlite_template(), path)
+        database = Database(f"sqlite:///{path}")
     else:
         url = os.environ.get(POSTGRESQL_URL_ENV)
         if not url:
             pytest.skip(POSTGRESQL_SKIP)
         database = Database(url)
         await _reset_postgresql(database)
-    await database.upgrade()
+    await database.upgrade()  # at head already: a read
     return database
 
 
