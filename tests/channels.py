@@ -81,12 +81,13 @@ def make_settings(
     telegram: FakeTelegram | None = None,
     *,
     staff_chat_id: int | None = None,
+    telegram_per_chat: float = FAST_SENDER,
     **sections: dict[str, Any],
 ) -> Settings:
     """Settings for a whole server on loopback: the given stand-ins as its platforms, a
     fast sender (the Telegram stand-in told the same per-chat limit), no quiet hours (so
     tests do not depend on the time of day), plus any further ``sections``
-    (``handoff={...}``)."""
+    (``handoff={...}``). ``telegram_per_chat=1.0`` keeps Telegram's own limit."""
     whatsapp: dict[str, Any] = {"messages_per_second": FAST_SENDER}
     if twilio is not None:
         whatsapp |= {
@@ -103,11 +104,11 @@ def make_settings(
             "api_base_url": telegram.base_url,
             "staff_chat_id": staff_chat_id,
             "staff_posts_per_minute": FAST_STAFF_POSTS,
-            "messages_per_chat_per_second": FAST_SENDER,
+            "messages_per_chat_per_second": telegram_per_chat,
         }
         # The stand-in keeps the limit the sender is configured for: pacing is tested
         # on its own (tests/test_outbox.py, tests/test_fakes.py).
-        telegram.limits(per_chat=FAST_SENDER)
+        telegram.limits(per_chat=telegram_per_chat)
     # Transcripts go as fast as the replies come: no sender limit unless a test sets one.
     sections.setdefault("inbound", {"per_sender_burst": NO_SENDER_LIMIT})
     return Settings(

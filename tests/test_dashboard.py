@@ -127,9 +127,9 @@ async def page_token(client: TestClient[Any, Any], path: str) -> str:
     return csrf_of(await page.text())
 
 
-async def file_request(client: TestClient[Any, Any]) -> Visitor:
+async def file_request(client: TestClient[Any, Any], database: Database) -> Visitor:
     """A beneficiary files REQ-000001 through the website chat."""
-    visitor = Visitor(client)
+    visitor = Visitor(client, database)
     await visitor.open()
     for line in INTAKE_AR:
         reply = await visitor.send(line)
@@ -253,7 +253,7 @@ async def test_a_post_without_the_csrf_token_is_403_and_changes_nothing(
     office: tuple[Tawasul, TestClient[Any, Any]],
 ) -> None:
     tawasul, client = office
-    await file_request(client)
+    await file_request(client, tawasul.database)
     async with browser(client) as staff:
         await login(staff, "amal")
         token = await page_token(staff, "/staff/requests/REQ-000001")
@@ -342,7 +342,7 @@ async def test_a_status_change_from_the_form_reaches_the_beneficiary_and_is_audi
     office: tuple[Tawasul, TestClient[Any, Any]],
 ) -> None:
     tawasul, client = office
-    visitor = await file_request(client)
+    visitor = await file_request(client, tawasul.database)
     async with browser(client) as staff:
         await login(staff, "amal")
         listing = await (await staff.get("/staff/?q=الزهراني")).text()
@@ -382,7 +382,7 @@ async def test_a_move_the_lifecycle_forbids_is_refused_on_the_page(
     office: tuple[Tawasul, TestClient[Any, Any]],
 ) -> None:
     tawasul, client = office
-    await file_request(client)
+    await file_request(client, tawasul.database)
     async with browser(client) as staff:
         await login(staff, "amal")
         token = await page_token(staff, "/staff/requests/REQ-000001")
@@ -405,7 +405,7 @@ async def test_notes_and_a_reply_from_the_case_file(
     office: tuple[Tawasul, TestClient[Any, Any]],
 ) -> None:
     tawasul, client = office
-    visitor = await file_request(client)
+    visitor = await file_request(client, tawasul.database)
     async with browser(client) as staff:
         await login(staff, "amal")
         token = await page_token(staff, "/staff/requests/REQ-000001")
@@ -447,7 +447,7 @@ async def test_the_requests_list_filters_and_exports(
     office: tuple[Tawasul, TestClient[Any, Any]],
 ) -> None:
     tawasul, client = office
-    await file_request(client)
+    await file_request(client, tawasul.database)
     async with browser(client) as staff:
         await login(staff, "mona")
         for query, shown in (
@@ -495,7 +495,7 @@ async def test_the_inbox_takes_answers_and_closes_a_handoff_with_messages_live(
     office: tuple[Tawasul, TestClient[Any, Any]],
 ) -> None:
     tawasul, client = office
-    visitor = Visitor(client)
+    visitor = Visitor(client, tawasul.database)
     await visitor.open()
     await visitor.send("السلام عليكم")
     async with browser(client) as staff:
@@ -539,7 +539,7 @@ async def test_a_second_staff_member_cannot_take_a_taken_handoff(
     office: tuple[Tawasul, TestClient[Any, Any]],
 ) -> None:
     tawasul, client = office
-    visitor = Visitor(client)
+    visitor = Visitor(client, tawasul.database)
     await visitor.open()
     await visitor.send("السلام عليكم")
     await visitor.send("٤")

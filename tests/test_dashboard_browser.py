@@ -88,7 +88,7 @@ async def test_a_web_chat_request_is_found_and_moved_on_in_the_browser(
     browser: Any, office: tuple[Tawasul, TestClient[Any, Any], str]
 ) -> None:
     tawasul, client, base = office
-    visitor = await file_request(client)
+    visitor = await file_request(client, tawasul.database)
     page = await new_page(browser)
 
     # Logged out: the dashboard sends you to the login page.
@@ -147,7 +147,7 @@ async def test_the_inbox_answers_a_handoff_and_hears_the_beneficiary_live(
     browser: Any, office: tuple[Tawasul, TestClient[Any, Any], str]
 ) -> None:
     tawasul, client, base = office
-    visitor = Visitor(client)
+    visitor = Visitor(client, tawasul.database)
     await visitor.open()
     await visitor.send("السلام عليكم")
     await visitor.send("٤")  # talk to a staff member
@@ -178,7 +178,7 @@ async def test_the_inbox_answers_a_handoff_and_hears_the_beneficiary_live(
 
     # A new conversation elsewhere: the page says the list changed.
     async with another_browser(client) as other_client:
-        other = Visitor(other_client)
+        other = Visitor(other_client, tawasul.database)
         await other.open()
         await other.send("السلام عليكم")
         await other.send("٤")

@@ -38,7 +38,7 @@ async def test_a_flooding_chat_does_not_delay_another_beneficiarys_reply(
 ) -> None:
     # The inbound limit is lifted here: this is about the outbox, with a chat whose
     # replies wait for Telegram's one message a second per chat.
-    settings = make_settings(tmp_path, telegram=telegram)
+    settings = make_settings(tmp_path, telegram=telegram, telegram_per_chat=1.0)
     tawasul = Tawasul(settings, database)
     async with TestClient(TestServer(tawasul.app(), host="127.0.0.1")) as client:
         statuses = await asyncio.gather(
