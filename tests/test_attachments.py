@@ -70,7 +70,7 @@ async def test_photos_at_the_menu_are_not_fetched_but_recorded_as_sent(
     service: tuple[Tawasul, TestClient[Any, Any]], twilio: FakeTwilio, tmp_path: Path
 ) -> None:
     tawasul, client = service
-    phone = WhatsApp(client, twilio)
+    phone = WhatsApp(client, twilio, tawasul.database)
     await phone.send("", **photos(twilio, 3))  # a new sender
     await phone.send("مرحبا")
     await phone.send("", **photos(twilio, 3))  # at the menu
@@ -89,7 +89,7 @@ async def test_photos_at_the_documents_step_are_fetched_recorded_and_private(
     service: tuple[Tawasul, TestClient[Any, Any]], twilio: FakeTwilio, tmp_path: Path
 ) -> None:
     tawasul, client = service
-    phone = WhatsApp(client, twilio)
+    phone = WhatsApp(client, twilio, tawasul.database)
     for line in INTAKE_WHATSAPP[:8]:
         await phone.send(line)
     await phone.send("", **photos(twilio, 1))
@@ -115,7 +115,7 @@ async def test_a_media_url_on_another_host_is_never_fetched(
     app = web.Application()
     app.router.add_get("/{path:.*}", elsewhere)
     async with TestServer(app, host="127.0.0.1") as other:
-        phone = WhatsApp(client, twilio)
+        phone = WhatsApp(client, twilio, tawasul.database)
         for line in INTAKE_WHATSAPP[:8]:
             await phone.send(line)
         for url in (
@@ -139,14 +139,14 @@ async def test_each_sender_keeps_at_most_the_quota(
         database, twilio, tmp_path, media_files_per_beneficiary=2, media_bytes_per_beneficiary=10**6
     )
     try:
-        phone = WhatsApp(client, twilio)
+        phone = WhatsApp(client, twilio, tawasul.database)
         for line in INTAKE_WHATSAPP[:8]:
             await phone.send(line)
         await phone.send("", **photos(twilio, 3))
         assert await count(tawasul.database, StoredMedia) == 2
         assert fetched(twilio) == 2
         # Another sender has a quota of their own.
-        other = WhatsApp(client, twilio, "+966551234568")
+        other = WhatsApp(client, twilio, tawasul.database, "+966551234568")
         for line in INTAKE_WHATSAPP[:8]:
             await other.send(line)
         await other.send("", **photos(twilio, 1))
@@ -162,7 +162,7 @@ async def test_the_byte_quota_stops_a_file_that_would_pass_it(
         database, twilio, tmp_path, media_bytes_per_beneficiary=len(PHOTO) + 100
     )
     try:
-        phone = WhatsApp(client, twilio)
+        phone = WhatsApp(client, twilio, tawasul.database)
         for line in INTAKE_WHATSAPP[:8]:
             await phone.send(line)
         await phone.send("", **photos(twilio, 2))

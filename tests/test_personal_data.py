@@ -89,7 +89,7 @@ async def test_an_id_typed_with_dashes_is_stored_as_ten_digits_and_masked_everyw
     office: tuple[Tawasul, TestClient[Any, Any]], twilio: FakeTwilio, telegram: FakeTelegram
 ) -> None:
     tawasul, client = office
-    phone = WhatsApp(client, twilio)
+    phone = WhatsApp(client, twilio, tawasul.database)
     for line in INTAKE:
         reply = await phone.send(line)
     assert "REQ-000001" in reply
