@@ -18,8 +18,8 @@ QUESTION = "هل عندكم مواقف سيارات للزوار؟"
 async def test_staff_answer_an_unanswered_question_from_the_page(
     browser: Any, office: tuple[Tawasul, TestClient[Any, Any], str]
 ) -> None:
-    _tawasul, client, base = office
-    visitor = WebVisitor(client)
+    tawasul, client, base = office
+    visitor = WebVisitor(client, tawasul.database)
     await visitor.open()
     await visitor.send("مرحبا")
     await visitor.send("٥")

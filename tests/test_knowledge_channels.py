@@ -43,7 +43,7 @@ async def test_a_question_is_answered_with_yes_no_buttons_and_no_offers_a_person
     service: tuple[Tawasul, TestClient[Any, Any]], telegram: FakeTelegram
 ) -> None:
     tawasul, client = service
-    chat = TelegramChat(client, telegram)
+    chat = TelegramChat(client, telegram, tawasul.database)
     await chat.send(private_message(CHAT, "مرحبا"))
     (answer,) = await chat.send(private_message(CHAT, "وين مكانكم؟"))
     assert "حي النسيم" in answer["text"] and "920012345" in answer["text"]
@@ -62,7 +62,7 @@ async def test_a_did_you_mean_choice_by_number_and_an_entry_added_by_staff_at_on
     service: tuple[Tawasul, TestClient[Any, Any]], telegram: FakeTelegram
 ) -> None:
     tawasul, client = service
-    chat = TelegramChat(client, telegram)
+    chat = TelegramChat(client, telegram, tawasul.database)
     await chat.send(private_message(CHAT, "مرحبا"))
     (close,) = await chat.send(private_message(CHAT, "عنوانكم لو سمحت"))
     assert "هل تقصد أحد هذه الأسئلة؟" in close["text"]

@@ -11,14 +11,15 @@ from channels import WebVisitor
 from test_dashboard import audit, login, office, page_token
 
 from bot.server import Tawasul
+from storage.db import Database
 
 __all__ = ["office"]  # the fixture, shared with the dashboard's own tests
 
 QUESTION = "هل توفرون نقلاً للمواعيد الطبية؟"
 
 
-async def _asked_without_answer(client: TestClient[Any, Any]) -> WebVisitor:
-    visitor = WebVisitor(client)
+async def _asked_without_answer(client: TestClient[Any, Any], database: Database) -> WebVisitor:
+    visitor = WebVisitor(client, database)
     await visitor.open()
     await visitor.send("مرحبا")
     await visitor.send("٥")
@@ -33,7 +34,7 @@ async def test_an_unanswered_question_becomes_an_entry_the_chat_answers_at_once(
     office: tuple[Tawasul, TestClient[Any, Any]],
 ) -> None:
     tawasul, client = office
-    visitor = await _asked_without_answer(client)
+    visitor = await _asked_without_answer(client, tawasul.database)
     assert (await login(client, "amal")).status == 303
     page = await client.get("/staff/knowledge")
     html = await page.text()
@@ -110,7 +111,7 @@ async def test_edits_are_checked_like_an_import_and_nothing_changes_when_refused
         allow_redirects=False,
     )
     assert changed.status == 303
-    visitor = WebVisitor(client)
+    visitor = WebVisitor(client, tawasul.database)
     await visitor.open()
     await visitor.send("مرحبا")
     assert "السلال الغذائية فقط هذا الشهر" in await visitor.send("وش الخدمات اللي عندكم")
