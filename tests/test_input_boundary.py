@@ -148,7 +148,7 @@ async def test_a_surrogate_and_a_nul_from_each_channel_are_stored_cleaned_and_an
     db = tawasul.database
 
     # Telegram: text, then a button whose data carries them too.
-    chat = TelegramChat(client, telegram)
+    chat = TelegramChat(client, telegram, tawasul.database)
     await chat.send(private_message(CHAT, NASTY))
     await chat.send(callback_query(CHAT, "0\x00\ud800"))
     assert await inbound(db, "telegram") == [(CLEAN, None), ("0", "0")]
@@ -252,7 +252,7 @@ async def test_an_update_with_fields_of_the_wrong_type_is_a_400(
     server: tuple[Tawasul, TestClient[Any, Any]], fields: dict[str, Any]
 ) -> None:
     tawasul, client = server
-    chat = TelegramChat(client, FakeTelegram.__new__(FakeTelegram))
+    chat = TelegramChat(client, FakeTelegram(), tawasul.database)  # only posts: no API
     update = private_message(CHAT)
     update["message"] |= fields
     assert await chat.post({"update_id": 42, **update}) == 400
