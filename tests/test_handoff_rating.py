@@ -20,7 +20,7 @@ RATING = "(غير مُرضية)"
 
 
 async def open_handoff(tawasul: Tawasul, client: TestClient[Any, Any]) -> tuple[Visitor, int]:
-    visitor = Visitor(client)
+    visitor = Visitor(client, tawasul.database)
     await visitor.open()
     await visitor.send("مرحبا")
     assert "أوقات العمل" in await visitor.send("٤")
