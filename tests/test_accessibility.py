@@ -54,7 +54,7 @@ async def test_every_dashboard_page_and_the_chat_pass_axe(
         mona = await StaffRepository(session).get("mona")
         assert mona is not None
         mona.role = "admin"  # sees every page
-    visitor = await file_request(client)
+    visitor = await file_request(client, tawasul.database)
     await visitor.send("٤")  # an open handoff, so the inbox has a conversation
     await add_ratings(tawasul.database)
 
