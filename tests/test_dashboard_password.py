@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
-from test_dashboard import PASSWORD, browser, login, office, page_token  # noqa: F401
+from test_dashboard import PASSWORD, browser, login, office, page_token, settings  # noqa: F401
 
+from bot.engine import utcnow
+from bot.passwords import hash_password
 from bot.server import Tawasul
 from storage.db import Database
 from storage.models import AuditEntry
+from storage.repositories import StaffRepository
 
 NEW = "a brand new password 42"
 
@@ -76,3 +81,43 @@ async def test_an_admin_sets_a_member_s_password_and_an_agent_may_not(
             allow_redirects=False,
         )
         assert refused.status == 403
+
+
+async def test_behind_a_proxy_a_login_from_the_public_url_is_accepted(
+    database: Database, tmp_path: Path
+) -> None:
+    """nginx-shaped: the browser is on https://bot.example.org, the proxy forwards to
+    127.0.0.1:PORT without rewriting Host."""
+    async with database.session() as session, session.begin():
+        await StaffRepository(session).add(
+            "amal", "agent", password_hash=hash_password(PASSWORD), now=utcnow()
+        )
+    tawasul = Tawasul(settings(tmp_path, public_url="https://bot.example.org"), database)
+    async with TestClient(TestServer(tawasul.app(), host="127.0.0.1")) as client:
+        page = await client.get("/staff/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', await page.text())
+        assert token is not None and client.host == "127.0.0.1"
+        form = {"csrf": token[1], "username": "amal", "password": PASSWORD}
+        # The cookie is Secure (https public URL): the proxy's TLS would carry it back.
+        cookie = f"tawasul_staff_login={page.cookies['tawasul_staff_login'].value}"
+        evil = await client.post(
+            "/staff/login",
+            data=form,
+            headers={"Origin": "https://evil.example", "Cookie": cookie},
+            allow_redirects=False,
+        )
+        assert evil.status == 403
+        plain = await client.post(
+            "/staff/login",
+            data=form,
+            headers={"Origin": "http://bot.example.org", "Cookie": cookie},  # not its scheme
+            allow_redirects=False,
+        )
+        assert plain.status == 403
+        ours = await client.post(
+            "/staff/login",
+            data=form,
+            headers={"Origin": "https://bot.example.org", "Cookie": cookie},
+            allow_redirects=False,
+        )
+        assert ours.status == 303, await ours.text()

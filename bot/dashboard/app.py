@@ -161,6 +161,7 @@ class Dashboard:
         self._settings = settings.flow_settings()
         self._organization = settings.organization.name
         self._secure = (settings.server.public_url or "").startswith("https:")
+        self._public_url = settings.server.public_url
         self._proxies = tuple(settings.server.trusted_proxies)
         self.live = LiveInbox()
         self.sessions = Sessions(database, clock)
@@ -256,7 +257,7 @@ class Dashboard:
                     return web.json_response({"error": "forbidden"}, status=403)
                 return self._problem(request, visit, 403, "dash.error.forbidden")
             if request.method == "POST":
-                if not _same_origin(request):
+                if not _same_origin(request, self._public_url):
                     return self._problem(request, visit, 403, "dash.error.csrf")
                 form = await request.post()
                 token = form.get("csrf")
@@ -406,7 +407,7 @@ class Dashboard:
         cookie = request.cookies.get(LOGIN_COOKIE)
         token = form.get("csrf")
         if (
-            not _same_origin(request)
+            not _same_origin(request, self._public_url)
             or not well_formed(cookie)
             or not isinstance(token, str)
             or not same_token(token, cookie or "")
@@ -921,11 +922,21 @@ def _next_url(raw: str | None) -> str:
     return raw
 
 
-def _same_origin(request: web.Request) -> bool:
+def _same_origin(request: web.Request, public_url: str | None) -> bool:
     """A POST from a page of another site is refused, whatever it carries (browsers say
-    where a form came from in ``Origin``; clients that do not are let through)."""
+    where a form came from in ``Origin``; clients that do not are let through).
+
+    Behind a reverse proxy the Host may be the proxy's upstream (127.0.0.1:8080): the
+    site people use is ``server.public_url``, so an Origin naming it is ours too.
+    """
     origin = request.headers.get("Origin")
-    return origin is None or same_origin(origin, request.host)
+    if origin is None:
+        return True
+    if public_url:
+        public = urlsplit(public_url)
+        if urlsplit(origin).scheme == public.scheme and same_origin(origin, public.netloc):
+            return True
+    return same_origin(origin, request.host)
 
 
 def _download(filename: str, body: str) -> web.Response:
