@@ -249,7 +249,7 @@ class ConversationEngine:
         """
         await self._wait_for_room()
         future: asyncio.Future[HandleResult] = asyncio.get_running_loop().create_future()
-        self._waiting.append((_without_control_characters(message), future))
+        self._waiting.append((message, future))
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._work(), name="conversation-engine")
         return await future
@@ -589,16 +589,6 @@ class ConversationEngine:
             apology = OutboundMessage(flows.text(language, "error.generic"), language)
             outbox = await self._enqueue(messages, identity_id, message.address, [apology], now)
         return HandleResult(replies=outbox)
-
-
-def _without_control_characters(message: InboundMessage) -> InboundMessage:
-    # NUL and other control characters cannot be stored (PostgreSQL refuses NUL) and
-    # mean nothing to a flow; newlines and tabs stay.
-    text = message.text
-    if text.isprintable():
-        return message
-    cleaned = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
-    return replace(message, text=cleaned)
 
 
 def _storable(message: InboundMessage) -> InboundMessage:

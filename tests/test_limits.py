@@ -95,7 +95,11 @@ async def test_a_poison_message_is_kept_with_an_apology_and_rolls_back_a_batch_o
     database: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
     engine = ConversationEngine(database, SETTINGS)
-    poison = said("9", "\ud800 broken", 900)  # a lone surrogate: no database stores it
+    # A lone surrogate, which no database stores. The boundary cleans it away
+    # (flows/cleaning.py), so it is put back past the cleaning: this is the engine's own
+    # defence for whatever still fails there.
+    poison = said("9", "broken", 900)
+    object.__setattr__(poison, "text", "\ud800 broken")
     with caplog.at_level(logging.INFO, logger="bot.engine"):
         first = await asyncio.gather(
             engine.handle(said("1", "0", 901)),
