@@ -14,13 +14,13 @@ from flows.cleaning import clean_text as clean_text
 Language = Literal["ar", "en"]
 LANGUAGES: tuple[Language, ...] = ("ar", "en")
 
-# Channel names are persisted: lowercase snake_case, never renamed without a migration.
-CHANNELS = ("console", "whatsapp", "sms", "telegram", "web")
-
 
 @dataclass(frozen=True, slots=True)
 class Address:
     """Where a beneficiary is reached: a channel and that channel's user id.
+
+    Channel names are persisted (lowercase snake_case, each channel module's ``SPEC``):
+    never renamed without a migration.
 
     For whatsapp and sms the user id is the E.164 phone number (``+9665...``), for
     telegram the chat id, for web the anonymous session id, for console any label.
