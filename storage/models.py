@@ -450,3 +450,57 @@ class UnansweredQuestion(SQLModel, table=True):
     count: int = 1
     first_asked_at: datetime = _at()
     last_asked_at: datetime = _at(index=True)
+
+
+class Feedback(SQLModel, table=True):
+    """A suggestion, complaint or thanks a beneficiary sent, followed up to an answer.
+
+    ``kind`` is suggestion | complaint | thanks; ``status`` received | in_progress |
+    answered | closed (``storage.feedback``). The reference ``FB-`` and the id is set in
+    the transaction that stores it, like a request's.
+    """
+
+    __tablename__ = "feedback"
+    __table_args__ = (
+        # Staff lists filter by status and kind; the deadline sweep looks for late ones.
+        sa.Index("ix_feedback_status_due_at", "status", "due_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str | None = Field(default=None, unique=True)
+    kind: str = Field(index=True)
+    status: str
+    text: str = Field(sa_type=sa.Text)
+    # Photos and documents by reference ({"url", "content_type", "filename"}), as sent.
+    attachments: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON)
+    request_id: int | None = Field(default=None, foreign_key="support_request.id", index=True)
+    may_contact: bool | None = None  # asked of complaints only
+    channel: str
+    language: str = "ar"
+    identity_id: int = Field(foreign_key="channel_identity.id", index=True)
+    beneficiary_id: int | None = Field(default=None, foreign_key="beneficiary.id")
+    # A staff member thanked by name (their username), and who took the feedback on.
+    named_staff: str | None = None
+    assigned_to: int | None = Field(default=None, foreign_key="staff.id")
+    created_at: datetime = _at()
+    updated_at: datetime = _at()
+    due_at: datetime | None = _at(nullable=True)  # None: thanks expect no answer
+    answered_at: datetime | None = _at(nullable=True)
+
+
+class FeedbackEvent(SQLModel, table=True):
+    """One entry in a feedback's timeline: received, a status change, staff's answer, the
+    beneficiary's reply, a note. ``by`` is a staff username, None for the beneficiary or
+    the system."""
+
+    __tablename__ = "feedback_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    feedback_id: int = Field(foreign_key="feedback.id", index=True)
+    kind: str  # received | status | answer | reply | note
+    from_status: str | None = None
+    to_status: str | None = None
+    by: str | None = None
+    text: str | None = Field(default=None, sa_type=sa.Text)
+    attachments: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON)
+    created_at: datetime = _at()
