@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -12,6 +13,8 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from flows.types import Address, InboundMessage, Language, Media, OutboundMessage
+
+log = logging.getLogger(__name__)
 
 # Given to a channel by the server: stores the message and its replies (one transaction)
 # and returns when they are safe, so the channel may acknowledge the platform only then.
@@ -109,6 +112,25 @@ def busy_response(error: Overloaded) -> web.Response:
     return web.Response(
         status=503, text="busy, retry later", headers={"Retry-After": str(error.retry_after)}
     )
+
+
+async def store(work: Awaitable[None], what: str) -> None:
+    """Await a receiver's ``work``: storing one message or receipt a webhook brought.
+
+    When it could not be stored, raises the answer that makes the platform send it
+    again: 503 with ``Retry-After`` when the bot is too busy (``Overloaded``), else 500,
+    logged with ``what`` (the platform's id of it, never its content) and the exception's
+    type only, as its text may quote the message.
+    """
+    try:
+        await work
+    except Overloaded as busy:
+        raise web.HTTPServiceUnavailable(
+            text="busy, retry later", headers={"Retry-After": str(busy.retry_after)}
+        ) from None
+    except Exception as error:
+        log.error("%s not stored (%s)", what, type(error).__name__)
+        raise web.HTTPInternalServerError(text="not stored") from None
 
 
 class BadBody(ValueError):

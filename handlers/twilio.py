@@ -39,12 +39,11 @@ from handlers.base import (
     DeliveryError,
     DeliveryReceipt,
     MediaError,
-    Overloaded,
     ReceiptReceiver,
     Receiver,
     Sent,
-    busy_response,
     read_body,
+    store,
 )
 
 logger = logging.getLogger(__name__)
@@ -266,17 +265,7 @@ class TwilioChannel:
                 message = inbound_message(form, datetime.now(UTC))
             except ValueError as exc:
                 raise web.HTTPBadRequest(text=str(exc)) from None
-            try:
-                await receive(message)
-            except Overloaded as busy:
-                return busy_response(busy)
-            except Exception as exc:
-                # Not stored: a 5xx makes Twilio send it again. The exception's text may
-                # quote the message, so only its type is logged.
-                logger.error(
-                    "inbound %s not stored (%s)", message.platform_message_id, type(exc).__name__
-                )
-                return web.Response(status=500, text="not stored")
+            await store(receive(message), f"inbound {message.platform_message_id}")
             return _empty_twiml()
 
         async def status(request: web.Request) -> web.StreamResponse:
@@ -289,11 +278,7 @@ class TwilioChannel:
             receipt = delivery_receipt(form)
             if receipt is None or self._on_status is None:
                 return _empty_twiml()
-            try:
-                await self._on_status(receipt)
-            except Exception as exc:
-                logger.error("status of %s not stored (%s)", sid, type(exc).__name__)
-                return web.Response(status=500, text="not stored")
+            await store(self._on_status(receipt), f"status of {sid}")
             return _empty_twiml()
 
         return [web.post(INBOUND_PATH, inbound), web.post(STATUS_PATH, status)]

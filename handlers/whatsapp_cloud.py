@@ -36,12 +36,11 @@ from handlers.base import (
     DeliveryError,
     DeliveryReceipt,
     MediaError,
-    Overloaded,
     ReceiptReceiver,
     Receiver,
     Sent,
-    busy_response,
     parse_json,
+    store,
 )
 
 logger = logging.getLogger(__name__)
@@ -242,31 +241,13 @@ class WhatsAppCloudChannel:
                 # Fields of the wrong type: nothing Meta sends, so nothing to store.
                 raise web.HTTPBadRequest(text="malformed notification") from None
             for message in messages:
-                try:
-                    await receive(message)
-                except Overloaded as busy:
-                    return busy_response(busy)  # Meta sends the batch again later
-                except Exception as exc:
-                    # Not stored: anything but 200 makes Meta send the whole batch again;
-                    # the ones already stored are then dropped as redeliveries.
-                    logger.error(
-                        "inbound %s not stored (%s)",
-                        message.platform_message_id,
-                        type(exc).__name__,
-                    )
-                    return web.Response(status=500, text="not stored")
+                # Anything but 200 makes Meta send the whole batch again; the messages
+                # already stored are then dropped as redeliveries.
+                await store(receive(message), f"inbound {message.platform_message_id}")
             for receipt in receipts:
                 if self._on_status is None:
                     break
-                try:
-                    await self._on_status(receipt)
-                except Exception as exc:
-                    logger.error(
-                        "status of %s not stored (%s)",
-                        receipt.platform_message_id,
-                        type(exc).__name__,
-                    )
-                    return web.Response(status=500, text="not stored")
+                await store(self._on_status(receipt), f"status of {receipt.platform_message_id}")
             return web.Response(text="ok")
 
         return [web.get(WEBHOOK_PATH, verify), web.post(WEBHOOK_PATH, notify)]

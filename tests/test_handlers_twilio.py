@@ -24,7 +24,14 @@ from flows.types import (
     OutboundMessage,
     TemplateRef,
 )
-from handlers.base import MAX_MEDIA_BYTES, Channel, DeliveryError, DeliveryReceipt, MediaError
+from handlers.base import (
+    MAX_MEDIA_BYTES,
+    Channel,
+    DeliveryError,
+    DeliveryReceipt,
+    MediaError,
+    Overloaded,
+)
 from handlers.twilio import EMPTY_TWIML, INBOUND_PATH, STATUS_PATH, TwilioChannel, split_body
 
 ACCOUNT_SID = "AC" + "3f" * 16
@@ -46,10 +53,13 @@ class Inbox:
     messages: list[InboundMessage] = field(default_factory=list)
     statuses: list[DeliveryReceipt] = field(default_factory=list)
     failing: bool = False
+    busy: Overloaded | None = None
 
     async def receive(self, message: InboundMessage) -> None:
         if self.failing:
             raise RuntimeError("database is down")
+        if self.busy is not None:
+            raise self.busy
         self.messages.append(message)
 
     async def on_status(self, receipt: DeliveryReceipt) -> None:
@@ -255,6 +265,16 @@ async def test_a_failing_receiver_makes_twilio_retry(
     response = await post_signed(http, INBOUND_PATH, params)
     assert response.status == 500
     assert "Response" not in await response.text()
+
+
+async def test_a_busy_bot_asks_twilio_to_retry_later(
+    http: TestClient[Any, Any], inbox: Inbox
+) -> None:
+    inbox.busy = Overloaded(7)  # the engine's queue is full
+    params = inbound_params(ACCOUNT_SID, WA_BENEFICIARY, WA_BUSINESS, "مرحبا")
+    response = await post_signed(http, INBOUND_PATH, params)
+    assert (response.status, response.headers.get("Retry-After")) == (503, "7")
+    assert inbox.messages == []
 
 
 # --- status callbacks ---

@@ -38,7 +38,14 @@ from flows.types import (
     OutboundMessage,
     TemplateRef,
 )
-from handlers.base import MAX_MEDIA_BYTES, Channel, DeliveryError, DeliveryReceipt, MediaError
+from handlers.base import (
+    MAX_MEDIA_BYTES,
+    Channel,
+    DeliveryError,
+    DeliveryReceipt,
+    MediaError,
+    Overloaded,
+)
 from handlers.whatsapp_cloud import (
     CHANNEL,
     USER_AGENT,
@@ -67,10 +74,13 @@ class Inbox:
     messages: list[InboundMessage] = field(default_factory=list)
     receipts: list[DeliveryReceipt] = field(default_factory=list)
     failing: bool = False
+    busy: Overloaded | None = None
 
     async def receive(self, message: InboundMessage) -> None:
         if self.failing:
             raise RuntimeError("database is down")
+        if self.busy is not None:
+            raise self.busy
         self.messages.append(message)
 
     async def on_status(self, receipt: DeliveryReceipt) -> None:
@@ -225,6 +235,16 @@ async def test_not_stored_is_500_so_meta_sends_it_again(
     inbox.failing = False
     assert (await post(http, payload)).status == 200
     assert [m.platform_message_id for m in inbox.messages] == ["wamid.A1"]
+
+
+async def test_a_busy_bot_asks_meta_to_retry_later(
+    http: TestClient[Any, Any], inbox: Inbox
+) -> None:
+    inbox.busy = Overloaded(7)  # the engine's queue is full
+    payload = notification(PHONE_NUMBER_ID, messages=[inbound(WA_ID, "wamid.A1", body="hi")])
+    answer = await post(http, payload)
+    assert (answer.status, answer.headers.get("Retry-After")) == (503, "7")
+    assert inbox.messages == []
 
 
 async def test_another_numbers_notifications_are_acknowledged_and_ignored(
