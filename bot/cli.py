@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from bot import backup
 from bot.backup import BackupError
 from bot.config import ConfigError, Settings, load_settings, resolve_config_path
+from bot.desk import MIN_PASSWORD_CHARS, StaffDesk, StaffError
 from bot.engine import ConversationEngine, utcnow
 from bot.followups import FollowUpPlanner, FollowUpPolicy
 from bot.knowledge import (
@@ -31,7 +32,6 @@ from bot.knowledge import (
 )
 from bot.passwords import hash_password
 from bot.server import serve
-from bot.staff import MIN_PASSWORD_CHARS, StaffDesk, StaffError
 from flows.inquiry import answer_text
 from flows.knowledge import KnowledgeIndex
 from handlers.console import ConsoleChannel

@@ -52,7 +52,7 @@ from flows import notices
 from flows import rating as rating_flow
 from flows.dates import format_date
 from flows.lifecycle import DELIVERED, OPEN, RATEABLE, UNDECIDED
-from flows.staff import STAFF_LANGUAGE
+from flows.staff_texts import STAFF_LANGUAGE
 from flows.types import ConversationState, OutboundMessage, TemplateRef
 from handlers.base import DeliveryError
 from handlers.telegram import TelegramChannel

@@ -19,14 +19,14 @@ from bot.channels import specs
 from bot.config import Settings, template_warnings
 from bot.dashboard import Dashboard
 from bot.dashboard.auth import client_address
+from bot.desk import StaffDesk
 from bot.engine import ConversationEngine, HandleResult, InboundLimits, utcnow
 from bot.followups import FollowUpDispatcher, FollowUpPlanner, FollowUpPolicy, StaffGroupAlerts
 from bot.media import MediaQuota, MediaStore
 from bot.outbox import DeliveryRules, FailedDelivery, OutboxSender
 from bot.scheduler import FollowUpScheduler
-from bot.staff import StaffDesk
-from bot.staffroom import StaffRoom, whoami_text
-from flows.staff import STAFF_LANGUAGE
+from bot.staff_group import StaffGroup, whoami_text
+from flows.staff_texts import STAFF_LANGUAGE
 from flows.types import Address, InboundMessage, OutboundMessage
 from handlers.base import Channel, ChannelSetup, DeliveryReceipt
 from handlers.telegram import StaffUpdate, TelegramChannel
@@ -76,7 +76,7 @@ class Tawasul:
         self.media = MediaStore(
             Path(settings.server.media_dir), database, quota=MediaQuota.of(settings), clock=clock
         )
-        self.staffroom: StaffRoom | None = None
+        self.staff_group: StaffGroup | None = None
         self.channels: dict[str, Channel] = {}
         for channel in self._configured_channels(telegram_polling):
             for name in channel.names:
@@ -101,7 +101,7 @@ class Tawasul:
         )
         telegram = self.channels.get("telegram")
         if isinstance(telegram, TelegramChannel) and settings.telegram.staff_chat_id:
-            self.staffroom = StaffRoom(
+            self.staff_group = StaffGroup(
                 self.desk, telegram, database, settings.flow_settings(), pace=self._staff_pace
             )
         dispatcher = FollowUpDispatcher(
@@ -110,7 +110,7 @@ class Tawasul:
             on_outbox=self.outbox.wake,
             alert_staff=(
                 StaffGroupAlerts(telegram, database, clock, pace=self._staff_pace)
-                if self.staffroom is not None and isinstance(telegram, TelegramChannel)
+                if self.staff_group is not None and isinstance(telegram, TelegramChannel)
                 else None
             ),
         )
@@ -261,8 +261,8 @@ class Tawasul:
             self.dashboard.heard(message, result)  # the live handoff inbox
             if result.replies:
                 self.outbox.wake()
-            if self.staffroom is not None:
-                self._tell_staff(self.staffroom, message, result)
+            if self.staff_group is not None:
+                self._tell_staff(self.staff_group, message, result)
 
         return receive
 
@@ -274,7 +274,7 @@ class Tawasul:
                 message.address.channel, message.platform_message_id
             )
 
-    def _tell_staff(self, room: StaffRoom, message: InboundMessage, result: HandleResult) -> None:
+    def _tell_staff(self, room: StaffGroup, message: InboundMessage, result: HandleResult) -> None:
         """Staff hear of handoffs after the message is stored, without holding its webhook."""
         posts = [room.announce(handoff_id) for handoff_id in result.handoffs_opened]
         if result.relayed_to is not None:
@@ -286,8 +286,8 @@ class Tawasul:
             task.add_done_callback(self._background.discard)
 
     async def _on_staff(self, update: StaffUpdate) -> None:
-        if self.staffroom is not None:
-            await self.staffroom.on_staff(update)
+        if self.staff_group is not None:
+            await self.staff_group.on_staff(update)
 
     async def _healthz(self, _request: web.Request) -> web.Response:
         if await self.database.ping():
@@ -321,7 +321,7 @@ class Tawasul:
         """Messages the outbox gave up on, to the staff group when there is one (the
         outbox has logged each already)."""
         telegram = self.channels.get("telegram")
-        if self.staffroom is None or not isinstance(telegram, TelegramChannel):
+        if self.staff_group is None or not isinstance(telegram, TelegramChannel):
             return
         lines = [flows.text(STAFF_LANGUAGE, "staff.delivery_failed", count=len(failures))]
         lines += [

@@ -14,7 +14,7 @@ from flows.needs_info import ask_needs_info
 from flows.notices import status_notice
 from flows.render import as_plain_text
 from flows.router import needs_knowledge, needs_requests, respond, takes_media
-from flows.staff import (
+from flows.staff_texts import (
     channel_label,
     handoff_notification,
     language_label,

@@ -31,6 +31,7 @@ from test_cli import run
 from transcript import INTAKE_AR
 
 from bot.config import FollowupSettings, Settings
+from bot.desk import StaffDesk
 from bot.engine import utcnow
 from bot.followups import (
     FOLLOWUPS,
@@ -49,7 +50,6 @@ from bot.scheduler import (
     run_followup,
 )
 from bot.server import Tawasul
-from bot.staff import StaffDesk
 from bot.templates import TemplateKind
 from flows.types import Address, ConversationState, InboundMessage
 from storage.db import Database

@@ -21,11 +21,11 @@ from sqlalchemy import select
 from transcript import INTAKE_AR
 
 from bot.dashboard.views import requests_csv
+from bot.desk import spreadsheet_cell
 from bot.engine import utcnow
 from bot.passwords import hash_password
 from bot.server import Tawasul
-from bot.staff import spreadsheet_cell
-from flows.staff import mask_for_group, mask_ids
+from flows.staff_texts import mask_for_group, mask_ids
 from flows.types import FlowSettings
 from flows.validation import check_national_id, mask_ids_in, mask_phones_in
 from storage.db import Database

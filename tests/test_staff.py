@@ -27,9 +27,9 @@ from fakes.twilio_api import FakeTwilio, inbound_params
 from sqlalchemy import select
 from sqlmodel import col
 
+from bot.desk import StaffDesk, StaffError
 from bot.engine import utcnow
 from bot.server import Tawasul
-from bot.staff import StaffDesk, StaffError
 from flows import mask_ids
 from storage.db import Database
 from storage.models import Handoff, Message, Note, Rating, StatusChange

@@ -8,7 +8,7 @@ import pytest
 from fakes.telegram_api import FakeTelegram, group_message
 from test_handlers_telegram import SECRET, TOKEN, Inbox, StaffInbox, post, serve
 
-from bot.staffroom import whoami_text
+from bot.staff_group import whoami_text
 from handlers.telegram import TelegramChannel
 
 NEW_GROUP = -1005550001111

@@ -55,10 +55,10 @@ from bot.dashboard.views import (
     requests_csv,
     when,
 )
+from bot.desk import StaffDesk, StaffError
 from bot.engine import HandleResult
 from bot.media import MediaStore
 from bot.passwords import hash_password, verify_password
-from bot.staff import StaffDesk, StaffError
 from flows.catalogue import CATALOGUE
 from flows.cleaning import clean_line
 from flows.lifecycle import NOTE_REQUIRED

@@ -16,10 +16,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import flows
-from bot.staff import CaseFile, spreadsheet_cell
+from bot.desk import CaseFile, spreadsheet_cell
 from flows.catalogue import CATALOGUE
 from flows.lifecycle import UNDECIDED
-from flows.staff import mask_ids
+from flows.staff_texts import mask_ids
 from flows.steps import need_label
 from flows.text import localize_digits
 from flows.types import FlowSettings, Language

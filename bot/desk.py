@@ -15,12 +15,13 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import flows
+from bot.followups import FollowUpPlanner
 from bot.passwords import hash_password
 from bot.templates import TemplateKind
 from flows.handoff import FLOW as HANDOFF_FLOW
@@ -49,9 +50,6 @@ from storage.repositories import (
     SessionRepository,
     StaffRepository,
 )
-
-if TYPE_CHECKING:  # bot.followups reaches this module through bot.staffroom
-    from bot.followups import FollowUpPlanner
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import flows
-from bot.staff import StaffDesk, StaffError
-from flows.staff import STAFF_LANGUAGE, mask_for_group
+from bot.desk import StaffDesk, StaffError
+from flows.staff_texts import STAFF_LANGUAGE, mask_for_group
 from flows.types import FlowSettings, InboundMessage
 from handlers.base import DeliveryError
 from handlers.telegram import StaffUpdate, TelegramChannel
@@ -44,7 +44,7 @@ def _t(key: str, **params: object) -> str:
     return flows.text(STAFF_LANGUAGE, key, **params)
 
 
-class StaffRoom:
+class StaffGroup:
     """Posts about handoffs to the staff group and acts on what staff write there."""
 
     def __init__(
