@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from channels import INTAKE_WHATSAPP, eventually, make_settings
+from channels import INTAKE_WHATSAPP, eventually, make_settings, settled
 from fakes.meta_api import (
     FakeMeta,
     contact,
@@ -695,8 +695,8 @@ def cloud_settings(tmp_path: Path, api: FakeMeta, **templates: str) -> Settings:
 class CloudPhone:
     """A beneficiary on WhatsApp through Meta: signed notifications in, the Graph API out."""
 
-    def __init__(self, client: TestClient[Any, Any], api: FakeMeta) -> None:
-        self.client, self.api, self.count = client, api, 0
+    def __init__(self, client: TestClient[Any, Any], api: FakeMeta, database: Database) -> None:
+        self.client, self.api, self.database, self.count = client, api, database, 0
 
     async def send(self, kind: str = "text", **body: Any) -> list[dict[str, Any]]:
         """Send one message; returns the messages the server sent for it."""
@@ -706,7 +706,7 @@ class CloudPhone:
         payload = notification(PHONE_NUMBER_ID, contacts=[contact(WA_ID)], messages=[raw])
         assert (await post(self.client, payload)).status == 200
         await eventually(lambda: len(self.api.messages) > before, "a reply")
-        await asyncio.sleep(0.05)  # a turn may have a second reply
+        await settled(self.database, "whatsapp_cloud")  # a turn may have a second reply
         return self.api.messages[before:]
 
 
@@ -716,7 +716,7 @@ async def test_a_conversation_through_the_cloud_api(
     tawasul = Tawasul(cloud_settings(tmp_path, api), database)
     assert "whatsapp_cloud" in tawasul.channels
     async with TestClient(TestServer(tawasul.app())) as client:
-        phone = CloudPhone(client, api)
+        phone = CloudPhone(client, api, database)
         [menu] = await phone.send(body="السلام عليكم")
         assert menu["interactive"]["type"] == "list"
         rows = menu["interactive"]["action"]["sections"][0]["rows"]
@@ -737,7 +737,7 @@ async def test_a_failed_status_131047_sends_the_message_again_as_its_template(
     settings = cloud_settings(tmp_path, api, status_update="request_status_update")
     tawasul = Tawasul(settings, database)
     async with TestClient(TestServer(tawasul.app())) as client:
-        phone = CloudPhone(client, api)
+        phone = CloudPhone(client, api, database)
         await phone.send(body="مرحبا")
         async with database.session() as session:
             identity = await IdentityRepository(session).find(BENEFICIARY)
@@ -799,7 +799,7 @@ async def test_delivery_receipts_reach_the_case_file(
 ) -> None:
     tawasul = Tawasul(cloud_settings(tmp_path, api), database)
     async with TestClient(TestServer(tawasul.app())) as client:
-        phone = CloudPhone(client, api)
+        phone = CloudPhone(client, api, database)
         await phone.send(body="مرحبا")
 
         async def sent_ids() -> list[str]:
@@ -839,7 +839,7 @@ async def test_a_redelivered_attachment_is_not_fetched_again(
     )
     payload = notification(PHONE_NUMBER_ID, contacts=[contact(WA_ID)], messages=[document])
     async with TestClient(TestServer(tawasul.app())) as client:
-        phone = CloudPhone(client, api)
+        phone = CloudPhone(client, api, database)
         for line in INTAKE_WHATSAPP[: INTAKE_WHATSAPP.index("تم")]:  # up to the documents
             await phone.send(body=line)
         assert (await post(client, payload)).status == 200

@@ -29,6 +29,7 @@ from channels import (
     WhatsApp,
     eventually,
     make_settings,
+    settled,
 )
 from fakes.telegram_api import FakeTelegram
 from fakes.twilio_api import FakeTwilio, inbound_params, status_params
@@ -766,8 +767,7 @@ async def test_messages_pending_when_a_server_stopped_are_sent_by_the_next_one(
     assert result.replies and twilio.calls == []
     restarted = Tawasul(settings, database)
     async with TestClient(TestServer(restarted.app())):
-        await eventually(lambda: len(twilio.messages) == len(result.replies), "the replies")
-        await asyncio.sleep(0.2)
+        await settled(database, "whatsapp")  # every stored reply sent, none twice
     assert len(twilio.messages) == len(result.replies)
     assert "١- طلب دعم جديد" in twilio.messages[0]["Body"]
 

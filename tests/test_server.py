@@ -24,8 +24,8 @@ from channels import (
     WebVisitor,
     WhatsApp,
     count,
-    eventually,
     make_settings,
+    settled,
 )
 from fakes.telegram_api import FakeTelegram, callback_query, private_message
 from fakes.twilio_api import FakeTwilio, inbound_params, signed_form, status_params
@@ -121,8 +121,7 @@ async def test_a_message_twilio_delivers_twice_is_processed_once(
     )
     assert await phone.post(params) == 200
     assert await phone.post(params) == 200
-    await eventually(lambda: twilio.messages, "the reply")
-    await asyncio.sleep(0.3)
+    await settled(tawasul.database, "whatsapp")  # both turns' replies, all sent
     assert len(twilio.messages) == 1
     assert await count(tawasul.database, Message, col(Message.direction) == "in") == 1
 
@@ -324,8 +323,7 @@ async def test_a_redelivered_update_is_processed_once(
     update = {"update_id": 77, **private_message(CHAT, "مرحبا")}
     assert await chat.post(update) == 200
     assert await chat.post(update) == 200
-    await telegram.wait_for("sendMessage", count=1)
-    await asyncio.sleep(0.3)
+    await settled(tawasul.database, "telegram")  # both turns' replies, all sent
     assert len(telegram.calls("sendMessage")) == 1
     assert await count(tawasul.database, Message, col(Message.direction) == "in") == 1
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
@@ -21,6 +20,7 @@ from channels import (
     count,
     eventually,
     make_settings,
+    settled,
 )
 from fakes.telegram_api import FakeTelegram, group_callback, group_message
 from fakes.twilio_api import FakeTwilio, inbound_params
@@ -135,7 +135,7 @@ async def test_a_person_asked_for_on_whatsapp_is_answered_from_the_staff_group(
     )
     relayed = (await group.wait_posts(posts_before + 1))[-1]
     assert "أحتاج موعداً للاستلام" in relayed["text"]
-    await asyncio.sleep(0.2)
+    await settled(tawasul.database, "whatsapp", "sms")  # the turn's replies, all sent
     assert len(twilio.messages) == params_count + 1  # only the one-time acknowledgment
 
     # Sara closes it: the beneficiary is offered a rating of the conversation.
