@@ -98,6 +98,14 @@ def _check_public_url(value: str) -> str:
     return value.rstrip("/")
 
 
+def _check_origin(value: str) -> str:
+    if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?", value):
+        raise ValueError(
+            "expected a site's origin, scheme and host only, such as https://charity.org.sa"
+        )
+    return value.rstrip("/").lower()
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -119,6 +127,11 @@ class ServerSettings(_Section):
     # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client;
     # from anyone else the header is ignored, so it cannot be forged.
     trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
+    # Sites allowed to show the web chat in a frame (the charity's own website); none
+    # but this server when empty.
+    chat_embed_origins: list[Annotated[str, AfterValidator(_check_origin)]] = Field(
+        default_factory=list
+    )
 
 
 class TelegramSettings(_Section):

@@ -124,6 +124,9 @@ class Tawasul:
             WebChatChannel(
                 self._web_replies,
                 secure_cookies=(server.public_url or "").startswith("https:"),
+                embed_origins=server.chat_embed_origins,
+                public_url=server.public_url,
+                title=self.settings.organization.name,
                 # SQLite has one server process, which delivers (and so announces) every
                 # web reply itself: a poll need not read the database unless woken.
                 recheck_seconds=None if self.database.is_sqlite else RECHECK_SECONDS,

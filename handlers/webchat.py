@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import html
 import ipaddress
 import logging
 import math
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -40,6 +42,9 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "web"
 COOKIE = "tawasul_chat"
+# The page keeps its session token itself and sends it in this header: in a frame on
+# another site the browser sends no cookie of ours (SameSite, third-party blocking).
+SESSION_HEADER = "X-Chat-Session"
 COOKIE_MAX_AGE = 90 * 24 * 60 * 60
 MAX_BODY_BYTES = 16 * 1024
 MAX_TEXT_CHARS = 5_000
@@ -74,6 +79,7 @@ BUSY_RETRY_SECONDS = 5
 # greater than the one given, oldest first.
 Replies = Callable[[Address, int], Awaitable[list[tuple[int, OutboundMessage]]]]
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 _STATIC = {
     "chat.js": "text/javascript",
     "chat.css": "text/css",
@@ -191,7 +197,11 @@ class _BadRequest(Exception):
 
 
 class WebChatChannel:
-    """The chat on the charity's website: anonymous cookie sessions, a long-polled inbox.
+    """The chat on the charity's website: anonymous sessions, a long-polled inbox.
+
+    A session is a random token: in a cookie (SameSite=Strict) on our own site, and kept
+    by the page and sent in ``SESSION_HEADER`` where the browser refuses the cookie (the
+    chat in a frame on the charity's own domain).
 
     Messages to a visitor are not pushed anywhere: the outbox stores them, ``send`` only
     wakes that visitor's pending poll, and the poll reads them through ``replies``.
@@ -206,10 +216,11 @@ class WebChatChannel:
         max_polls: polls held open at once, in all; more are told to come back later.
         max_polls_per_visitor: polls one session may hold open at once.
         new_sessions_per_minute: new conversations one client address may open a minute.
-        frame_ancestors: origins allowed to embed the page in an iframe besides our own
-            (``("https://charity.org.sa",)``); None lets any page embed it. Embedding
-            works only from the same site, whatever this says: the session cookie is
-            SameSite=Strict, so a cross-site frame has no session.
+        embed_origins: the sites allowed to show the page in a frame besides our own
+            (``("https://charity.org.sa",)``), and whose requests the API accepts.
+        public_url: the address people use (behind a reverse proxy the Host header may
+            be the proxy's upstream): an ``Origin`` naming it is ours.
+        title: the charity's name, shown as the page's title and heading.
     """
 
     names: tuple[str, ...] = (CHANNEL,)
@@ -223,7 +234,9 @@ class WebChatChannel:
         *,
         secure_cookies: bool = False,
         poll_seconds: float = 25.0,
-        frame_ancestors: Sequence[str] | None = None,
+        embed_origins: Sequence[str] = (),
+        public_url: str | None = None,
+        title: str | None = None,
         recheck_seconds: float | None = RECHECK_SECONDS,
         max_polls: int = MAX_POLLS,
         max_polls_per_visitor: int = MAX_POLLS_PER_VISITOR,
@@ -248,8 +261,9 @@ class WebChatChannel:
         self._doorbells = _Doorbells()
         self._stopping = False
         self._assets = {name: _asset(name, kind) for name, kind in _STATIC.items()}
-        self._page = _page(self._assets)
-        self._csp = _content_security_policy(frame_ancestors)
+        self._page = _page(self._assets, title)
+        self._csp = _content_security_policy(embed_origins)
+        self._origins = {origin_of(url) for url in (*embed_origins, public_url) if url}
 
     @property
     def open_polls(self) -> int:
@@ -299,7 +313,7 @@ class WebChatChannel:
             charset="utf-8",
             headers={**_NO_STORE, **self._security_headers()},
         )
-        token = _token(request)
+        token = _cookie_token(request)
         # Strict cookies are not sent on a navigation from another site (a link on the
         # charity's page on another domain): minting one then would replace the
         # visitor's session. The page's first API call mints it when it is really missing.
@@ -361,7 +375,10 @@ class WebChatChannel:
             log.error("could not store a web chat message: %s", type(error).__name__)
             response = _error(503, "try again")
         else:
-            response = web.json_response({"ok": True}, status=202, headers=_NO_STORE)
+            # A new session's token goes to the page too: in a frame on another site the
+            # cookie is refused, and the page sends the token in SESSION_HEADER instead.
+            body: dict[str, Any] = {"ok": True} | ({"session": token} if fresh else {})
+            response = web.json_response(body, status=202, headers=_NO_STORE)
         if fresh:
             self._set_cookie(response, token)
         return response
@@ -374,8 +391,11 @@ class WebChatChannel:
         token = _token(request)
         if token is None:
             # A fresh session for the client's next try: it has nothing to read yet.
-            response = _error(401, "no session")
-            self._set_cookie(response, _new_token())
+            token = _new_token()
+            response = web.json_response(
+                {"error": "no session", "session": token}, status=401, headers=_NO_STORE
+            )
+            self._set_cookie(response, token)
             return response
         after_text = request.query.get("after", "0")
         if not _AFTER.fullmatch(after_text):
@@ -460,9 +480,12 @@ class WebChatChannel:
                         delay = idle
 
     def _check_origin(self, request: web.Request) -> None:
-        # A page on another site must not speak as the visitor.
+        # A page on another site must not speak as the visitor: only ours, the public
+        # address (behind a proxy) and the sites allowed to embed the chat.
         origin = request.headers.get("Origin")
-        if origin is not None and not same_origin(origin, request.host):
+        if origin is None or same_origin(origin, request.host):
+            return
+        if origin_of(origin) not in self._origins:
             raise _BadRequest(403, "cross-origin request")
 
     def _set_cookie(self, response: web.StreamResponse, token: str) -> None:
@@ -489,8 +512,31 @@ def _new_token() -> str:
 
 
 def _token(request: web.Request) -> str | None:
+    """The session the page names in SESSION_HEADER, else the one in its cookie."""
+    token = request.headers.get(SESSION_HEADER)
+    if token is not None and _TOKEN.fullmatch(token):
+        return token
+    return _cookie_token(request)
+
+
+def _cookie_token(request: web.Request) -> str | None:
     token = request.cookies.get(COOKIE)
     return token if token is not None and _TOKEN.fullmatch(token) else None
+
+
+def origin_of(url: str) -> str | None:
+    """``scheme://host[:port]`` of a URL or origin, lower case, the default port left out;
+    None when it is not an http(s) address."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    default = _DEFAULT_PORTS.get(parts.scheme.lower())
+    if default is None or not parts.hostname:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme.lower()}://{host}" + (f":{port}" if port and port != default else "")
 
 
 def _error(status: int, reason: str) -> web.Response:
@@ -557,20 +603,23 @@ def _asset(name: str, content_type: str) -> _Asset:
     return _Asset(body, content_type, hashlib.sha256(body).hexdigest()[:16])
 
 
-def _page(assets: dict[str, _Asset]) -> bytes:
-    """chat.html with each asset's URL carrying its version, so browsers may keep it."""
-    html = (
+def _page(assets: dict[str, _Asset], title: str | None) -> bytes:
+    """chat.html with each asset's URL carrying its version, so browsers may keep it, and
+    the charity's name as its title."""
+    page = (
         resources.files(__package__ or "handlers")
         .joinpath("webchat_static", "chat.html")
         .read_text(encoding="utf-8")
     )
     for name, asset in assets.items():
         url = f"/chat/static/{name}"
-        html = html.replace(f'"{url}"', f'"{url}?v={asset.version}"')
-    return html.encode("utf-8")
+        page = page.replace(f'"{url}"', f'"{url}?v={asset.version}"')
+    if title:
+        page = page.replace(">تواصل معنا<", f">{html.escape(title)}<")
+    return page.encode("utf-8")
 
 
-def _content_security_policy(frame_ancestors: Sequence[str] | None) -> str:
+def _content_security_policy(embed_origins: Sequence[str]) -> str:
     directives = [
         "default-src 'none'",
         "script-src 'self'",
@@ -582,11 +631,14 @@ def _content_security_policy(frame_ancestors: Sequence[str] | None) -> str:
         # The page builds every node with textContent: no HTML sink may be used at all.
         "require-trusted-types-for 'script'",
     ]
-    if frame_ancestors is not None:
-        for origin in frame_ancestors:
-            if not re.fullmatch(r"https?://[A-Za-z0-9.:\[\]*-]+", origin):
-                raise ValueError(f"not an origin for frame-ancestors: {origin!r}")
-        directives.append(" ".join(["frame-ancestors", "'self'", *frame_ancestors]))
+    origins = []
+    for url in embed_origins:
+        origin = origin_of(url)
+        if origin is None or not re.fullmatch(r"https?://[A-Za-z0-9.:\[\]-]+", origin):
+            raise ValueError(f"not an origin to embed the chat: {url!r}")
+        origins.append(origin)
+    # Only our own pages and the sites named may show the chat in a frame.
+    directives.append(" ".join(["frame-ancestors", "'self'", *origins]))
     return "; ".join(directives)
 
 

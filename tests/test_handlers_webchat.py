@@ -21,7 +21,13 @@ from channels import eventually
 
 from flows.types import Address, Choice, InboundMessage, Media, OutboundMessage
 from handlers.base import Channel, MediaError, Sent
-from handlers.webchat import COOKIE, COOKIE_MAX_AGE, MAX_BODY_BYTES, WebChatChannel
+from handlers.webchat import (
+    COOKIE,
+    COOKIE_MAX_AGE,
+    MAX_BODY_BYTES,
+    SESSION_HEADER,
+    WebChatChannel,
+)
 
 STATIC = Path(__file__).resolve().parent.parent / "handlers" / "webchat_static"
 API = "/api/chat/messages"
@@ -155,26 +161,117 @@ async def test_page_is_arabic_rtl_with_a_session_cookie(client: Client) -> None:
     assert "no-store" in response.headers["Cache-Control"]
 
 
-async def test_page_may_be_framed_but_runs_only_our_own_code(client: Client) -> None:
+async def test_page_runs_only_our_own_code_and_only_we_may_frame_it(client: Client) -> None:
     response = await client.get("/chat")
     csp = response.headers["Content-Security-Policy"]
     assert "default-src 'none'" in csp
     assert "script-src 'self'" in csp and "style-src 'self'" in csp
     assert "connect-src 'self'" in csp
     assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
-    assert "frame-ancestors" not in csp
+    assert csp.endswith("frame-ancestors 'self'")
     assert "X-Frame-Options" not in response.headers
 
 
-async def test_frame_ancestors_name_the_charity_when_given(backend: Backend) -> None:
-    channel = WebChatChannel(backend.replies, frame_ancestors=("https://charity.org.sa",))
+async def test_frame_ancestors_name_the_sites_allowed_to_embed(backend: Backend) -> None:
+    channel = WebChatChannel(
+        backend.replies, embed_origins=("https://charity.org.sa", "HTTP://Localhost:8000/")
+    )
     client = await serve(channel, backend)
     async with client:
         response = await client.get("/chat")
         csp = response.headers["Content-Security-Policy"]
-        assert "frame-ancestors 'self' https://charity.org.sa" in csp
-    with pytest.raises(ValueError):
-        WebChatChannel(backend.replies, frame_ancestors=("https://x.org; script-src *",))
+        assert "frame-ancestors 'self' https://charity.org.sa http://localhost:8000" in csp
+    for bad in ("https://x.org; script-src *", "https://*.x.org", "javascript:alert(1)"):
+        with pytest.raises(ValueError):
+            WebChatChannel(backend.replies, embed_origins=(bad,))
+
+
+async def test_the_page_shows_the_charitys_name(backend: Backend) -> None:
+    channel = WebChatChannel(backend.replies, title="جمعية البر <الخيرية>")
+    client = await serve(channel, backend)
+    async with client:
+        html = await (await client.get("/chat")).text()
+        assert "<title>جمعية البر &lt;الخيرية&gt;</title>" in html
+        assert '<h1 id="title">جمعية البر &lt;الخيرية&gt;</h1>' in html
+        assert "تواصل معنا" not in html
+
+
+async def test_a_session_without_cookies_travels_in_the_header(
+    client: Client, backend: Backend
+) -> None:
+    """In a frame on another site the browser sends none of our cookies: the page keeps
+    the token it is given and names it in X-Chat-Session."""
+    client.session.cookie_jar.clear()
+    first = await client.get(API, params={"wait": "0"}, headers={"Cookie": ""})
+    assert first.status == 401
+    token = (await first.json())["session"]
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", token)
+    client.session.cookie_jar.clear()  # the browser refused the cookie
+    sent = await post(client, {"text": GREETING, "id": "m1"}, **{SESSION_HEADER: token})
+    assert sent.status == 202
+    assert "session" not in await sent.json()  # a known session is not named again
+    assert backend.received[-1].address == address_of(token)
+    client.session.cookie_jar.clear()
+    backend.release(address_of(token), MENU)
+    polled = await client.get(API, params={"wait": "0"}, headers={SESSION_HEADER: token})
+    assert polled.status == 200
+    assert [m["text"] for m in (await polled.json())["messages"]] == [MENU.text]
+
+
+async def test_a_first_post_without_any_session_is_told_its_token(
+    client: Client, backend: Backend
+) -> None:
+    client.session.cookie_jar.clear()
+    sent = await post(client, {"text": GREETING, "id": "m1"})
+    assert sent.status == 202
+    token = (await sent.json())["session"]
+    assert backend.received[-1].address == address_of(token)
+    assert sent.cookies[COOKIE].value == token
+
+
+async def test_the_header_names_the_session_before_the_cookie(
+    client: Client, backend: Backend
+) -> None:
+    cookie_token = await open_session(client)
+    header_token = secrets.token_urlsafe(32)
+    sent = await post(client, {"text": GREETING, "id": "m1"}, **{SESSION_HEADER: header_token})
+    assert sent.status == 202
+    assert backend.received[-1].address == address_of(header_token) != address_of(cookie_token)
+    # A malformed header is no session: the cookie's is used.
+    sent = await post(client, {"text": GREETING, "id": "m2"}, **{SESSION_HEADER: "short"})
+    assert backend.received[-1].address == address_of(cookie_token)
+
+
+async def test_the_sites_allowed_to_embed_and_the_public_url_may_post(
+    backend: Backend,
+) -> None:
+    channel = WebChatChannel(
+        backend.replies,
+        embed_origins=("https://charity.org.sa",),
+        public_url="https://bot.example.org",
+    )
+    client = await serve(channel, backend)
+    async with client:
+        token = await open_session(client)
+        for n, (origin, status) in enumerate(
+            (
+                ("https://charity.org.sa", 202),
+                ("https://CHARITY.org.sa:443", 202),
+                ("https://bot.example.org", 202),  # behind a proxy: Host is 127.0.0.1:PORT
+                ("http://charity.org.sa", 403),
+                ("https://evil.example", 403),
+                ("https://charity.org.sa.evil.example", 403),
+                ("null", 403),
+            )
+        ):
+            body = {"text": GREETING, "id": f"m{n}"}
+            sent = await post(client, body, Origin=origin, **{SESSION_HEADER: token})
+            assert sent.status == status, origin
+        polled = await client.get(
+            API, params={"wait": "0"}, headers={"Origin": "https://evil.example"}
+        )
+        assert polled.status == 403
+    assert len(backend.received) == 3
 
 
 async def test_secure_cookie_when_served_over_https(backend: Backend) -> None:

@@ -5,6 +5,9 @@
 (() => {
   const API = "/api/chat/messages";
   const STORE = "tawasul_chat_v1"; // this tab's transcript, so a reload keeps both sides
+  // The session token, for where the browser refuses our cookie (a frame on another site).
+  const SESSION_STORE = "tawasul_chat_session";
+  const SESSION_HEADER = "X-Chat-Session";
   const KEEP = 200;
   const POLL_TIMEOUT_MS = 70000; // longer than the server's wait
   const POST_TIMEOUT_MS = 30000;
@@ -53,6 +56,12 @@
   const troubles = new Set();
   const outgoing = [];
   let sending = false;
+  let session = loadSession();
+  // Posts wait for the first poll: it opens the session they are to be sent in.
+  let markReady;
+  const ready = new Promise((resolve) => {
+    markReady = resolve;
+  });
 
   // Showing messages
 
@@ -153,6 +162,7 @@
   function showBlocked() {
     // The browser refuses our session cookie (a frame on another site, cookies off).
     blocked = true;
+    markReady();
     const ui = UI[language];
     notice.textContent = `${ui.blocked} `;
     const link = document.createElement("a");
@@ -196,6 +206,35 @@
     }
   }
 
+  // The session
+
+  function loadSession() {
+    try {
+      return localStorage.getItem(SESSION_STORE);
+    } catch (error) {
+      return null; // storage off: the cookie, or the token kept in memory below
+    }
+  }
+
+  function keepSession(data) {
+    // The server names a session only when it opened one for us.
+    if (!data || typeof data.session !== "string") return;
+    session = data.session;
+    try {
+      localStorage.setItem(SESSION_STORE, session);
+    } catch (error) {
+      // Kept for as long as the page is open.
+    }
+  }
+
+  async function bodyOf(response) {
+    try {
+      return await response.json();
+    } catch (error) {
+      return null;
+    }
+  }
+
   // Network
 
   const sleepers = new Set();
@@ -222,8 +261,11 @@
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), timeoutMs);
     try {
+      const headers = { ...options.headers };
+      if (session) headers[SESSION_HEADER] = session;
       return await fetch(url, {
         ...options,
+        headers,
         credentials: "same-origin",
         cache: "no-store",
         signal: controller.signal,
@@ -236,15 +278,17 @@
   async function poll() {
     let delay = FIRST_DELAY_MS;
     let unauthorized = 0;
+    let first = true;
     while (!blocked) {
       try {
         const response = await request(
-          `${API}?after=${after}`,
+          `${API}?after=${after}${first ? "&wait=0" : ""}`,
           { headers: { Accept: "application/json" } },
           POLL_TIMEOUT_MS,
         );
         if (response.status === 401) {
-          // The answer set a new session cookie; a second 401 means it was refused.
+          // The answer opened a new session; a second 401 means it could not be kept.
+          keepSession(await bodyOf(response));
           unauthorized += 1;
           if (unauthorized >= 2) showBlocked();
           continue;
@@ -259,6 +303,8 @@
         }
         if (!response.ok) throw new Error(`poll ${response.status}`);
         const data = await response.json();
+        first = false;
+        markReady();
         unauthorized = 0;
         delay = FIRST_DELAY_MS;
         trouble("poll", false);
@@ -306,6 +352,7 @@
     if (sending) return;
     sending = true;
     try {
+      await ready;
       while (outgoing.length) {
         const item = outgoing[0];
         const delivered = await deliver(item);
@@ -333,6 +380,7 @@
           POST_TIMEOUT_MS,
         );
         if (response.ok) {
+          keepSession(await bodyOf(response));
           trouble("post", false);
           return true;
         }
