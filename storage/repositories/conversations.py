@@ -1,0 +1,140 @@
+"""Conversations: channel identities and the conversation state the engine loads and saves."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from flows.types import Address, ConversationState
+from storage.models import ChannelIdentity
+from storage.repositories._shared import _CONVERSATION, _hot, _insert, _language, _plain
+
+_IDENTITY_BY_ADDRESS = select(ChannelIdentity).where(
+    col(ChannelIdentity.channel) == bindparam("channel"),
+    col(ChannelIdentity.user_id) == bindparam("user_id"),
+)
+
+
+_LOAD_STATE = (
+    select(
+        _CONVERSATION.c.flow, _CONVERSATION.c.step, _CONVERSATION.c.data, _CONVERSATION.c.language
+    )
+    .where(_CONVERSATION.c.identity_id == bindparam("identity_id"))
+    .with_for_update()
+)
+
+
+class IdentityRepository:
+    """Channel identities: who wrote, on which channel."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get_or_create(self, address: Address, now: datetime) -> ChannelIdentity:
+        """The identity behind ``address``, created on first contact; notes ``now`` as its
+        last inbound time."""
+        where = {"channel": address.channel, "user_id": address.user_id}
+        identity = await self._session.scalar(_IDENTITY_BY_ADDRESS, where)
+        if identity is None:
+            # Two processes may see the same newcomer at once; the unique index decides
+            # and the loser reads the winner's row instead of failing the message.
+            insert = _insert(self._session, ChannelIdentity).values(
+                channel=address.channel,
+                user_id=address.user_id,
+                language="ar",
+                opted_out=False,
+                unreachable=False,
+                created_at=now,
+                last_inbound_at=now,
+            )
+            await self._session.execute(
+                insert.on_conflict_do_nothing(index_elements=["channel", "user_id"])
+            )
+            identity = (await self._session.scalars(_IDENTITY_BY_ADDRESS, where)).one()
+        identity.last_inbound_at = now
+        # Whoever writes to us can be reached again (they unblocked the bot, say).
+        if identity.unreachable:
+            identity.unreachable = False
+        return identity
+
+    async def find(self, address: Address) -> ChannelIdentity | None:
+        """The identity behind ``address`` if it ever wrote, without creating one."""
+        return await self._session.scalar(
+            select(ChannelIdentity).where(
+                col(ChannelIdentity.channel) == address.channel,
+                col(ChannelIdentity.user_id) == address.user_id,
+            )
+        )
+
+    async def set_unreachable(self, address: Address) -> None:
+        """The platform says this beneficiary cannot be reached here (blocked, unsubscribed)."""
+        await self._session.execute(
+            update(ChannelIdentity)
+            .where(
+                col(ChannelIdentity.channel) == address.channel,
+                col(ChannelIdentity.user_id) == address.user_id,
+            )
+            .values(unreachable=True)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def get(self, identity_id: int) -> ChannelIdentity | None:
+        """The identity with this id (from the session's identity map when loaded already)."""
+        return await self._session.get(ChannelIdentity, identity_id)
+
+    async def set_opted_out(self, identity_id: int, opted_out: bool) -> None:
+        """STOP (True) or START (False): whether proactive messages may reach this identity."""
+        await self._session.execute(
+            update(ChannelIdentity)
+            .where(col(ChannelIdentity.id) == identity_id)
+            .values(opted_out=opted_out)
+            .execution_options(synchronize_session="fetch")
+        )
+
+
+class ConversationRepository:
+    """Conversation state between two messages."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def load(self, identity_id: int) -> ConversationState:
+        """The stored state, or a fresh one (main menu) when there is none.
+
+        On PostgreSQL the row stays locked (``FOR UPDATE``) until the unit of work
+        ends, so two workers cannot step one conversation at once; SQLite serialises
+        writers anyway and ignores the clause.
+        """
+        row = (await self._session.execute(_LOAD_STATE, {"identity_id": identity_id})).one_or_none()
+        if row is None:
+            return ConversationState()
+        flow, step, data, language = row
+        return ConversationState(
+            flow=flow, step=step, data=dict(data or {}), language=_language(language)
+        )
+
+    async def save(self, identity_id: int, state: ConversationState, now: datetime) -> None:
+        """Store ``state`` (one upsert), bump its version and keep the identity's language.
+
+        Staff actions that change a conversation from outside the engine (closing a
+        handoff, asking for more information) use this too, after ``load`` in the same
+        transaction so that the row lock keeps the engine from stepping it meanwhile.
+        """
+        values = {
+            "identity_id": identity_id,
+            "flow": state.flow,
+            "step": state.step,
+            "data": _plain(state.data),
+            "language": state.language,
+            "updated_at": now,
+            "version": 1,
+        }
+        await self._session.execute(_hot(self._session).state, values)
+        # Usually already in the session from get_or_create: no query, and an UPDATE
+        # only when the language really changed.
+        identity = await self._session.get(ChannelIdentity, identity_id)
+        if identity is not None and identity.language != state.language:
+            identity.language = state.language

@@ -1,0 +1,681 @@
+"""Requests and their case file: intake, references, statuses, ratings, the case timeline."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+from sqlmodel import col
+
+from flows.lifecycle import SUBMITTED, UNDECIDED
+from flows.types import Media, OtherRequest, RecordRating, RequestSummary, SaveIntake
+from storage.models import (
+    DIRECTION_IN,
+    Beneficiary,
+    ChannelIdentity,
+    Document,
+    Handoff,
+    Message,
+    Note,
+    Rating,
+    Staff,
+    StatusChange,
+    SupportRequest,
+    id_of,
+)
+
+# What a signed request must hold; ``description`` may be short but is stored as given.
+REQUIRED_ANSWERS = ("name", "national_id", "mobile", "city", "need")
+
+
+def reference_for(request_id: int) -> str:
+    """The reference a beneficiary quotes: ``REQ-`` and the id, at least six digits."""
+    return f"REQ-{request_id:06d}"
+
+
+def _owns(identity: ChannelIdentity, request: SupportRequest) -> bool:
+    """Whether ``identity`` may see ``request``: only the identity that filed it may."""
+    return request.identity_id == identity.id
+
+
+class RequestRepository:
+    """Support requests, their applicants, documents and status history."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def create(
+        self,
+        identity: ChannelIdentity,
+        intake: SaveIntake,
+        *,
+        channel: str,
+        signed_message_id: str | None,
+        now: datetime,
+    ) -> SupportRequest:
+        """Store a signed request for its applicant, with its documents and first status.
+
+        The applicant is found by national ID, or created. When the ID is already
+        known from requests filed by another identity the request is marked
+        ``linked_existing`` for staff, and the applicant's stored details are left
+        as they are: the new answers stay in the request, for staff to compare.
+        ``identity`` must belong to this session; it now speaks for the applicant.
+
+        Raises:
+            ValueError: an answer in ``REQUIRED_ANSWERS`` is missing or empty.
+        """
+        answers = {key: str(value).strip() for key, value in intake.answers.items()}
+        missing = [key for key in REQUIRED_ANSWERS if not answers.get(key)]
+        if missing:
+            # A request nobody can be reached about or identified by must never be stored.
+            raise ValueError(f"intake answers missing: {', '.join(missing)}")
+        beneficiary = await self._applicant(answers, now)
+        beneficiary_id = id_of(beneficiary)
+        identity_id = id_of(identity)
+        linked_existing = await self._filed_by_other(beneficiary_id, identity_id)
+        identity.beneficiary_id = beneficiary_id
+
+        request = SupportRequest(
+            beneficiary_id=beneficiary_id,
+            identity_id=identity_id,
+            channel=channel,
+            answers=answers,
+            need=answers["need"],
+            status=SUBMITTED,
+            decision_due_at=intake.decision_due_at,
+            signed_at=intake.signed_at,
+            signed_channel=channel,
+            signed_message_id=signed_message_id,
+            linked_existing=linked_existing,
+            created_at=now,
+            updated_at=now,
+        )
+        self._session.add(request)
+        await self._session.flush()
+        request_id = id_of(request)
+        request.reference = reference_for(request_id)
+        self._session.add_all(
+            [
+                Document(
+                    request_id=request_id,
+                    url=document.url,
+                    content_type=document.content_type,
+                    filename=document.filename,
+                    created_at=now,
+                )
+                for document in intake.documents
+            ]
+        )
+        self._session.add(
+            StatusChange(
+                request_id=request_id, from_status=None, to_status=SUBMITTED, created_at=now
+            )
+        )
+        await self._session.flush()
+        return request
+
+    async def summaries_for(self, identity: ChannelIdentity) -> list[RequestSummary]:
+        """The requests this sender filed, newest first. Never anyone else's.
+
+        Typing a national ID proves nothing, so requests of the same applicant filed
+        from another phone or channel are linked for staff but not shown here; the
+        second factor for those is the channels' business.
+        """
+        query = (
+            select(
+                col(SupportRequest.reference),
+                col(SupportRequest.status),
+                col(SupportRequest.need),
+                col(SupportRequest.created_at),
+                col(SupportRequest.decision_due_at),
+            )
+            .where(
+                col(SupportRequest.identity_id) == id_of(identity),
+                col(SupportRequest.reference).is_not(None),
+            )
+            .order_by(col(SupportRequest.id).desc())
+        )
+        rows = (await self._session.execute(query)).all()
+        return [
+            RequestSummary(
+                reference=reference or "",
+                status=status,
+                need=need,
+                created_at=created_at,
+                decision_due_at=decision_due_at,
+            )
+            for reference, status, need, created_at, decision_due_at in rows
+        ]
+
+    async def filed_elsewhere(self, identity: ChannelIdentity, number: int) -> OtherRequest | None:
+        """Request number ``number`` when another identity filed it, with the last four
+        digits of its applicant's national ID (the second factor); else None."""
+        request = await self.get_by_reference(reference_for(number))
+        if request is None or request.identity_id == identity.id or request.reference is None:
+            return None
+        summary = RequestSummary(
+            reference=request.reference,
+            status=request.status,
+            need=request.need,
+            created_at=request.created_at,
+            decision_due_at=request.decision_due_at,
+        )
+        return OtherRequest(summary, str(request.answers.get("national_id", ""))[-4:])
+
+    async def get_by_reference(self, reference: str) -> SupportRequest | None:
+        """The request with this reference (``req-000012`` works too), or None."""
+        query = select(SupportRequest).where(
+            col(SupportRequest.reference) == reference.strip().upper()
+        )
+        return await self._session.scalar(query)
+
+    async def change_status(
+        self,
+        request: SupportRequest,
+        to_status: str,
+        *,
+        now: datetime,
+        by: str | None = None,
+        note: str | None = None,
+    ) -> StatusChange:
+        """Move ``request`` to ``to_status`` and record the change.
+
+        Whether the move is allowed is the caller's rule to check, not storage's.
+        """
+        change = StatusChange(
+            request_id=id_of(request),
+            from_status=request.status,
+            to_status=to_status,
+            by=by,
+            note=note,
+            created_at=now,
+        )
+        request.status = to_status
+        request.updated_at = now
+        self._session.add(change)
+        await self._session.flush()
+        return change
+
+    async def add_note(
+        self, request: SupportRequest, author: str, text: str, now: datetime
+    ) -> Note:
+        """A staff note in the request's case file."""
+        note = Note(request_id=id_of(request), author=author, text=text, created_at=now)
+        self._session.add(note)
+        await self._session.flush()
+        return note
+
+    async def add_document(
+        self,
+        request: SupportRequest,
+        media: Media,
+        *,
+        now: datetime,
+        message_id: int | None = None,
+    ) -> Document:
+        """Attach a photo or PDF sent after the request was filed (an answer to staff).
+
+        ``message_id`` is our id of the inbound message that carried it, when known.
+        """
+        document = Document(
+            request_id=id_of(request),
+            message_id=message_id,
+            url=media.url,
+            content_type=media.content_type,
+            filename=media.filename,
+            created_at=now,
+        )
+        self._session.add(document)
+        await self._session.flush()
+        return document
+
+    async def for_identity(self, identity_id: int) -> builtins.list[SupportRequest]:
+        """The requests this identity filed, newest first (for staff; the beneficiary's
+        own view is ``summaries_for``)."""
+        query = (
+            select(SupportRequest)
+            .where(col(SupportRequest.identity_id) == identity_id)
+            .order_by(col(SupportRequest.id).desc())
+        )
+        return builtins.list((await self._session.scalars(query)).all())
+
+    async def applicant_identities(self, request: SupportRequest) -> builtins.list[ChannelIdentity]:
+        """Everyone who speaks for the request's applicant: the identity that filed it
+        first, then the others linked to the same beneficiary, those on the request's
+        own channel before the rest, each group oldest first.
+
+        The others are linked only because someone typed the same national ID there,
+        which proves nothing (see ``summaries_for``); what they may be told is the
+        caller's decision. ``opted_out`` and ``unreachable`` are on the rows.
+        """
+        filed = select(col(SupportRequest.identity_id)).where(
+            col(SupportRequest.beneficiary_id) == request.beneficiary_id
+        )
+        query = select(ChannelIdentity).where(
+            or_(
+                col(ChannelIdentity.id) == request.identity_id,
+                col(ChannelIdentity.beneficiary_id) == request.beneficiary_id,
+                col(ChannelIdentity.id).in_(filed),
+            )
+        )
+        identities = (await self._session.scalars(query)).all()
+        return sorted(
+            identities,
+            key=lambda identity: (
+                identity.id != request.identity_id,
+                identity.channel != request.channel,
+                id_of(identity),
+            ),
+        )
+
+    async def documents(self, request_id: int) -> builtins.list[Document]:
+        """The request's documents, in the order they were sent."""
+        query = (
+            select(Document)
+            .where(col(Document.request_id) == request_id)
+            .order_by(col(Document.id))
+        )
+        return builtins.list((await self._session.scalars(query)).all())
+
+    async def notes(self, request_id: int) -> builtins.list[Note]:
+        """Staff notes on the request, oldest first."""
+        query = select(Note).where(col(Note.request_id) == request_id).order_by(col(Note.id))
+        return builtins.list((await self._session.scalars(query)).all())
+
+    async def list(
+        self,
+        *,
+        status: str | None = None,
+        overdue_at: datetime | None = None,
+        need: str | None = None,
+        channel: str | None = None,
+        search: str | None = None,
+        fold: Callable[[str], str] = str.casefold,
+    ) -> builtins.list[SupportRequest]:
+        """Requests for staff, oldest first. Every filter given must match.
+
+        Args:
+            status: only requests in this status.
+            overdue_at: only requests still undecided whose decision date is before
+                this time.
+            need: only requests for this need (its persisted name).
+            channel: only requests filed on this channel.
+            search: a reference (``req-000012`` and ``12`` work too), or part of the applicant's
+                name as they gave it, compared as ``fold`` makes both.
+            fold: how text is made comparable; the caller passes the conversation's
+                folding (Arabic letter variants, diacritics, digits of any script and
+                case ignored, so "فاطمه" finds "فاطمة"), which storage does not know.
+        """
+        query = select(SupportRequest).order_by(col(SupportRequest.id))
+        if status is not None:
+            query = query.where(col(SupportRequest.status) == status)
+        if overdue_at is not None:
+            query = query.where(
+                col(SupportRequest.status).in_(UNDECIDED),
+                col(SupportRequest.decision_due_at) < overdue_at,
+            )
+        if need is not None:
+            query = query.where(col(SupportRequest.need) == need)
+        if channel is not None:
+            query = query.where(col(SupportRequest.channel) == channel)
+        requests = (await self._session.scalars(query)).all()
+        wanted = (search or "").strip()
+        if not wanted:
+            return builtins.list(requests)
+        # JSON is queried differently on each backend and neither folds Arabic letter
+        # variants; a charity's requests number in the thousands, so Python does it.
+        reference = fold(wanted).upper()
+        if reference.isdecimal():  # not isdigit(): "²" is a digit int() refuses
+            reference = reference_for(int(reference))  # "12" is how people say REQ-000012
+        name = fold(wanted)
+        return [
+            request
+            for request in requests
+            if request.reference == reference
+            or (name and name in fold(str(request.answers.get("name", ""))))
+        ]
+
+    async def _applicant(self, answers: Mapping[str, str], now: datetime) -> Beneficiary:
+        national_id = answers.get("national_id") or None
+        if national_id is not None:
+            query = select(Beneficiary).where(col(Beneficiary.national_id) == national_id)
+            found = await self._session.scalar(query)
+            if found is not None:
+                return found
+        beneficiary = Beneficiary(
+            national_id=national_id,
+            full_name=answers.get("name", ""),
+            mobile=answers.get("mobile", ""),
+            city=answers.get("city", ""),
+            created_at=now,
+        )
+        self._session.add(beneficiary)
+        await self._session.flush()
+        return beneficiary
+
+    async def _filed_by_other(self, beneficiary_id: int, identity_id: int) -> bool:
+        query = (
+            select(col(SupportRequest.id))
+            .where(
+                col(SupportRequest.beneficiary_id) == beneficiary_id,
+                col(SupportRequest.identity_id) != identity_id,
+            )
+            .limit(1)
+        )
+        return await self._session.scalar(query) is not None
+
+
+class RatingRepository:
+    """Satisfaction ratings."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(
+        self, identity: ChannelIdentity, rating: RecordRating, *, channel: str, now: datetime
+    ) -> Rating:
+        """Store a rating; a score outside 1-5 is refused by the database (IntegrityError).
+
+        ``rating.request_reference`` is linked only when the sender may see that
+        request: a reference typed by someone else is ignored, not trusted.
+        """
+        request: SupportRequest | None = None
+        if rating.request_reference:
+            found = await RequestRepository(self._session).get_by_reference(
+                rating.request_reference
+            )
+            if found is not None and _owns(identity, found):
+                request = found
+        row = Rating(
+            identity_id=id_of(identity),
+            beneficiary_id=request.beneficiary_id if request else identity.beneficiary_id,
+            request_id=id_of(request) if request else None,
+            channel=channel,
+            context=rating.context,
+            score=rating.score,
+            comment=rating.comment,
+            created_at=now,
+        )
+        self._session.add(row)
+        await self._session.flush()
+        return row
+
+    async def report(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> builtins.list[RatingRow]:
+        """Every rating given in ``[since, until)``, oldest first, with the need and
+        reference of the request it is about (None when it is about no request).
+
+        Grouping by month happens in the organisation's time zone, which neither
+        backend's SQL spells alike; a charity's ratings number in the thousands, so
+        the caller groups them (see ``bot.dashboard.reports``).
+        """
+        query = (
+            select(
+                col(Rating.created_at),
+                col(Rating.score),
+                col(Rating.comment),
+                col(Rating.channel),
+                col(Rating.context),
+                col(SupportRequest.need),
+                col(SupportRequest.reference),
+            )
+            .outerjoin(SupportRequest, col(SupportRequest.id) == col(Rating.request_id))
+            .order_by(col(Rating.created_at), col(Rating.id))
+        )
+        if since is not None:
+            query = query.where(col(Rating.created_at) >= since)
+        if until is not None:
+            query = query.where(col(Rating.created_at) < until)
+        rows = (await self._session.execute(query)).all()
+        return [
+            RatingRow(at, score, comment, channel, context, need, reference)
+            for at, score, comment, channel, context, need, reference in rows
+        ]
+
+
+# --- the staff dashboard: ratings for reports, the audit log, login sessions ---
+
+
+@dataclass(frozen=True, slots=True)
+class RatingRow:
+    """One rating as the satisfaction report reads it."""
+
+    at: datetime
+    score: int
+    comment: str | None
+    channel: str
+    context: str  # service | handoff
+    need: str | None  # of the request it is about; None when about no request
+    reference: str | None
+
+
+# Events at the same instant come in the order things happen within one message: what
+# the beneficiary wrote, what it caused, and last the bot's answer.
+CASE_EVENT_KINDS = (
+    "message_in",
+    "declaration",
+    "document",
+    "status_change",
+    "note",
+    "rating",
+    "handoff_opened",
+    "handoff_claimed",
+    "handoff_closed",
+    "message_out",
+)
+
+
+_KIND_RANK = {kind: rank for rank, kind in enumerate(CASE_EVENT_KINDS)}
+
+
+@dataclass(frozen=True, slots=True)
+class CaseEvent:
+    """One entry of a request's case file.
+
+    ``actor`` is the staff member's username (or a note's author) where a person
+    acted, else None. ``detail`` holds plain JSON values only (no datetimes), so an
+    export can write it as it is.
+    """
+
+    at: datetime
+    kind: str
+    actor: str | None
+    text: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class CaseFileRepository:
+    """A request's case file: everything that happened around it, in one timeline."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def events(self, request: SupportRequest) -> builtins.list[CaseEvent]:
+        """The request's timeline, oldest first; ties by kind (``CASE_EVENT_KINDS``)
+        then by row id.
+
+        The filer's whole conversation is its context: every message in and out of
+        the identity that filed it since its first one, with its ratings and
+        handoffs; plus anything else tied to the request (a notice sent to another
+        of the applicant's identities, a handoff about it). Six queries, whatever
+        the length.
+
+        Texts: a message's text; ``"submitted -> under_review"``; a note's text;
+        ``"4/5"`` or ``"4/5: comment"``; a handoff's reason; a document's file name
+        (else its URL); ``"signed"`` for the declaration.
+        """
+        request_id = id_of(request)
+        identity_id = request.identity_id
+        ranked: builtins.list[tuple[datetime, int, int, CaseEvent]] = []
+
+        def add(at: datetime, kind: str, row_id: int, event: CaseEvent) -> None:
+            ranked.append((at, _KIND_RANK[kind], row_id, event))
+
+        messages = await self._session.scalars(
+            select(Message)
+            .where(
+                or_(
+                    col(Message.identity_id) == identity_id,
+                    col(Message.request_id) == request_id,
+                )
+            )
+            .order_by(col(Message.id))
+        )
+        for message in messages:
+            kind = "message_in" if message.direction == DIRECTION_IN else "message_out"
+            message_id = id_of(message)
+            add(
+                message.created_at,
+                kind,
+                message_id,
+                CaseEvent(
+                    message.created_at,
+                    kind,
+                    None,
+                    message.text,
+                    {
+                        "id": message_id,
+                        "channel": message.channel,
+                        "kind": message.kind,
+                        "status": message.status,
+                        "media": message.media,
+                        "platform_message_id": message.platform_message_id,
+                        "payload": message.payload,
+                        "error": message.error,
+                        "request_id": message.request_id,
+                    },
+                ),
+            )
+
+        changes = await self._session.scalars(
+            select(StatusChange).where(col(StatusChange.request_id) == request_id)
+        )
+        for change in changes:
+            text = f"{change.from_status} -> {change.to_status}"
+            if change.from_status is None:
+                text = change.to_status
+            add(
+                change.created_at,
+                "status_change",
+                id_of(change),
+                CaseEvent(
+                    change.created_at,
+                    "status_change",
+                    change.by,
+                    text,
+                    {"from": change.from_status, "to": change.to_status, "note": change.note},
+                ),
+            )
+
+        notes = await self._session.scalars(select(Note).where(col(Note.request_id) == request_id))
+        for note in notes:
+            add(
+                note.created_at,
+                "note",
+                id_of(note),
+                CaseEvent(note.created_at, "note", note.author, note.text, {"id": id_of(note)}),
+            )
+
+        ratings = await self._session.scalars(
+            select(Rating).where(
+                or_(col(Rating.identity_id) == identity_id, col(Rating.request_id) == request_id)
+            )
+        )
+        for rating in ratings:
+            text = f"{rating.score}/5" + (f": {rating.comment}" if rating.comment else "")
+            add(
+                rating.created_at,
+                "rating",
+                id_of(rating),
+                CaseEvent(
+                    rating.created_at,
+                    "rating",
+                    None,
+                    text,
+                    {
+                        "id": id_of(rating),
+                        "score": rating.score,
+                        "context": rating.context,
+                        "comment": rating.comment,
+                        "channel": rating.channel,
+                        "request_id": rating.request_id,
+                    },
+                ),
+            )
+
+        claimer, closer = aliased(Staff), aliased(Staff)
+        handoffs = await self._session.execute(
+            select(Handoff, col(claimer.username), col(closer.username))
+            .outerjoin(claimer, col(claimer.id) == col(Handoff.claimed_by))
+            .outerjoin(closer, col(closer.id) == col(Handoff.closed_by))
+            .where(
+                or_(
+                    col(Handoff.identity_id) == identity_id,
+                    col(Handoff.request_id) == request_id,
+                )
+            )
+        )
+        for handoff, claimed_by, closed_by in handoffs:
+            handoff_id = id_of(handoff)
+            detail = {
+                "id": handoff_id,
+                "reason": handoff.reason,
+                "urgent": handoff.urgent,
+                "request_id": handoff.request_id,
+            }
+            moments = [
+                ("handoff_opened", handoff.opened_at, None),
+                ("handoff_claimed", handoff.claimed_at, claimed_by),
+                ("handoff_closed", handoff.closed_at, closed_by),
+            ]
+            for kind, at, actor in moments:
+                if at is not None:
+                    add(at, kind, handoff_id, CaseEvent(at, kind, actor, handoff.reason, detail))
+
+        documents = await self._session.scalars(
+            select(Document).where(col(Document.request_id) == request_id)
+        )
+        for document in documents:
+            add(
+                document.created_at,
+                "document",
+                id_of(document),
+                CaseEvent(
+                    document.created_at,
+                    "document",
+                    None,
+                    document.filename or document.url,
+                    {
+                        "id": id_of(document),
+                        "url": document.url,
+                        "content_type": document.content_type,
+                        "filename": document.filename,
+                        "message_id": document.message_id,
+                    },
+                ),
+            )
+
+        add(
+            request.signed_at,
+            "declaration",
+            request_id,
+            CaseEvent(
+                request.signed_at,
+                "declaration",
+                None,
+                "signed",
+                {
+                    "channel": request.signed_channel,
+                    "platform_message_id": request.signed_message_id,
+                },
+            ),
+        )
+        ranked.sort(key=lambda item: item[:3])
+        return [event for *_, event in ranked]
