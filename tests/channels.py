@@ -177,6 +177,33 @@ class TelegramChat:
         return [call.params for call in self.api.calls("sendMessage")[before:]]
 
 
+class StaffGroup:
+    """The staff group as the Bot API shows it: posts we made, and updates staff send."""
+
+    def __init__(self, client: TestClient[Any, Any], api: FakeTelegram, chat_id: int) -> None:
+        self.client, self.api, self.chat_id, self.update_id = client, api, chat_id, 50_000
+
+    def posts(self) -> list[dict[str, Any]]:
+        calls = self.api.calls("sendMessage")
+        return [c.params for c in calls if c.params["chat_id"] == self.chat_id]
+
+    async def wait_posts(self, count: int) -> list[dict[str, Any]]:
+        await eventually(lambda: len(self.posts()) >= count, f"{count} staff post(s)")
+        return self.posts()
+
+    async def update(self, update: dict[str, Any]) -> None:
+        self.update_id += 1
+        self.api.delivered(update)  # as if through Telegram: a tap can be answered
+        headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+        response = await self.client.post(
+            "/webhooks/telegram", json={"update_id": self.update_id, **update}, headers=headers
+        )
+        assert response.status == 200
+
+    def message_id(self, post_index: int) -> int:
+        return self.api.message_ids(self.chat_id)[post_index]
+
+
 class WebVisitor:
     """A browser on the website chat: its own cookie jar, posting and long-polling."""
 

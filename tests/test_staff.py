@@ -15,7 +15,7 @@ from channels import (
     ACCOUNT_SID,
     CHARITY,
     INTAKE_WHATSAPP,
-    SECRET,
+    StaffGroup,
     WhatsApp,
     count,
     eventually,
@@ -58,39 +58,12 @@ async def office(
         yield tawasul, client
 
 
-class StaffGroup:
-    """The staff group as the Bot API shows it: posts we made, and updates staff send."""
-
-    def __init__(self, client: TestClient[Any, Any], api: FakeTelegram) -> None:
-        self.client, self.api, self.update_id = client, api, 50_000
-
-    def posts(self) -> list[dict[str, Any]]:
-        return [
-            c.params for c in self.api.calls("sendMessage") if c.params["chat_id"] == STAFF_GROUP
-        ]
-
-    async def wait_posts(self, count: int) -> list[dict[str, Any]]:
-        await eventually(lambda: len(self.posts()) >= count, f"{count} staff post(s)")
-        return self.posts()
-
-    async def update(self, update: dict[str, Any]) -> None:
-        self.update_id += 1
-        self.api.delivered(update)  # as if through Telegram: a tap can be answered
-        headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
-        response = await self.client.post(
-            "/webhooks/telegram", json={"update_id": self.update_id, **update}, headers=headers
-        )
-        assert response.status == 200
-
-    def message_id(self, post_index: int) -> int:
-        return self.api.message_ids(STAFF_GROUP)[post_index]
-
-
 async def test_a_person_asked_for_on_whatsapp_is_answered_from_the_staff_group(
     office: tuple[Tawasul, TestClient[Any, Any]], twilio: FakeTwilio, telegram: FakeTelegram
 ) -> None:
     tawasul, client = office
-    phone, group = WhatsApp(client, twilio, tawasul.database), StaffGroup(client, telegram)
+    phone = WhatsApp(client, twilio, tawasul.database)
+    group = StaffGroup(client, telegram, STAFF_GROUP)
     await phone.send("مرحبا")
     waiting = await phone.send("٤")
     assert "أوقات العمل" in waiting
@@ -158,7 +131,8 @@ async def test_a_crisis_word_opens_an_urgent_handoff_with_the_hotline_first(
     office: tuple[Tawasul, TestClient[Any, Any]], twilio: FakeTwilio, telegram: FakeTelegram
 ) -> None:
     tawasul, client = office
-    phone, group = WhatsApp(client, twilio, tawasul.database), StaffGroup(client, telegram)
+    phone = WhatsApp(client, twilio, tawasul.database)
+    group = StaffGroup(client, telegram, STAFF_GROUP)
     await phone.send("أفكر في الانتحار")
     # The hotline comes first, before anything else is said.
     assert twilio.messages[0]["Body"] == "اتصل الآن بخط المساندة 937"
@@ -174,7 +148,8 @@ async def test_someone_not_registered_cannot_change_a_request(
     office: tuple[Tawasul, TestClient[Any, Any]], twilio: FakeTwilio, telegram: FakeTelegram
 ) -> None:
     tawasul, client = office
-    phone, group = WhatsApp(client, twilio, tawasul.database), StaffGroup(client, telegram)
+    phone = WhatsApp(client, twilio, tawasul.database)
+    group = StaffGroup(client, telegram, STAFF_GROUP)
     for line in INTAKE_WHATSAPP:
         await phone.send(line)
     await group.update(group_message(STAFF_GROUP, STRANGER, "/status REQ-000001 accepted"))
@@ -189,7 +164,8 @@ async def test_status_changes_from_the_group_and_the_desk_reach_whatsapp(
     office: tuple[Tawasul, TestClient[Any, Any]], twilio: FakeTwilio, telegram: FakeTelegram
 ) -> None:
     tawasul, client = office
-    phone, group = WhatsApp(client, twilio, tawasul.database), StaffGroup(client, telegram)
+    phone = WhatsApp(client, twilio, tawasul.database)
+    group = StaffGroup(client, telegram, STAFF_GROUP)
     for line in INTAKE_WHATSAPP:
         await phone.send(line)
 
@@ -251,7 +227,8 @@ async def test_case_and_handoffs_commands_mask_the_national_id(
     office: tuple[Tawasul, TestClient[Any, Any]], twilio: FakeTwilio, telegram: FakeTelegram
 ) -> None:
     tawasul, client = office
-    phone, group = WhatsApp(client, twilio, tawasul.database), StaffGroup(client, telegram)
+    phone = WhatsApp(client, twilio, tawasul.database)
+    group = StaffGroup(client, telegram, STAFF_GROUP)
     for line in INTAKE_WHATSAPP:
         await phone.send(line)
     await phone.send("موظف")
@@ -272,7 +249,8 @@ async def test_a_low_rating_opens_a_callback_for_staff(
     office: tuple[Tawasul, TestClient[Any, Any]], twilio: FakeTwilio, telegram: FakeTelegram
 ) -> None:
     tawasul, client = office
-    phone, group = WhatsApp(client, twilio, tawasul.database), StaffGroup(client, telegram)
+    phone = WhatsApp(client, twilio, tawasul.database)
+    group = StaffGroup(client, telegram, STAFF_GROUP)
     await phone.send("٣")
     await phone.send("١")
     thanks = await phone.send("لم يرد علي أحد")
