@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import flows
+from bot.channels import capabilities_of
 from bot.followups import FollowUpPlanner
 from bot.passwords import hash_password
 from bot.templates import TemplateKind
@@ -490,7 +491,12 @@ class StaffDesk:
         conversations = ConversationRepository(session)
         state = await conversations.load(identity_id)
         notice = flows.status_notice(
-            state.language, request.reference, status, note, self._settings
+            state.language,
+            request.reference,
+            status,
+            note,
+            self._settings,
+            media=capabilities_of(identities[0].channel).media,
         )
         # Outside WhatsApp's 24-hour window (the committee takes weeks) the notice goes
         # as the approved "status_update" template: {{1}} the reference, {{2}} the status.

@@ -547,6 +547,10 @@ CATALOGUE: Final[Mapping[str, Mapping[Language, str]]] = {
         "ar": "اكتب إجابتك هنا ردّاً على هذه الرسالة، ويمكنك إرفاق صور المستندات.",
         "en": "Reply here with your answer; you can attach photos of documents or PDFs.",
     },
+    "notice.answer_here_text": {
+        "ar": "اكتب إجابتك هنا ردّاً على هذه الرسالة.",
+        "en": "Reply here with your answer.",
+    },
     "notice.reason": {"ar": "السبب: {reason}", "en": "Reason: {reason}"},
     "notice.ask_staff": {
         "ar": "إن كان لديك استفسار فأرسل «{keyword}» ليتواصل معك أحد الموظفين.",
@@ -582,6 +586,16 @@ CATALOGUE: Final[Mapping[str, Mapping[Language, str]]] = {
         "en": "Send your answer to the researcher's question about your request {reference}, "
         "as text, a photo or a PDF.\n"
         "Send 0 to go back to the menu; the question will wait for your answer.",
+    },
+    "needs_info.ask_text": {
+        "ar": "اكتب إجابتك عن سؤال الباحث بخصوص طلبك {reference}.\n"
+        "أرسل ٠ للعودة إلى القائمة، ويبقى السؤال بانتظار إجابتك.",
+        "en": "Write your answer to the researcher's question about your request {reference}.\n"
+        "Send 0 to go back to the menu; the question will wait for your answer.",
+    },
+    "needs_info.invalid.empty_text": {
+        "ar": "اكتب إجابتك نصاً. أرسل ٠ للعودة إلى القائمة.",
+        "en": "Please write your answer as text. Send 0 to go back to the menu.",
     },
     "needs_info.received": {
         "ar": "وصلت إجابتك وأُضيفت إلى ملف طلبك {reference}، وسيعود الطلب إلى لجنة البحث "

@@ -33,7 +33,7 @@ from flows.types import (
     Transition,
     Turn,
 )
-from flows.validation import Invalid, is_document
+from flows.validation import Invalid, is_document, takes_documents
 
 FLOW = "needs_info"
 REFERENCE = "needs_info_reference"
@@ -92,7 +92,8 @@ def resume(turn: Turn, state: ConversationState) -> Transition:
 
 def ask_answer(turn: Turn, state: ConversationState) -> tuple[OutboundMessage, ...]:
     language = state.language
-    message = say(language, "needs_info.ask", reference=pending(state) or "")
+    key = "needs_info.ask" if takes_documents(turn.lookup.media) else "needs_info.ask_text"
+    message = say(language, key, reference=pending(state) or "")
     question = str_in(state.data, QUESTION)
     if question is None:
         return (message,)
@@ -112,7 +113,12 @@ def answer(turn: Turn) -> Transition:
         reason = Invalid("needs_info.invalid.too_long", {"count": len(said), "max": ANSWER_MAX})
         return refuse(turn, reason)
     if not said and not files:
-        key = "needs_info.invalid.file_type" if skipped else "needs_info.invalid.empty"
+        if skipped:
+            key = "needs_info.invalid.file_type"
+        elif takes_documents(turn.lookup.media):
+            key = "needs_info.invalid.empty"
+        else:
+            key = "needs_info.invalid.empty_text"
         return refuse(turn, Invalid(key))
     new = goto(state, "menu", "choose", **{REFERENCE: None, QUESTION: None})
     lines = [text(language, "needs_info.received", reference=reference)]

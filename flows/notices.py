@@ -8,6 +8,7 @@ from flows.lifecycle import NEEDS_INFO, REJECTED
 from flows.status import status_label
 from flows.steps import known_language, staff_keyword
 from flows.types import FlowSettings, Language, OutboundMessage
+from flows.validation import takes_documents
 
 # The note is the point of these notices: the question asked, the reason given.
 _QUESTION_STATUS = NEEDS_INFO
@@ -20,6 +21,7 @@ def status_notice(
     status: str,
     note: str | None,
     settings: FlowSettings | None = None,
+    media: frozenset[str] = frozenset({"image", "document"}),
 ) -> tuple[OutboundMessage, ...]:
     """One short message telling the beneficiary that ``reference`` is now ``status``.
 
@@ -27,6 +29,8 @@ def status_notice(
         note: staff's note with the change: the question for needs_info, the reason for
             rejected, else shown as "Note: …" when given.
         settings: for the word that asks for a staff member (rejected).
+        media: what the beneficiary's channel carries: files are asked for only where
+            it can bring them.
     """
     lang = known_language(language)
     reference = reference if isinstance(reference, str) else ""
@@ -40,7 +44,8 @@ def status_notice(
     if status == _QUESTION_STATUS:
         if said:
             lines.append(text(lang, "notice.question", question=said))
-        lines.append(text(lang, "notice.answer_here"))
+        answer = "notice.answer_here" if takes_documents(media) else "notice.answer_here_text"
+        lines.append(text(lang, answer))
     elif status == _REASON_STATUS:
         if said:
             lines.append(text(lang, "notice.reason", reason=said))

@@ -162,6 +162,12 @@ def check_city(raw: str) -> str | Invalid:
     return Invalid("intake.invalid.city")
 
 
+def takes_documents(media: frozenset[str]) -> bool:
+    """Whether a channel carrying ``media`` (its capabilities) can bring photos or PDFs:
+    one that cannot is never asked for them."""
+    return bool(media & {"image", "document"})
+
+
 def is_document(content_type: object) -> bool:
     """Whether an attachment is one we keep: a photo (any image type) or a PDF."""
     if not isinstance(content_type, str):

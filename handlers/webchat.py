@@ -24,6 +24,7 @@ from aiohttp import web
 
 from flows.types import Address, InboundMessage, Media, OutboundMessage
 from handlers.base import (
+    MAX_MEDIA_BYTES,
     BadBody,
     BeforePart,
     Capabilities,
@@ -47,6 +48,21 @@ COOKIE = "tawasul_chat"
 SESSION_HEADER = "X-Chat-Session"
 COOKIE_MAX_AGE = 90 * 24 * 60 * 60
 MAX_BODY_BYTES = 16 * 1024
+# A photo or PDF a visitor sends (where the conversation asks for documents).
+MAX_FILE_BYTES = MAX_MEDIA_BYTES
+MAX_FILENAME_CHARS = 100
+# Files being received at once, each held in memory until its message is stored.
+MAX_FILES_AT_ONCE = 16
+# What a file is, told by its first bytes (never by its name or the browser's word).
+_SIGNATURES = (
+    (b"%PDF-", "application/pdf"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+)
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1"})
+# Media references are opaque to the flows; fetch_media turns this one back into the
+# bytes the upload carried (held only while its message is being taken).
+FILE_PREFIX = "web-file:"
 MAX_TEXT_CHARS = 5_000
 MAX_ID_CHARS = 64
 # Payloads are the flows' own choice payloads ("1", "rate_5"): short by construction.
@@ -89,8 +105,8 @@ _CLIENT_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_ID_CHARS}}}")
 _AFTER = re.compile(r"[0-9]{1,18}")  # ASCII only: int() would also take "٣" and " 3"
 # Plain decimal seconds: float() would also take "nan", "inf", "1e9" and "٣".
 _WAIT = re.compile(r"[0-9]{1,4}(?:\.[0-9]{1,6})?")
-# Text and buttons only; no limit of its own (the page draws every choice as a button).
-CAPABILITIES = Capabilities(buttons=100)
+# Photos and PDFs; no limit of its own on buttons (the page draws every choice as one).
+CAPABILITIES = Capabilities(media=frozenset({"image", "document"}), buttons=100)
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -263,6 +279,8 @@ class WebChatChannel:
         self._assets = {name: _asset(name, kind) for name, kind in _STATIC.items()}
         self._page = _page(self._assets, title)
         self._csp = _content_security_policy(embed_origins)
+        self._uploads: dict[str, bytes] = {}
+        self._files_open = 0
         self._origins = {origin_of(url) for url in (*embed_origins, public_url) if url}
 
     @property
@@ -274,11 +292,15 @@ class WebChatChannel:
         async def post_message(request: web.Request) -> web.Response:
             return await self._post_message(request, receive)
 
+        async def post_file(request: web.Request) -> web.Response:
+            return await self._post_file(request, receive)
+
         return [
             web.get("/chat", self._chat_page),
             web.get("/chat/static/{name}", self._static),
             web.post("/api/chat/messages", post_message),
             web.get("/api/chat/messages", self._poll),
+            web.post("/api/chat/files", post_file),
         ]
 
     async def start(self) -> None:
@@ -302,7 +324,12 @@ class WebChatChannel:
         return Sent(None)
 
     async def fetch_media(self, media: Media) -> bytes:
-        raise MediaError("the web chat takes no attachments")
+        """The bytes of a file being taken now (the server keeps it while it takes the
+        message); nothing once that is over."""
+        content = self._uploads.get(media.url)
+        if content is None:
+            raise MediaError("the web chat's file is no longer held")
+        return content
 
     # Routes
 
@@ -346,6 +373,53 @@ class WebChatChannel:
             text, client_id, payload = _parse_message(await read_body(request, MAX_BODY_BYTES))
         except (_BadRequest, BadBody) as error:
             return _error(error.status, error.reason)
+        return await self._take(request, receive, text, client_id, payload)
+
+    async def _post_file(self, request: web.Request, receive: Receiver) -> web.Response:
+        """One photo or PDF as the request's body; its name in ``?name=``."""
+        try:
+            self._check_origin(request)
+            client_id = request.query.get("id", "")
+            if not _CLIENT_ID.fullmatch(client_id):
+                raise _BadRequest(400, f"id must be 1-{MAX_ID_CHARS} letters, digits, - or _")
+        except _BadRequest as error:
+            return _error(error.status, error.reason)
+        if self._files_open >= MAX_FILES_AT_ONCE:
+            return _busy(503, "too many files arriving; try again shortly")
+        self._files_open += 1
+        try:
+            return await self._receive_file(request, receive, client_id)
+        finally:
+            self._files_open -= 1
+
+    async def _receive_file(
+        self, request: web.Request, receive: Receiver, client_id: str
+    ) -> web.Response:
+        try:
+            content = await read_body(request, MAX_FILE_BYTES)
+        except BadBody as error:
+            return _error(error.status, error.reason)
+        content_type = file_type(content)
+        if content_type is None:
+            return _error(415, "send a photo (JPEG, PNG, WebP, HEIC) or a PDF file")
+        name = request.query.get("name", "").strip()[:MAX_FILENAME_CHARS] or None
+        media = Media(f"{FILE_PREFIX}{secrets.token_hex(16)}", content_type, name)
+        self._uploads[media.url] = content
+        try:
+            return await self._take(request, receive, "", client_id, None, (media,))
+        finally:
+            del self._uploads[media.url]
+
+    async def _take(
+        self,
+        request: web.Request,
+        receive: Receiver,
+        text: str,
+        client_id: str,
+        payload: str | None,
+        media: tuple[Media, ...] = (),
+    ) -> web.Response:
+        """Give the engine one message of the request's session (opened now if it has none)."""
         token = _token(request)
         fresh = token is None
         token = token or _new_token()
@@ -355,11 +429,12 @@ class WebChatChannel:
             received_at=datetime.now(UTC),
             text=text,
             payload=payload,
+            media=media,
             # Per session, so one visitor's ids can never collide with another's, and a
             # retried POST (same id) is dropped by the engine as a redelivery.
             platform_message_id=f"{user_id}:{client_id}",
         )
-        if not message.text.strip() and not message.payload:  # judged once cleaned
+        if not message.text.strip() and not message.payload and not media:  # judged once cleaned
             return _error(400, "empty message")
         # A session the server has not seen becomes an identity: counted per address.
         if not self._new_sessions.admit(user_id, _client_key(request.remote)):
@@ -586,6 +661,18 @@ def _parse_message(body: bytes) -> tuple[str, str, str | None]:
     if len(text) > MAX_TEXT_CHARS:
         raise _BadRequest(413, f"text longer than {MAX_TEXT_CHARS} characters")
     return text, client_id, payload or None
+
+
+def file_type(content: bytes) -> str | None:
+    """The type of a photo or PDF told by its first bytes; None for anything else."""
+    for signature, content_type in _SIGNATURES:
+        if content.startswith(signature):
+            return content_type
+    if content[:4] == b"RIFF" and content[8:12] == b"WEBP":
+        return "image/webp"
+    if content[4:8] == b"ftyp" and content[8:12] in _HEIF_BRANDS:
+        return "image/heic"
+    return None
 
 
 def _message_json(message_id: int, message: OutboundMessage) -> dict[str, Any]:

@@ -4,6 +4,9 @@
 
 (() => {
   const API = "/api/chat/messages";
+  const FILES = "/api/chat/files";
+  const MAX_FILE_BYTES = 10 * 1024 * 1024; // the server's limit too
+  const FILE_TIMEOUT_MS = 120000;
   const STORE = "tawasul_chat_v1"; // this tab's transcript, so a reload keeps both sides
   // The session token, for where the browser refuses our cookie (a frame on another site).
   const SESSION_STORE = "tawasul_chat_session";
@@ -23,6 +26,9 @@
       choices: "الخيارات",
       offline: "انقطع الاتصال، نحاول مجدداً…",
       failed: "لم تُرسل هذه الرسالة.",
+      attach: "أرفق صورة أو ملف PDF",
+      tooBig: "لم يُرسل الملف: حجمه أكبر من ١٠ ميغابايت.",
+      fileType: "لم يُرسل الملف: نستقبل الصور وملفات PDF فقط.",
       blocked: "لا يمكن فتح المحادثة داخل هذه الصفحة.",
       openElsewhere: "افتحها في نافذة جديدة",
     },
@@ -33,6 +39,9 @@
       choices: "Choices",
       offline: "Connection lost, retrying…",
       failed: "This message was not sent.",
+      attach: "Attach a photo or a PDF file",
+      tooBig: "The file was not sent: it is larger than 10 MB.",
+      fileType: "The file was not sent: we take photos and PDF files only.",
       blocked: "The chat cannot open inside this page.",
       openElsewhere: "Open it in a new window",
     },
@@ -46,6 +55,8 @@
   const box = $("text");
   const label = $("text-label");
   const sendButton = $("send");
+  const attachButton = $("attach");
+  const fileInput = $("file");
   const startButton = $("start");
 
   let language = "ar";
@@ -131,11 +142,11 @@
     return bubble;
   }
 
-  function markFailed(bubble) {
+  function markFailed(bubble, reason) {
     const status = document.createElement("span");
     status.className = "status";
     status.lang = language;
-    status.textContent = UI[language].failed;
+    status.textContent = UI[language][reason];
     bubble.append(status);
   }
 
@@ -148,6 +159,8 @@
     box.placeholder = ui.placeholder;
     label.textContent = ui.label;
     sendButton.textContent = ui.send;
+    attachButton.setAttribute("aria-label", ui.attach);
+    attachButton.title = ui.attach;
     if (!blocked && troubles.size) notice.textContent = ui.offline;
   }
 
@@ -173,7 +186,9 @@
     notice.append(link);
     notice.hidden = false;
     clearChoices();
-    for (const control of [box, sendButton, startButton]) if (control) control.disabled = true;
+    for (const control of [box, sendButton, attachButton, startButton]) {
+      if (control) control.disabled = true;
+    }
   }
 
   // This tab's transcript
@@ -355,38 +370,57 @@
       await ready;
       while (outgoing.length) {
         const item = outgoing[0];
-        const delivered = await deliver(item);
+        const refused = await deliver(item);
         outgoing.shift();
         item.bubble.classList.remove("pending");
-        if (!delivered) markFailed(item.bubble);
+        if (refused) markFailed(item.bubble, refused);
       }
     } finally {
       sending = false;
     }
   }
 
-  async function deliver(item) {
+  function sendFile(file) {
+    if (blocked) return;
+    const shown = `📎 ${file.name}`;
+    const bubble = showMine(shown);
+    bubble.classList.add("pending");
+    remember({ who: "me", text: shown });
+    outgoing.push({ id: newId(), file, bubble });
+    pump();
+  }
+
+  function posting(item) {
+    if (item.file) {
+      const query = `id=${item.id}&name=${encodeURIComponent(item.file.name)}`;
+      const type = { "Content-Type": "application/octet-stream", Accept: "application/json" };
+      return [`${FILES}?${query}`, { method: "POST", headers: type, body: item.file }, FILE_TIMEOUT_MS];
+    }
     const body = JSON.stringify({ text: item.text, id: item.id, payload: item.payload });
+    const type = { "Content-Type": "application/json", Accept: "application/json" };
+    return [API, { method: "POST", headers: type, body }, POST_TIMEOUT_MS];
+  }
+
+  // Sends one message or file: null once the server took it, else why it was refused
+  // (a key of UI).
+  async function deliver(item) {
+    if (item.file && item.file.size > MAX_FILE_BYTES) return "tooBig";
+    const [url, options, timeoutMs] = posting(item);
     let delay = FIRST_DELAY_MS;
     for (;;) {
       try {
-        const response = await request(
-          API,
-          {
-            method: "POST",
-            headers: { "Content-Type": "application/json", Accept: "application/json" },
-            body,
-          },
-          POST_TIMEOUT_MS,
-        );
+        const response = await request(url, options, timeoutMs);
         if (response.ok) {
           keepSession(await bodyOf(response));
           trouble("post", false);
-          return true;
+          return null;
         }
         if (response.status < 500 && response.status !== 408 && response.status !== 429) {
           trouble("post", false);
-          return false; // the server refused this message; sending it again will not help
+          // The server refused it; sending it again will not help.
+          if (response.status === 413) return "tooBig";
+          if (response.status === 415 && item.file) return "fileType";
+          return "failed";
         }
       } catch (error) {
         // Network failure or timeout: the same id lets the server drop a repeat.
@@ -425,6 +459,11 @@
     }
   });
   box.addEventListener("input", grow);
+  attachButton.addEventListener("click", () => fileInput.click());
+  fileInput.addEventListener("change", () => {
+    for (const file of fileInput.files) sendFile(file);
+    fileInput.value = "";
+  });
   box.addEventListener("focus", () => setTimeout(scrollDown, 300)); // after the keyboard opens
   if (startButton) startButton.addEventListener("click", () => say(GREETING, null, GREETING));
   window.addEventListener("online", wakeAll);
