@@ -34,6 +34,7 @@ from sqlmodel import col
 from bench.proc import free_port, start_server, tawasul_command, write_config
 from bot.followups import FollowUpDispatcher, FollowUpPlanner, FollowUpPolicy
 from bot.scheduler import JOB_TABLE, FollowUpScheduler
+from flows.lifecycle import SUBMITTED
 from storage.db import Database
 from storage.models import (
     FOLLOWUP_PENDING,
@@ -84,6 +85,7 @@ async def _file_requests(database: Database, count: int, now: datetime) -> list[
             channel="whatsapp",
             answers={"need": "food"},
             need="food",
+            status=SUBMITTED,
             # Spread over the working fortnight, none due while the run lasts.
             decision_due_at=now + timedelta(days=3, minutes=n % 14_400),
             signed_at=now,

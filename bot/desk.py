@@ -27,7 +27,7 @@ from bot.passwords import hash_password
 from bot.templates import TemplateKind
 from flows.handoff import FLOW as HANDOFF_FLOW
 from flows.handoff import WAITING as HANDOFF_WAITING
-from flows.lifecycle import NEEDS_INFO
+from flows.lifecycle import NEEDS_INFO, UNDECIDED
 from flows.steps import goto, sound
 from flows.types import FlowSettings, Language, OpenHandoff, OutboundMessage, TemplateRef
 from flows.validation import mask_ids_in
@@ -235,7 +235,9 @@ class StaffDesk:
             raise StaffError(f"unknown status {status!r}: one of {', '.join(flows.STATUSES)}")
         async with self._db.session() as session:
             return await RequestRepository(session).list(
-                status=status, overdue_at=self._clock() if overdue else None
+                status=status,
+                overdue_at=self._clock() if overdue else None,
+                undecided=UNDECIDED,
             )
 
     async def case_file(self, reference: str) -> CaseFile:

@@ -17,7 +17,7 @@ from bot.channels import capabilities_of
 from bot.config import Settings
 from bot.followups import FollowUpPlanner
 from bot.knowledge import KnowledgeSource, repository
-from flows.lifecycle import NEEDS_INFO, UNDER_REVIEW
+from flows.lifecycle import NEEDS_INFO, SUBMITTED, UNDER_REVIEW
 from flows.types import (
     AddCaseNote,
     Address,
@@ -476,6 +476,7 @@ class ConversationEngine:
                         effect,
                         channel=channel,
                         signed_message_id=message.platform_message_id,
+                        status=SUBMITTED,
                         now=now,
                     )
                     results["reference"] = request.reference

@@ -15,7 +15,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from flows.lifecycle import SUBMITTED
 from storage.columns import UtcDateTime, utcnow
 
 # Deterministic constraint names: PostgreSQL needs a name to drop a constraint and
@@ -156,7 +155,7 @@ class SupportRequest(SQLModel, table=True):
     # As declared and signed: name, national_id, mobile, city, need, description.
     answers: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
     need: str  # copied out of answers for filtering and reports
-    status: str = SUBMITTED
+    status: str  # flows.lifecycle's names; the first is given by the caller
     decision_due_at: datetime = _at()
     signed_at: datetime = _at()
     signed_channel: str

@@ -19,11 +19,11 @@ ALLOWED = {
 }
 PLATFORM = {"telegram", "twilio", "aiohttp", "sqlalchemy", "sqlmodel", "alembic", "apscheduler"}
 # Of flows, a channel or a table may know only the neutral types (a channel also how a
-# message is drawn as plain text), never the package itself, which loads every flow;
-# storage also the request statuses (its rows hold them, its queries pick undecided ones).
+# message is drawn as plain text), never the package itself, which loads every flow.
+# Storage keeps the lifecycle's statuses and folded text as its callers give them.
 FLOWS_FOR = {
     "handlers": {"flows.types", "flows.render"},
-    "storage": {"flows.types", "flows.lifecycle"},
+    "storage": {"flows.types"},
 }
 # The platform libraries a channel module may use, by channel; anything else of these is
 # another channel's.

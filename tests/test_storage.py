@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 from statements import counting_statements
 
+from flows.lifecycle import SUBMITTED, UNDECIDED
 from flows.types import (
     Address,
     Choice,
@@ -83,7 +84,12 @@ async def file_request(
     async with database.session() as session, session.begin():
         identity = await identity_for(session, address)
         request = await RequestRepository(session).create(
-            identity, intake(national_id), channel=address.channel, signed_message_id=None, now=NOW
+            identity,
+            intake(national_id),
+            channel=address.channel,
+            signed_message_id=None,
+            status=SUBMITTED,
+            now=NOW,
         )
         assert identity.id is not None and request.reference is not None
         return identity.id, request.reference
@@ -292,10 +298,16 @@ async def test_requests_get_sequential_references_history_and_documents(
             intake(documents=(photo, pdf)),
             channel="whatsapp",
             signed_message_id="SM42",
+            status=SUBMITTED,
             now=NOW,
         )
         second = await requests.create(
-            identity, intake(), channel="whatsapp", signed_message_id=None, now=NOW
+            identity,
+            intake(),
+            channel="whatsapp",
+            signed_message_id=None,
+            status=SUBMITTED,
+            now=NOW,
         )
     assert (first.reference, second.reference) == ("REQ-000001", "REQ-000002")
     assert first.beneficiary_id == second.beneficiary_id == identity.beneficiary_id
@@ -335,7 +347,12 @@ async def test_a_request_without_its_required_answers_is_refused(database: Datab
         identity = await identity_for(session, WIDOW_PHONE)
         with pytest.raises(ValueError, match="national_id, need"):
             await RequestRepository(session).create(
-                identity, incomplete, channel="whatsapp", signed_message_id=None, now=NOW
+                identity,
+                incomplete,
+                channel="whatsapp",
+                signed_message_id=None,
+                status=SUBMITTED,
+                now=NOW,
             )
 
 
@@ -399,8 +416,12 @@ async def test_staff_list_filters_by_status_and_overdue(database: Database) -> N
         requests = RequestRepository(session)
         assert [r.reference for r in await requests.list()] == ["REQ-000001", "REQ-000002"]
         assert [r.reference for r in await requests.list(status="accepted")] == ["REQ-000002"]
-        assert [r.reference for r in await requests.list(overdue_at=after_due)] == ["REQ-000001"]
-        assert await requests.list(overdue_at=NOW) == []
+        assert [
+            r.reference for r in await requests.list(overdue_at=after_due, undecided=UNDECIDED)
+        ] == ["REQ-000001"]
+        assert await requests.list(overdue_at=NOW, undecided=UNDECIDED) == []
+        with pytest.raises(ValueError, match="undecided"):
+            await requests.list(overdue_at=after_due)  # storage does not know the statuses
         history = await session.scalars(
             select(StatusChange)
             .order_by(col(StatusChange.id))

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from statements import counting_statements
 
+from flows.lifecycle import SUBMITTED, UNDECIDED
 from flows.text import fold_arabic
 from flows.types import (
     Address,
@@ -95,6 +96,7 @@ async def file_request(
             intake(national_id, **answers),
             channel=address.channel,
             signed_message_id=None,
+            status=SUBMITTED,
             now=NOW,
         )
         assert request.reference is not None
@@ -384,7 +386,9 @@ async def test_staff_list_filters_by_need_channel_and_search(database: Database)
     assert await references(need="rent") == [second, third]
     assert await references(channel="telegram") == [second]
     assert await references(need="rent", status="submitted") == [second]
-    assert await references(need="rent", overdue_at=NOW + timedelta(days=15)) == [second]
+    assert await references(
+        need="rent", overdue_at=NOW + timedelta(days=15), undecided=UNDECIDED
+    ) == [second]
     assert await references(search=second.lower()) == [second]
     assert await references(search=" req-٠٠٠٠٠١ ") == [first]  # Arabic-Indic digits
     assert await references(search="3") == [third]
@@ -462,6 +466,7 @@ async def test_case_file_is_one_timeline_with_every_kind(database: Database) -> 
             intake(documents=(photo,), signed_at=at(1)),
             channel="whatsapp",
             signed_message_id="SM3",
+            status=SUBMITTED,
             now=at(1),
         )
         assert request.id is not None

@@ -61,7 +61,7 @@ from bot.media import MediaStore
 from bot.passwords import hash_password, verify_password
 from flows.catalogue import CATALOGUE
 from flows.cleaning import clean_line
-from flows.lifecycle import NOTE_REQUIRED
+from flows.lifecycle import NOTE_REQUIRED, UNDECIDED
 from flows.steps import need_label
 from flows.text import localize_digits
 from flows.types import InboundMessage, Language
@@ -472,6 +472,7 @@ class Dashboard:
                 need=filters.get("need"),
                 channel=filters.get("channel"),
                 overdue_at=self._clock() if filters.get("overdue") else None,
+                undecided=UNDECIDED,
                 search=filters.get("q"),
                 fold=flows.fold_arabic,
             )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
-from flows.lifecycle import SUBMITTED, UNDECIDED
 from flows.types import Media, OtherRequest, RecordRating, RequestSummary, SaveIntake
 from storage.models import (
     DIRECTION_IN,
@@ -57,9 +56,13 @@ class RequestRepository:
         *,
         channel: str,
         signed_message_id: str | None,
+        status: str,
         now: datetime,
     ) -> SupportRequest:
         """Store a signed request for its applicant, with its documents and first status.
+
+        ``status`` is that first status (``flows.lifecycle.SUBMITTED``): statuses are the
+        lifecycle's words, which storage keeps as given and does not know.
 
         The applicant is found by national ID, or created. When the ID is already
         known from requests filed by another identity the request is marked
@@ -87,7 +90,7 @@ class RequestRepository:
             channel=channel,
             answers=answers,
             need=answers["need"],
-            status=SUBMITTED,
+            status=status,
             decision_due_at=intake.decision_due_at,
             signed_at=intake.signed_at,
             signed_channel=channel,
@@ -113,9 +116,7 @@ class RequestRepository:
             ]
         )
         self._session.add(
-            StatusChange(
-                request_id=request_id, from_status=None, to_status=SUBMITTED, created_at=now
-            )
+            StatusChange(request_id=request_id, from_status=None, to_status=status, created_at=now)
         )
         await self._session.flush()
         return request
@@ -293,6 +294,7 @@ class RequestRepository:
         *,
         status: str | None = None,
         overdue_at: datetime | None = None,
+        undecided: Collection[str] = (),
         need: str | None = None,
         channel: str | None = None,
         search: str | None = None,
@@ -304,6 +306,9 @@ class RequestRepository:
             status: only requests in this status.
             overdue_at: only requests still undecided whose decision date is before
                 this time.
+            undecided: the statuses still waiting for a decision
+                (``flows.lifecycle.UNDECIDED``, which storage does not know); needed
+                with ``overdue_at``.
             need: only requests for this need (its persisted name).
             channel: only requests filed on this channel.
             search: a reference (``req-000012`` and ``12`` work too), or part of the applicant's
@@ -312,12 +317,14 @@ class RequestRepository:
                 folding (Arabic letter variants, diacritics, digits of any script and
                 case ignored, so "فاطمه" finds "فاطمة"), which storage does not know.
         """
+        if overdue_at is not None and not undecided:
+            raise ValueError("overdue_at needs the undecided statuses")
         query = select(SupportRequest).order_by(col(SupportRequest.id))
         if status is not None:
             query = query.where(col(SupportRequest.status) == status)
         if overdue_at is not None:
             query = query.where(
-                col(SupportRequest.status).in_(UNDECIDED),
+                col(SupportRequest.status).in_(undecided),
                 col(SupportRequest.decision_due_at) < overdue_at,
             )
         if need is not None:
