@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import NoReturn
 from zoneinfo import ZoneInfo
 
-from bot import backup
+from bot import backup, feedback_cli
 from bot.backup import BackupError
 from bot.config import ConfigError, Settings, load_settings, resolve_config_path
 from bot.desk import MIN_PASSWORD_CHARS, StaffDesk, StaffError
 from bot.engine import ConversationEngine, utcnow
+from bot.feedback import FeedbackError
 from bot.followups import FollowUpPlanner, FollowUpPolicy
 from bot.knowledge import (
     KnowledgeFileError,
@@ -132,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
         "unanswered", help="questions the base could not answer, most frequent first"
     )
 
+    feedback_cli.add_commands(command)
+
     backup = command("backup", "copy the database and media folder into DIR (while serving)")
     backup.add_argument("directory", metavar="DIR", help="a new or empty folder")
     restore = command("restore", "put a backup made by `tawasul backup` back (server stopped)")
@@ -195,6 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(jobs_command(settings))
         elif args.command == "knowledge":
             return asyncio.run(knowledge_command(settings, args))
+        elif args.command == "feedback":
+            asyncio.run(feedback_command(settings, args))
         elif args.command == "backup":
             backup_command(settings, Path(args.directory))
         elif args.command == "restore":
@@ -202,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"tawasul: {exc}", file=sys.stderr)
         return 2
-    except (CommandError, StaffError, KnowledgeFileError, BackupError) as exc:
+    except (CommandError, StaffError, KnowledgeFileError, BackupError, FeedbackError) as exc:
         print(f"tawasul: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -378,6 +383,14 @@ async def knowledge_command(settings: Settings, args: argparse.Namespace) -> int
                     print(f"{number}. {entry.question}")
             return ASK_EXIT[match.outcome]
         return 0
+    finally:
+        await database.dispose()
+
+
+async def feedback_command(settings: Settings, args: argparse.Namespace) -> None:
+    database = await open_database(settings)
+    try:
+        await feedback_cli.run(database, settings, args, utcnow)
     finally:
         await database.dispose()
 

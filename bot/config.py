@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from datetime import time, timedelta
+from datetime import date, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -255,6 +255,25 @@ class FollowupSettings(_Section):
     )
 
 
+def _check_working_days(value: str) -> str:
+    if not re.fullmatch(r"[1-9][0-9]?d", value.strip()):
+        raise ValueError('write it as working days, e.g. "5d" (1d to 99d)')
+    return value.strip()
+
+
+class FeedbackSettings(_Section):
+    """Suggestions, complaints and thanks (``bot.feedback``)."""
+
+    # Counted in working days (Sunday to Thursday), the holidays below not counted;
+    # after it managers are alerted and the feedback is marked overdue.
+    answer_within: Annotated[str, AfterValidator(_check_working_days)] = "5d"
+    holidays: list[date] = Field(default_factory=list, max_length=400)
+
+    @property
+    def answer_days(self) -> int:
+        return int(self.answer_within.removesuffix("d"))
+
+
 class InboundSettings(_Section):
     """Limits on what comes in: per sender, and the engine's queue."""
 
@@ -284,6 +303,7 @@ class Settings(BaseSettings):
     handoff: HandoffSettings = HandoffSettings()
     followups: FollowupSettings = FollowupSettings()
     inbound: InboundSettings = InboundSettings()
+    feedback: FeedbackSettings = FeedbackSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -309,6 +329,8 @@ class Settings(BaseSettings):
             hotline_text=handoff.hotline_text,
             phone=org.phone,
             working_hours=org.working_hours,
+            feedback_answer_days=self.feedback.answer_days,
+            holidays=tuple(self.feedback.holidays),
         )
 
 

@@ -15,11 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import flows
 from bot.channels import capabilities_of
 from bot.config import Settings
+from bot.feedback import add_reply as add_feedback_reply
+from bot.feedback import store as store_feedback
 from bot.followups import FollowUpPlanner
 from bot.knowledge import KnowledgeSource, repository
 from flows.lifecycle import NEEDS_INFO, SUBMITTED, UNDER_REVIEW
 from flows.types import (
     AddCaseNote,
+    AddFeedbackReply,
     Address,
     CloseHandoff,
     ConversationState,
@@ -33,6 +36,7 @@ from flows.types import (
     RecordRating,
     RecordUnanswered,
     RequestCallback,
+    SaveFeedback,
     SaveIntake,
     SetOptOut,
     Transition,
@@ -523,6 +527,17 @@ class ConversationEngine:
                     await repository(session).record_unanswered(
                         effect.question, effect.language, now
                     )
+                case SaveFeedback():
+                    feedback = await store_feedback(
+                        session, identity, effect, channel=channel, now=now
+                    )
+                    results["feedback_reference"] = feedback.reference
+                    if self._followups is not None:
+                        news.followups += await self._followups.feedback_received(
+                            session, feedback, now
+                        )
+                case AddFeedbackReply():
+                    await add_feedback_reply(session, identity, effect, now)
                 case SetOptOut():
                     await IdentityRepository(session).set_opted_out(_id(identity), effect.opted_out)
                     state_word = "stopped" if effect.opted_out else "resumed"

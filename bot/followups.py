@@ -15,6 +15,9 @@ about it:
   delivered; cancelled by a rating of it.
 - ``handoff_unclaimed:handoff:N``: handoff_unclaimed, a staff alert. Scheduled when a
   handoff opens; cancelled when it is taken or closed.
+- ``feedback_received:feedback:N``: feedback_received, the staff group told at once, then (not for
+  thanks) feedback_overdue, managers alerted at its ``feedback.answer_within`` deadline.
+  Scheduled when feedback arrives; cancelled when it is answered or closed.
 
 Each kind is one record in ``FOLLOWUPS`` (its key, delay setting, action, template
 kind, quiet hours, too-old policy): the planner, the dispatcher, the outbox and the
@@ -45,6 +48,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import flows
+from bot import feedback_alerts
 from bot.config import FollowupSettings, OrganizationSettings, Settings
 from bot.templates import TemplateKind
 from flows import intake as intake_flow
@@ -57,12 +61,14 @@ from flows.types import ConversationState, OutboundMessage, TemplateRef
 from handlers.base import DeliveryError
 from handlers.telegram import TelegramChannel
 from storage.db import Database
+from storage.feedback import OPEN as FEEDBACK_OPEN
 from storage.models import (
     FOLLOWUP_CANCELLED,
     FOLLOWUP_DONE,
     FOLLOWUP_DROPPED,
     FOLLOWUP_PENDING,
     HANDOFF_OPEN,
+    Feedback,
     FollowUp,
     Handoff,
     MessageKind,
@@ -91,6 +97,8 @@ class FollowUpKind(StrEnum):
     RATING_PROMPT = "rating_prompt"
     RATING_REMINDER = "rating_reminder"
     HANDOFF_UNCLAIMED = "handoff_unclaimed"
+    FEEDBACK_RECEIVED = "feedback_received"
+    FEEDBACK_OVERDUE = "feedback_overdue"
 
 
 # The draft's reminder moves with every message; its row is only rewritten when the
@@ -305,6 +313,34 @@ class FollowUpPlanner:
         key = followup_key(FollowUpKind.HANDOFF_UNCLAIMED, handoff_id)
         return await FollowUpRepository(session).cancel([key], now)
 
+    async def feedback_received(
+        self, session: AsyncSession, feedback: Feedback, now: datetime
+    ) -> list[str]:
+        """New feedback: the staff group is told at once, managers alerted when late."""
+        feedback_id, kind = id_of(feedback), FollowUpKind.FEEDBACK_RECEIVED
+        key = followup_key(kind, feedback_id)
+        await FollowUpRepository(session).schedule(
+            key,
+            kind,
+            now,
+            now=now,
+            identity_id=feedback.identity_id,
+            request_id=feedback.request_id,
+            detail={"feedback_id": feedback_id},
+        )
+        return [key]
+
+    async def feedback_settled(
+        self, session: AsyncSession, feedback_id: int, now: datetime
+    ) -> list[str]:
+        """Feedback was answered or closed: no alert about its deadline."""
+        followups = FollowUpRepository(session)
+        key = followup_key(FollowUpKind.FEEDBACK_OVERDUE, feedback_id)
+        row = await followups.get(key)
+        if row is None or row.kind != FollowUpKind.FEEDBACK_OVERDUE:
+            return []  # not announced yet: the announcement still goes
+        return await followups.cancel([key], now)
+
 
 @dataclass(slots=True)
 class _Run:
@@ -516,7 +552,44 @@ class FollowUpDispatcher:
         run.alert = (text, handoff.id)
         log.warning("handoff %s still unclaimed", handoff.id)
 
+    async def feedback_received(self, run: _Run) -> None:
+        feedback = await self._feedback(run)
+        if feedback is None:
+            run.finish(FOLLOWUP_CANCELLED)
+            return
+        run.row.attempts += 1
+        run.alert = (feedback_alerts.announcement(feedback_alerts.facts(feedback)), None)
+        if feedback.due_at is None or feedback.status not in FEEDBACK_OPEN:
+            run.finish(FOLLOWUP_DONE)
+            return
+        when = staff_deadline(feedback.due_at, self._policy.timezone)
+        run.again(max(when, run.now), FollowUpKind.FEEDBACK_OVERDUE)
+
+    async def feedback_overdue(self, run: _Run) -> None:
+        feedback = await self._feedback(run)
+        if feedback is None or feedback.due_at is None:
+            run.finish(FOLLOWUP_CANCELLED)
+            return
+        if feedback.status not in FEEDBACK_OPEN:
+            run.finish(FOLLOWUP_CANCELLED)
+            return
+        when = staff_deadline(feedback.due_at, self._policy.timezone)
+        if when > run.now:
+            run.again(when)
+            return
+        run.row.attempts += 1
+        run.finish(FOLLOWUP_DONE)
+        facts = feedback_alerts.facts(feedback)
+        run.alert = (feedback_alerts.overdue(facts, self._policy.timezone), None)
+        log.warning("feedback %s is past its deadline (%s)", feedback.reference, feedback.status)
+
     # --- helpers ---
+
+    async def _feedback(self, run: _Run) -> Feedback | None:
+        feedback_id = run.row.detail.get("feedback_id")
+        if not isinstance(feedback_id, int):
+            return None
+        return await run.session.get(Feedback, feedback_id)
 
     async def _request(self, run: _Run) -> SupportRequest | None:
         if run.row.request_id is None:
@@ -674,6 +747,22 @@ FOLLOWUPS: Mapping[FollowUpKind, FollowUpRecord] = {
             key="handoff_unclaimed:handoff:{}",
             delay="handoff_unclaimed_after",
             action=_D.handoff_unclaimed,
+            template=None,
+            quiet_hours=False,
+        ),
+        FollowUpRecord(
+            FollowUpKind.FEEDBACK_RECEIVED,
+            key="feedback_received:feedback:{}",
+            delay=None,
+            action=_D.feedback_received,
+            template=None,
+            quiet_hours=False,
+        ),
+        FollowUpRecord(
+            FollowUpKind.FEEDBACK_OVERDUE,
+            key="feedback_received:feedback:{}",
+            delay=None,  # its time is the feedback's own deadline (feedback.answer_within)
+            action=_D.feedback_overdue,
             template=None,
             quiet_hours=False,
         ),

@@ -21,6 +21,7 @@ from bot.dashboard import Dashboard
 from bot.dashboard.auth import client_address
 from bot.desk import StaffDesk
 from bot.engine import ConversationEngine, HandleResult, InboundLimits, utcnow
+from bot.feedback import FeedbackDesk
 from bot.followups import FollowUpDispatcher, FollowUpPlanner, FollowUpPolicy, StaffGroupAlerts
 from bot.media import MediaQuota, MediaStore
 from bot.outbox import DeliveryRules, FailedDelivery, OutboxSender
@@ -89,6 +90,14 @@ class Tawasul:
             on_failed=self._tell_staff_failed,
         )
         self.desk = StaffDesk(
+            database,
+            settings.flow_settings(),
+            clock,
+            on_outbox=self.outbox.wake,
+            followups=self.followups,
+            on_followups=self._followups_changed,
+        )
+        self.feedback = FeedbackDesk(
             database,
             settings.flow_settings(),
             clock,

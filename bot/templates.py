@@ -20,3 +20,5 @@ class TemplateKind(StrEnum):
     CHECKIN = "checkin"
     RATING_PROMPT = "rating_prompt"
     RATING_REMINDER = "rating_reminder"
+    # Staff answered feedback (``bot.feedback``): {{1}} the reference, {{2}} the answer.
+    FEEDBACK_ANSWER = "feedback_answer"

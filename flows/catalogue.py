@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
+from flows.feedback_texts import TEXTS as FEEDBACK_TEXTS
 from flows.text import localize_digits
 from flows.types import Language, Need
 
@@ -1175,6 +1176,7 @@ CATALOGUE: Final[Mapping[str, Mapping[Language, str]]] = {
         "ar": "تعيين كلمة مرور موظف",
         "en": "Set a member's password",
     },
+    **FEEDBACK_TEXTS,
 }
 
 # The default of ``organization.needs``; also used when a caller passes none, so that the

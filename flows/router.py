@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Final
 
-from flows import handoff, inquiry, intake, menu, needs_info, registry, status
+from flows import feedback, handoff, inquiry, intake, menu, needs_info, registry, status
 from flows.catalogue import text
 from flows.steps import Step, heard, int_in, staff_keywords, updated
 from flows.text import any_phrase, words
@@ -88,6 +88,8 @@ def _route(turn: Turn) -> Transition:
     spoken = " ".join(tokens)
     if state.flow == intake.FLOW and state.step == "submitted":
         return intake.tell_reference(turn)  # the engine's resume after saving: finish it
+    if state.flow == feedback.FLOW and state.step == "submitted":
+        return feedback.tell_reference(turn)
     if any_phrase(tokens, turn.settings.crisis_words):
         return handoff.open_urgent(turn, state)
     starts = spoken in START_WORDS or said.strip().startswith("/start")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal, Protocol
 
 # Re-exported: channels clean what they build besides messages (the staff group's updates).
@@ -146,6 +146,10 @@ class FlowSettings:
     phone: str = ""  # the charity's number, for knowledge base answers
     # "sun-thu 08:00-16:00": read by flows.hours, told when a person is asked for.
     working_hours: str = "sun-thu 08:00-16:00"
+    # Feedback is answered within this many working days (Sunday to Thursday), the
+    # charity's holidays (local dates) not counted.
+    feedback_answer_days: int = 5
+    holidays: tuple[date, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,6 +328,32 @@ class RecordUnanswered:
     language: Language
 
 
+@dataclass(frozen=True, slots=True)
+class SaveFeedback:
+    """Store a suggestion, complaint or thanks (``kind``).
+
+    ``request_reference`` is one of the sender's own requests (the engine checks it);
+    ``may_contact`` is asked of complaints only; ``due_at`` is None for thanks. The
+    engine puts ``feedback_reference`` (``FB-000012``) into the state's data and resumes.
+    """
+
+    kind: str
+    text: str
+    attachments: tuple[Media, ...] = ()
+    request_reference: str | None = None
+    may_contact: bool | None = None
+    due_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AddFeedbackReply:
+    """The beneficiary's reply to staff's answer to their feedback ``reference``."""
+
+    reference: str
+    text: str
+    media: tuple[Media, ...] = ()
+
+
 Effect = (
     SaveIntake
     | RecordRating
@@ -333,6 +363,8 @@ Effect = (
     | RequestCallback
     | SetOptOut
     | RecordUnanswered
+    | SaveFeedback
+    | AddFeedbackReply
 )
 
 

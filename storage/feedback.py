@@ -29,6 +29,8 @@ IN_PROGRESS = "in_progress"
 ANSWERED = "answered"
 CLOSED = "closed"
 STATUSES = (RECEIVED, IN_PROGRESS, ANSWERED, CLOSED)
+# Still waiting for staff: what the deadline and the overdue mark are about.
+OPEN = (RECEIVED, IN_PROGRESS)
 # Timeline entries.
 EVENT_RECEIVED = "received"
 EVENT_STATUS = "status"
@@ -175,9 +177,9 @@ class FeedbackRepository:
             query = query.where(col(Feedback.status) == status)
         if overdue_at is not None:
             query = query.where(
-                col(Feedback.status).in_((RECEIVED, IN_PROGRESS)),
+                col(Feedback.status).in_(OPEN),
                 col(Feedback.due_at).is_not(None),
-                col(Feedback.due_at) < overdue_at,
+                col(Feedback.due_at) <= overdue_at,
             )
         return builtins.list((await self._session.execute(query)).scalars())
 

@@ -805,8 +805,9 @@ async def test_a_failing_followup_is_tried_again_later_then_dropped(
 def test_every_follow_up_kind_is_one_complete_record() -> None:
     assert set(FOLLOWUPS) == set(FollowUpKind)
     sent = {record.template for record in FOLLOWUPS.values() if record.template is not None}
-    # Every template kind is sent by something: a follow-up, or the staff desk's notice.
-    assert sent | {TemplateKind.STATUS_UPDATE} == set(TemplateKind)
+    # Every template kind is sent by something: a follow-up, the staff desk's notice, or
+    # the feedback desk's answer.
+    assert sent | {TemplateKind.STATUS_UPDATE, TemplateKind.FEEDBACK_ANSWER} == set(TemplateKind)
     durations = {
         name
         for name, info in FollowupSettings.model_fields.items()

@@ -33,6 +33,7 @@ from flows.types import (
     RecordRating,
     RequestCallback,
     RequestSummary,
+    SaveFeedback,
     SaveIntake,
     Turn,
 )
@@ -172,6 +173,9 @@ class Transcript:
                 self._back_to_review(effect.reference)
             elif isinstance(effect, RequestCallback):
                 self.callbacks.append(effect)
+            elif isinstance(effect, SaveFeedback):
+                count = sum(isinstance(e, SaveFeedback) for e in self.effects)
+                results["feedback_reference"] = f"FB-{count:06d}"
         return results
 
     def _back_to_review(self, reference: str) -> None:

@@ -1,0 +1,113 @@
+"""Feedback as staff read it: the staff group's announcement and overdue alert, and the
+one-line summary the command line and the group show.
+
+Complaints are for managers: the group (which agents read too) is told that one came
+and when it is due, never its words; those are read on the dashboard or the command line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from flows import text
+from flows.dates import format_date
+from flows.staff import STAFF_LANGUAGE, channel_label, mask_for_group
+from storage.models import Feedback
+
+# The words of a suggestion or thanks shown in the group at most.
+GROUP_CHARS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackFacts:
+    """What an alert says about one feedback (read inside the follow-up's transaction)."""
+
+    reference: str
+    kind: str
+    status: str
+    channel: str
+    text: str
+    due_at: datetime | None
+    named_staff: str | None
+    may_contact: bool | None
+
+
+def facts(feedback: Feedback) -> FeedbackFacts:
+    return FeedbackFacts(
+        reference=feedback.reference or "",
+        kind=feedback.kind,
+        status=feedback.status,
+        channel=feedback.channel,
+        text=feedback.text,
+        due_at=feedback.due_at,
+        named_staff=feedback.named_staff,
+        may_contact=feedback.may_contact,
+    )
+
+
+def kind_label(kind: str) -> str:
+    key = f"staff.feedback.kind.{kind}"
+    return text(STAFF_LANGUAGE, key) if kind in ("suggestion", "complaint", "thanks") else kind
+
+
+def status_label(status: str) -> str:
+    known = ("received", "in_progress", "answered", "closed")
+    return text(STAFF_LANGUAGE, f"staff.feedback.status.{status}") if status in known else status
+
+
+def announcement(about: FeedbackFacts, timezone: str = "Asia/Riyadh") -> str:
+    """The staff group's message about new feedback; a reply to it answers it."""
+    channel = channel_label(STAFF_LANGUAGE, about.channel)
+    if about.kind == "complaint":
+        return text(
+            STAFF_LANGUAGE,
+            "staff.feedback.new_complaint",
+            reference=about.reference,
+            channel=channel,
+            due=_due(about, timezone),
+        )
+    words = mask_for_group(about.text)[:GROUP_CHARS]
+    if about.kind == "thanks":
+        return text(
+            STAFF_LANGUAGE,
+            "staff.feedback.thanks" if about.named_staff else "staff.feedback.thanks_all",
+            reference=about.reference,
+            username=about.named_staff or "",
+            text=words,
+        )
+    return text(
+        STAFF_LANGUAGE,
+        "staff.feedback.new",
+        reference=about.reference,
+        kind=kind_label(about.kind),
+        channel=channel,
+        due=_due(about, timezone),
+        text=words,
+    )
+
+
+def overdue(about: FeedbackFacts, timezone: str) -> str:
+    """The alert to managers that feedback is past its deadline unanswered."""
+    return text(
+        STAFF_LANGUAGE,
+        "staff.feedback.overdue",
+        reference=about.reference,
+        kind=kind_label(about.kind),
+        due=_due(about, timezone),
+        status=status_label(about.status),
+    )
+
+
+def line(about: FeedbackFacts, *, overdue: bool) -> str:
+    """One line of a list: reference, kind, status, due date, the start of the text."""
+    mark = " ⏰" if overdue else ""
+    due = about.due_at.date().isoformat() if about.due_at else "-"
+    words = " ".join(about.text.split())[:60]
+    return f"{about.reference}  {about.kind:<10} {about.status:<11} {due}{mark}  {words}"
+
+
+def _due(about: FeedbackFacts, timezone: str) -> str:
+    if about.due_at is None:
+        return "-"
+    return format_date(about.due_at, STAFF_LANGUAGE, timezone)
