@@ -12,7 +12,7 @@ from datetime import datetime
 
 from flows import text
 from flows.dates import format_date
-from flows.staff import STAFF_LANGUAGE, channel_label, mask_for_group
+from flows.staff_texts import STAFF_LANGUAGE, channel_label, mask_for_group
 from storage.models import Feedback
 
 # The words of a suggestion or thanks shown in the group at most.
