@@ -430,7 +430,7 @@ class StaffDesk:
             await HandoffRepository(session).claim(handoff.id, staff.id, self._clock())
             keys = await self._handoff_settled(session, handoff.id)
         language = await self._language(session, handoff.identity_id)
-        message = flows.staff_reply(language, text)
+        message = flows.staff_reply(language, text, staff.role)
         await self._enqueue(
             session, handoff.identity_id, [message], kind=MessageKind.STAFF, request_id=request_id
         )

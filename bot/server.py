@@ -28,11 +28,12 @@ from bot.outbox import DeliveryRules, FailedDelivery, OutboxSender
 from bot.scheduler import FollowUpScheduler
 from bot.staff_group import StaffGroup, whoami_text
 from flows.staff_texts import STAFF_LANGUAGE
-from flows.types import Address, InboundMessage, OutboundMessage
+from flows.types import Address, Choice, InboundMessage, OutboundMessage
 from handlers.base import Channel, ChannelSetup, DeliveryReceipt
 from handlers.telegram import StaffUpdate, TelegramChannel
-from handlers.webchat import MAX_POLLS, RECHECK_SECONDS, WebChatChannel
+from handlers.webchat import MAX_POLLS, RECHECK_SECONDS, Said, WebChatChannel
 from storage.db import Database
+from storage.models import DIRECTION_IN, MESSAGE_DELIVERED, MESSAGE_READ, MESSAGE_SENT, id_of
 from storage.repositories import IdentityRepository, MessageRepository
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,9 @@ _DELIVERY_STATUSES = {"delivered": "delivered", "read": "read", "failed": "faile
 # A channel that could not start (its platform was down) is tried again after this,
 # then after twice as long each time, up to ten minutes.
 CHANNEL_RETRY_SECONDS = 15.0
+# Messages a new tab of the web chat shows again, both ways.
+WEB_HISTORY = 50
+_RELEASED = (MESSAGE_SENT, MESSAGE_DELIVERED, MESSAGE_READ)
 
 
 class Tawasul:
@@ -132,6 +136,7 @@ class Tawasul:
         channels: list[Channel] = [
             WebChatChannel(
                 self._web_replies,
+                history=self._web_history,
                 secure_cookies=(server.public_url or "").startswith("https:"),
                 embed_origins=server.chat_embed_origins,
                 public_url=server.public_url,
@@ -305,6 +310,27 @@ class Tawasul:
         if await self.database.ping():
             return web.json_response({"status": "ok"})
         return web.json_response({"status": "unavailable"}, status=503)
+
+    async def _web_history(self, address: Address) -> list[Said]:
+        async with self.database.session() as session:
+            identity = await IdentityRepository(session).find(address)
+            if identity is None or identity.id is None:
+                return []
+            rows = await MessageRepository(session).history(identity.id, WEB_HISTORY)
+        return [
+            Said(
+                id=id_of(row),
+                mine=row.direction == DIRECTION_IN,
+                text=row.text,
+                language="en" if row.language == "en" else "ar",
+                payload=row.payload,
+                choices=tuple(Choice(str(c["payload"]), str(c["label"])) for c in row.choices),
+                inline=row.inline,
+                files=tuple(str(m.get("filename") or "") for m in row.media),
+            )
+            for row in rows
+            if row.direction == DIRECTION_IN or row.status in _RELEASED
+        ]
 
     async def _web_replies(self, address: Address, after: int) -> list[tuple[int, OutboundMessage]]:
         async with self.database.session() as session:

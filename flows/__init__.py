@@ -8,7 +8,7 @@ beneficiary through ``status_notice``, ``ask_needs_info``, ``staff_reply``,
 """
 
 from flows.catalogue import text
-from flows.handoff import close_handoff, handoff_taken, staff_reply
+from flows.handoff import close_handoff, handoff_taken, staff_author, staff_reply
 from flows.lifecycle import ALLOWED, STATUSES, canonical_status, transition_problem
 from flows.needs_info import ask_needs_info
 from flows.notices import status_notice
@@ -47,6 +47,7 @@ __all__ = [
     "references_asked",
     "request_line",
     "respond",
+    "staff_author",
     "staff_reply",
     "status_label",
     "status_notice",

@@ -490,10 +490,12 @@ CATALOGUE: Final[Mapping[str, Mapping[Language, str]]] = {
         "en": "A beneficiary-relations staff member is with you now; please write your "
         "message here. Send 0 to go back to the menu.",
     },
-    "handoff.staff_says": {
-        "ar": "موظف علاقات المستفيدين: {message}",
-        "en": "Beneficiary relations: {message}",
-    },
+    # A person's words, after who they are ({role}: one of handoff.role.*).
+    "handoff.staff_says": {"ar": "👤 {role}: {message}", "en": "👤 {role}: {message}"},
+    "handoff.role.agent": {"ar": "موظف علاقات المستفيدين", "en": "Beneficiary relations officer"},
+    "handoff.role.researcher": {"ar": "الباحث الاجتماعي", "en": "Social researcher"},
+    "handoff.role.manager": {"ar": "إدارة الجمعية", "en": "The charity's management"},
+    "handoff.role.admin": {"ar": "إدارة الجمعية", "en": "The charity's management"},
     "handoff.closed": {
         "ar": "أنهى الموظف المحادثة. شكراً لتواصلك معنا.",
         "en": "Our staff member has closed the conversation. Thank you for contacting us.",

@@ -34,6 +34,10 @@ from flows.types import (
 
 FLOW = "handoff"
 WAITING = "waiting"
+# Staff roles as the beneficiary is told who wrote (storage's StaffRole, the same strings).
+STAFF_ROLES: Final = ("agent", "researcher", "manager", "admin")
+LANGUAGES: Final = ("ar", "en")
+_WORDS: Final = "\x00"  # stands for a person's words while their label is found
 
 
 def open_handoff(
@@ -101,11 +105,34 @@ DECLARATION: Final = FlowDeclaration(FLOW, STEPS, MenuEntry(4, "menu.option.hand
 # --- what staff do, as the beneficiary sees it (the engine calls these, not the router) ---
 
 
-def staff_reply(language: Language, message: str) -> OutboundMessage:
-    """A staff member's words relayed to the beneficiary, as written, after a short label."""
+def staff_reply(language: Language, message: str, role: str = "agent") -> OutboundMessage:
+    """A staff member's words relayed to the beneficiary, as written, after who wrote them
+    (their role: ``agent``, ``researcher``, ``manager`` or ``admin``)."""
     lang = known_language(language)
     said = message if isinstance(message, str) else ""
-    return say(lang, "handoff.staff_says", message=said)
+    return say(lang, "handoff.staff_says", role=_role_label(lang, role), message=said)
+
+
+def staff_author(message: str) -> tuple[str, str] | None:
+    """Who wrote a message ``staff_reply`` made, and their words; None for the bot's own.
+
+    For channels that show a person's words apart from the bot's (the website chat).
+    """
+    for lang in LANGUAGES:
+        for role in STAFF_ROLES:
+            label = _role_label(lang, role)
+            before, _, after = text(
+                lang, "handoff.staff_says", role=label, message=_WORDS
+            ).partition(_WORDS)
+            if message.startswith(before) and message.endswith(after):
+                words = message[len(before) : len(message) - len(after)]
+                if words.strip():
+                    return label, words
+    return None
+
+
+def _role_label(language: Language, role: str) -> str:
+    return text(language, f"handoff.role.{role if role in STAFF_ROLES else 'agent'}")
 
 
 def handoff_taken(language: Language) -> OutboundMessage:

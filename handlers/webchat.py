@@ -22,7 +22,8 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from flows.types import Address, InboundMessage, Media, OutboundMessage
+from flows.handoff import staff_author
+from flows.types import Address, Choice, InboundMessage, Language, Media, OutboundMessage
 from handlers.base import (
     MAX_MEDIA_BYTES,
     BadBody,
@@ -90,6 +91,30 @@ MAX_POLLS = 1_000
 MAX_POLLS_PER_VISITOR = 3
 # What a poll refused for being one too many is told to wait, in seconds.
 BUSY_RETRY_SECONDS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Said:
+    """One message of a visitor's conversation, as the page shows it again.
+
+    Attributes:
+        mine: the visitor's (else the bot's or staff's, already released to them).
+        payload: the button the visitor pressed, when they pressed one.
+        files: the names of the files the visitor sent.
+    """
+
+    id: int
+    mine: bool
+    text: str
+    language: Language = "ar"
+    payload: str | None = None
+    choices: tuple[Choice, ...] = ()
+    inline: bool = False
+    files: tuple[str, ...] = ()
+
+
+# Gives the last messages in and out of one web address, oldest first.
+History = Callable[[Address], Awaitable[list[Said]]]
 
 # Gives the server's outbound messages already released to one web address with an id
 # greater than the one given, oldest first.
@@ -237,6 +262,8 @@ class WebChatChannel:
         public_url: the address people use (behind a reverse proxy the Host header may
             be the proxy's upstream): an ``Origin`` naming it is ours.
         title: the charity's name, shown as the page's title and heading.
+        history: the server's reader of a visitor's last messages both ways, which a new
+            tab of the page shows first.
     """
 
     names: tuple[str, ...] = (CHANNEL,)
@@ -253,6 +280,7 @@ class WebChatChannel:
         embed_origins: Sequence[str] = (),
         public_url: str | None = None,
         title: str | None = None,
+        history: History | None = None,
         recheck_seconds: float | None = RECHECK_SECONDS,
         max_polls: int = MAX_POLLS,
         max_polls_per_visitor: int = MAX_POLLS_PER_VISITOR,
@@ -265,6 +293,7 @@ class WebChatChannel:
         if min(max_polls, max_polls_per_visitor, new_sessions_per_minute) < 1:
             raise ValueError("the web chat's limits must be at least 1")
         self._replies = replies
+        self._history = history
         self._secure = secure_cookies
         self._poll_seconds = poll_seconds
         self._recheck_seconds = recheck_seconds
@@ -301,6 +330,7 @@ class WebChatChannel:
             web.post("/api/chat/messages", post_message),
             web.get("/api/chat/messages", self._poll),
             web.post("/api/chat/files", post_file),
+            web.get("/api/chat/history", self._history_of),
         ]
 
     async def start(self) -> None:
@@ -458,6 +488,38 @@ class WebChatChannel:
             self._set_cookie(response, token)
         return response
 
+    async def _history_of(self, request: web.Request) -> web.Response:
+        """The visitor's last messages both ways, their choices by label; ``last`` is
+        where polling for replies goes on from."""
+        try:
+            self._check_origin(request)
+        except _BadRequest as error:
+            return _error(error.status, error.reason)
+        token = _token(request)
+        if token is None:
+            return self._no_session()
+        try:
+            said = await self._history(Address(CHANNEL, session_id(token))) if self._history else []
+        except Exception as error:
+            log.error("could not read a web chat history: %s", type(error).__name__)
+            return _error(503, "try again")
+        return web.json_response(
+            {
+                "messages": _history_json(said),
+                "last": max((s.id for s in said if not s.mine), default=0),
+            },
+            headers=_NO_STORE,
+        )
+
+    def _no_session(self) -> web.Response:
+        # A fresh session for the client's next try: it has nothing to read yet.
+        token = _new_token()
+        response = web.json_response(
+            {"error": "no session", "session": token}, status=401, headers=_NO_STORE
+        )
+        self._set_cookie(response, token)
+        return response
+
     async def _poll(self, request: web.Request) -> web.Response:
         try:
             self._check_origin(request)
@@ -465,13 +527,7 @@ class WebChatChannel:
             return _error(error.status, error.reason)
         token = _token(request)
         if token is None:
-            # A fresh session for the client's next try: it has nothing to read yet.
-            token = _new_token()
-            response = web.json_response(
-                {"error": "no session", "session": token}, status=401, headers=_NO_STORE
-            )
-            self._set_cookie(response, token)
-            return response
+            return self._no_session()
         after_text = request.query.get("after", "0")
         if not _AFTER.fullmatch(after_text):
             return _error(400, "after must be a message id")
@@ -676,13 +732,33 @@ def file_type(content: bytes) -> str | None:
 
 
 def _message_json(message_id: int, message: OutboundMessage) -> dict[str, Any]:
+    # A person's words are shown apart from the bot's, under who wrote them.
+    author = staff_author(message.text)
     return {
         "id": message_id,
-        "text": message.text,
+        "text": message.text if author is None else author[1],
+        "author": None if author is None else author[0],
         "choices": [{"payload": c.payload, "label": c.label} for c in message.choices],
         "inline": message.inline,
         "language": message.language,
     }
+
+
+def _history_json(said: Sequence[Said]) -> list[dict[str, Any]]:
+    """The page's view of a history: a pressed button shown by the label it had."""
+    shown: list[dict[str, Any]] = []
+    offered: dict[str, str] = {}  # the last bot message's choices: payload -> label
+    for entry in said:
+        if not entry.mine:
+            message = OutboundMessage(entry.text, entry.language, entry.choices, entry.inline)
+            shown.append({**_message_json(entry.id, message), "mine": False})
+            offered = {c.payload: c.label for c in entry.choices}
+            continue
+        text = offered.get(entry.payload or "", entry.text) if entry.payload else entry.text
+        lines = [text] if text else []
+        lines += [f"📎 {name}".strip() for name in entry.files]
+        shown.append({"id": entry.id, "mine": True, "text": "\n".join(lines)})
+    return shown
 
 
 def _asset(name: str, content_type: str) -> _Asset:

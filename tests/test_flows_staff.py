@@ -24,19 +24,36 @@ IN_HANDOFF = ConversationState("handoff", "waiting", {"handoff_acked": True})
 
 
 @pytest.mark.parametrize(
-    ("language", "label"),
-    [("ar", "موظف علاقات المستفيدين: "), ("en", "Beneficiary relations: ")],
+    ("language", "role", "label"),
+    [
+        ("ar", "agent", "👤 موظف علاقات المستفيدين: "),
+        ("en", "agent", "👤 Beneficiary relations officer: "),
+        ("ar", "researcher", "👤 الباحث الاجتماعي: "),
+        ("en", "researcher", "👤 Social researcher: "),
+        ("ar", "manager", "👤 إدارة الجمعية: "),
+        ("en", "admin", "👤 The charity's management: "),
+    ],
 )
-def test_staff_words_are_relayed_as_written_after_a_label(language: Language, label: str) -> None:
+def test_staff_words_are_relayed_as_written_after_who_wrote_them(
+    language: Language, role: str, label: str
+) -> None:
     words = "أهلاً أم خالد، هل وصلك {اتصال} الباحث؟ 100%"
-    reply = flows.staff_reply(language, words)
+    reply = flows.staff_reply(language, words, role)
     assert reply.text == label + words
     assert reply.language == language and reply.choices == ()
+    # The website chat shows them apart from the bot's, under that label.
+    assert flows.staff_author(reply.text) == (label.removeprefix("👤 ")[:-2], words)
+
+
+def test_the_bots_own_words_have_no_author() -> None:
+    assert flows.staff_author(flows.handoff_taken("ar").text) is None
+    assert flows.staff_author("موظف علاقات المستفيدين: مرحباً") is None  # no person's mark
+    assert flows.staff_author("👤 الباحث الاجتماعي: ") is None  # no words
 
 
 def test_odd_values_from_the_engine_do_not_raise() -> None:
-    reply = flows.staff_reply("fr", None)  # type: ignore[arg-type]
-    assert reply.language == "ar" and reply.text.startswith("موظف علاقات المستفيدين:")
+    reply = flows.staff_reply("fr", None, "janitor")  # type: ignore[arg-type]
+    assert reply.language == "ar" and reply.text.startswith("👤 موظف علاقات المستفيدين:")
     assert flows.handoff_taken("xx").language == "ar"  # type: ignore[arg-type]
 
 

@@ -26,6 +26,7 @@ from handlers.webchat import (
     COOKIE_MAX_AGE,
     MAX_BODY_BYTES,
     SESSION_HEADER,
+    Said,
     WebChatChannel,
 )
 
@@ -555,6 +556,7 @@ async def _check_waiting_replies(
             {
                 "id": first,
                 "text": "كيف نخدمك اليوم؟\nأرسل رقم الخيار:",
+                "author": None,
                 "choices": [
                     {"payload": "1", "label": "طلب دعم جديد"},
                     {"payload": "2", "label": "حالة طلبي"},
@@ -565,6 +567,7 @@ async def _check_waiting_replies(
             {
                 "id": second,
                 "text": "Please rate our service",
+                "author": None,
                 "choices": [{"payload": str(n), "label": str(n)} for n in range(1, 6)],
                 "inline": True,
                 "language": "en",
@@ -850,3 +853,29 @@ async def test_the_channel_protocol(channel: WebChatChannel) -> None:
     with pytest.raises(MediaError):
         await channel.fetch_media(Media("https://example.org/x.jpg", "image/jpeg"))
     await channel.stop()
+
+
+async def test_the_history_shows_buttons_by_label_and_files_by_name(backend: Backend) -> None:
+    async def history(address: Address) -> list[Said]:
+        return [
+            Said(1, False, MENU.text, "ar", choices=MENU.choices),
+            Said(2, True, "1", payload="1"),  # pressed
+            Said(3, False, "(١/٨) ما اسمك الرباعي؟"),
+            Said(4, True, "2"),  # typed: shown as typed
+            Said(5, True, "99", payload="99"),  # a button not offered last: as sent
+            Said(6, True, "", files=("عقد.pdf", "")),
+        ]
+
+    client = await serve(WebChatChannel(backend.replies, history=history), backend)
+    async with client:
+        await open_session(client)
+        body = await (await client.get("/api/chat/history")).json()
+    assert [(m["mine"], m["text"]) for m in body["messages"]] == [
+        (False, MENU.text),
+        (True, "طلب دعم جديد"),
+        (False, "(١/٨) ما اسمك الرباعي؟"),
+        (True, "2"),
+        (True, "99"),
+        (True, "📎 عقد.pdf\n📎"),
+    ]
+    assert body["last"] == 3

@@ -5,6 +5,7 @@
 (() => {
   const API = "/api/chat/messages";
   const FILES = "/api/chat/files";
+  const HISTORY = "/api/chat/history";
   const MAX_FILE_BYTES = 10 * 1024 * 1024; // the server's limit too
   const FILE_TIMEOUT_MS = 120000;
   const STORE = "tawasul_chat_v1"; // this tab's transcript, so a reload keeps both sides
@@ -104,7 +105,15 @@
     bubble.className = "bubble bot";
     bubble.lang = lang;
     bubble.dir = dirOf(lang);
-    bubble.textContent = String(message.text ?? "");
+    if (typeof message.author === "string" && message.author) {
+      // A person wrote this, not the bot: their role above their words.
+      bubble.classList.add("staff");
+      const author = document.createElement("span");
+      author.className = "author";
+      author.textContent = message.author;
+      bubble.append(author);
+    }
+    bubble.append(String(message.text ?? ""));
     list.append(bubble);
     const choices = Array.isArray(message.choices) ? message.choices : [];
     if (choices.length) {
@@ -193,10 +202,13 @@
 
   // This tab's transcript
 
+  // Whether this tab had a transcript of its own to show again.
   function restore() {
     try {
       const saved = JSON.parse(sessionStorage.getItem(STORE) || "null");
-      if (!saved || !Number.isSafeInteger(saved.after) || !Array.isArray(saved.entries)) return;
+      if (!saved || !Number.isSafeInteger(saved.after) || !Array.isArray(saved.entries)) {
+        return false;
+      }
       for (const entry of saved.entries) {
         if (entry && entry.who === "bot") showBot(entry);
         else if (entry && typeof entry.text === "string") showMine(entry.text);
@@ -204,8 +216,9 @@
       entries = saved.entries;
       after = saved.after;
       scrollDown();
+      return true;
     } catch (error) {
-      // Storage off or unreadable: start from the server's history alone.
+      return false; // storage off or unreadable: start from the server's history
     }
   }
 
@@ -295,9 +308,11 @@
     let unauthorized = 0;
     let first = true;
     while (!blocked) {
+      // A tab with no transcript of its own starts from the server's history.
+      const history = first && !restored;
       try {
         const response = await request(
-          `${API}?after=${after}${first ? "&wait=0" : ""}`,
+          history ? HISTORY : `${API}?after=${after}${first ? "&wait=0" : ""}`,
           { headers: { Accept: "application/json" } },
           POLL_TIMEOUT_MS,
         );
@@ -324,6 +339,11 @@
         delay = FIRST_DELAY_MS;
         trouble("poll", false);
         for (const message of data.messages) {
+          if (history && message.mine) {
+            showMine(String(message.text ?? ""));
+            remember({ who: "me", text: String(message.text ?? "") });
+            continue;
+          }
           if (!Number.isSafeInteger(message.id) || message.id <= after) continue;
           showBot(message);
           after = message.id;
@@ -333,6 +353,7 @@
             language: message.language,
             choices: message.choices,
             inline: message.inline,
+            author: message.author,
           });
         }
         if (Number.isSafeInteger(data.last) && data.last > after) {
@@ -471,6 +492,6 @@
     if (!document.hidden) wakeAll();
   });
 
-  restore();
+  const restored = restore();
   poll();
 })();
