@@ -1,0 +1,174 @@
+"""What the bot says to staff in the Telegram staff group and on the command line."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+from flows.types import Language
+
+# Arabic strings write the digits the reader must type (٠, ١…) in Arabic-Indic form;
+# integer parameters are localised by ``text`` itself.
+STAFF: Final[Mapping[str, Mapping[Language, str]]] = {
+    # --- staff: the staff group on Telegram, the dashboard, the command line ---
+    "staff.handoff.new": {
+        "ar": "📩 طلب تواصل جديد\nالسبب: {reason}\n"
+        "اللغة: {beneficiary_language}\nالقناة: {channel}",
+        "en": "📩 New contact request\nReason: {reason}\n"
+        "Language: {beneficiary_language}\nChannel: {channel}",
+    },
+    "staff.handoff.urgent": {
+        "ar": "🚨 عاجل: طلب تواصل جديد\nالسبب: {reason}\n"
+        "اللغة: {beneficiary_language}\nالقناة: {channel}",
+        "en": "🚨 URGENT: new contact request\nReason: {reason}\n"
+        "Language: {beneficiary_language}\nChannel: {channel}",
+    },
+    "staff.handoff.reminder": {
+        "ar": "⏰ طلب تواصل لم يستلمه أحد بعد\nالسبب: {reason}\nالقناة: {channel}",
+        "en": "⏰ A contact request nobody has taken yet\nReason: {reason}\nChannel: {channel}",
+    },
+    "staff.decision_due": {
+        "ar": "⏰ تجاوز الطلب {reference} موعد القرار ({date}) وما زال دون قرار: {status}\n"
+        "المتأخرة كلها: tawasul requests list --overdue",
+        "en": "⏰ {reference} is past its decision date ({date}) and still undecided: {status}\n"
+        "All overdue requests: tawasul requests list --overdue",
+    },
+    "staff.reason.requested": {
+        "ar": "طلب التحدث مع موظف من القائمة",
+        "en": "Asked for a staff member from the menu",
+    },
+    "staff.reason.keyword": {
+        "ar": "كتب كلمة يطلب بها موظفاً",
+        "en": "Wrote a word asking for a staff member",
+    },
+    "staff.reason.misunderstood": {
+        "ar": "لم يفهم البوت رسالتين متتاليتين منه",
+        "en": "The bot did not understand two messages in a row",
+    },
+    "staff.reason.field_errors": {
+        "ar": "تعثّر ثلاث مرات في أحد أسئلة طلب الدعم",
+        "en": "Stuck three times on one question of the support request",
+    },
+    "staff.reason.crisis": {
+        "ar": "كلمات تدل على أزمة: تواصلوا معه فوراً",
+        "en": "Crisis words: contact them at once",
+    },
+    "staff.reason.low_rating": {
+        "ar": "تقييم منخفض: اتصلوا به لفهم كيف نتحسن",
+        "en": "Low rating: call to understand how we can improve",
+    },
+    "staff.language.ar": {"ar": "العربية", "en": "Arabic"},
+    "staff.language.en": {"ar": "الإنجليزية", "en": "English"},
+    "staff.channel.whatsapp": {"ar": "واتساب", "en": "WhatsApp"},
+    "staff.channel.sms": {"ar": "رسائل SMS", "en": "SMS"},
+    "staff.channel.whatsapp_cloud": {"ar": "واتساب (Meta)", "en": "WhatsApp (Meta)"},
+    "staff.channel.telegram": {"ar": "تيليجرام", "en": "Telegram"},
+    "staff.channel.web": {"ar": "محادثة الموقع", "en": "Website chat"},
+    "staff.channel.console": {"ar": "المحاكي النصي", "en": "Console"},
+    "staff.delivery_failed": {
+        "ar": "تعذّر إيصال رسائل إلى مستفيدين ({count})، وتوقفت المحاولة:",
+        "en": "Messages that could not be delivered to beneficiaries ({count}); no more tries:",
+    },
+    "staff.delivery_failed_line": {
+        "ar": "رسالة #{number} — {channel} — {reason}",
+        "en": "message #{number} — {channel} — {reason}",
+    },
+    "staff.button.take": {"ar": "استلام", "en": "Take"},
+    "staff.button.close": {"ar": "إغلاق", "en": "Close"},
+    "staff.handoff.taken_by": {"ar": "استلمها {name}", "en": "Taken by {name}"},
+    "staff.handoff.closed_by": {"ar": "أغلقها {name}", "en": "Closed by {name}"},
+    "staff.handoff.left": {
+        "ar": "غادر المستفيد المحادثة #{number} وعاد إلى القائمة",
+        "en": "The beneficiary left conversation #{number} for the menu",
+    },
+    "staff.handoff.already_taken": {
+        "ar": "استلمها {name} قبلك",
+        "en": "{name} has already taken it",
+    },
+    "staff.callback.new": {
+        "ar": "📞 تقييم منخفض ({score} من ٥) عن {context}: اتصلوا بالمستفيد لفهم كيف نتحسن.\n"
+        "القناة: {channel}",
+        "en": "📞 Low rating ({score} of 5) for {context}: call the beneficiary to understand "
+        "how we can improve.\nChannel: {channel}",
+    },
+    "staff.rating_context.service": {"ar": "الخدمة", "en": "the service"},
+    "staff.rating_context.handoff": {"ar": "محادثة مع موظف", "en": "a conversation with staff"},
+    "staff.needs_info.answered": {
+        "ar": "📎 أجاب المستفيد عن سؤال طلب {reference} (المرفقات: {count}):\n{text}",
+        "en": "📎 The beneficiary answered the question on {reference} "
+        "(attachments: {count}):\n{text}",
+    },
+    "staff.whoami": {
+        "ar": "معرّف هذه المجموعة: {chat_id}\nمعرّفك في تيليجرام: {user_id}\n"
+        "(ضع معرّف المجموعة في telegram.staff_chat_id، ومعرّفك في "
+        "tawasul staff add --telegram-id)",
+        "en": "This group's id: {chat_id}\nYour Telegram id: {user_id}\n"
+        "(put the group's id in telegram.staff_chat_id, and yours in "
+        "tawasul staff add --telegram-id)",
+    },
+    "staff.not_staff": {
+        "ar": "هذا الأمر للموظفين المسجلين فقط",
+        "en": "This command is for registered staff only",
+    },
+    "staff.status.done": {
+        "ar": "تم تغيير حالة {reference} إلى {status}",
+        "en": "{reference} is now {status}",
+    },
+    "staff.status.refused": {
+        "ar": "لم تتغير الحالة: {reason}",
+        "en": "Status not changed: {reason}",
+    },
+    "staff.note.done": {
+        "ar": "أُضيفت الملاحظة إلى ملف {reference}",
+        "en": "Note added to the file of {reference}",
+    },
+    "staff.case.not_found": {
+        "ar": "لا يوجد طلب بالرقم {reference}",
+        "en": "There is no request numbered {reference}",
+    },
+    "staff.handoffs.none": {
+        "ar": "لا توجد طلبات تواصل مفتوحة",
+        "en": "There are no open contact requests",
+    },
+    "staff.handoffs.header": {
+        "ar": "طلبات التواصل المفتوحة ({count}):",
+        "en": "Open contact requests ({count}):",
+    },
+    "staff.handoffs.line": {
+        "ar": "{beneficiary} — {reason} — {owner}",
+        "en": "{beneficiary} — {reason} — {owner}",
+    },
+    "staff.handoffs.unclaimed": {"ar": "لم يستلمها أحد", "en": "not taken yet"},
+    "staff.usage": {
+        "ar": "أوامر الموظفين:\n"
+        "/case REF: ملف الطلب\n"
+        "/status REF STATUS [ملاحظة]: تغيير حالة الطلب\n"
+        "/note REF النص: إضافة ملاحظة إلى ملف الطلب\n"
+        "/handoffs: طلبات التواصل المفتوحة\n"
+        "الحالات: submitted, under_review, needs_info, accepted, rejected, delivered, closed\n"
+        "(needs_info تحتاج ملاحظة فيها سؤال المستفيد)",
+        "en": "Staff commands:\n"
+        "/case REF: the request's file\n"
+        "/status REF STATUS [note]: change the request's status\n"
+        "/note REF text: add a note to the request's file\n"
+        "/handoffs: open contact requests\n"
+        "Statuses: submitted, under_review, needs_info, accepted, rejected, delivered, closed\n"
+        "(needs_info needs a note with the question for the beneficiary)",
+    },
+    "staff.beneficiary_says": {
+        "ar": "{name_or_channel}: {text}",
+        "en": "{name_or_channel}: {text}",
+    },
+    "staff.more_messages": {
+        "ar": "… و{count} رسائل أخرى (في لوحة المتابعة)",
+        "en": "… and {count} more messages (on the dashboard)",
+    },
+    "staff.request_line": {
+        "ar": "{reference} — {status} — {need}",
+        "en": "{reference} — {status} — {need}",
+    },
+    "staff.reason.outreach": {
+        "ar": "كتب إليه موظف من ملف طلبه",
+        "en": "A staff member wrote to them from their request's file",
+    },
+}
