@@ -59,7 +59,7 @@ from flows.lifecycle import DELIVERED, OPEN, RATEABLE, UNDECIDED
 from flows.staff_texts import STAFF_LANGUAGE
 from flows.types import ConversationState, OutboundMessage, TemplateRef
 from handlers.base import DeliveryError
-from handlers.telegram import TelegramChannel
+from handlers.telegram_staff import TelegramStaffGroup
 from storage.db import Database
 from storage.feedback import OPEN as FEEDBACK_OPEN
 from storage.models import (
@@ -785,7 +785,7 @@ class StaffGroupAlerts:
 
     def __init__(
         self,
-        telegram: TelegramChannel,
+        telegram: TelegramStaffGroup,
         database: Database,
         clock: Callable[[], datetime],
         *,
@@ -809,7 +809,7 @@ class StaffGroupAlerts:
         if self._pace is not None:
             await self._pace()
         try:
-            post = await self._telegram.post_to_staff(text, buttons=buttons, reply_to=reply_to)
+            post = await self._telegram.post(text, buttons=buttons, reply_to=reply_to)
         except DeliveryError as error:
             log.error("staff alert not posted: %s", error.reason)
             return

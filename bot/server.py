@@ -26,12 +26,12 @@ from bot.followups import FollowUpDispatcher, FollowUpPlanner, FollowUpPolicy, S
 from bot.media import MediaQuota, MediaStore
 from bot.outbox import DeliveryRules, FailedDelivery, OutboxSender
 from bot.scheduler import FollowUpScheduler
-from bot.staff_group import StaffGroup, whoami_text
+from bot.staff_group import StaffGroup
 from flows.staff_texts import STAFF_LANGUAGE
 from flows.types import Address, Choice, InboundMessage, OutboundMessage
-from handlers.base import Channel, ChannelSetup, DeliveryReceipt
-from handlers.telegram import StaffUpdate, TelegramChannel
-from handlers.webchat import MAX_POLLS, RECHECK_SECONDS, Said, WebChatChannel
+from handlers.base import Channel, ChannelSetup, DeliveryReceipt, Said, StaffUpdate
+from handlers.telegram import TelegramChannel
+from handlers.telegram_staff import TelegramStaffGroup
 from storage.db import Database
 from storage.models import DIRECTION_IN, MESSAGE_DELIVERED, MESSAGE_READ, MESSAGE_SENT, id_of
 from storage.repositories import IdentityRepository, MessageRepository
@@ -43,6 +43,8 @@ MAX_BODY_BYTES = 1024 * 1024
 # Open files kept free of held web chat polls (each holds a connection): the database,
 # media files, the platforms' APIs and everyone else's requests.
 SPARE_FILES = 256
+# Requests held open when the open-file limit is none (each channel keeps its own cap).
+UNLIMITED_HELD = 1_000_000
 # What the case file keeps of a receipt ("sent" it knows already).
 _DELIVERY_STATUSES = {"delivered": "delivered", "read": "read", "failed": "failed"}
 # A channel that could not start (its platform was down) is tried again after this,
@@ -112,18 +114,18 @@ class Tawasul:
         self.dashboard = Dashboard(
             settings=settings, database=database, desk=self.desk, media=self.media, clock=clock
         )
-        telegram = self.channels.get("telegram")
-        if isinstance(telegram, TelegramChannel) and settings.telegram.staff_chat_id:
+        posts = self._staff_posts()
+        if posts is not None:
             self.staff_group = StaffGroup(
-                self.desk, telegram, database, settings.flow_settings(), pace=self._staff_pace
+                self.desk, posts, database, settings.flow_settings(), pace=self._staff_pace
             )
         dispatcher = FollowUpDispatcher(
             database,
             self.followups.policy,
             on_outbox=self.outbox.wake,
             alert_staff=(
-                StaffGroupAlerts(telegram, database, clock, pace=self._staff_pace)
-                if self.staff_group is not None and isinstance(telegram, TelegramChannel)
+                StaffGroupAlerts(posts, database, clock, pace=self._staff_pace)
+                if posts is not None
                 else None
             ),
         )
@@ -132,59 +134,34 @@ class Tawasul:
         self._background: set[asyncio.Task[None]] = set()
 
     def _configured_channels(self, telegram_polling: bool) -> list[Channel]:
-        server, telegram = self.settings.server, self.settings.telegram
-        channels: list[Channel] = [
-            WebChatChannel(
-                self._web_replies,
-                history=self._web_history,
-                secure_cookies=(server.public_url or "").startswith("https:"),
-                embed_origins=server.chat_embed_origins,
-                public_url=server.public_url,
-                title=self.settings.organization.name,
-                # SQLite has one server process, which delivers (and so announces) every
-                # web reply itself: a poll need not read the database unless woken.
-                recheck_seconds=None if self.database.is_sqlite else RECHECK_SECONDS,
-                max_polls=max_polls(),
-            )
-        ]
-        if telegram.token is None:
-            log.info("Telegram skipped: telegram.token is not set")
-        elif telegram.webhook_secret is None and not telegram_polling:
-            log.warning("Telegram skipped: telegram.webhook_secret is needed for the webhook")
-        else:
-            channels.append(
-                TelegramChannel(
-                    telegram.token.get_secret_value(),
-                    webhook_secret=(
-                        telegram.webhook_secret.get_secret_value()
-                        if telegram.webhook_secret
-                        else None
-                    ),
-                    api_base_url=telegram.api_base_url,
-                    public_url=server.public_url,
-                    polling=telegram_polling,
-                    staff_chat_id=telegram.staff_chat_id,
-                    on_staff=self._on_staff,
-                    whoami=whoami_text,
-                    messages_per_second=telegram.messages_per_second,
-                    messages_per_chat_per_second=telegram.messages_per_chat_per_second,
-                )
-            )
-        # Every other channel declares itself and is built from its own section.
+        """Every channel that declares itself, built from its own section."""
+        channels = []
         for spec in specs():
-            if spec.build is not None and spec.section is not None:
-                channel = spec.build(self._setup(spec.section))
-                if channel is not None:
-                    channels.append(channel)
+            if spec.build is None:
+                continue  # the console: ``tawasul chat`` runs it
+            setup = ChannelSetup(
+                section=getattr(self.settings, spec.section) if spec.section else None,
+                public_url=self.settings.server.public_url,
+                organization=self.settings.organization.name,
+                on_receipt=self._delivery_receipt,
+                text=flows.text,
+                replies=self._web_replies,
+                history=self._web_history,
+                on_staff=self._on_staff,
+                polling=telegram_polling,
+                one_process=self.database.is_sqlite,
+                max_held=max_held_requests(),
+            )
+            channel = spec.build(setup)
+            if channel is not None:
+                channels.append(channel)
         return channels
 
-    def _setup(self, section: str) -> ChannelSetup:
-        return ChannelSetup(
-            section=getattr(self.settings, section),
-            public_url=self.settings.server.public_url,
-            on_receipt=self._delivery_receipt,
-            text=flows.text,
-        )
+    def _staff_posts(self) -> TelegramStaffGroup | None:
+        """Where the staff group is posted to, when Telegram runs with one
+        (``telegram.staff_chat_id``)."""
+        telegram = self.channels.get("telegram")
+        return telegram.staff_group if isinstance(telegram, TelegramChannel) else None
 
     def app(self) -> web.Application:
         trusted = tuple(self.settings.server.trusted_proxies)
@@ -215,10 +192,10 @@ class Tawasul:
         )
 
     async def _end_long_polls(self, _app: web.Application) -> None:
-        # Shutdown comes before aiohttp waits for the requests still open: a web chat
-        # poll (up to 25 s) must answer now, or SIGTERM waits for it.
+        # Shutdown comes before aiohttp waits for the requests still open: a held poll
+        # (the web chat's, up to 25 s) must answer now, or SIGTERM waits for it.
         for channel in self._unique_channels():
-            if isinstance(channel, WebChatChannel):
+            if any(channel.capabilities(name).holds_requests for name in channel.names):
                 await channel.stop()
 
     def _followups_changed(self, keys: list[str]) -> None:
@@ -358,8 +335,8 @@ class Tawasul:
     async def _tell_staff_failed(self, failures: Sequence[FailedDelivery]) -> None:
         """Messages the outbox gave up on, to the staff group when there is one (the
         outbox has logged each already)."""
-        telegram = self.channels.get("telegram")
-        if self.staff_group is None or not isinstance(telegram, TelegramChannel):
+        posts = self._staff_posts()
+        if posts is None:
             return
         lines = [flows.text(STAFF_LANGUAGE, "staff.delivery_failed", count=len(failures))]
         lines += [
@@ -374,7 +351,7 @@ class Tawasul:
         ]
         if len(failures) > 20:
             lines.append("…")
-        alerts = StaffGroupAlerts(telegram, self.database, self.clock, pace=self._staff_pace)
+        alerts = StaffGroupAlerts(posts, self.database, self.clock, pace=self._staff_pace)
         await alerts("\n".join(lines), None)
 
 
@@ -429,13 +406,14 @@ def _real_client(trusted: Sequence[Network]) -> Callable[..., Awaitable[web.Stre
     return real_client
 
 
-def max_polls(spare: int = SPARE_FILES) -> int:
-    """How many web chat polls may be held: the open-file limit less what everything
-    else needs, halved (a proxy in front holds one file per poll too), within 10-1,000."""
+def max_held_requests(spare: int = SPARE_FILES) -> int:
+    """How many requests channels may hold open (the web chat's polls): the open-file
+    limit less what everything else needs, halved (a proxy in front holds one file per
+    request too), at least 10."""
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
-        return MAX_POLLS
-    return max(10, min(MAX_POLLS, (soft - spare) // 2))
+        return UNLIMITED_HELD
+    return max(10, (soft - spare) // 2)
 
 
 def raise_open_file_limit() -> None:

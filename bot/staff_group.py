@@ -18,8 +18,8 @@ import flows
 from bot.desk import StaffDesk, StaffError
 from flows.staff_texts import STAFF_LANGUAGE, mask_for_group
 from flows.types import FlowSettings, InboundMessage
-from handlers.base import DeliveryError
-from handlers.telegram import StaffUpdate, TelegramChannel
+from handlers.base import DeliveryError, StaffUpdate
+from handlers.telegram_staff import TelegramStaffGroup
 from storage.db import Database
 from storage.models import Staff
 from storage.repositories import (
@@ -50,7 +50,7 @@ class StaffGroup:
     def __init__(
         self,
         desk: StaffDesk,
-        telegram: TelegramChannel,
+        telegram: TelegramStaffGroup,
         database: Database,
         settings: FlowSettings,
         *,
@@ -278,9 +278,7 @@ class StaffGroup:
             await self._pace()
         for attempt in range(1, POST_ATTEMPTS + 1):
             try:
-                post = await self._telegram.post_to_staff(
-                    text, buttons=buttons or (), reply_to=reply_to
-                )
+                post = await self._telegram.post(text, buttons=buttons or (), reply_to=reply_to)
                 break
             except DeliveryError as error:
                 if error.retry_after is None or attempt == POST_ATTEMPTS:
@@ -296,15 +294,6 @@ class StaffGroup:
         if self._pace is not None:
             await self._pace()
         try:
-            await self._telegram.post_to_staff(text, reply_to=update.message_id)
+            await self._telegram.post(text, reply_to=update.message_id)
         except DeliveryError as error:
             log.error("staff group answer failed: %s", error.reason)
-
-
-def whoami_text(chat_id: int, user_id: int) -> str:
-    """The answer to ``/whoami`` in a group: its id and the sender's, in Arabic and English,
-    in Latin digits to paste into the configuration."""
-    return "\n\n".join(
-        flows.text(language, "staff.whoami", chat_id=str(chat_id), user_id=str(user_id))
-        for language in ("ar", "en")
-    )

@@ -12,7 +12,16 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from flows.types import Address, InboundMessage, Language, Media, OutboundMessage
+from flows.types import (
+    Address,
+    Choice,
+    InboundMessage,
+    Language,
+    Media,
+    OutboundMessage,
+    clean_line,
+    clean_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +30,81 @@ log = logging.getLogger(__name__)
 # It raises when they could not be stored; the channel then answers 5xx so the platform
 # sends the message again.
 Receiver = Callable[[InboundMessage], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class StaffUpdate:
+    """A message or a button tap in the staff group, free of the platform's types.
+
+    Attributes:
+        chat_id: the staff group.
+        user_id: the platform's id of the staff member who wrote or tapped.
+        user_name: their first name (else username), for display only.
+        text: the message text, a command word without its ``@botname``; "" for a tap.
+        callback_data: the tapped button's data, for a tap on one of our staff posts.
+        reply_to: the message replied to, as ``tg:<chat>:<message>``, when it is a reply.
+        message_id: this message as ``tg:<chat>:<message>``; for a tap, the post that
+            carries the button.
+        update_id: the platform's id of the update (the same when it is sent again).
+    """
+
+    chat_id: int
+    user_id: int
+    user_name: str
+    text: str
+    callback_data: str | None
+    reply_to: str | None
+    message_id: str
+    update_id: int
+
+    def __post_init__(self) -> None:
+        # Staff text is relayed to beneficiaries and kept in the case file: cleaned as
+        # a beneficiary's is (flows/cleaning.py).
+        object.__setattr__(self, "user_name", clean_line(self.user_name))
+        object.__setattr__(self, "text", clean_text(self.text))
+        if self.callback_data is not None:
+            object.__setattr__(self, "callback_data", clean_line(self.callback_data))
+
+
+# Given to a channel with a staff group: handles one staff update, raising when it could
+# not, so that the webhook answers 5xx and the platform sends the update again.
+StaffReceiver = Callable[[StaffUpdate], Awaitable[None]]
+
+# Given to the web chat by the server: the outbound messages already released to one
+# address with an id greater than the one given, oldest first (its page reads them).
+Replies = Callable[[Address, int], Awaitable[list[tuple[int, OutboundMessage]]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Said:
+    """One message of a visitor's conversation, as the web chat's page shows it again.
+
+    Attributes:
+        mine: the visitor's (else the bot's or staff's, already released to them).
+        payload: the button the visitor pressed, when they pressed one.
+        files: the names of the files the visitor sent.
+    """
+
+    id: int
+    mine: bool
+    text: str
+    language: Language = "ar"
+    payload: str | None = None
+    choices: tuple[Choice, ...] = ()
+    inline: bool = False
+    files: tuple[str, ...] = ()
+
+
+# Given to the web chat by the server: the last messages in and out of one address,
+# oldest first (a new tab starts from them).
+History = Callable[[Address], Awaitable[list[Said]]]
+
+
+class Text(Protocol):
+    """The message catalogue: the sentence ``key`` in ``language``, ``params`` filled in."""
+
+    def __call__(self, language: Language, key: str, **params: object) -> str: ...
+
 
 # Largest attachment fetched from a platform; larger ones are refused with a reason.
 MAX_MEDIA_BYTES = 10 * 1024 * 1024
@@ -214,6 +298,8 @@ class Capabilities:
         receipts: it reports what became of a sent message (``DeliveryReceipt``).
         reaches_first: it can send to a user on its own (a notice, a reminder).
         phone_numbers: its user ids are E.164 phone numbers (the sender's mobile).
+        holds_requests: it holds requests open (long polls): the server stops it as
+            shutdown begins, so they answer at once rather than keep shutdown waiting.
     """
 
     media: frozenset[str] = frozenset()
@@ -229,6 +315,7 @@ class Capabilities:
     receipts: bool = False
     reaches_first: bool = True
     phone_numbers: bool = False
+    holds_requests: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,17 +323,35 @@ class ChannelSetup:
     """What the composition root gives a channel's ``build``.
 
     Attributes:
-        section: the channel's own configuration section (validated in bot/config.py).
+        section: the channel's own configuration section (validated in bot/config.py),
+            None for a channel without one.
         public_url: where the platforms reach this server, when set.
+        organization: the charity's name, for a page a channel draws (the web chat's).
         on_receipt: stores a delivery receipt.
         text: the message catalogue, for the few words a channel draws itself (the
-            button that opens a list).
+            button that opens a list, the answer to ``/whoami``).
+        replies: reads the replies stored for an address (the web chat's page asks).
+        history: reads the last messages of an address (the web chat's new tab asks).
+        on_staff: handles what staff write in the staff group.
+        polling: fetch updates from the platform instead of waiting for its webhook
+            (``tawasul serve --telegram-polling``, for a server no platform can reach).
+        one_process: this process delivers every reply itself (SQLite): nothing is
+            released elsewhere that a waiting request must look for.
+        max_held: requests a channel may hold open at once (the web chat's long polls),
+            from what the process may open.
     """
 
     section: Any
     public_url: str | None
+    organization: str
     on_receipt: ReceiptReceiver
-    text: Callable[[Language, str], str]
+    text: Text
+    replies: Replies
+    history: History
+    on_staff: StaffReceiver
+    polling: bool = False
+    one_process: bool = False
+    max_held: int = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,8 +365,8 @@ class ChannelSpec:
             rates come with the configured channel's ``capabilities``).
         section: its configuration section, when ``build`` needs one.
         build: the configured channel, or None (after one log line) when its
-            configuration is incomplete; None when the server builds it itself (the
-            channels that need the server's own hooks).
+            configuration is incomplete; None for a channel the server does not run (the
+            console: ``tawasul chat`` runs it).
     """
 
     names: tuple[str, ...]

@@ -12,7 +12,7 @@ import re
 import secrets
 import time
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,16 +23,20 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from flows.handoff import staff_author
-from flows.types import Address, Choice, InboundMessage, Language, Media, OutboundMessage
+from flows.types import Address, InboundMessage, Media, OutboundMessage
 from handlers.base import (
     MAX_MEDIA_BYTES,
     BadBody,
     BeforePart,
     Capabilities,
+    ChannelSetup,
     ChannelSpec,
+    History,
     MediaError,
     Overloaded,
     Receiver,
+    Replies,
+    Said,
     Sent,
     busy_response,
     parse_json,
@@ -93,33 +97,6 @@ MAX_POLLS_PER_VISITOR = 3
 BUSY_RETRY_SECONDS = 5
 
 
-@dataclass(frozen=True, slots=True)
-class Said:
-    """One message of a visitor's conversation, as the page shows it again.
-
-    Attributes:
-        mine: the visitor's (else the bot's or staff's, already released to them).
-        payload: the button the visitor pressed, when they pressed one.
-        files: the names of the files the visitor sent.
-    """
-
-    id: int
-    mine: bool
-    text: str
-    language: Language = "ar"
-    payload: str | None = None
-    choices: tuple[Choice, ...] = ()
-    inline: bool = False
-    files: tuple[str, ...] = ()
-
-
-# Gives the last messages in and out of one web address, oldest first.
-History = Callable[[Address], Awaitable[list[Said]]]
-
-# Gives the server's outbound messages already released to one web address with an id
-# greater than the one given, oldest first.
-Replies = Callable[[Address, int], Awaitable[list[tuple[int, OutboundMessage]]]]
-
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _STATIC = {
     "chat.js": "text/javascript",
@@ -131,7 +108,9 @@ _AFTER = re.compile(r"[0-9]{1,18}")  # ASCII only: int() would also take "٣" an
 # Plain decimal seconds: float() would also take "nan", "inf", "1e9" and "٣".
 _WAIT = re.compile(r"[0-9]{1,4}(?:\.[0-9]{1,6})?")
 # Photos and PDFs; no limit of its own on buttons (the page draws every choice as one).
-CAPABILITIES = Capabilities(media=frozenset({"image", "document"}), buttons=100)
+CAPABILITIES = Capabilities(
+    media=frozenset({"image", "document"}), buttons=100, holds_requests=True
+)
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -806,4 +785,22 @@ def _content_security_policy(embed_origins: Sequence[str]) -> str:
 
 
 # Built by the server, which gives it the replies already released.
-SPEC = ChannelSpec(names=(CHANNEL,), capabilities={CHANNEL: CAPABILITIES})
+def build(setup: ChannelSetup) -> WebChatChannel:
+    """The web chat: always on, on the server's own address (its section is ``[server]``)."""
+    return WebChatChannel(
+        setup.replies,
+        history=setup.history,
+        secure_cookies=(setup.public_url or "").startswith("https:"),
+        embed_origins=setup.section.chat_embed_origins,
+        public_url=setup.public_url,
+        title=setup.organization,
+        # A single process delivers (and so announces) every web reply itself: a poll
+        # need not read the database unless woken.
+        recheck_seconds=None if setup.one_process else RECHECK_SECONDS,
+        max_polls=min(setup.max_held, MAX_POLLS),
+    )
+
+
+SPEC = ChannelSpec(
+    names=(CHANNEL,), capabilities={CHANNEL: CAPABILITIES}, section="server", build=build
+)

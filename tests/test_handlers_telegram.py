@@ -17,14 +17,10 @@ from aiohttp.test_utils import TestClient, TestServer, unused_port
 from fakes.telegram_api import FakeTelegram, group_callback, group_message, private_message
 
 from flows.types import Address, Choice, InboundMessage, Location, Media, OutboundMessage
-from handlers.base import MAX_MEDIA_BYTES, DeliveryError, MediaError, Overloaded
-from handlers.telegram import (
-    SECRET_HEADER,
-    WEBHOOK_PATH,
-    StaffUpdate,
-    TelegramChannel,
-    split_text,
-)
+from handlers.base import MAX_MEDIA_BYTES, DeliveryError, MediaError, Overloaded, StaffUpdate
+from handlers.telegram import SECRET_HEADER, WEBHOOK_PATH, TelegramChannel
+from handlers.telegram_http import split_text
+from handlers.telegram_staff import TelegramStaffGroup
 
 TOKEN = "7012345678:AAFakeTokenForTelegramChannelTests_x"
 SECRET = "tawasul-webhook_secret-0123456789"
@@ -537,15 +533,23 @@ async def test_no_choices_no_markup(channel: TelegramChannel, api: FakeTelegram)
     assert sent.platform_message_id == f"{CHAT}:1"
 
 
+@pytest.mark.parametrize(
+    ("description", "said"),
+    [
+        ("Forbidden: bot was blocked by the user", "blocked"),
+        ("Forbidden: bot can't initiate conversation with a user", "initiate"),
+    ],
+    ids=["blocked", "never-started-the-bot"],
+)
 async def test_blocked_by_the_user_is_unreachable(
-    channel: TelegramChannel, api: FakeTelegram
+    channel: TelegramChannel, api: FakeTelegram, description: str, said: str
 ) -> None:
-    api.fail("sendMessage", 403, "Forbidden: bot was blocked by the user")
+    api.fail("sendMessage", 403, description)
     with pytest.raises(DeliveryError) as raised:
         await channel.send(ADDRESS, OutboundMessage("مرحبا", "ar"))
     error = raised.value
     assert (error.unreachable, error.permanent, error.code) == (True, True, "403")
-    assert "blocked" in error.reason
+    assert said in error.reason
     assert str(CHAT) not in error.reason
 
 
@@ -752,6 +756,12 @@ async def staff_channel(
         await channel.stop()
 
 
+def group(channel: TelegramChannel) -> TelegramStaffGroup:
+    """The channel's staff group (it has one: it was given ``staff_chat_id``)."""
+    assert channel.staff_group is not None
+    return channel.staff_group
+
+
 @pytest.fixture
 async def staff_http(staff_channel: TelegramChannel, inbox: Inbox) -> AsyncIterator[Http]:
     client = await serve(staff_channel, inbox)
@@ -824,7 +834,7 @@ async def test_the_command_word_loses_our_bot_name(
 async def test_a_reply_to_our_post_names_the_post(
     staff_channel: TelegramChannel, staff_http: Http, staff_inbox: StaffInbox
 ) -> None:
-    post_id = await staff_channel.post_to_staff("طلب تواصل جديد: المحادثة ٣")
+    post_id = await group(staff_channel).post("طلب تواصل جديد: المحادثة ٣")
     message_id = int(post_id.rsplit(":", 1)[1])
     update = said(890020, "وعليكم السلام، معك سارة", reply_to_message_id=message_id)
     assert await post(staff_http, update) == 200
@@ -996,7 +1006,7 @@ async def test_post_to_staff_with_buttons_in_reply_to_a_staff_message(
     staff_channel: TelegramChannel, api: FakeTelegram
 ) -> None:
     buttons = [("استلام", "handoff:take:3"), ("إغلاق", "handoff:close:3")]
-    post_id = await staff_channel.post_to_staff(
+    post_id = await group(staff_channel).post(
         "المحادثة ٣: طلب تواصل", buttons=buttons, reply_to=f"tg:{STAFF_CHAT}:7"
     )
     [call] = api.calls("sendMessage")
@@ -1019,8 +1029,8 @@ async def test_a_long_staff_post_replies_with_its_first_part_and_has_buttons_on_
     staff_channel: TelegramChannel, api: FakeTelegram
 ) -> None:
     first, second = arabic_line(500), arabic_line(333)
-    replied = await staff_channel.post_to_staff("طلب تواصل جديد")
-    post_id = await staff_channel.post_to_staff(
+    replied = await group(staff_channel).post("طلب تواصل جديد")
+    post_id = await group(staff_channel).post(
         f"{first}\n{second}", buttons=[("استلام", "handoff:take:3")], reply_to=replied
     )
     _, one, two = api.calls("sendMessage")
@@ -1037,7 +1047,7 @@ async def test_a_long_staff_post_replies_with_its_first_part_and_has_buttons_on_
 async def test_a_reply_to_outside_the_staff_group_is_posted_as_a_plain_post(
     staff_channel: TelegramChannel, api: FakeTelegram, reply_to: str
 ) -> None:
-    assert await staff_channel.post_to_staff("تذكير", reply_to=reply_to) == f"tg:{STAFF_CHAT}:1"
+    assert await group(staff_channel).post("تذكير", reply_to=reply_to) == f"tg:{STAFF_CHAT}:1"
     assert "reply_parameters" not in api.calls("sendMessage")[0].params
 
 
@@ -1050,18 +1060,13 @@ async def test_a_bad_staff_button_is_refused_before_sending(
     staff_channel: TelegramChannel, api: FakeTelegram, buttons: list[tuple[str, str]]
 ) -> None:
     with pytest.raises(DeliveryError) as raised:
-        await staff_channel.post_to_staff("طلب", buttons=buttons)
+        await group(staff_channel).post("طلب", buttons=buttons)
     assert raised.value.permanent
     assert api.calls("sendMessage") == []
 
 
-async def test_post_to_staff_without_a_staff_group_is_a_permanent_error(
-    channel: TelegramChannel, api: FakeTelegram
-) -> None:
-    with pytest.raises(DeliveryError) as raised:
-        await channel.post_to_staff("طلب")
-    assert raised.value.permanent
-    assert api.calls("sendMessage") == []
+async def test_without_a_staff_chat_there_is_no_staff_group(channel: TelegramChannel) -> None:
+    assert channel.staff_group is None
 
 
 async def test_a_staff_group_that_became_a_supergroup_says_its_new_id(
@@ -1074,7 +1079,7 @@ async def test_a_staff_group_that_became_a_supergroup_says_its_new_id(
         migrate_to_chat_id=-1002223334445,
     )
     with pytest.raises(DeliveryError) as raised:
-        await staff_channel.post_to_staff("طلب")
+        await group(staff_channel).post("طلب")
     assert raised.value.permanent
     assert "-1002223334445" in raised.value.reason
 
@@ -1084,69 +1089,5 @@ async def test_a_bot_removed_from_the_staff_group_cannot_post(
 ) -> None:
     api.fail("sendMessage", 403, "Forbidden: bot was kicked from the supergroup chat")
     with pytest.raises(DeliveryError) as raised:
-        await staff_channel.post_to_staff("طلب")
+        await group(staff_channel).post("طلب")
     assert (raised.value.permanent, raised.value.code) == (True, "403")
-
-
-async def test_edit_staff_post_replaces_text_and_buttons(
-    staff_channel: TelegramChannel, api: FakeTelegram
-) -> None:
-    post_id = await staff_channel.post_to_staff(
-        "المحادثة ٣", buttons=[("استلام", "handoff:take:3")]
-    )
-    await staff_channel.edit_staff_post(
-        post_id, "المحادثة ٣ — استلمتها سارة", buttons=[("إغلاق", "handoff:close:3")]
-    )
-    [call] = api.calls("editMessageText")
-    assert call.params["chat_id"] == STAFF_CHAT
-    assert call.params["message_id"] == 1
-    assert call.params["text"] == "المحادثة ٣ — استلمتها سارة"
-    assert call.params["reply_markup"] == {
-        "inline_keyboard": [[{"text": "إغلاق", "callback_data": "handoff:close:3"}]]
-    }
-    # The same edit again is no error; an edit without buttons removes them.
-    await staff_channel.edit_staff_post(
-        post_id, "المحادثة ٣ — استلمتها سارة", buttons=[("إغلاق", "handoff:close:3")]
-    )
-    await staff_channel.edit_staff_post(post_id, "المحادثة ٣ — أُغلقت")
-    assert "reply_markup" not in api.calls("editMessageText")[2].params
-    edited = api.message(STAFF_CHAT, 1) or {}
-    assert edited["text"] == "المحادثة ٣ — أُغلقت"
-    assert "reply_markup" not in edited
-
-
-async def test_a_too_long_edit_is_cut_to_fit(
-    staff_channel: TelegramChannel, api: FakeTelegram
-) -> None:
-    post_id = await staff_channel.post_to_staff("المحادثة ٣")
-    await staff_channel.edit_staff_post(post_id, "ا" * 5000)
-    [call] = api.calls("editMessageText")
-    assert call.params["text"] == "ا" * 4095 + "…"
-
-
-@pytest.mark.parametrize("platform_id", ["tg:-1001987654321:999", "not-an-id", "tg::1"])
-async def test_editing_a_post_that_is_not_there_is_a_permanent_error(
-    staff_channel: TelegramChannel, platform_id: str
-) -> None:
-    with pytest.raises(DeliveryError) as raised:
-        await staff_channel.edit_staff_post(platform_id, "استلمتها سارة")
-    assert raised.value.permanent
-
-
-async def test_send_private_reaches_a_staff_members_own_chat(
-    staff_channel: TelegramChannel, api: FakeTelegram
-) -> None:
-    assert await staff_channel.send_private(SARA, "لديك محادثة جديدة") == f"tg:{SARA}:1"
-    [call] = api.calls("sendMessage")
-    assert (call.params["chat_id"], call.params["text"]) == (SARA, "لديك محادثة جديدة")
-
-
-async def test_send_private_to_someone_who_never_started_the_bot_is_unreachable(
-    staff_channel: TelegramChannel, api: FakeTelegram
-) -> None:
-    api.fail("sendMessage", 403, "Forbidden: bot can't initiate conversation with a user")
-    with pytest.raises(DeliveryError) as raised:
-        await staff_channel.send_private(SARA, "لديك محادثة جديدة")
-    assert (raised.value.unreachable, raised.value.code) == (True, "403")
-    with pytest.raises(DeliveryError):
-        await staff_channel.send_private(STAFF_CHAT, "ليست محادثة خاصة")

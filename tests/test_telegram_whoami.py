@@ -8,8 +8,9 @@ import pytest
 from fakes.telegram_api import FakeTelegram, group_message
 from test_handlers_telegram import SECRET, TOKEN, Inbox, StaffInbox, post, serve
 
-from bot.staff_group import whoami_text
+import flows
 from handlers.telegram import TelegramChannel
+from handlers.telegram_staff import whoami_text
 
 NEW_GROUP = -1005550001111
 STAFF_GROUP = -1001987654321
@@ -34,7 +35,7 @@ async def test_whoami_in_a_group_answers_the_group_id_and_the_senders_id(
         api_base_url=api.base_url,
         staff_chat_id=staff_group,
         on_staff=staff_inbox if staff_group else None,
-        whoami=whoami_text,
+        whoami=whoami_text(flows.text),
     )
     await channel.start()
     http = await serve(channel, inbox)
@@ -59,7 +60,7 @@ async def test_whoami_from_a_beneficiary_in_private_is_an_ordinary_message(
 ) -> None:
     inbox = Inbox()
     channel = TelegramChannel(
-        TOKEN, webhook_secret=SECRET, api_base_url=api.base_url, whoami=whoami_text
+        TOKEN, webhook_secret=SECRET, api_base_url=api.base_url, whoami=whoami_text(flows.text)
     )
     await channel.start()
     http = await serve(channel, inbox)
