@@ -619,7 +619,7 @@ def _media(kind: str, body: Mapping[str, Any]) -> _Media | None:
 def _location(body: Mapping[str, Any]) -> Location | None:
     try:
         latitude, longitude = float(body["latitude"]), float(body["longitude"])
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):  # 10**400 is no float
         return None
     if not (math.isfinite(latitude) and math.isfinite(longitude)):
         return None
