@@ -112,7 +112,12 @@ class Tawasul:
             on_followups=self._followups_changed,
         )
         self.dashboard = Dashboard(
-            settings=settings, database=database, desk=self.desk, media=self.media, clock=clock
+            settings=settings,
+            database=database,
+            desk=self.desk,
+            media=self.media,
+            clock=clock,
+            feedback=self.feedback,
         )
         posts = self._staff_posts()
         if posts is not None:

@@ -2,8 +2,9 @@
 
 Page groups: ``login`` (login, logout, one's own password), ``cases`` (the requests list,
 case files, attachments), ``handoffs`` (the live inbox), ``ratings`` (the report),
-``staff_admin`` (members and the audit log) and ``knowledge``. What they share (the
-guard, page drawing, security headers) is ``bot.dashboard.site``. Every staff action goes
+``staff_admin`` (members and the audit log), ``knowledge`` and ``feedback`` (through
+``FeedbackDesk``). What they share (the guard, page drawing, security headers) is
+``bot.dashboard.site``. Every staff action goes
 through ``StaffDesk``, so the beneficiary is told exactly as from the command line or
 the Telegram staff group, and lands in the audit log.
 """
@@ -19,6 +20,7 @@ from aiohttp import web
 
 from bot.config import Settings
 from bot.dashboard.cases import CasePages
+from bot.dashboard.feedback import FeedbackPages
 from bot.dashboard.handoffs import HandoffPages
 from bot.dashboard.knowledge import KnowledgePages
 from bot.dashboard.login import LoginPages
@@ -27,6 +29,7 @@ from bot.dashboard.site import PageGroup, Site
 from bot.dashboard.staff_admin import StaffAdminPages
 from bot.desk import StaffDesk
 from bot.engine import HandleResult
+from bot.feedback import FeedbackDesk
 from bot.media import MediaStore
 from flows.types import InboundMessage
 from storage.db import Database
@@ -43,10 +46,12 @@ class Dashboard:
         desk: StaffDesk,
         media: MediaStore,
         clock: Callable[[], datetime],
+        feedback: FeedbackDesk | None = None,
     ) -> None:
         self.site = Site(settings=settings, database=database, desk=desk, media=media, clock=clock)
         self.live = self.site.live
         self.sessions = self.site.sessions
+        self._feedback = feedback or FeedbackDesk(database, settings.flow_settings(), clock)
         self._handoffs = HandoffPages(self.site)
         # A new page group: its module beside this one, and one line here.
         self._groups: list[PageGroup] = [
@@ -76,6 +81,10 @@ class Dashboard:
             site.db, site.clock, site.settings.timezone, site.render, site.problem
         )
         app.add_routes(knowledge.routes(site.guard))
+        feedback = FeedbackPages(
+            self._feedback, site.clock, site.settings.timezone, site.render, site.problem
+        )
+        app.add_routes(feedback.routes(site.guard))
         app.on_shutdown.append(self._shutdown)
         return app
 
