@@ -28,7 +28,8 @@ from bot.templates import TemplateKind
 from flows.handoff import FLOW as HANDOFF_FLOW
 from flows.handoff import WAITING as HANDOFF_WAITING
 from flows.lifecycle import NEEDS_INFO, UNDECIDED
-from flows.steps import goto, sound
+from flows.staff_texts import STAFF_LANGUAGE
+from flows.steps import goto, need_label, sound
 from flows.types import FlowSettings, Language, OpenHandoff, OutboundMessage, TemplateRef
 from flows.validation import mask_ids_in
 from storage.db import Database
@@ -289,8 +290,52 @@ class StaffDesk:
                 "events": rows,
             }
             return json.dumps(document, ensure_ascii=False, indent=2)
+        return self._case_csv(case.request, answers, rows, masked, zone)
+
+    def _case_csv(
+        self,
+        request: SupportRequest,
+        answers: dict[str, Any],
+        rows: list[dict[str, Any]],
+        masked: bool,
+        zone: ZoneInfo,
+    ) -> str:
+        """The case file for a spreadsheet: the applicant's fields (key, label, value),
+        a blank line, then the timeline, one event a line, its detail in words."""
+        lang, settings = STAFF_LANGUAGE, self._settings
+        due = request.decision_due_at.astimezone(zone).isoformat(timespec="seconds")
+        fields: list[tuple[str, str, object]] = [
+            ("reference", flows.text(lang, "export.reference"), request.reference),
+            ("status", flows.text(lang, "export.status"), flows.status_label(lang, request.status)),
+            (
+                "channel",
+                flows.text(lang, "export.channel"),
+                flows.channel_label(lang, request.channel),
+            ),
+            ("decision_due_at", flows.text(lang, "export.decision_due"), due),
+        ]
+        for key in _APPLICANT_FIELDS:
+            value = answers.get(key, "")
+            if key == "need":
+                value = need_label(settings, str(request.need), lang)
+            elif key == "mobile" and str(value).startswith("+9665"):
+                value = "0" + str(value)[4:]  # as people write it, and never a formula
+            fields.append((key, flows.text(lang, f"intake.field.{key}"), value))
+        yes_no = {True: flows.text(lang, "export.yes"), False: flows.text(lang, "export.no")}
+        fields += [
+            (
+                "linked_existing",
+                flows.text(lang, "export.linked_existing"),
+                yes_no[bool(request.linked_existing)],
+            ),
+            ("masked", flows.text(lang, "export.masked"), yes_no[masked]),
+        ]
         out = io.StringIO()
         writer = csv.writer(out)
+        writer.writerow(["field", "label", "value"])
+        for field in fields:
+            writer.writerow([spreadsheet_cell(cell) for cell in field])
+        writer.writerow([])
         writer.writerow(["at", "kind", "actor", "text", "detail"])
         for row in rows:
             cells = [row[key] for key in ("at", "kind", "actor", "text")]
@@ -532,6 +577,12 @@ class StaffDesk:
         )
 
 
+# The applicant's answers, in the order the intake asks them (documents are events).
+_APPLICANT_FIELDS = ("name", "national_id", "mobile", "city", "need", "description")
+# In an event's detail, ids that mean something to the database only.
+_INTERNAL = frozenset({"id", "platform_message_id", "request_id"})
+
+
 def spreadsheet_cell(value: object) -> str:
     """A CSV cell a spreadsheet shows as text: one starting with ``= + - @``, a tab or a
     carriage return gets a leading quote, as OWASP advises ("CSV injection"), so that
@@ -558,9 +609,24 @@ def _event_row(event: CaseEvent, zone: ZoneInfo) -> dict[str, Any]:
 
 
 def _readable(detail: Any) -> str:
-    """An event's detail for a spreadsheet: "from: submitted; to: accepted", not JSON."""
+    """An event's detail for a spreadsheet: "to: accepted; note: …", not JSON; the
+    database's own ids and empty values left out, attachments by name."""
     if isinstance(detail, dict):
-        return "; ".join(f"{key}: {_readable(value)}" for key, value in detail.items())
+        parts = []
+        for key, value in detail.items():
+            if key in _INTERNAL or value in (None, "", [], {}):
+                continue
+            if key == "kind" and value == "reply":
+                continue  # the usual kind of message: only the others are worth saying
+            if key == "media" and isinstance(value, list):
+                value = [
+                    item.get("filename") or item.get("content_type") or "?"
+                    if isinstance(item, dict)
+                    else item
+                    for item in value
+                ]
+            parts.append(f"{key}: {_readable(value)}")
+        return "; ".join(parts)
     if isinstance(detail, list):
         return ", ".join(_readable(item) for item in detail)
     return "" if detail is None else str(detail)
