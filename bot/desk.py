@@ -302,33 +302,29 @@ class StaffDesk:
     ) -> str:
         """The case file for a spreadsheet: the applicant's fields (key, label, value),
         a blank line, then the timeline, one event a line, its detail in words."""
-        lang, settings = STAFF_LANGUAGE, self._settings
+        lang = STAFF_LANGUAGE
+
+        def label(key: str) -> str:
+            return flows.text(lang, f"staff.export.{key}")
+
+        yes_no = {True: label("yes"), False: label("no")}
         due = request.decision_due_at.astimezone(zone).isoformat(timespec="seconds")
         fields: list[tuple[str, str, object]] = [
-            ("reference", flows.text(lang, "export.reference"), request.reference),
-            ("status", flows.text(lang, "export.status"), flows.status_label(lang, request.status)),
-            (
-                "channel",
-                flows.text(lang, "export.channel"),
-                flows.channel_label(lang, request.channel),
-            ),
-            ("decision_due_at", flows.text(lang, "export.decision_due"), due),
+            ("reference", label("reference"), request.reference),
+            ("status", label("status"), flows.status_label(lang, request.status)),
+            ("channel", label("channel"), flows.channel_label(lang, request.channel)),
+            ("decision_due_at", label("decision_due"), due),
         ]
         for key in _APPLICANT_FIELDS:
             value = answers.get(key, "")
             if key == "need":
-                value = need_label(settings, str(request.need), lang)
+                value = need_label(self._settings, str(request.need), lang)
             elif key == "mobile" and str(value).startswith("+9665"):
                 value = "0" + str(value)[4:]  # as people write it, and never a formula
             fields.append((key, flows.text(lang, f"intake.field.{key}"), value))
-        yes_no = {True: flows.text(lang, "export.yes"), False: flows.text(lang, "export.no")}
         fields += [
-            (
-                "linked_existing",
-                flows.text(lang, "export.linked_existing"),
-                yes_no[bool(request.linked_existing)],
-            ),
-            ("masked", flows.text(lang, "export.masked"), yes_no[masked]),
+            ("linked_existing", label("linked_existing"), yes_no[bool(request.linked_existing)]),
+            ("masked", label("masked"), yes_no[masked]),
         ]
         out = io.StringIO()
         writer = csv.writer(out)
