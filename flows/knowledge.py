@@ -39,7 +39,7 @@ ANSWER_SHARE: Final = 0.2
 # A sure answer must know more than this share of the question's content words: a
 # question about football that shares one word with an entry is not that entry's.
 SURE_COVERAGE: Final = 0.5
-# A word is known to an entry when this share of its trigrams is (typos, variants).
+# A word is known to an entry that has a word with this trigram overlap (Dice; typos).
 KNOWN_WORD: Final = 0.6
 
 # What an answer may quote: the charity's name, working hours, phone number, the days
@@ -63,12 +63,17 @@ def _listed(block: str) -> frozenset[str]:
 
 _STOP_AR: Final = _listed(
     """
-    في من على الى إلى عن مع عند عندكم عندك لدى لديكم هل يا ايها او أو و ثم بس
+    في من على الى إلى عن مع عند عندكم عندك عندي عندنا لدى لديكم هل يا ايها او أو و ثم بس
     انا أنا احنا نحن انت انتم أنتم هو هي هم هذا هذه ذلك هذي هذا ذاك اللي الي الذي التي الذين
-    ابي ابغى ابغي ابا ودي بغيت اريد أريد نبي نبغى نريد ابى
+    ابي ابغى ابغي ابغا ابا ودي بغيت اريد أريد نبي نبغى نبغي نريد ابى يبي تبي تبون تبغون تبغى
+    يبغى يبغون يبون بدي عايز عاوز
     لو سمحت سمحتوا الله يعافيك يعطيك العافيه جزاكم خير السلام عليكم مرحبا تكفى تكفون
-    ممكن اقدر يمكن هل شي شيء كل اي أي الحين الآن الان ان أن إن كان يكون لي لنا لكم
-    حق حقت حقي حقنا عشان علشان لان لأن قد لقد ما ماهي ماهو
+    ممكن اقدر نقدر تقدر يقدر تقدرون يمكن ينفع شي شيء كل اي أي الحين الآن الان للحين توه
+    ان أن إن كان يكون صار صارت يصير لي لنا لكم معي معاي معانا
+    حق حقت حقي حقنا حقكم عشان علشان لان لأن قد لقد ما ماهي ماهو لازم ضروري فيه فيها مافي
+    مافيه ماكو اكو ولا والا يكفي كذا كذي زي مثل حتى بعد يعني طيب زين اوكي مره وايد واجد
+    كثير شوي شويه برضو اسوي نسوي سوي تسوي تسوون يسوي سويت معكم معك معاكم عطوني اعطوني منكم
+    لهم لها له بالضبط طيب اياه اياها
     """
 )
 _STOP_EN: Final = _listed(
@@ -76,9 +81,94 @@ _STOP_EN: Final = _listed(
     a an the is are am was were be been do does did i me my we our you your he she it they
     them this that these those to of in on at for from with by and or but if can could
     would should will shall may might please hi hello dear sir madam want need wanna
-    there here have has had any some about so just also get
+    there here have has had any some about so just also get got u ur r pls plz much many
     """
 )
+
+
+def _classes(block: str) -> dict[str, str]:
+    """``canonical: variant variant`` lines, one class a line, as variant -> canonical."""
+    out: dict[str, str] = {}
+    for line in block.strip().splitlines():
+        canonical, variants = line.split(":")
+        for variant in (canonical, *variants.split()):
+            out[fold_arabic(variant)] = fold_arabic(canonical.strip())
+    return out
+
+
+# Gulf and Saudi words, plurals and verb forms to the one form the base most likely
+# uses, so that a question and an entry written in different registers share words.
+# General vocabulary of a charity's inquiries; not a list of any test set's words.
+_DIALECT: Final = _classes(
+    """
+    مال: فلوس بيزات بيسات مصاري نقود
+    مجاني: ببلاش بلاش مجانا مجانيه
+    شراء: اشتري نشتري يشتري اشتريت
+    اسر: عوايل عايلات عائلات عايله عائله اسره
+    سكن: شقه شقتي شقق
+    ارامل: ارمله ارمل
+    مطلقات: مطلقه مطلق
+    دخل: راتب راتبي معاش
+    اوراق: ورق ورقه اوراقي
+    عمل: اشتغل يشتغل نشتغل اشتغال
+    يطلع: يشوف يشوفون تشوفون شاف
+    قطع: مقطوع مقطوعه انقطعت انقطاع قاطعين قطعو قطعت
+    تحويل: احول نحول حولت
+    نساء: حريم نسوان سيدات
+    وظيفه: وظايف وظائف شغل شغله وظيفتي
+    اطفال: عيال عيالي عيالنا بزران بزارين يهال ياهل
+    ماء: مويه موية ميه مي
+    كهرباء: كهربا كهرب الكهربا
+    دواء: دوا ادويه ادوية علاجات
+    ايجار: اجار ايجارات اجارات
+    مؤجر: المؤجر المالك المعزب
+    اخلاء: يطردنا يطردونا طردنا يطلعنا يطلعونا طلعونا
+    اثاث: كنب كنبه كنبات طاوله طاولات سرير سراير دولاب دواليب مفروشات موبيليا
+    اجهزه: غساله غسالات ثلاجه ثلاجات براد مكيف مكيفات فريزر فرن بوتاجاز تلفزيون شاشه
+    ملابس: هدوم ثياب لبس
+    سله: سلال سلات كرتون كراتين
+    جوال: موبايل
+    تلفون: تليفون
+    غير: مو مب موب مهب مش مهوب
+    رفض: انرفض مرفوض رفضوا رفضو رفضتو رفضتوا رفضتم
+    رد: ردوا ردو يردون تردون ردكم
+    توزيع: يوزعون توزعون يوزعوا توزعوا وزعتو
+    تسجيل: اسجل نسجل يسجل تسجلون سجلت
+    تبرع: اتبرع نتبرع يتبرع تبرعت
+    تطوع: اتطوع نتطوع متطوع متطوعه متطوعين متطوعات تطوعي
+    اعتراض: اعترض نعترض تظلم اتظلم نتظلم
+    تجديد: اجدد نجدد يتجدد جددت
+    تحديث: احدث نحدث حدثت
+    تعديل: اعدل نعدل عدلت
+    تغيير: اغير نغير غيرت تغير
+    شكوى: اشتكي نشتكي شكاوي
+    زكاه: زكات
+    كفاله: اكفل يكفل تكفلون كفيل
+    علاج: مريض مريضه مرض امراض
+    زياره: يزورنا تزورنا يزورني تزورون تزوروننا
+    تواصل: اكلمكم نكلمكم اتواصل اكلم نكلم اكلمك نتواصل
+    استحقاق: استحق يستحق مستحق مستحقه مستحقين
+    مساعده: مساعدات ساعدوني تساعدوني يساعد تساعدون
+    دفع: ادفع ندفع تدفعون يدفع دفعت دفعنا
+    سداد: اسدد تسددون يسدد
+    استلام: استلم نستلم تستلمون استلمت
+    مقيم: وافد وافده وافدين اجنبي اجنبيه اجانب مقيمه مقيمين
+    """
+)
+# Particles a dialect word may carry in front ("بفلوس", "والمالك", "هالشهر").
+_CARRIED: Final = ("وال", "بال", "هال", "و", "ب", "ل", "ف")
+
+
+def _dialect(token: str) -> str:
+    if token in _DIALECT:
+        return _DIALECT[token]
+    for particle in _CARRIED:
+        rest = token[len(particle) :]
+        if token.startswith(particle) and len(rest) >= 2 and rest in _DIALECT:
+            return _DIALECT[rest]
+    return token
+
+
 # Dialect and misspelt interrogatives, folded to one form.
 _QUESTION_WORDS: Final = {
     fold_arabic(k): fold_arabic(v)
@@ -89,6 +179,7 @@ _QUESTION_WORDS: Final = {
         "اش": "ما",
         "شو": "ما",
         "شنو": "ما",
+        "شنهو": "ما",
         "ويش": "ما",
         "وشو": "ما",
         "ماذا": "ما",
@@ -98,15 +189,56 @@ _QUESTION_WORDS: Final = {
         "امتى": "متى",
         "إمتى": "متى",
         "ايمتى": "متى",
+        "امتا": "متى",
         "متي": "متى",
         "شلون": "كيف",
+        "اشلون": "كيف",
+        "وشلون": "كيف",
+        "ازاي": "كيف",
         "كيفية": "كيف",
         "ليش": "لماذا",
         "ليه": "لماذا",
         "مين": "من",
         "منو": "من",
+        "منهو": "من",
+        "لمين": "من",
+        "لمن": "من",
         "كم": "كم",
+        "بكم": "كم",
+        "كام": "كم",
         "قديش": "كم",
+        # Arabizi: the question words are where it is least like English.
+        "wesh": "ما",
+        "wsh": "ما",
+        "aish": "ما",
+        "esh": "ما",
+        "shu": "ما",
+        "shno": "ما",
+        "wain": "اين",
+        "wein": "اين",
+        "ween": "اين",
+        "wen": "اين",
+        "fain": "اين",
+        "mata": "متى",
+        "meta": "متى",
+        "emta": "متى",
+        "imta": "متى",
+        "kaif": "كيف",
+        "kaef": "كيف",
+        "keef": "كيف",
+        "kif": "كيف",
+        "shlon": "كيف",
+        "laish": "لماذا",
+        "leesh": "لماذا",
+        "lesh": "لماذا",
+        "kam": "كم",
+        "abi": "ابي",
+        "abgha": "ابي",
+        "abga": "ابي",
+        "ab8a": "ابي",
+        "ba3d": "بعد",
+        "3ndkm": "عندكم",
+        "3indkum": "عندكم",
     }.items()
 }
 # Interrogatives (after folding) tell questions apart but are not their subject.
@@ -128,9 +260,9 @@ _ASKING: Final = frozenset(
         "which",
     )
 )
-_PREFIXES: Final = ("وبال", "وال", "بال", "فال", "كال", "لل", "ال")
+_PREFIXES: Final = ("وبال", "وال", "بال", "فال", "كال", "هال", "لل", "ال")
 # No dual "ان": it would cut "عنوان" and not "عنوانكم", two stems for one word.
-_SUFFIXES: Final = ("هما", "كم", "هم", "ها", "نا", "ات", "ون", "ين", "يه", "ه", "ي")
+_SUFFIXES: Final = ("هما", "كم", "هم", "ها", "نا", "ني", "ات", "ون", "ين", "وا", "يه", "ه", "ي")
 _ELONGATED = re.compile(r"(.)\1{2,}")
 _LATIN_WORD = re.compile(r"[a-z0-9']+")
 
@@ -199,31 +331,50 @@ def _stem(word: str) -> str:
 
 
 def _arabizi_words(word: str) -> tuple[str, ...]:
-    """A Latin-letter word read as Arabic ("far3" -> "فرع"), in two spellings: with every
-    inner "a" as alef (long, "dawam" -> "دوام") and with inner short vowels dropped."""
+    """A Latin-letter word read as Arabic ("far3" -> "فرع"), in three spellings, since
+    Latin letters do not say which vowels are long: every inner vowel long ("دااوام"),
+    every inner short vowel dropped ("فرع", "اتبرع"), and only the last one long with a
+    final "a" as ta marbuta ("dawam" -> "دوام", "matlooba" -> "متلوبه", "salla" -> "سله").
+    The short spelling comes last (the coverage check reads it)."""
     for article in ("al", "el", "il"):
         if word.startswith(article) and len(word) > len(article) + 2:
             rest = _arabizi_words(word[len(article) :])
             return tuple("ال" + r for r in rest)
-    long_, short = [], []
+    units: list[tuple[str, str]] = []  # (latin, arabic), a doubled consonant once
     i = 0
     while i < len(word):
         for latin, arabic in _ARABIZI:
             if word.startswith(latin, i):
-                inner = 0 < i < len(word) - len(latin)
-                if latin in ("a", "e", "i", "o", "u"):
-                    long_.append("ا" if latin == "a" else arabic)
-                    short.append("" if inner else ("ا" if latin == "a" and i == 0 else arabic))
-                    if latin in ("e", "i") and inner:
-                        long_[-1] = ""
-                else:
-                    long_.append(arabic)
-                    short.append(arabic)
+                if not (units and units[-1][0] == latin and latin not in "aeiou"):
+                    units.append((latin, arabic))
                 i += len(latin)
                 break
         else:
             i += 1
-    return ("".join(long_), "".join(short))
+    short_vowels = [n for n, (latin, _) in enumerate(units) if latin in ("a", "e", "i", "o", "u")]
+    vowels = [n for n, (latin, _) in enumerate(units) if latin[0] in "aeiou"]
+    inner = [n for n in vowels if 0 < n < len(units) - 1]
+    last_inner = inner[-1] if inner else -1  # a long "oo" there leaves every "a" short
+    long_: list[str] = []
+    short: list[str] = []
+    closing: list[str] = []
+    for n, (latin, arabic) in enumerate(units):
+        if n not in short_vowels:
+            for spelling in (long_, short, closing):
+                spelling.append(arabic)
+            continue
+        edge = "ا" if latin == "a" else arabic
+        if n == 0:
+            for spelling in (long_, short, closing):
+                spelling.append(edge)
+        elif n == len(units) - 1:
+            long_.append(edge)
+            short.append(edge)
+            closing.append("ه" if latin == "a" else arabic)
+        else:
+            long_.append("ا" if latin == "a" else "")
+            closing.append(edge if n == last_inner else "")
+    return ("".join(long_), "".join(closing), "".join(short))
 
 
 def _word_features(word: str, features: dict[str, float], weight: float = 1.0) -> None:
@@ -238,10 +389,19 @@ def _arabic_words(folded: str) -> list[str]:
     out = []
     for token in re.findall(r"[^\W_]+", folded):
         token = _ELONGATED.sub(r"\1", token)
-        token = _QUESTION_WORDS.get(token, token)
-        if token in _STOP_AR or token in _STOP_EN or token.isdigit():
+        token = _dialect(_QUESTION_WORDS.get(token, token))
+        if token in _STOP_AR or token in _STOP_EN or token.isdigit() or len(token) < 2:
             continue
-        out.append(_stem(token) if not token.isascii() else _english_stem(token))
+        if token[:1] in ("و", "ف") and token[1:] in _STOP_AR:  # "وابي", "ولا"
+            continue
+        if token.isascii():
+            out.append(_english_stem(token))
+            continue
+        stem = _stem(token)
+        if stem in _STOP_AR:  # "تسوونها"
+            continue
+        # "تكفلونهم" is "تكفلون" with an ending: the dialect list knows the stem.
+        out.append(stem if stem == token or _dialect(stem) == stem else _stem(_dialect(stem)))
     return out
 
 
@@ -262,6 +422,25 @@ def _grams(word: str) -> set[str]:
     return {padded[i : i + 3] for i in range(len(padded) - 2)}
 
 
+def _near(word: str, words: Mapping[str, frozenset[str]]) -> bool:
+    """Whether ``words`` has one spelt nearly like ``word`` (a typo, a variant): their
+    trigrams overlap by at least ``KNOWN_WORD`` (Dice)."""
+    own = _grams(word)
+    return any(
+        2 * len(own & grams) >= KNOWN_WORD * (len(own) + len(grams)) for grams in words.values()
+    )
+
+
+_SKELETON = str.maketrans({"ط": "ت", "ص": "س", "ض": "د", "ظ": "ز", "ح": "ه", "ث": "ت", "ذ": "د"})
+
+
+def _skeleton(word: str) -> str:
+    """A word's consonants, emphatic ones as plain: what Arabizi reliably spells."""
+    word = word.translate(_SKELETON)
+    word = word[:-1] if word.endswith("ه") else word
+    return re.sub("[اوي]", "", word)
+
+
 def features(text: str) -> dict[str, float]:
     """The weighted features of a text (its words and their character trigrams)."""
     found: dict[str, float] = {}
@@ -271,25 +450,49 @@ def features(text: str) -> dict[str, float]:
     return found
 
 
-def arabizi_features(text: str) -> dict[str, float]:
-    """The features of a Latin-letter text read as Arabic; empty for other texts."""
-    folded = fold_arabic(text)
-    if not folded.isascii():
-        return {}
-    found: dict[str, float] = {}
-    for latin in _LATIN_WORD.findall(folded):
-        if latin in ("al", "el", "il", "l"):
-            continue
-        spellings = set(_arabizi_words(latin))
-        for spelling in spellings:
-            for word in _arabic_words(spelling):
-                _word_features(word, found, 1.0 / len(spellings))
-    return found
-
-
 def script_language(text: str) -> Language:
     """Arabic when the text has Arabic letters, else English."""
     return "ar" if any("\u0600" <= ch <= "\u06ff" for ch in text) else "en"
+
+
+def _everyday() -> frozenset[str]:
+    nouns = _listed(
+        """
+        ابو ابوي ابويه ابوهم ام امي امه امهم اخو اخوي اخت اختي ولد ولدي اولاد اولادي بنت
+        بنتي بنات زوج زوجي زوجه زوجتي اهل اهلي طفل ناس الناس احد صاحب
+        يوم ايام اسبوع اسابيع شهر شهور اشهر سنه سنين سنوات دقيقه امس بكره بكرة اليوم
+        الصبح المسا الليل ريال ريالات الف وضع وضعي حال حالي حالتي ظروف ظرفي
+        محتاج محتاجه محتاجين نحتاج احتاج يحتاج
+        كبير كبيره صغير صغيره جديد قديم كثير قليل زين حلو غالي رخيص تعبان كامل كامله
+        """
+    )
+    # Verbs of coming, going, giving, taking, saying, knowing, as cores that take the
+    # dialect's person prefixes and endings ("يجون", "عطوني", "بيجيبون").
+    cores = _listed(
+        """
+        جي جا جت جات اجي روح راح رح عطي عطى عط عطو اعط خذ اخذ حط صير صار قول قال قل خل
+        خلي دري عرف فهم سمع سال حصل لقي لق بقي حس رسل ارسل قعد وقف مشي حاول طالب وصل
+        رجع دخل ابغ ابي
+        """
+    )
+    forms = set(nouns)
+    for core in cores:
+        for before in ("", "ا", "ن", "ي", "ت", "ب", "بي", "بت", "بن"):
+            for after in ("", "ون", "ين", "ي", "ني", "ه", "ها", "هم", "نا", "ت", "وا", "و", "تو"):
+                forms.add(before + core + after)
+    subjects = {stem for canonical in set(_DIALECT.values()) for stem in _arabic_words(canonical)}
+    return (
+        frozenset(stem for form in forms if _dialect(form) == form for stem in _arabic_words(form))
+        - subjects
+    )
+
+
+# Everyday words a question about anything may carry: family, time, giving and taking,
+# coming and going. They count in the score but not in what tells a question's subject
+# (``KnowledgeIndex.subject`` and ``coverage``): "ابي اشتري جوال جديد" is not about a
+# new address, and "ولدي" does not make a question about something else. Not the words
+# the dialect list turns into a subject ("مريض" is "علاج").
+_EVERYDAY: Final = _everyday()
 
 
 class KnowledgeIndex:
@@ -302,6 +505,7 @@ class KnowledgeIndex:
     def __init__(self, entries: Iterable[KnowledgeEntry]) -> None:
         self.entries: tuple[KnowledgeEntry, ...] = tuple(entries)
         self._by_id = {entry.id: entry for entry in self.entries}
+        self._position = {entry.id: number for number, entry in enumerate(self.entries)}
         phrasings: list[tuple[int, dict[str, float]]] = []
         answers: list[dict[str, float]] = []
         document_frequency: dict[str, int] = defaultdict(int)
@@ -333,16 +537,31 @@ class KnowledgeIndex:
         for number, answer in enumerate(answers):
             for feature in answer:
                 self._answer_postings[feature].append(number)
-        # What each entry knows, for the coverage check of a sure answer.
-        self._known: list[tuple[frozenset[str], frozenset[str]]] = []
+        # What each entry knows (its words, each with its trigrams), for the coverage check.
+        self._known: list[dict[str, frozenset[str]]] = []
+        grams_of: dict[str, frozenset[str]] = {}
         for entry in self.entries:
             known_words = {
                 w
                 for text in (entry.question, *entry.alternatives, entry.answer)
                 for w in content_words(text)
             }
-            known_grams = {g for w in known_words for g in _grams(w)}
-            self._known.append((frozenset(known_words), frozenset(known_grams)))
+            self._known.append(
+                {w: grams_of.setdefault(w, frozenset(_grams(w))) for w in known_words}
+            )
+        # Every word of the base, by trigram, to tell a word no entry knows (the subject
+        # of a question about something else) from a typo of a known one.
+        self._grams_of = grams_of
+        # Arabizi says little of which letter or vowel is meant ("t": ت or ط): the
+        # consonants' skeleton finds "مطلوب" for "matlooba".
+        self._skeletons: dict[str, list[str]] = defaultdict(list)
+        for word in grams_of:
+            if not word.isascii():
+                self._skeletons[_skeleton(word)].append(word)
+        self._vocabulary: dict[str, list[str]] = defaultdict(list)
+        for word, grams in grams_of.items():
+            for gram in grams:
+                self._vocabulary[gram].append(word)
         self._twins: dict[tuple[str, Language], list[KnowledgeEntry]] = defaultdict(list)
         for entry in self.entries:
             if entry.topic:
@@ -361,7 +580,11 @@ class KnowledgeIndex:
         """The entries with a score above zero, best first: (score, entry position)."""
         best = self._scores(features(text))
         if script_language(text) == "en":
-            for number, score in self._scores(arabizi_features(text)).items():
+            arabizi: dict[str, float] = {}
+            for stems in self._arabizi(text):
+                for stem in stems:
+                    _word_features(stem, arabizi, 1.0 / len(stems))
+            for number, score in self._scores(arabizi).items():
                 best[number] = max(best.get(number, 0.0), score)
         if limit is not None:
             return heapq.nlargest(limit, ((s, n) for n, s in best.items()))
@@ -398,6 +621,7 @@ class KnowledgeIndex:
             language: the conversation's language, used only to break ties between
                 an entry and its twin in the other language (same topic).
         """
+        text = self._spaced(text)
         ranked = self.scores(text, _LEADERS)
         if not ranked:
             return KnowledgeMatch("none")
@@ -414,39 +638,125 @@ class KnowledgeIndex:
         ]
         second = rivals[0][0] if rivals else 0.0
         clear = top_score - second >= SURE_MARGIN or second < CLOSE_AT
-        if top_score >= SURE_AT and clear and self.coverage(text, top) > SURE_COVERAGE:
-            return KnowledgeMatch("sure", (self._in(top_entry, wanted),), top_score)
-        if top_score < CLOSE_AT:
+        known, unknown = self.subject(text, top)
+        if top_score < CLOSE_AT or known < max(unknown, 1):
             return KnowledgeMatch("none", (), top_score)
+        sure = top_score >= SURE_AT and clear and known > 2 * unknown
+        if sure and self.coverage(text, top) > SURE_COVERAGE:
+            return KnowledgeMatch("sure", (self._in(top_entry, wanted),), top_score)
         candidates = [self._in(top_entry, wanted)]
         for score, entry in rivals:
             if len(candidates) >= MAX_CANDIDATES or score < top_score * CLOSE_SHARE:
                 break
-            if score >= CLOSE_AT * 0.8:
+            if score >= CLOSE_AT * 0.8 and self.in_scope(text, self._position[entry.id]):
                 twin = self._in(entry, wanted)
                 if all(not self._same_matter(twin, c) for c in candidates):
                     candidates.append(twin)
         return KnowledgeMatch("close", tuple(candidates), top_score)
 
-    def coverage(self, text: str, number: int) -> float:
-        """The share of the question's content words that the entry at ``number`` knows."""
-        asked = content_words(text)
+    def _arabizi(self, text: str) -> list[tuple[str, ...]]:
+        """A Latin-letter text read as Arabic: per word, the stems of its spellings that
+        the base knows, or else all of them (the short spelling first)."""
+        read = []
+        for latin in _LATIN_WORD.findall(fold_arabic(text)):
+            if latin in ("al", "el", "il", "l"):
+                continue
+            spellings = (latin,) if latin in _QUESTION_WORDS else _arabizi_words(latin)[::-1]
+            stems = list(dict.fromkeys(w for s in spellings for w in _arabic_words(s) if w))
+            known = [w for w in stems if "w:" + w in self._idf]
+            if not known and latin not in _QUESTION_WORDS:
+                for stem in stems:
+                    alike = self._skeletons.get(_skeleton(stem), [])
+                    if len(_skeleton(stem)) >= 3 or len(alike) == 1:
+                        known.extend(w for w in alike if w not in known)
+            if stems:
+                read.append(tuple(known or stems))
+        return read
+
+    def _spaced(self, text: str) -> str:
+        """``text`` with a space put back between two known words run together
+        ("طريقةالتسجيل"), where a word is unknown to the base as it stands."""
+        if text.isascii():
+            return text
+        tokens = fold_arabic(text).split()
+        for n, token in enumerate(tokens):
+            if len(token) < 6 or self._known_token(token) is not False:
+                continue
+            for cut in range(2, len(token) - 1):
+                left, right = self._known_token(token[:cut]), self._known_token(token[cut:])
+                if left is not False and right is not False and (left or right):
+                    tokens[n] = f"{token[:cut]} {token[cut:]}"
+                    break
+        return " ".join(tokens)
+
+    def _known_token(self, token: str) -> bool | None:
+        """True for a token whose words the base has, None for a word of no meaning of
+        its own ("ما", "في"), False otherwise."""
+        words = _arabic_words(token)
+        if not words:
+            return None
+        return all("w:" + w in self._idf or w in _EVERYDAY for w in words)
+
+    def _asked(self, text: str, number: int) -> list[str]:
+        """The question's content words, as Arabic ones for an Arabic entry and Arabizi."""
         if script_language(text) == "en" and self.entries[number].language == "ar":
-            folded = fold_arabic(text)
-            asked = [
-                w
-                for latin in _LATIN_WORD.findall(folded)
-                for w in content_words(_arabizi_words(latin)[-1])
-            ]
+            asked = [stems[0] for stems in self._arabizi(text) if stems[0] not in _ASKING]
+        else:
+            asked = content_words(text)
+        return [word for word in asked if word not in _EVERYDAY]
+
+    def _in_vocabulary(self, word: str) -> bool:
+        """Whether some entry has ``word`` or a word spelt nearly like it."""
+        if "w:" + word in self._idf:
+            return True
+        own = _grams(word)
+        shared: dict[str, int] = defaultdict(int)
+        for gram in own:
+            for known in self._vocabulary.get(gram, ()):
+                shared[known] += 1
+        return any(
+            2 * count >= KNOWN_WORD * (len(own) + len(self._grams_of[known]))
+            for known, count in shared.items()
+        )
+
+    def subject(self, text: str, number: int) -> tuple[int, int]:
+        """How many of the question's content words (everyday ones aside) the entry at
+        ``number`` knows, and how many no entry knows.
+
+        A question is about what an entry is about, as far as words tell, when it shares
+        a word with the entry and has no more words that no entry knows. Known words
+        outnumbered by unknown ones are how a question about something else meets an
+        entry: "رقم" in "ابي رقم مطعم قريب". A sure answer knows every word the base
+        knows nothing of ("كم سعر الريال مقابل الدولار" is not about fees).
+        """
+        words = self._known[number]
+        known = unknown = 0
+        for word in self._asked(text, number):
+            if word in words or _near(word, words):
+                known += 1
+            elif not self._in_vocabulary(word):
+                unknown += 1
+        return known, unknown
+
+    def in_scope(self, text: str, number: int) -> bool:
+        """Whether the question may be about the entry at ``number`` (see ``subject``)."""
+        known, unknown = self.subject(text, number)
+        return known >= 1 and known >= unknown
+
+    def coverage(self, text: str, number: int) -> float:
+        """How much of the question the entry at ``number`` knows: the share of its
+        content words, each weighed by its IDF (a word no entry has weighs the most)."""
+        asked = self._asked(text, number)
         if not asked:
             return 0.0
-        words, grams = self._known[number]
-        known = 0
+        words = self._known[number]
+        known = total = 0.0
         for word in asked:
-            own = _grams(word)
-            if word in words or len(own & grams) >= KNOWN_WORD * len(own):
-                known += 1
-        return known / len(asked)
+            weight = self._idf.get("w:" + word, self._unseen_idf)
+            total += weight
+            if word in words or _near(word, words):
+                known += weight
+        return known / total
 
     def _same_matter(self, a: KnowledgeEntry, b: KnowledgeEntry) -> bool:
         """The same entry, or its twin in the other language."""
