@@ -248,6 +248,9 @@ class OutboxSender:
         monotonic: seconds, for rate limits and back-off (tests move it by hand).
         sleep: waits between the parts of a split message (tests pass one that moves
             ``monotonic``).
+        rest: how a worker with nothing due waits: until its channel is woken or the
+            seconds given have passed (tests pass one on their own clock, where time
+            passes only when they move it).
         on_failed: told, a batch at a time, of messages given up on (the staff group).
         sending_grace: the same grace on every channel, in place of each one's own.
     """
@@ -261,6 +264,7 @@ class OutboxSender:
         rules: DeliveryRules | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rest: Callable[[asyncio.Event, float], Awaitable[None]] | None = None,
         max_attempts: int = MAX_ATTEMPTS,
         base_backoff: float = BASE_BACKOFF,
         sending_grace: timedelta | None = None,
@@ -274,6 +278,7 @@ class OutboxSender:
         self._rules = rules or DeliveryRules()
         self._monotonic = monotonic
         self._sleep = sleep
+        self._rest = rest or _rest
         self._max_attempts = max_attempts
         self._base_backoff = base_backoff
         self._grace = sending_grace
@@ -358,14 +363,7 @@ class OutboxSender:
             for at in (outcome.next_at, report_at):
                 if at is not None:
                     delay = min(delay, at - self._monotonic())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(lane.wake.wait(), max(delay, 0.01))
-
-    async def drain(self) -> int:
-        """One pass over what is due on every channel; how many messages were settled."""
-        outcomes = await asyncio.gather(*(self._pass(lane) for lane in self._lanes))
-        await self._report()
-        return sum(outcome.settled for outcome in outcomes)
+            await self._rest(lane.wake, max(delay, 0.01))
 
     # --- one pass ---
 
@@ -808,6 +806,12 @@ class OutboxSender:
             except Exception:
                 log.exception("telling staff of %d failed message(s) failed", len(batch))
         return None
+
+
+async def _rest(wake: asyncio.Event, seconds: float) -> None:
+    """Wait until ``wake`` is set, or ``seconds`` at most."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(wake.wait(), seconds)
 
 
 def _inside(window: timedelta, last_inbound_at: datetime | None, now: datetime) -> bool:

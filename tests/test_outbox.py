@@ -2,7 +2,8 @@
 
 Time is a ``FakeTime``: the sender's clock, its monotonic clock and its sleep all move
 only when a test moves them, so back-offs, rate limits, quiet hours and ages are checked
-on that clock, never by waiting.
+on that clock, never by waiting. The sender runs as in the server (``start``); a test
+wakes it and waits until every worker rests again with nothing due (``settle``).
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ class FakeTime:
     def __init__(self, now: datetime = NOON) -> None:
         self.now, self.mono = now, 1000.0
         self.on_sleep: Callable[[float], None] | None = None
+        self.workers = 0  # the sender's workers: one per channel
+        self.resting: set[asyncio.Event] = set()  # the wake-up each resting worker waits for
+        self.rested = asyncio.Condition()
 
     def clock(self) -> datetime:
         return self.now
@@ -77,6 +81,21 @@ class FakeTime:
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
         self.mono += seconds
+
+    async def rest(self, wake: asyncio.Event, _seconds: float) -> None:
+        """A worker with nothing due: on this clock no time passes by itself, so it
+        waits for a wake-up only (``settle`` gives one)."""
+        self.resting.add(wake)
+        async with self.rested:
+            self.rested.notify_all()
+        try:
+            await wake.wait()
+        finally:
+            self.resting.discard(wake)
+
+    def all_rest(self) -> bool:
+        # A wake-up still set is one its worker has not taken yet.
+        return len(self.resting) == self.workers and not any(w.is_set() for w in self.resting)
 
 
 TEMPLATES = {"checkin": CHECKIN_SID, "rating_prompt": RATING_SID}
@@ -117,6 +136,17 @@ async def telegram_channel(telegram: FakeTelegram) -> AsyncIterator[TelegramChan
     await channel.stop()
 
 
+# The senders a test started, stopped when it ends.
+_RUNNING: list[OutboxSender] = []
+
+
+@pytest.fixture(autouse=True)
+async def _stop_senders() -> AsyncIterator[None]:
+    yield
+    while _RUNNING:
+        await _RUNNING.pop().stop()
+
+
 def sender(
     database: Database,
     channels: Sequence[Channel],
@@ -126,21 +156,36 @@ def sender(
     failed: list[FailedDelivery] | None = None,
     **options: Any,
 ) -> OutboxSender:
+    """A running sender on ``clock`` (its workers rest until ``settle`` wakes them)."""
+
     async def on_failed(batch: Sequence[FailedDelivery]) -> None:
         if failed is not None:
             failed.extend(batch)
 
-    return OutboxSender(
+    outbox = OutboxSender(
         database,
         {name: channel for channel in channels for name in channel.names},
         clock.clock,
         rules=rules or DeliveryRules(),
         monotonic=clock.monotonic,
         sleep=clock.sleep,
+        rest=clock.rest,
         base_backoff=1.0,
         on_failed=on_failed,
         **options,
     )
+    clock.workers = len({id(channel) for channel in channels})
+    outbox.start()
+    _RUNNING.append(outbox)
+    return outbox
+
+
+async def settle(outbox: OutboxSender, clock: FakeTime) -> None:
+    """Wake the running sender and wait until every worker has sent what is due now (on
+    ``clock``) and rests again."""
+    outbox.wake()
+    async with clock.rested:
+        await asyncio.wait_for(clock.rested.wait_for(clock.all_rest), 30)
 
 
 async def beneficiary(database: Database, address: Address, last_wrote: datetime) -> int:
@@ -183,9 +228,9 @@ async def stored_messages(database: Database) -> Sequence[Message]:
 async def run(
     outbox: OutboxSender, clock: FakeTime, done: Callable[[], bool], step: float = 0.25
 ) -> None:
-    """Drain, move the clock by ``step``, again, until ``done()`` (at most 5 fake minutes)."""
+    """Settle, move the clock by ``step``, again, until ``done()`` (at most 5 fake minutes)."""
     for _ in range(int(300 / step)):
-        await outbox.drain()
+        await settle(outbox, clock)
         if done():
             return
         clock.advance(step)
@@ -298,12 +343,16 @@ async def test_a_steady_stream_of_new_messages_does_not_keep_the_outbox_from_sen
     for n in (1, 2):
         await store(database, identity, "whatsapp", f"A{n}", NOON)
     outbox = sender(database, [twilio_channel], clock)
-    # Under load something new is stored while every pass looks at the outbox: each
-    # pass still sends what it found first.
-    outbox.wake()
-    assert await outbox.drain() == 1
-    outbox.wake()
-    assert await outbox.drain() == 1
+
+    async def keep_waking() -> None:
+        # Under load something new is stored while every pass looks at the outbox, and
+        # wakes it again: each pass still sends what it found first.
+        while len(twilio.messages) < 2:
+            outbox.wake()
+            await asyncio.sleep(0)
+
+    await asyncio.wait_for(keep_waking(), 30)
+    await settle(outbox, clock)
     assert twilio.bodies() == ["A1", "A2"]
 
 
@@ -396,7 +445,7 @@ async def _paced(
     # A reply arriving now finds room at once though proactive messages were waiting.
     late = await beneficiary(database, Address("whatsapp", OTHER), clock.now)
     await store(database, late, "whatsapp", "a reply", clock.now)
-    await outbox.drain()
+    await settle(outbox, clock)
     assert twilio.bodies()[-1] == "a reply"
 
 
@@ -428,10 +477,10 @@ async def test_a_reply_behind_a_bulk_send_waits_only_for_its_own_beneficiarys_me
     await store(database, asker, "whatsapp", "their checkin", NOON, kind="proactive")
     await store(database, asker, "whatsapp", "their reply", NOON)
     outbox = sender(database, [twilio_channel], clock, batch=2)  # the bulk overflows a batch
-    await outbox.drain()
-    assert twilio.bodies() == ["bulk 0", "their checkin", "their reply"]
-    await outbox.drain()
-    assert twilio.bodies()[3:] == ["bulk 1", "bulk 2"]
+    await settle(outbox, clock)
+    # The first pass reads "bulk 0" and the asker's two; the reply does not wait for
+    # the bulk beyond that pass.
+    assert twilio.bodies() == ["bulk 0", "their checkin", "their reply", "bulk 1", "bulk 2"]
 
 
 async def test_a_held_message_holds_back_its_beneficiarys_later_ones_only(
@@ -445,7 +494,7 @@ async def test_a_held_message_holds_back_its_beneficiarys_later_ones_only(
     await store(database, second, "whatsapp", "another notice", NOON, kind="proactive")
     twilio.fail(status=503)
     outbox = sender(database, [twilio_channel], clock)
-    await outbox.drain()
+    await settle(outbox, clock)
     # The refused notice keeps its own beneficiary's reply back, and no one else's.
     assert twilio.bodies() == ["another notice"]
     await run(outbox, clock, lambda: len(twilio.messages) == 3)
@@ -467,13 +516,13 @@ async def test_quiet_hours_hold_proactive_messages_not_replies_or_staff(
     await store(database, awake, "whatsapp", "the reply", night)
     await store(database, awake, "whatsapp", "staff's words", night, kind="staff")
     outbox = sender(database, [twilio_channel], clock, rules=rules)
-    await outbox.drain()
+    await settle(outbox, clock)
     assert twilio.bodies() == ["the reply", "staff's words"]
     clock.advance(8 * 3600 + 29 * 60)  # 07:59
-    await outbox.drain()
+    await settle(outbox, clock)
     assert len(twilio.messages) == 2
     clock.advance(60)  # 08:00: the night is over
-    await outbox.drain()
+    await settle(outbox, clock)
     assert twilio.bodies()[-1] == "reminder"
 
 
@@ -488,7 +537,7 @@ async def test_an_opted_out_identity_gets_replies_and_nothing_proactive(
     await store(database, identity, "whatsapp", "the reply", NOON)
     failed: list[FailedDelivery] = []
     outbox = sender(database, [twilio_channel], clock, failed=failed)
-    await outbox.drain()
+    await settle(outbox, clock)
     assert twilio.bodies() == ["the reply"]
     dropped = await row(database, notice)
     assert (dropped.status, dropped.error) == ("failed", "opted out")
@@ -521,7 +570,7 @@ async def test_proactive_messages_too_old_to_send_are_dropped(
     )
     await store(database, identity, "whatsapp", "old reply", NOON - timedelta(hours=49))
     outbox = sender(database, [twilio_channel], clock, rules=rules)
-    await outbox.drain()
+    await settle(outbox, clock)
     assert twilio.bodies() == ["in time", "old reply"]
     for message_id in (stale, prompt):
         dropped = await row(database, message_id)
@@ -544,7 +593,7 @@ async def test_outside_the_window_a_template_goes_instead_of_the_text(
         database, identity, "whatsapp", "كيف حالك؟", NOON, kind="proactive", template=template
     )
     outbox = sender(database, [twilio_channel], clock, rules=rules)
-    await outbox.drain()
+    await settle(outbox, clock)
     [sent] = twilio.messages
     assert sent["ContentSid"] == CHECKIN_SID and "Body" not in sent
     assert json.loads(sent["ContentVariables"]) == {"1": "REQ-000001"}
@@ -568,7 +617,7 @@ async def test_inside_the_window_the_text_goes_even_when_there_is_a_template(
         kind="proactive",
         template=TemplateRef("checkin"),
     )
-    await sender(database, [twilio_channel], clock, rules=rules).drain()
+    await settle(sender(database, [twilio_channel], clock, rules=rules), clock)
     assert twilio.bodies() == ["hello"] and "ContentSid" not in twilio.messages[0]
 
 
@@ -580,7 +629,7 @@ async def test_outside_the_window_without_a_template_it_goes_by_sms(
         database, Address("whatsapp", BENEFICIARY), NOON - timedelta(days=3)
     )
     message_id = await store(database, identity, "whatsapp", "تحديث", NOON, kind="proactive")
-    await sender(database, [twilio_channel], clock).drain()
+    await settle(sender(database, [twilio_channel], clock), clock)
     [sent] = twilio.messages
     assert (sent["To"], sent["From"], sent["Body"]) == (BENEFICIARY, CHARITY, "تحديث")
     stored = await row(database, message_id)
@@ -600,7 +649,7 @@ async def test_outside_the_window_with_no_way_left_it_fails_and_staff_are_told(
     )
     failed: list[FailedDelivery] = []
     async with twilio_sender(twilio, templates={}) as no_templates:
-        await sender(database, [no_templates], clock, rules=rules, failed=failed).drain()
+        await settle(sender(database, [no_templates], clock, rules=rules, failed=failed), clock)
     assert twilio.calls == []
     stored = await row(database, message_id)
     assert stored.status == "failed" and "24-hour window" in (stored.error or "")
@@ -644,7 +693,7 @@ async def test_a_message_left_sending_by_a_dead_sender_is_sent_after_the_grace(
     async with database.session() as session, session.begin():  # a sender took it, then died
         assert await MessageRepository(session).claim_all({interrupted: "telegram"}, NOON)
     outbox = sender(database, [telegram_channel], clock, sending_grace=timedelta(minutes=2))
-    await outbox.drain()
+    await settle(outbox, clock)
     # It may be on its way still: neither it nor the beneficiary's later message goes.
     assert telegram.calls("sendMessage") == []
     clock.advance(121)
@@ -667,11 +716,11 @@ async def test_a_dead_senders_message_holds_only_its_own_beneficiary_and_briefly
         assert await MessageRepository(session).claim_all({interrupted: "telegram"}, NOON)
     await store(database, other, "telegram", "to the other", NOON)
     outbox = sender(database, [telegram_channel], clock)  # each channel's own grace
-    await outbox.drain()
+    await settle(outbox, clock)
     assert [c.params["chat_id"] for c in telegram.calls("sendMessage")] == [OTHER_CHAT]
     # Telegram's call would have ended within its client's time-outs: then it goes again.
     clock.advance(31)
-    await outbox.drain()
+    await settle(outbox, clock)
     assert len(telegram.calls("sendMessage")) == 2
     await run(outbox, clock, lambda: len(telegram.calls("sendMessage")) == 3)
     texts = [c.params["text"] for c in telegram.calls("sendMessage")]
@@ -689,7 +738,7 @@ async def test_one_chats_long_queue_leaves_room_for_everyone_else(
         await store(database, busy, "telegram", f"menu {n}", NOON)
     await store(database, other, "telegram", "to the other", NOON)
     outbox = sender(database, [telegram_channel], clock, batch=100)
-    await outbox.drain()  # one pass: the busy chat's first reply, and the other's
+    await settle(outbox, clock)  # the busy chat's first reply, and the other's
     assert sorted(c.params["chat_id"] for c in telegram.calls("sendMessage")) == [
         CHAT,
         OTHER_CHAT,
@@ -714,7 +763,7 @@ async def test_a_split_message_is_retried_from_the_part_that_failed(
     # Between the two parts (the chat's one-a-second wait) Telegram starts failing.
     clock.on_sleep = lambda _seconds: telegram.fail("sendMessage", 502, "Bad Gateway")
     outbox = sender(database, [telegram_channel], clock)
-    await outbox.drain()
+    await settle(outbox, clock)
     clock.on_sleep = None
     await run(outbox, clock, lambda: len(telegram.message_ids(CHAT)) == 2)
     texts = [telegram.message(CHAT, m)["text"] for m in telegram.message_ids(CHAT)]  # type: ignore[index]
@@ -731,7 +780,7 @@ async def test_a_permanent_refusal_fails_at_once_and_staff_are_told(
     twilio.fail(status=400, code=21211)
     failed: list[FailedDelivery] = []
     outbox = sender(database, [twilio_channel], clock, failed=failed)
-    assert await outbox.drain() == 1
+    await settle(outbox, clock)
     stored = await row(database, message_id)
     assert stored.status == "failed" and stored.error and "21211" in stored.error
     assert [f.reason for f in failed] == [stored.error]
