@@ -60,6 +60,7 @@ class Dashboard:
             self._handoffs,
             RatingPages(self.site),
             StaffAdminPages(self.site),
+            KnowledgePages(self.site),
         ]
 
     def app(self) -> web.Application:
@@ -77,10 +78,6 @@ class Dashboard:
         app.add_routes([web.get("/static/{name}", site.static)])
         for group in self._groups:
             app.add_routes(group.routes())
-        knowledge = KnowledgePages(
-            site.db, site.clock, site.settings.timezone, site.render, site.problem
-        )
-        app.add_routes(knowledge.routes(site.guard))
         feedback = FeedbackPages(
             self._feedback, site.clock, site.settings.timezone, site.render, site.problem
         )

@@ -4,66 +4,38 @@ most frequent first, each a click away from becoming an entry."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any
 
 from aiohttp import web
 
 import flows
-from bot.dashboard.auth import Viewer
+from bot.dashboard.site import PageGroup, Site, Visit, see_other
 from bot.dashboard.views import when
 from bot.knowledge import EntryFields, KnowledgeDesk, KnowledgeFileError, repository, seed_example
 from flows.knowledge import PLACEHOLDERS
-from flows.types import Language
-from storage.db import Database
 
-Guard = Callable[..., Callable[[web.Request], Awaitable[web.StreamResponse]]]
-Render = Callable[..., web.Response]
 PATH = "/staff/knowledge"
-
-
-class Visit(Protocol):
-    """What a page reads of one request (``bot.dashboard.app.Visit``)."""
-
-    @property
-    def lang(self) -> Language: ...
-
-    @property
-    def me(self) -> Viewer: ...
-
-    def field(self, name: str) -> str: ...
-
 
 # The answer column of the list: enough to recognise an entry on a phone.
 _PREVIEW = 160
 
 
-class KnowledgePages:
-    """The routes of /staff/knowledge, drawn with the dashboard's own page machinery."""
+class KnowledgePages(PageGroup):
+    """The routes of /staff/knowledge; its actions go through ``KnowledgeDesk`` (audited)."""
 
-    def __init__(
-        self,
-        database: Database,
-        clock: Callable[[], datetime],
-        timezone: str,
-        render: Render,
-        problem: Callable[..., web.Response],
-    ) -> None:
-        self._db = database
-        self._clock = clock
-        self._zone = timezone
-        self._render = render
-        self._problem = problem
-        self._desk = KnowledgeDesk(database)
+    def __init__(self, site: Site) -> None:
+        super().__init__(site)
+        self._knowledge = KnowledgeDesk(site.db)
 
-    def routes(self, guard: Guard) -> list[web.RouteDef]:
+    def routes(self) -> list[web.RouteDef]:
+        g = self._guard
         return [
-            web.get("/knowledge", guard("agent", self._page)),
-            web.post("/knowledge", guard("agent", self._add)),
-            web.get("/knowledge/{id:[0-9]{1,18}}", guard("agent", self._edit)),
-            web.post("/knowledge/{id:[0-9]{1,18}}", guard("agent", self._change)),
-            web.post("/knowledge/{id:[0-9]{1,18}}/remove", guard("agent", self._remove)),
+            web.get("/knowledge", g("agent", self._page)),
+            web.post("/knowledge", g("agent", self._add)),
+            web.get("/knowledge/{id:[0-9]{1,18}}", g("agent", self._edit)),
+            web.post("/knowledge/{id:[0-9]{1,18}}", g("agent", self._change)),
+            web.post("/knowledge/{id:[0-9]{1,18}}/remove", g("agent", self._remove)),
         ]
 
     async def _page(
@@ -123,7 +95,7 @@ class KnowledgePages:
                     "id": u.id,
                     "question": u.question,
                     "count": u.count,
-                    "last": when(u.last_asked_at, lang, self._zone),
+                    "last": when(u.last_asked_at, lang, self._settings.timezone),
                     "language": u.language,
                 }
                 for u in unanswered
@@ -145,7 +117,7 @@ class KnowledgePages:
         fields, kept = _fields(visit)
         source = visit.field("unanswered")
         try:
-            await self._desk.add(
+            await self._knowledge.add(
                 fields,
                 visit.me.staff,
                 self._clock(),
@@ -154,26 +126,28 @@ class KnowledgePages:
         except KnowledgeFileError as exc:
             error = _reason(visit, exc)
             return await self._page(request, visit, kept=kept, error=error, status=400)
-        return _see_other(f"{PATH}?done=added")
+        return see_other(f"{PATH}?done=added")
 
     async def _change(self, request: web.Request, visit: Visit) -> web.Response:
         entry_id = int(request.match_info["id"])
         fields, kept = _fields(visit)
         try:
-            await self._desk.change(entry_id, fields, visit.me.staff, self._clock())
+            await self._knowledge.change(entry_id, fields, visit.me.staff, self._clock())
         except KnowledgeFileError as exc:
             error = _reason(visit, exc)
             return await self._page(
                 request, visit, editing=entry_id, kept=kept, error=error, status=400
             )
-        return _see_other(f"{PATH}?done=changed")
+        return see_other(f"{PATH}?done=changed")
 
     async def _remove(self, request: web.Request, visit: Visit) -> web.Response:
         try:
-            await self._desk.remove(int(request.match_info["id"]), visit.me.staff, self._clock())
+            await self._knowledge.remove(
+                int(request.match_info["id"]), visit.me.staff, self._clock()
+            )
         except KnowledgeFileError:
             return self._problem(request, visit, 404, "dash.error.not_found")
-        return _see_other(f"{PATH}?done=removed")
+        return see_other(f"{PATH}?done=removed")
 
 
 def _fields(visit: Visit) -> tuple[EntryFields, dict[str, str]]:
@@ -201,7 +175,3 @@ def _reason(visit: Visit, error: KnowledgeFileError) -> str:
 def _preview(answer: str) -> str:
     flat = " ".join(answer.split())
     return flat if len(flat) <= _PREVIEW else flat[: _PREVIEW - 1] + "…"
-
-
-def _see_other(location: str) -> web.Response:
-    return web.Response(status=303, headers={"Location": location})
