@@ -61,6 +61,7 @@ class Dashboard:
             RatingPages(self.site),
             StaffAdminPages(self.site),
             KnowledgePages(self.site),
+            FeedbackPages(self.site, self._feedback),
         ]
 
     def app(self) -> web.Application:
@@ -78,10 +79,6 @@ class Dashboard:
         app.add_routes([web.get("/static/{name}", site.static)])
         for group in self._groups:
             app.add_routes(group.routes())
-        feedback = FeedbackPages(
-            self._feedback, site.clock, site.settings.timezone, site.render, site.problem
-        )
-        app.add_routes(feedback.routes(site.guard))
         app.on_shutdown.append(self._shutdown)
         return app
 

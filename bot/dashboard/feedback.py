@@ -5,55 +5,30 @@ opening one is answered 403."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 
 import flows
-from bot.dashboard.auth import Viewer
+from bot.dashboard.site import PageGroup, Site, Visit, see_other
 from bot.dashboard.views import media_link, when
 from bot.feedback import FeedbackDesk, FeedbackError, is_overdue, kinds_for
 from flows.types import Language
 from storage.feedback import ANSWERED, KINDS, STATUSES, number_in, reference_for
 
-Guard = Callable[..., Callable[[web.Request], Awaitable[web.StreamResponse]]]
-Render = Callable[..., web.Response]
 PATH = "/staff/feedback"
 _PREVIEW = 120
 
 
-class Visit(Protocol):
-    """What a page reads of one request (``bot.dashboard.app.Visit``)."""
+class FeedbackPages(PageGroup):
+    """The routes of /staff/feedback; its actions go through ``FeedbackDesk`` (audited)."""
 
-    @property
-    def lang(self) -> Language: ...
+    def __init__(self, site: Site, desk: FeedbackDesk) -> None:
+        super().__init__(site)
+        self._feedback = desk
 
-    @property
-    def me(self) -> Viewer: ...
-
-    def field(self, name: str) -> str: ...
-
-
-class FeedbackPages:
-    """The routes of /staff/feedback, drawn with the dashboard's own page machinery."""
-
-    def __init__(
-        self,
-        desk: FeedbackDesk,
-        clock: Callable[[], datetime],
-        timezone: str,
-        render: Render,
-        problem: Callable[..., web.Response],
-    ) -> None:
-        self._desk = desk
-        self._clock = clock
-        self._zone = timezone
-        self._render = render
-        self._problem = problem
-
-    def routes(self, guard: Guard) -> list[web.RouteDef]:
+    def routes(self) -> list[web.RouteDef]:
+        guard = self._guard
         one = "/feedback/{reference:[A-Za-z0-9-]{1,20}}"
         return [
             web.get("/feedback", guard("agent", self._list)),
@@ -70,7 +45,9 @@ class FeedbackPages:
         allowed = kinds_for(staff.role)
         if kind not in (None, *allowed) or status not in (None, *STATUSES):
             return self._problem(request, visit, 400, "dash.feedback.bad_filter")
-        found = await self._desk.list_feedback(kind=kind, status=status, overdue=overdue, by=staff)
+        found = await self._feedback.list_feedback(
+            kind=kind, status=status, overdue=overdue, by=staff
+        )
         now = self._clock()
         rows = [
             {
@@ -78,8 +55,8 @@ class FeedbackPages:
                 "kind": _t(lang, "kind", f.kind),
                 "status": _t(lang, "status", f.status),
                 "status_value": f.status,
-                "created": when(f.created_at, lang, self._zone),
-                "due": when(f.due_at, lang, self._zone) if f.due_at else "—",
+                "created": when(f.created_at, lang, self._settings.timezone),
+                "due": when(f.due_at, lang, self._settings.timezone) if f.due_at else "—",
                 "overdue": is_overdue(f, now),
                 "text": _preview(f.text),
             }
@@ -105,7 +82,7 @@ class FeedbackPages:
         lang = visit.lang
         reference = _reference(request)
         try:
-            case = await self._desk.show(reference, by=visit.me.staff)
+            case = await self._feedback.show(reference, by=visit.me.staff)
         except FeedbackError as refused:
             return self._refused(request, visit, refused)
         feedback = case.feedback
@@ -115,7 +92,7 @@ class FeedbackPages:
         )
         events = [
             {
-                "at": when(event.created_at, lang, self._zone),
+                "at": when(event.created_at, lang, self._settings.timezone),
                 "what": flows.text(lang, f"dash.feedback.event.{event.kind}"),
                 "to": _t(lang, "status", event.to_status) if event.to_status else "",
                 "by": event.by or "",
@@ -131,8 +108,10 @@ class FeedbackPages:
                 "status": _t(lang, "status", feedback.status),
                 "status_value": feedback.status,
                 "channel": flows.channel_label(lang, feedback.channel),
-                "created": when(feedback.created_at, lang, self._zone),
-                "due": when(feedback.due_at, lang, self._zone) if feedback.due_at else "—",
+                "created": when(feedback.created_at, lang, self._settings.timezone),
+                "due": when(feedback.due_at, lang, self._settings.timezone)
+                if feedback.due_at
+                else "—",
                 "overdue": case.overdue,
                 "request": case.request_reference,
                 "may_contact": feedback.may_contact,
@@ -156,26 +135,26 @@ class FeedbackPages:
         reference = _reference(request)
         text = visit.field("text")
         try:
-            await self._desk.answer(reference, text, by=visit.me.staff)
+            await self._feedback.answer(reference, text, by=visit.me.staff)
         except FeedbackError as refused:
             if refused.forbidden or "no feedback" in str(refused):
                 return self._refused(request, visit, refused)
             return await self._show(
                 request, visit, error=str(refused), kept=text[:4000], status=400
             )
-        return _see_other(f"{PATH}/{reference}?done=answer")
+        return see_other(f"{PATH}/{reference}?done=answer")
 
     async def _status(self, request: web.Request, visit: Visit) -> web.Response:
         reference = _reference(request)
         try:
-            await self._desk.set_status(
+            await self._feedback.set_status(
                 reference, visit.field("status"), by=visit.me.staff, note=visit.field("note")
             )
         except FeedbackError as refused:
             if refused.forbidden or "no feedback" in str(refused):
                 return self._refused(request, visit, refused)
             return await self._show(request, visit, error=str(refused), status=400)
-        return _see_other(f"{PATH}/{reference}?done=status")
+        return see_other(f"{PATH}/{reference}?done=status")
 
     def _refused(self, request: web.Request, visit: Visit, refused: FeedbackError) -> web.Response:
         if refused.forbidden:
@@ -204,7 +183,3 @@ def _file(attachment: dict[str, Any]) -> dict[str, str | None]:
 def _preview(text: str) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= _PREVIEW else flat[: _PREVIEW - 1] + "…"
-
-
-def _see_other(location: str) -> web.Response:
-    return web.Response(status=303, headers={"Location": location})
