@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
+    AliasChoices,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -20,13 +21,14 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.templates import TemplateKind
 from flows.catalogue import DEFAULT_NEEDS
 from flows.hours import DEFAULT_WORKING_HOURS, parse_working_hours
-from flows.types import FlowSettings, Need
+from flows.types import AppointmentRules, FlowSettings, Need, OpeningHours
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -274,6 +276,82 @@ class FeedbackSettings(_Section):
         return int(self.answer_within.removesuffix("d"))
 
 
+WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # Monday is 0
+Weekday = Literal["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
+SAUDI_WEEK: tuple[Weekday, ...] = ("sun", "mon", "tue", "wed", "thu")
+
+
+class AppointmentHoursSettings(_Section):
+    """One ``[[appointments.hours]]`` table: when a branch receives interviews."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    branch: str = Field(min_length=1, max_length=40)
+    # The Saudi week by default: Sunday to Thursday.
+    days: list[Weekday] = Field(
+        default_factory=lambda: list(SAUDI_WEEK), min_length=1, max_length=7
+    )
+    from_: time = Field(validation_alias=AliasChoices("from", "from_"))
+    to: time
+    capacity: int = Field(1, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AppointmentHoursSettings:
+        if self.to <= self.from_:
+            raise ValueError(f"branch {self.branch!r}: 'to' must come after 'from'")
+        if len(set(self.days)) != len(self.days):
+            raise ValueError(f"branch {self.branch!r}: a day is named twice")
+        return self
+
+    def opening_hours(self) -> OpeningHours:
+        weekdays = frozenset(WEEKDAY_NAMES.index(day) for day in self.days)
+        return OpeningHours(self.branch, weekdays, self.from_, self.to, self.capacity)
+
+
+class AppointmentSettings(_Section):
+    """Interviews with the social researcher (menu option 7, ``flows.appointments``)."""
+
+    slot_minutes: int = Field(30, ge=5, le=480)
+    days_ahead: int = Field(14, ge=1, le=90)
+    # Reminders before an appointment, each one message (``followups``).
+    reminders: list[Duration] = Field(
+        default_factory=lambda: [timedelta(hours=24), timedelta(hours=2)], max_length=5
+    )
+    closed_dates: list[date] = Field(default_factory=list, max_length=400)
+    hours: list[AppointmentHoursSettings] = Field(default_factory=list, max_length=50)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AppointmentSettings:
+        length = timedelta(minutes=self.slot_minutes)
+        for index, hours in enumerate(self.hours):
+            span = datetime.combine(date.min, hours.to) - datetime.combine(date.min, hours.from_)
+            if span < length:
+                raise ValueError(
+                    f"branch {hours.branch!r}: {hours.from_:%H:%M}-{hours.to:%H:%M} is shorter "
+                    f"than one slot ({self.slot_minutes} minutes)"
+                )
+            for other in self.hours[:index]:
+                if (
+                    other.branch == hours.branch
+                    and set(other.days) & set(hours.days)
+                    and other.from_ < hours.to
+                    and hours.from_ < other.to
+                ):
+                    raise ValueError(f"branch {hours.branch!r}: two [[appointments.hours]] overlap")
+        if len(set(self.reminders)) != len(self.reminders):
+            raise ValueError("reminders: the same reminder is named twice")
+        return self
+
+    def rules(self) -> AppointmentRules:
+        return AppointmentRules(
+            hours=tuple(hours.opening_hours() for hours in self.hours),
+            slot_minutes=self.slot_minutes,
+            days_ahead=self.days_ahead,
+            reminders=tuple(sorted(self.reminders, reverse=True)),
+            closed_dates=tuple(self.closed_dates),
+        )
+
+
 class InboundSettings(_Section):
     """Limits on what comes in: per sender, and the engine's queue."""
 
@@ -304,6 +382,7 @@ class Settings(BaseSettings):
     followups: FollowupSettings = FollowupSettings()
     inbound: InboundSettings = InboundSettings()
     feedback: FeedbackSettings = FeedbackSettings()
+    appointments: AppointmentSettings = AppointmentSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -331,6 +410,7 @@ class Settings(BaseSettings):
             working_hours=org.working_hours,
             feedback_answer_days=self.feedback.answer_days,
             holidays=tuple(self.feedback.holidays),
+            appointments=self.appointments.rules(),
         )
 
 

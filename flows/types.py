@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any, Literal, Protocol
 
 # Re-exported: channels clean what they build besides messages (the staff group's updates).
@@ -133,6 +133,32 @@ class Need:
 
 
 @dataclass(frozen=True, slots=True)
+class OpeningHours:
+    """When one branch receives interviews (``[[appointments.hours]]``), in local time.
+
+    ``weekdays`` counts Monday as 0 (Python's ``date.weekday``); ``capacity`` is the
+    number of interviews held at once.
+    """
+
+    branch: str
+    weekdays: frozenset[int]
+    start: time
+    end: time
+    capacity: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class AppointmentRules:
+    """The ``[appointments]`` configuration as the flows read it (``flows.slots``)."""
+
+    hours: tuple[OpeningHours, ...] = ()
+    slot_minutes: int = 30
+    days_ahead: int = 14
+    reminders: tuple[timedelta, ...] = (timedelta(hours=24), timedelta(hours=2))
+    closed_dates: tuple[date, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class FlowSettings:
     """The part of the configuration the flows read."""
 
@@ -150,6 +176,7 @@ class FlowSettings:
     # charity's holidays (local dates) not counted.
     feedback_answer_days: int = 5
     holidays: tuple[date, ...] = ()
+    appointments: AppointmentRules = AppointmentRules()
 
 
 @dataclass(frozen=True, slots=True)
