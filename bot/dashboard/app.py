@@ -4,9 +4,9 @@ Page groups: ``login`` (login, logout, one's own password), ``cases`` (the reque
 case files, attachments), ``handoffs`` (the live inbox), ``ratings`` (the report),
 ``staff_admin`` (members and the audit log), ``knowledge`` and ``feedback`` (through
 ``FeedbackDesk``). What they share (the guard, page drawing, security headers) is
-``bot.dashboard.site``. Every staff action goes
-through ``StaffDesk``, so the beneficiary is told exactly as from the command line or
-the Telegram staff group, and lands in the audit log.
+``bot.dashboard.site``. Every staff action goes through a desk (``StaffDesk`` for
+requests and handoffs), so the beneficiary is told exactly as from the command line or
+the Telegram staff group, and the action lands in the audit log.
 """
 
 from __future__ import annotations
