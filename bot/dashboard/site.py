@@ -51,7 +51,6 @@ _CSP = "; ".join(
 )
 
 Handler = Callable[[web.Request, "Visit"], Awaitable[web.StreamResponse]]
-Guard = Callable[..., Callable[[web.Request], Awaitable[web.StreamResponse]]]
 
 
 @dataclass(frozen=True, slots=True)
