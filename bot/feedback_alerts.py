@@ -7,13 +7,14 @@ and when it is due, never its words; those are read on the dashboard or the comm
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from flows import text
 from flows.dates import format_date
 from flows.staff_texts import STAFF_LANGUAGE, channel_label, mask_for_group
-from storage.models import Feedback
+from storage.models import Feedback, FeedbackEvent
 
 # The words of a suggestion or thanks shown in the group at most.
 GROUP_CHARS = 500
@@ -97,6 +98,42 @@ def overdue(about: FeedbackFacts, timezone: str) -> str:
         due=_due(about, timezone),
         status=status_label(about.status),
     )
+
+
+def in_group(
+    feedback: Feedback,
+    events: Sequence[FeedbackEvent],
+    request_reference: str | None,
+    *,
+    overdue: bool,
+    timezone: str,
+) -> str:
+    """``/feedback REF`` in the staff group: its facts, its words (not a complaint's: agents
+    read the group), and the last steps of its timeline."""
+    about = facts(feedback)
+    head = [
+        f"{about.reference} · {kind_label(about.kind)} · {status_label(about.status)}"
+        + (" ⏰" if overdue else ""),
+        text(STAFF_LANGUAGE, "staff.feedback.due", due=_due(about, timezone)),
+    ]
+    if request_reference:
+        head.append(request_reference)
+    if about.kind == "complaint":
+        head.append(text(STAFF_LANGUAGE, "staff.feedback.complaint_hidden"))
+        return "\n".join(head)
+    head.append(mask_for_group(about.text)[:GROUP_CHARS])
+    for event in events[-5:]:
+        by = f" ({event.by})" if event.by else ""
+        words = f": {mask_for_group(event.text)[:200]}" if event.text else ""
+        head.append(f"{event.created_at:%Y-%m-%d %H:%M} {event.kind}{by}{words}")
+    return "\n".join(head)
+
+
+def refusal(forbidden: bool, reason: str) -> str:
+    """A staff group action on feedback that was refused, and why."""
+    if forbidden:
+        return text(STAFF_LANGUAGE, "staff.feedback.forbidden")
+    return text(STAFF_LANGUAGE, "staff.feedback.refused", reason=reason)
 
 
 def line(about: FeedbackFacts, *, overdue: bool) -> str:

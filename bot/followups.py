@@ -42,7 +42,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -62,6 +62,7 @@ from handlers.base import DeliveryError
 from handlers.telegram_staff import TelegramStaffGroup
 from storage.db import Database
 from storage.feedback import OPEN as FEEDBACK_OPEN
+from storage.feedback import FeedbackRepository
 from storage.models import (
     FOLLOWUP_CANCELLED,
     FOLLOWUP_DONE,
@@ -115,8 +116,14 @@ MAX_FAILURES = 5
 WEEKEND = (4, 5)  # Friday, Saturday (Monday is 0)
 WORKDAY_START = time(8, 0)
 
-StaffAlert = Callable[[str, int | None], Awaitable[None]]
-"""Posts ``text`` for staff; the int is the handoff it is about (None: about none)."""
+
+class StaffAlert(Protocol):
+    """Posts ``text`` for staff; ``handoff_id`` is the handoff it is about, ``feedback_id``
+    the feedback (a reply to the post then answers it); None: about none."""
+
+    def __call__(
+        self, text: str, handoff_id: int | None, *, feedback_id: int | None = None
+    ) -> Awaitable[None]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,6 +358,7 @@ class _Run:
     now: datetime
     enqueued: bool = False
     alert: tuple[str, int | None] | None = None
+    alert_feedback: int | None = None  # the feedback the alert is about
 
     def finish(self, status: str) -> None:
         self.row.status = status
@@ -410,7 +418,7 @@ class FollowUpDispatcher:
         if run.enqueued:
             self._on_outbox()
         if run.alert is not None:
-            await self._alert(*run.alert)
+            await self._alert(*run.alert, feedback_id=run.alert_feedback)
         return status
 
     async def failed(self, key: str, now: datetime) -> str | None:
@@ -559,6 +567,7 @@ class FollowUpDispatcher:
             return
         run.row.attempts += 1
         run.alert = (feedback_alerts.announcement(feedback_alerts.facts(feedback)), None)
+        run.alert_feedback = feedback.id
         if feedback.due_at is None or feedback.status not in FEEDBACK_OPEN:
             run.finish(FOLLOWUP_DONE)
             return
@@ -581,6 +590,7 @@ class FollowUpDispatcher:
         run.finish(FOLLOWUP_DONE)
         facts = feedback_alerts.facts(feedback)
         run.alert = (feedback_alerts.overdue(facts, self._policy.timezone), None)
+        run.alert_feedback = feedback.id
         log.warning("feedback %s is past its deadline (%s)", feedback.reference, feedback.status)
 
     # --- helpers ---
@@ -631,11 +641,13 @@ class FollowUpDispatcher:
         )
         run.enqueued = run.enqueued or bool(stored)
 
-    async def _alert(self, text: str, handoff_id: int | None) -> None:
+    async def _alert(
+        self, text: str, handoff_id: int | None, *, feedback_id: int | None = None
+    ) -> None:
         if self._alert_staff is None:
             return  # logged already: no staff group configured
         try:
-            await self._alert_staff(text, handoff_id)
+            await self._alert_staff(text, handoff_id, feedback_id=feedback_id)
         except Exception:
             log.exception("staff alert failed")
 
@@ -796,7 +808,9 @@ class StaffGroupAlerts:
         self._clock = clock
         self._pace = pace  # the outbox's limits for the staff group
 
-    async def __call__(self, text: str, handoff_id: int | None) -> None:
+    async def __call__(
+        self, text: str, handoff_id: int | None, *, feedback_id: int | None = None
+    ) -> None:
         reply_to: str | None = None
         buttons: list[tuple[str, str]] = []
         if handoff_id is not None:
@@ -816,3 +830,6 @@ class StaffGroupAlerts:
         if handoff_id is not None:
             async with self._db.session() as session, session.begin():
                 await HandoffRepository(session).record_post(handoff_id, post, self._clock())
+        if feedback_id is not None:
+            async with self._db.session() as session, session.begin():
+                await FeedbackRepository(session).record_post(feedback_id, post, self._clock())

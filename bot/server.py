@@ -122,7 +122,12 @@ class Tawasul:
         posts = self._staff_posts()
         if posts is not None:
             self.staff_group = StaffGroup(
-                self.desk, posts, database, settings.flow_settings(), pace=self._staff_pace
+                self.desk,
+                posts,
+                database,
+                settings.flow_settings(),
+                pace=self._staff_pace,
+                feedback=self.feedback,
             )
         dispatcher = FollowUpDispatcher(
             database,

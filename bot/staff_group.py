@@ -15,12 +15,15 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import flows
+from bot import feedback_alerts
 from bot.desk import StaffDesk, StaffError
+from bot.feedback import FeedbackDesk, FeedbackError
 from flows.staff_texts import STAFF_LANGUAGE, mask_for_group
 from flows.types import FlowSettings, InboundMessage
 from handlers.base import DeliveryError, StaffUpdate
 from handlers.telegram_staff import TelegramStaffGroup
 from storage.db import Database
+from storage.feedback import FeedbackRepository
 from storage.models import Staff
 from storage.repositories import (
     ConversationRepository,
@@ -55,8 +58,10 @@ class StaffGroup:
         settings: FlowSettings,
         *,
         pace: Callable[[], Awaitable[None]] | None = None,
+        feedback: FeedbackDesk | None = None,
     ) -> None:
         self._desk = desk
+        self._feedback = feedback
         self._settings = settings
         self._telegram = telegram
         self._db = database
@@ -163,6 +168,8 @@ class StaffGroup:
                 await self._reply(update, staff)
         except StaffError as error:
             await self._answer(update, _t("staff.status.refused", reason=str(error)))
+        except FeedbackError as error:
+            await self._answer(update, feedback_alerts.refusal(error.forbidden, str(error)))
 
     async def _button(self, update: StaffUpdate, staff: Staff) -> None:
         action, _, number = (update.callback_data or "").partition(":")[2].partition(":")
@@ -183,6 +190,11 @@ class StaffGroup:
     async def _reply(self, update: StaffUpdate, staff: Staff) -> None:
         async with self._db.session() as session:
             handoff = await HandoffRepository(session).by_post(update.reply_to or "")
+            feedback = await FeedbackRepository(session).by_post(update.reply_to or "")
+        if feedback is not None and feedback.reference and self._feedback is not None:
+            await self._feedback.answer(feedback.reference, update.text, by=staff)
+            await self._answer(update, _t("staff.feedback.answered", reference=feedback.reference))
+            return
         if handoff is None or handoff.id is None:
             return  # a reply to something else in the group
         await self._desk.reply(handoff.id, staff, update.text)
@@ -205,6 +217,16 @@ class StaffGroup:
             await self._answer(update, _t("staff.note.done", reference=args[0].upper()))
         elif command == "/case" and len(args) == 1:
             await self._answer(update, await self._case_text(args[0]))
+        elif command == "/feedback" and len(args) == 1 and self._feedback is not None:
+            case = await self._feedback.show(args[0], by=staff)
+            shown = feedback_alerts.in_group(
+                case.feedback,
+                case.events,
+                case.request_reference,
+                overdue=case.overdue,
+                timezone=self._settings.timezone,
+            )
+            await self._answer(update, shown)
         elif command == "/handoffs":
             await self._answer(update, await self._handoffs_text())
         else:

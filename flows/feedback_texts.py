@@ -189,4 +189,19 @@ TEXTS: Final[Mapping[str, Mapping[Language, str]]] = {
     "dash.feedback.event.status": {"ar": "تغيير الحالة", "en": "Status change"},
     "dash.feedback.event.answer": {"ar": "رد الجمعية", "en": "Answer"},
     "dash.feedback.event.reply": {"ar": "رد المستفيد", "en": "Beneficiary's reply"},
+    "staff.feedback.answered": {
+        "ar": "✅ أُرسل الرد على {reference} إلى المستفيد.",
+        "en": "✅ The answer to {reference} was sent to the beneficiary.",
+    },
+    "staff.feedback.due": {"ar": "موعد الرد: {due}", "en": "Answer due: {due}"},
+    "staff.feedback.complaint_hidden": {
+        "ar": "نص الشكوى في لوحة التحكم (للمديرين فقط)؛ للرد: الرد على إعلانها هنا.",
+        "en": "The complaint's words are on the dashboard (managers only); to answer, reply "
+        "to its post here.",
+    },
+    "staff.feedback.forbidden": {
+        "ar": "⛔ الشكاوى للمديرين والمسؤولين فقط.",
+        "en": "⛔ Complaints are for managers and admins only.",
+    },
+    "staff.feedback.refused": {"ar": "لم يتم ذلك: {reason}", "en": "Not done: {reason}"},
 }

@@ -17,6 +17,7 @@ from storage.models import (
     ChannelIdentity,
     Feedback,
     FeedbackEvent,
+    FeedbackPost,
     Note,
     SupportRequest,
     id_of,
@@ -247,6 +248,23 @@ class FeedbackRepository:
             attachments=_stored(media),
             from_status=previous,
             to_status=feedback.status,
+        )
+
+    async def record_post(self, feedback_id: int, platform_message_id: str, now: datetime) -> None:
+        """Remember a staff group post about a feedback (a reply to it answers it)."""
+        self._session.add(
+            FeedbackPost(
+                platform_message_id=platform_message_id, feedback_id=feedback_id, created_at=now
+            )
+        )
+        await self._session.flush()
+
+    async def by_post(self, platform_message_id: str) -> Feedback | None:
+        """The feedback a staff group post is about, if it is about one."""
+        return await self._session.scalar(
+            select(Feedback)
+            .join(FeedbackPost, col(FeedbackPost.feedback_id) == col(Feedback.id))
+            .where(col(FeedbackPost.platform_message_id) == platform_message_id)
         )
 
     async def _event(

@@ -503,3 +503,14 @@ class FeedbackEvent(SQLModel, table=True):
     text: str | None = Field(default=None, sa_type=sa.Text)
     attachments: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON)
     created_at: datetime = _at()
+
+
+class FeedbackPost(SQLModel, table=True):
+    """A staff group post about a feedback (its announcement, its overdue alert): a reply
+    to it answers that feedback."""
+
+    __tablename__ = "feedback_post"
+
+    platform_message_id: str = Field(primary_key=True)  # "tg:<chat>:<message>"
+    feedback_id: int = Field(foreign_key="feedback.id", index=True)
+    created_at: datetime = _at()

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from channels import CHAT, TelegramChat, WhatsApp, eventually, make_settings
-from fakes.telegram_api import FakeTelegram, private_message
+from channels import CHAT, StaffGroup, TelegramChat, WhatsApp, eventually, make_settings
+from fakes.telegram_api import FakeTelegram, group_message, private_message
 from fakes.twilio_api import FakeTwilio
 from sqlalchemy import select
 from test_followups import Clock
@@ -196,3 +196,55 @@ async def test_an_overdue_complaint_alerts_the_managers_in_the_staff_group(
         assert [f.reference for f in await tawasul.feedback.list_feedback(overdue=True)] == [
             reference
         ]
+
+
+async def test_the_staff_group_shows_feedback_by_role_and_a_reply_answers_it(
+    database: Database, twilio: FakeTwilio, telegram: FakeTelegram, tmp_path: Path
+) -> None:
+    clock = Clock(START)
+    settings = make_settings(tmp_path, twilio, telegram, staff_chat_id=STAFF_GROUP)
+    async with database.session() as session, session.begin():
+        await StaffRepository(session).add("sara", "agent", telegram_id=4242, now=START)
+        await StaffRepository(session).add("huda", "manager", telegram_id=4343, now=START)
+    tawasul = Tawasul(settings, database, clock=clock)
+    async with TestClient(TestServer(tawasul.app())) as client:
+        phone = WhatsApp(client, twilio, database)
+        group = StaffGroup(client, telegram, STAFF_GROUP)
+        reference = await complain(phone)
+        await tawasul.scheduler.run_due(clock())
+        [announced] = await group.wait_posts(1)
+        assert reference in announced["text"]
+
+        # An agent asking for a complaint is refused; nothing of it is shown.
+        await group.update(group_message(STAFF_GROUP, 4242, f"/feedback {reference}"))
+        refused = (await group.wait_posts(2))[-1]["text"]
+        assert "للمديرين" in refused and "تأخر صرف المساعدة" not in refused
+        # An agent's reply to the announcement answers nothing.
+        await group.update(
+            group_message(STAFF_GROUP, 4242, "سأتابع", reply_to_message_id=group.message_id(0))
+        )
+        await group.wait_posts(3)
+        _, events = await stored(database, reference)
+        assert [e.kind for e in events] == ["received"]
+
+        # The manager sees its facts, then answers by replying to the announcement.
+        await group.update(group_message(STAFF_GROUP, 4343, f"/feedback {reference}"))
+        shown = (await group.wait_posts(4))[-1]["text"]
+        assert reference in shown and "شكوى" in shown
+        before = len(twilio.messages)
+        await group.update(
+            group_message(
+                STAFF_GROUP,
+                4343,
+                "نعتذر، صُرفت المساعدة اليوم.",
+                reply_to_message_id=group.message_id(0),
+            )
+        )
+        body = await _next_body(twilio, before)
+        assert reference in body and "صُرفت المساعدة اليوم" in body
+        assert "أُرسل الرد" in (await group.wait_posts(5))[-1]["text"]
+        feedback, events = await stored(database, reference)
+    assert feedback.status == "answered" and [(e.kind, e.by) for e in events][-1] == (
+        "answer",
+        "huda",
+    )

@@ -157,6 +157,7 @@ STAFF: Final[Mapping[str, Mapping[Language, str]]] = {
         "/status REF STATUS [ملاحظة]: تغيير حالة الطلب\n"
         "/note REF النص: إضافة ملاحظة إلى ملف الطلب\n"
         "/handoffs: طلبات التواصل المفتوحة\n"
+        "/feedback REF: مقترح أو شكوى أو شكر (والرد على إعلانها يرسل الجواب للمستفيد)\n"
         "الحالات: submitted, under_review, needs_info, accepted, rejected, delivered, closed\n"
         "(needs_info تحتاج ملاحظة فيها سؤال المستفيد)",
         "en": "Staff commands:\n"
@@ -164,6 +165,7 @@ STAFF: Final[Mapping[str, Mapping[Language, str]]] = {
         "/status REF STATUS [note]: change the request's status\n"
         "/note REF text: add a note to the request's file\n"
         "/handoffs: open contact requests\n"
+        "/feedback REF: a suggestion, complaint or thanks (a reply to its post answers it)\n"
         "Statuses: submitted, under_review, needs_info, accepted, rejected, delivered, closed\n"
         "(needs_info needs a note with the question for the beneficiary)",
     },
