@@ -157,6 +157,7 @@ class Tawasul:
                 text=flows.text,
                 replies=self._web_replies,
                 history=self._web_history,
+                staff_author=flows.staff_author,
                 on_staff=self._on_staff,
                 polling=telegram_polling,
                 one_process=self.database.is_sqlite,

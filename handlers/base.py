@@ -99,6 +99,10 @@ class Said:
 # oldest first (a new tab starts from them).
 History = Callable[[Address], Awaitable[list[Said]]]
 
+# Who wrote a stored message's text: a staff member's label and their words, or None for
+# the bot's own (``flows.staff_author``; the web chat shows a person's words apart).
+StaffAuthor = Callable[[str], tuple[str, str] | None]
+
 
 class Text(Protocol):
     """The message catalogue: the sentence ``key`` in ``language``, ``params`` filled in."""
@@ -332,6 +336,7 @@ class ChannelSetup:
             button that opens a list, the answer to ``/whoami``).
         replies: reads the replies stored for an address (the web chat's page asks).
         history: reads the last messages of an address (the web chat's new tab asks).
+        staff_author: tells a staff member's words in a message from the bot's.
         on_staff: handles what staff write in the staff group.
         polling: fetch updates from the platform instead of waiting for its webhook
             (``tawasul serve --telegram-polling``, for a server no platform can reach).
@@ -348,6 +353,7 @@ class ChannelSetup:
     text: Text
     replies: Replies
     history: History
+    staff_author: StaffAuthor
     on_staff: StaffReceiver
     polling: bool = False
     one_process: bool = False

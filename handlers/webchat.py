@@ -22,7 +22,6 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from flows.handoff import staff_author
 from flows.types import Address, InboundMessage, Media, OutboundMessage
 from handlers.base import (
     MAX_MEDIA_BYTES,
@@ -38,6 +37,7 @@ from handlers.base import (
     Replies,
     Said,
     Sent,
+    StaffAuthor,
     busy_response,
     parse_json,
     read_body,
@@ -243,6 +243,8 @@ class WebChatChannel:
         title: the charity's name, shown as the page's title and heading.
         history: the server's reader of a visitor's last messages both ways, which a new
             tab of the page shows first.
+        staff_author: tells a staff member's words from the bot's (``flows.staff_author``),
+            so that the page shows a person's words apart, under who wrote them.
     """
 
     names: tuple[str, ...] = (CHANNEL,)
@@ -260,6 +262,7 @@ class WebChatChannel:
         public_url: str | None = None,
         title: str | None = None,
         history: History | None = None,
+        staff_author: StaffAuthor | None = None,
         recheck_seconds: float | None = RECHECK_SECONDS,
         max_polls: int = MAX_POLLS,
         max_polls_per_visitor: int = MAX_POLLS_PER_VISITOR,
@@ -273,6 +276,7 @@ class WebChatChannel:
             raise ValueError("the web chat's limits must be at least 1")
         self._replies = replies
         self._history = history
+        self._author = staff_author
         self._secure = secure_cookies
         self._poll_seconds = poll_seconds
         self._recheck_seconds = recheck_seconds
@@ -484,7 +488,7 @@ class WebChatChannel:
             return _error(503, "try again")
         return web.json_response(
             {
-                "messages": _history_json(said),
+                "messages": _history_json(said, self._author),
                 "last": max((s.id for s in said if not s.mine), default=0),
             },
             headers=_NO_STORE,
@@ -542,7 +546,10 @@ class WebChatChannel:
         found = sorted((item for item in found if item[0] > after), key=lambda item: item[0])
         return web.json_response(
             {
-                "messages": [_message_json(message_id, message) for message_id, message in found],
+                "messages": [
+                    _message_json(message_id, message, self._author)
+                    for message_id, message in found
+                ],
                 "last": found[-1][0] if found else after,
             },
             headers=_NO_STORE,
@@ -710,9 +717,11 @@ def file_type(content: bytes) -> str | None:
     return None
 
 
-def _message_json(message_id: int, message: OutboundMessage) -> dict[str, Any]:
+def _message_json(
+    message_id: int, message: OutboundMessage, staff_author: StaffAuthor | None
+) -> dict[str, Any]:
     # A person's words are shown apart from the bot's, under who wrote them.
-    author = staff_author(message.text)
+    author = staff_author(message.text) if staff_author is not None else None
     return {
         "id": message_id,
         "text": message.text if author is None else author[1],
@@ -723,14 +732,14 @@ def _message_json(message_id: int, message: OutboundMessage) -> dict[str, Any]:
     }
 
 
-def _history_json(said: Sequence[Said]) -> list[dict[str, Any]]:
+def _history_json(said: Sequence[Said], staff_author: StaffAuthor | None) -> list[dict[str, Any]]:
     """The page's view of a history: a pressed button shown by the label it had."""
     shown: list[dict[str, Any]] = []
     offered: dict[str, str] = {}  # the last bot message's choices: payload -> label
     for entry in said:
         if not entry.mine:
             message = OutboundMessage(entry.text, entry.language, entry.choices, entry.inline)
-            shown.append({**_message_json(entry.id, message), "mine": False})
+            shown.append({**_message_json(entry.id, message, staff_author), "mine": False})
             offered = {c.payload: c.label for c in entry.choices}
             continue
         text = offered.get(entry.payload or "", entry.text) if entry.payload else entry.text
@@ -790,6 +799,7 @@ def build(setup: ChannelSetup) -> WebChatChannel:
     return WebChatChannel(
         setup.replies,
         history=setup.history,
+        staff_author=setup.staff_author,
         secure_cookies=(setup.public_url or "").startswith("https:"),
         embed_origins=setup.section.chat_embed_origins,
         public_url=setup.public_url,
