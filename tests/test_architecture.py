@@ -165,3 +165,32 @@ def test_every_module_has_a_docstring() -> None:
                 continue
             tree = ast.parse(path.read_text(encoding="utf-8"))
             assert ast.get_docstring(tree), f"{path.relative_to(ROOT)} has no module docstring"
+
+
+def _page_groups() -> set[str]:
+    """The dashboard modules that define a page group (a ``PageGroup`` subclass)."""
+    found = set()
+    for module, path in MODULES.items():
+        if module.startswith("bot.dashboard."):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            bases = {
+                base.id
+                for node in ast.walk(tree)
+                if isinstance(node, ast.ClassDef)
+                for base in node.bases
+                if isinstance(base, ast.Name)
+            }
+            if "PageGroup" in bases:
+                found.add(module)
+    return found
+
+
+def test_dashboard_page_groups_stand_alone() -> None:
+    # A page group knows the shared machinery (site, views, auth...), never another group;
+    # only app.py, which mounts them, imports the groups.
+    groups = _page_groups()
+    assert {"bot.dashboard.cases", "bot.dashboard.login", "bot.dashboard.knowledge"} <= groups
+    for module, path in MODULES.items():
+        reached = _our_targets(path) & groups - {module}
+        if module != "bot.dashboard.app":
+            assert not reached, f"{module} imports page groups {sorted(reached)}"
