@@ -3,6 +3,7 @@ against the local Bot API stand-in, and the staff's changes taking effect at onc
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from channels import CHAT, SECRET, TOKEN, TelegramChat
 from fakes.telegram_api import FakeTelegram, callback_query, private_message
 from sqlalchemy import select
 
+from bot.cli import main
 from bot.config import Settings
 from bot.knowledge import EntryFields, KnowledgeDesk
 from bot.server import Tawasul
@@ -77,3 +79,43 @@ async def test_a_did_you_mean_choice_by_number_and_an_entry_added_by_staff_at_on
     await desk.add(fields, None, tawasul.clock())
     (parking,) = await chat.send(private_message(CHAT, "فيه مواقف سيارات عندكم؟"))
     assert "أمام المقر الرئيسي" in parking["text"]
+
+
+async def test_a_crisis_word_inside_a_question_opens_the_urgent_handoff(
+    service: tuple[Tawasul, TestClient[Any, Any]], telegram: FakeTelegram
+) -> None:
+    tawasul, client = service
+    chat = TelegramChat(client, telegram, tawasul.database)
+    await chat.send(private_message(CHAT, "مرحبا"))
+    replies = await chat.send(private_message(CHAT, "وش الاوراق المطلوبة؟ ابي انتحر"))
+    said = "\n".join(reply["text"] for reply in replies)
+    assert "911" in said and "صورة الهوية الوطنية" not in said  # help, not the answer
+    async with tawasul.database.session() as session:
+        handoff = (await session.scalars(select(Handoff))).one()
+        counted = (await session.scalars(select(UnansweredQuestion))).all()
+    assert (handoff.reason, handoff.urgent) == ("crisis", True)
+    assert counted == []
+
+
+async def test_a_question_the_base_cannot_answer_offers_a_person_and_staff_see_it(
+    service: tuple[Tawasul, TestClient[Any, Any]],
+    telegram: FakeTelegram,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    tawasul, client = service
+    chat = TelegramChat(client, telegram, tawasul.database)
+    await chat.send(private_message(CHAT, "مرحبا"))
+    (ask,) = await chat.send(private_message(CHAT, "٥"))
+    assert "اكتب سؤالك" in ask["text"]
+    # Out of scope: no answer and no "did you mean", a person offered instead.
+    (offer,) = await chat.send(private_message(CHAT, "كيف اطبخ مندي باللحم؟"))
+    assert "هل تود التحدث مع موظف؟" in offer["text"]
+    assert "هل تقصد" not in offer["text"]
+    # What `tawasul knowledge unanswered` prints for staff, from the same database.
+    config = tmp_path / "staff.toml"
+    config.write_text(f'[database]\nurl = "{tawasul.database.url}"\n')
+    capsys.readouterr()
+    code = await asyncio.to_thread(main, ["knowledge", "--config", str(config), "unanswered"])
+    count, _day, language, question = capsys.readouterr().out.splitlines()[0].split("\t")
+    assert code == 0 and (count, language, question) == ("1", "ar", "كيف اطبخ مندي باللحم؟")

@@ -67,6 +67,9 @@ def test_the_shipped_example_answers_out_of_the_box(
     assert "1. " in close.stdout and "أين مقر الجمعية؟" in close.stdout
     nothing = tawasul("ask", "--lang", "en", "recipe for chocolate cake")
     assert nothing.returncode == 1 and nothing.stdout == ""
+    # A staff tool: what staff try out is not what beneficiaries could not get answered.
+    unanswered = tawasul("unanswered")
+    assert unanswered.returncode == 0 and unanswered.stdout == ""
 
 
 def test_import_replaces_the_base_and_counts_added_changed_removed(
