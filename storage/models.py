@@ -514,3 +514,42 @@ class FeedbackPost(SQLModel, table=True):
     platform_message_id: str = Field(primary_key=True)  # "tg:<chat>:<message>"
     feedback_id: int = Field(foreign_key="feedback.id", index=True)
     created_at: datetime = _at()
+
+
+class Appointment(SQLModel, table=True):
+    """An interview with the social researcher at a branch, or a field visit to a home.
+
+    An interview (``kind`` interview) holds one of its slot's places: ``place_no`` from
+    0 to ``capacity`` - 1, unique per branch and start, so the database itself refuses
+    a place given twice; a cancelled interview gives its place back (``place_no`` NULL).
+    A field visit (``kind`` visit) holds no place. Statuses and the reference ``APT-``
+    and the id are in ``storage.appointments``.
+    """
+
+    __tablename__ = "appointment"
+    __table_args__ = (
+        sa.UniqueConstraint("branch", "starts_at", "place_no"),
+        sa.CheckConstraint(
+            "place_no IS NULL OR (place_no >= 0 AND place_no < capacity)",
+            name="place_within_capacity",
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str | None = Field(default=None, unique=True)
+    kind: str  # interview | visit
+    status: str
+    branch: str | None = None
+    starts_at: datetime = _at(index=True)
+    ends_at: datetime = _at()
+    place_no: int | None = None
+    capacity: int = 1
+    identity_id: int | None = Field(default=None, foreign_key="channel_identity.id", index=True)
+    request_id: int | None = Field(default=None, foreign_key="support_request.id", index=True)
+    # The staff member who comes (a visit) or receives (an interview), by username.
+    staff_username: str | None = None
+    channel: str | None = None
+    language: str = "ar"
+    note: str | None = Field(default=None, sa_type=sa.Text)
+    created_at: datetime = _at()
+    updated_at: datetime = _at()
