@@ -33,6 +33,8 @@ from bot.knowledge import (
 )
 from bot.passwords import hash_password
 from bot.server import serve
+from bot.texts import export_po
+from flows.catalogue import use_own_wording
 from flows.inquiry import answer_text
 from flows.knowledge import KnowledgeIndex
 from handlers.console import ConsoleChannel
@@ -143,6 +145,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="replace a database that already holds data"
     )
 
+    texts = command("texts", "the bot's sentences: for translators, and the charity's own")
+    text_commands = texts.add_subparsers(dest="texts_command", required=True, metavar="ACTION")
+    export_po = text_commands.add_parser(
+        "export-po", help="write tawasul.pot, ar.po and en.po (gettext) into DIR"
+    )
+    export_po.add_argument("directory", metavar="DIR")
+    text_commands.add_parser("check", help="check the files of texts.overrides and count them")
+
     db = command("db", "database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_commands.add_parser("upgrade", help="apply every pending schema migration")
@@ -184,6 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.command)
     try:
         settings = load_settings(resolve_config_path(getattr(args, "config", None)))
+        use_own_wording(settings.texts.wording)  # checked as the configuration was read
         if args.command == "chat":
             asyncio.run(chat(settings, args.user))
         elif args.command == "serve":
@@ -200,6 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(knowledge_command(settings, args))
         elif args.command == "feedback":
             asyncio.run(feedback_command(settings, args))
+        elif args.command == "texts":
+            texts_command(settings, args)
         elif args.command == "backup":
             backup_command(settings, Path(args.directory))
         elif args.command == "restore":
@@ -217,6 +230,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     return 0
+
+
+def texts_command(settings: Settings, args: argparse.Namespace) -> None:
+    wording = settings.texts.wording
+    changed = sum(len(languages) for languages in wording.values())
+    if args.texts_command == "export-po":
+        for path in export_po(Path(args.directory), wording):
+            print(path)
+    else:
+        files = len(settings.texts.overrides)
+        print(f"{changed} sentences in the charity's own wording, from {files} files: all usable")
 
 
 async def open_database(settings: Settings) -> Database:

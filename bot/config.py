@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     IPvAnyNetwork,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -26,9 +27,10 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.templates import TemplateKind
+from bot.texts import OwnWordingError, read_own_wording
 from flows.catalogue import DEFAULT_NEEDS
 from flows.hours import DEFAULT_WORKING_HOURS, parse_working_hours
-from flows.types import AppointmentRules, FlowSettings, Need, OpeningHours
+from flows.types import AppointmentRules, FlowSettings, Language, Need, OpeningHours
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -365,6 +367,34 @@ class InboundSettings(_Section):
     queue_wait: Duration = timedelta(seconds=10)
 
 
+class TextSettings(_Section):
+    """The charity's own wording of the bot's sentences (see bot/texts.py)."""
+
+    # .po files (from `tawasul texts export-po`), relative to the working directory.
+    overrides: list[Path] = Field(default_factory=list)
+    _wording: dict[str, dict[Language, str]] = PrivateAttr(default_factory=dict)
+
+    @field_validator("overrides")
+    @classmethod
+    def _checked(cls, paths: list[Path]) -> list[Path]:
+        # Here, so that a refusal names texts.overrides; kept by _read below.
+        try:
+            read_own_wording(paths)
+        except OwnWordingError as exc:
+            raise ValueError(str(exc)) from None
+        return paths
+
+    @model_validator(mode="after")
+    def _read(self) -> TextSettings:
+        self._wording = read_own_wording(self.overrides)
+        return self
+
+    @property
+    def wording(self) -> dict[str, dict[Language, str]]:
+        """The sentences the charity changed, by key and language, checked."""
+        return self._wording
+
+
 class Settings(BaseSettings):
     """The whole configuration; every key is documented in config.example.toml."""
 
@@ -383,6 +413,7 @@ class Settings(BaseSettings):
     inbound: InboundSettings = InboundSettings()
     feedback: FeedbackSettings = FeedbackSettings()
     appointments: AppointmentSettings = AppointmentSettings()
+    texts: TextSettings = TextSettings()
 
     @classmethod
     def settings_customise_sources(

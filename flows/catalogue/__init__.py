@@ -45,6 +45,18 @@ DEFAULT_NEEDS: Final[tuple[Need, ...]] = (
 )
 
 
+# The charity's own wording of some sentences, by key and language: read from its files
+# and checked at start (bot/texts.py); the catalogue above stays the source of truth.
+_OWN_WORDING: dict[str, dict[Language, str]] = {}
+
+
+def use_own_wording(wording: Mapping[str, Mapping[Language, str]]) -> None:
+    """Say these sentences in the charity's words from now on (instead of any given
+    before); keys and placeholders must have been checked against ``CATALOGUE``."""
+    _OWN_WORDING.clear()
+    _OWN_WORDING.update({key: dict(texts) for key, texts in wording.items()})
+
+
 def text(language: Language, key: str, **params: object) -> str:
     """The catalogue sentence ``key`` in ``language``, with ``params`` filled in.
 
@@ -56,12 +68,13 @@ def text(language: Language, key: str, **params: object) -> str:
     """
     entry = CATALOGUE[key]
     lang: Language = language if language in entry else "ar"
+    sentence = _OWN_WORDING.get(key, entry).get(lang) or entry[lang]
     if not params:
-        return entry[lang]
+        return sentence
     values = {
         name: localize_digits(str(value), lang)
         if isinstance(value, int) and not isinstance(value, bool)
         else str(value)
         for name, value in params.items()
     }
-    return entry[lang].format(**values)
+    return sentence.format(**values)
