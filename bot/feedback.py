@@ -30,6 +30,7 @@ from storage.feedback import (
     KINDS,
     OPEN,
     STATUSES,
+    FeedbackReportRow,
     FeedbackRepository,
     NewFeedback,
 )
@@ -295,6 +296,24 @@ class FeedbackDesk:
         log.info("feedback %s moved to %s", feedback.reference, status)
         self._on_followups(keys)
         return feedback
+
+    async def export_report(
+        self, *, since: datetime | None, by: str | Staff | None
+    ) -> list[FeedbackReportRow]:
+        """The report's rows (numbers, no text) for a manager taking them out; audited."""
+        async with self._db.session() as session, session.begin():
+            member = await self._member(session, by)
+            if member is not None and member.role not in COMPLAINT_ROLES:
+                raise FeedbackError("the report is for managers and admins", forbidden=True)
+            rows = await FeedbackRepository(session).report(since=since)
+            await AuditRepository(session).add(
+                member,
+                "export_feedback",
+                None,
+                {"since": since.isoformat() if since else "all", "rows": len(rows)},
+                now=self._clock(),
+            )
+        return rows
 
     # --- helpers ---
 

@@ -204,4 +204,26 @@ TEXTS: Final[Mapping[str, Mapping[Language, str]]] = {
         "en": "⛔ Complaints are for managers and admins only.",
     },
     "staff.feedback.refused": {"ar": "لم يتم ذلك: {reason}", "en": "Not done: {reason}"},
+    "dash.feedback.report.title": {
+        "ar": "المقترحات والشكاوى والشكر",
+        "en": "Suggestions, complaints and thanks",
+    },
+    "dash.feedback.report.summary": {
+        "ar": "وصلت {count} رسالة، رُدّ على {answered} منها، والمتأخرة الآن {overdue}.",
+        "en": "{count} received, {answered} answered, {overdue} overdue now.",
+    },
+    "dash.feedback.report.median": {
+        "ar": "الوسيط حتى الرد: {hours} ساعة.",
+        "en": "Median time to answer: {hours} hours.",
+    },
+    "dash.feedback.report.export": {"ar": "تصدير CSV", "en": "Export CSV"},
+    "dash.feedback.report.by_month": {"ar": "حسب الشهر", "en": "By month"},
+    "dash.feedback.report.by_kind": {"ar": "حسب النوع", "en": "By kind"},
+    "dash.feedback.report.by_need": {"ar": "حسب نوع الدعم", "en": "By kind of support"},
+    "dash.feedback.report.by_channel": {"ar": "حسب القناة", "en": "By channel"},
+    "dash.feedback.report.answered": {"ar": "رُدّ عليها", "en": "Answered"},
+    "dash.feedback.report.median_hours": {
+        "ar": "الوسيط حتى الرد (ساعة)",
+        "en": "Median hours to answer",
+    },
 }

@@ -75,6 +75,20 @@ def _stored(media: Sequence[Media]) -> list[dict[str, Any]]:
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class FeedbackReportRow:
+    """One feedback as the report counts it (no text: the report is numbers)."""
+
+    reference: str
+    kind: str
+    status: str
+    channel: str
+    need: str | None  # of the request it names, if any
+    created_at: datetime
+    answered_at: datetime | None
+    due_at: datetime | None
+
+
 class FeedbackRepository:
     """Reads and writes of feedback; every change also goes into its timeline and, when
     a suggestion or thanks names a request, into that request's case file as a note."""
@@ -183,6 +197,31 @@ class FeedbackRepository:
                 col(Feedback.due_at) <= overdue_at,
             )
         return builtins.list((await self._session.execute(query)).scalars())
+
+    async def report(self, *, since: datetime | None = None) -> builtins.list[FeedbackReportRow]:
+        """Every feedback received since ``since`` (all when None), oldest first."""
+        query = (
+            select(
+                col(Feedback.reference),
+                col(Feedback.kind),
+                col(Feedback.status),
+                col(Feedback.channel),
+                col(SupportRequest.need),
+                col(Feedback.created_at),
+                col(Feedback.answered_at),
+                col(Feedback.due_at),
+            )
+            .outerjoin(SupportRequest, col(SupportRequest.id) == col(Feedback.request_id))
+            .order_by(col(Feedback.id))
+        )
+        if since is not None:
+            query = query.where(col(Feedback.created_at) >= since)
+        return [
+            FeedbackReportRow(reference or "", kind, status, channel, need, created, answered, due)
+            for reference, kind, status, channel, need, created, answered, due in (
+                await self._session.execute(query)
+            ).all()
+        ]
 
     async def for_request(self, request_id: int) -> builtins.list[Feedback]:
         result = await self._session.execute(

@@ -3,13 +3,16 @@ box reaching the beneficiary's chat at once, and the status moved on."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 from channels import WebVisitor
 from test_dashboard import audit, browser, login, office, page_token
 
+from bot.dashboard.feedback_report import group_feedback, summarise
 from bot.server import Tawasul
+from storage.feedback import FeedbackReportRow
 
 __all__ = ["office"]  # the fixture, shared with the dashboard's own tests
 
@@ -84,3 +87,62 @@ async def test_roles_filters_and_an_answer_that_reaches_the_chat(
     assert "سيتصل بك المشرف اليوم" in reply
     (entry,) = await audit(tawasul.database, "feedback_answer")
     assert (entry.username, entry.target) == ("mona", complaint)
+
+
+async def test_the_report_beside_the_ratings_and_its_csv(
+    office: tuple[Tawasul, TestClient[Any, Any]],
+) -> None:
+    tawasul, client = office
+    visitor = WebVisitor(client, tawasul.database)
+    await visitor.open()
+    await visitor.send("مرحبا")
+    suggestion = await _give(visitor, "١", "نقترح مواعيد مسائية")
+    await _give(visitor, "٢", "تأخر الرد")
+    await _give(visitor, "٣", "شكراً لكم")
+    await tawasul.feedback.answer(suggestion, "سندرس ذلك")
+
+    assert (await login(client, "amal")).status == 303
+    assert (await client.get("/staff/reports/feedback.csv")).status == 403
+
+    async with browser(client) as manager:
+        assert (await login(manager, "mona")).status == 303
+        page = await (await manager.get("/staff/reports?lang=en")).text()
+        assert "Suggestions, complaints and thanks" in page
+        assert "3 received, 1 answered, 0 overdue now." in page
+        assert "Median time to answer" in page and "By kind" in page
+        exported = await manager.get("/staff/reports/feedback.csv?period=all")
+        assert exported.status == 200
+        lines = (await exported.text()).lstrip("\ufeff").splitlines()
+    assert lines[0].startswith("reference,received_at,kind,status,channel,need")
+    assert [line.split(",")[2:5] for line in lines[1:]] == [
+        ["suggestion", "answered", "web"],
+        ["complaint", "received", "web"],
+        ["thanks", "received", "web"],
+    ]
+    assert "نقترح" not in "\n".join(lines)  # numbers only, no words
+    (entry,) = await audit(tawasul.database, "export_feedback")
+    assert entry.username == "mona"
+
+
+def test_the_median_time_to_answer_and_the_overdue_count() -> None:
+    start = datetime(2030, 1, 6, 7, 0, tzinfo=UTC)
+
+    def row(kind: str, hours: float | None, status: str, due_days: int) -> FeedbackReportRow:
+        answered = start + timedelta(hours=hours) if hours is not None else None
+        due = start + timedelta(days=due_days)
+        return FeedbackReportRow("FB-1", kind, status, "web", None, start, answered, due)
+
+    rows = [
+        row("complaint", 2, "answered", 7),
+        row("complaint", 30, "closed", 7),
+        row("suggestion", 10, "in_progress", 7),  # answered, then replied to
+        row("suggestion", None, "received", 1),  # late
+        row("thanks", None, "received", 9),
+    ]
+    now = start + timedelta(days=2)
+    everything = summarise(rows, now)
+    assert (everything.total, everything.answered, everything.overdue) == (5, 3, 1)
+    assert everything.median_hours == 10
+    by_kind = {g.key: g for g in group_feedback(rows, lambda r: r.kind, str, now)}
+    assert by_kind["complaint"].median_hours == 16
+    assert by_kind["suggestion"].overdue == 1 and by_kind["thanks"].median_hours is None

@@ -6,11 +6,14 @@ opening one is answered 403."""
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
 import flows
-from bot.dashboard.site import PageGroup, Site, Visit, see_other
+from bot.dashboard import reports
+from bot.dashboard.feedback_report import feedback_csv
+from bot.dashboard.site import PageGroup, Site, Visit, download, see_other
 from bot.dashboard.views import media_link, when
 from bot.feedback import FeedbackDesk, FeedbackError, is_overdue, kinds_for
 from flows.types import Language
@@ -35,7 +38,20 @@ class FeedbackPages(PageGroup):
             web.get(one, guard("agent", self._show)),
             web.post(one + "/answer", guard("agent", self._answer)),
             web.post(one + "/status", guard("agent", self._status)),
+            web.get("/reports/feedback.csv", guard("manager", self._report_csv)),
         ]
+
+    async def _report_csv(self, request: web.Request, visit: Visit) -> web.StreamResponse:
+        period = request.query.get("period", "m12")
+        period = period if period in (*reports.PERIODS, "all") else "m12"
+        zone_name = self._settings.timezone
+        since = reports.period_start(period, self._clock(), zone_name)
+        rows = await self._feedback.export_report(since=since, by=visit.me.staff)
+        zone = ZoneInfo(zone_name)
+        body = feedback_csv(
+            rows, self._clock(), lambda at: at.astimezone(zone).isoformat(timespec="seconds")
+        )
+        return download("feedback.csv", body)
 
     async def _list(self, request: web.Request, visit: Visit) -> web.Response:
         lang, staff = visit.lang, visit.me.staff

@@ -8,12 +8,13 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 import flows
-from bot.dashboard import reports
+from bot.dashboard import feedback_report, reports
 from bot.dashboard.site import PageGroup, Visit, download
 from bot.dashboard.views import day, ratings_csv
 from flows.catalogue import CATALOGUE
 from flows.steps import need_label
 from flows.types import Language
+from storage.feedback import FeedbackRepository
 from storage.repositories import RatingRepository
 
 
@@ -116,8 +117,31 @@ class RatingPages(PageGroup):
             "comments": comments,
             "number": lambda value: reports.number(value, lang),
             "csv_url": "/staff/reports.csv?" + urlencode({"period": period}),
+            "feedback": await self._feedback(period, lang),
+            "feedback_csv_url": "/staff/reports/feedback.csv?" + urlencode({"period": period}),
         }
         return self._render(request, visit, "reports.html", context, section="reports")
+
+    async def _feedback(self, period: str, lang: Language) -> dict[str, object]:
+        """The feedback report of the same period, beside the ratings."""
+        now, zone = self._clock(), self._settings.timezone
+        async with self._db.session() as session:
+            rows = await FeedbackRepository(session).report(
+                since=reports.period_start(period, now, zone)
+            )
+        return feedback_report.section(
+            rows,
+            now,
+            month_label=lambda k: reports.month_label(k, lang),
+            month_key=lambda at: reports.month_key(at, zone),
+            kind_label=lambda k: flows.text(lang, f"staff.feedback.kind.{k}"),
+            need_label=lambda k: (
+                need_label(self._settings, k, lang)
+                if k
+                else flows.text(lang, "dash.reports.no_need")
+            ),
+            channel_label=lambda k: flows.channel_label(lang, k),
+        )
 
     async def _reports_csv(self, request: web.Request, visit: Visit) -> web.StreamResponse:
         period, rows = await self._ratings(request)
