@@ -74,6 +74,9 @@ SILENCE = timedelta(hours=12)
 SUMMARY_DESCRIPTION_CHARS = 100
 # The city the bot asked about ("did you mean …?", or a name not on the list): "yes" keeps it.
 CITY_OFFER = "city_offer"
+# The privacy notice the beneficiary agreed to (version, time, channel, message id): kept
+# in the conversation, so a new notice version is asked at the next intake.
+CONSENT = "consent"
 
 
 # --- the draft ---
@@ -131,8 +134,17 @@ def offer_continue(turn: Turn, state: ConversationState) -> Transition:
 
 
 def _begin(turn: Turn, state: ConversationState) -> Transition:
+    if _consent_due(turn, state):
+        return _move(turn, state, "consent", draft={})
     intro = text(state.language, "intake.intro", total=TOTAL_STEPS)
     return _move(turn, state, "name", draft={}, lead=intro)
+
+
+def _consent_due(turn: Turn, state: ConversationState) -> bool:
+    """Whether the privacy notice must be asked: one is configured, and this
+    conversation has not agreed to its version."""
+    version = turn.settings.notice_version
+    return bool(version) and dict_in(state.data, CONSENT).get("version") != version
 
 
 def _move(
@@ -188,6 +200,40 @@ def _continue_choices(language: Language) -> tuple[Choice, ...]:
         Choice("1", text(language, "intake.choice.continue")),
         Choice("2", text(language, "intake.choice.restart")),
     )
+
+
+def _yes_no(language: Language) -> tuple[Choice, ...]:
+    return (
+        Choice("1", text(language, "privacy.choice.agree")),
+        Choice("2", text(language, "privacy.choice.decline")),
+    )
+
+
+def ask_consent(turn: Turn, state: ConversationState) -> tuple[OutboundMessage, ...]:
+    """The two-line privacy notice (what, why, who, how long; the link) and yes/no."""
+    language, settings = state.language, turn.settings
+    lines = [
+        text(
+            language,
+            "privacy.notice",
+            organization=settings.organization_name,
+            kept=kept_for(language, settings.retention_days),
+        )
+    ]
+    if settings.notice_url:
+        lines.append(text(language, "privacy.notice_link", url=settings.notice_url))
+    lines.append(text(language, "privacy.ask"))
+    return (OutboundMessage("\n".join(lines), language, _yes_no(language)),)
+
+
+def kept_for(language: Language, days: int) -> str:
+    """How long data is kept, in words: whole years as years, else days."""
+    if days % 365:
+        return period(language, days)
+    years = days // 365
+    if years in (1, 2):
+        return text(language, f"privacy.years.{years}")
+    return text(language, "privacy.years.few" if years <= 10 else "privacy.years.many", years=years)
 
 
 def ask_continue(turn: Turn, state: ConversationState) -> tuple[OutboundMessage, ...]:
@@ -284,6 +330,27 @@ def answer_continue(turn: Turn) -> Transition:
         return _begin(turn, state)
     reason = Invalid("intake.invalid.continue")
     return refuse(turn, reason, choices=_continue_choices(state.language))
+
+
+def answer_consent(turn: Turn) -> Transition:
+    """Agreed: the consent is kept with the notice's version and the intake begins.
+    Declined: nothing of the intake is kept, and a person is offered."""
+    state, language = turn.state, turn.state.language
+    choice = pick(turn, _yes_no(language))
+    message = turn.message
+    if (choice and choice.payload == "1") or said_one_of(turn, YES) or said_one_of(turn, SIGN):
+        consent = {
+            "version": turn.settings.notice_version,
+            "at": turn.now.isoformat(),
+            "channel": message.address.channel,
+            "message_id": message.platform_message_id or "",
+        }
+        return _begin(turn, stay(state, **{CONSENT: consent}))
+    if (choice and choice.payload == "2") or said_one_of(turn, NO):
+        # At the menu, where "4" (in the text) is the menu's own "talk to a staff member".
+        new = goto(state, "menu", "choose", **{DRAFT: None})
+        return Transition(new, (say(language, "privacy.declined"),))
+    return refuse(turn, Invalid("privacy.invalid"), choices=_yes_no(language))
 
 
 def answer_name(turn: Turn) -> Transition:
@@ -427,11 +494,13 @@ def _sign(turn: Turn, draft: dict[str, Any]) -> Transition:
         Media(url=d["url"], content_type=d["content_type"], filename=d.get("filename"))
         for d in _documents(draft)
     )
+    consent = dict_in(turn.state.data, CONSENT)
     effect = SaveIntake(
         answers={field: str(draft[field]) for field in ANSWERS},
         documents=documents,
         decision_due_at=due,
         signed_at=turn.now,
+        consent={key: str(value) for key, value in consent.items()} or None,
     )
     new = goto(turn.state, FLOW, "submitted", **{DRAFT: None}, decision_due_at=due.isoformat())
     return Transition(new, (), (effect,), resume=True)
@@ -458,6 +527,7 @@ def tell_reference(turn: Turn) -> Transition:
 
 STEPS: Final = {
     "continue_or_restart": Step(ask_continue, answer_continue),
+    "consent": Step(ask_consent, answer_consent),
     "name": Step(ask_name, answer_name, free_text=True),
     "national_id": Step(ask_national_id, answer_national_id),
     "mobile": Step(ask_mobile, answer_mobile),

@@ -177,6 +177,11 @@ class FlowSettings:
     feedback_answer_days: int = 5
     holidays: tuple[date, ...] = ()
     appointments: AppointmentRules = AppointmentRules()
+    # The privacy notice asked before an intake (Saudi PDPL): its version ("" asks none),
+    # the link to its full text, and how many days data is kept after a request closes.
+    notice_version: str = ""
+    notice_url: str = ""
+    retention_days: int = 5 * 365
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,12 +282,15 @@ class SaveIntake:
     ``answers`` holds name, national_id, mobile (E.164), city, need (key) and
     description. The engine adds the channel and message id of the signature and
     puts ``reference`` (``REQ-000123``) into the state's data before resuming.
+    ``consent`` is the privacy notice the applicant agreed to before the intake:
+    ``version``, ``at`` (ISO 8601), ``channel`` and ``message_id`` (None: no notice asked).
     """
 
     answers: Mapping[str, str]
     documents: tuple[Media, ...]
     decision_due_at: datetime
     signed_at: datetime
+    consent: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -118,6 +118,39 @@ BENEFICIARY: Final[Mapping[str, Mapping[Language, str]]] = {
         "en": "We will ask you a few short questions ({total} steps). "
         "You can send 0 at any time to leave; we will keep what you entered.",
     },
+    # --- privacy notice and consent (Saudi PDPL), before the first intake question ---
+    "privacy.notice": {
+        "ar": "قبل أن نبدأ: نجمع الاسم والهوية والجوال والمدينة ووصف الحاجة لدراسة طلبك فقط، "
+        "ولا يطّلع عليها إلا المختصون في {organization}، وتُحفظ مشفّرة {kept} بعد إغلاق الطلب "
+        "ثم تُحذف.",
+        "en": "Before we start: we collect your name, ID, mobile, city and a description of "
+        "your need only to study your request; only the staff in charge at {organization} "
+        "see them, kept encrypted for {kept} after the request is closed, then deleted.",
+    },
+    "privacy.notice_link": {
+        "ar": "النص الكامل لإشعار الخصوصية: {url}",
+        "en": "The full privacy notice: {url}",
+    },
+    "privacy.ask": {
+        "ar": "للموافقة أرسل ١ أو «نعم»، ولعدم الموافقة أرسل ٢ أو «لا».",
+        "en": 'Send 1 or "yes" to agree, 2 or "no" to decline.',
+    },
+    "privacy.choice.agree": {"ar": "أوافق", "en": "I agree"},
+    "privacy.choice.decline": {"ar": "لا أوافق", "en": "I decline"},
+    "privacy.invalid": {
+        "ar": "الرجاء إرسال ١ للموافقة أو ٢ لعدم الموافقة.",
+        "en": "Please send 1 to agree or 2 to decline.",
+    },
+    "privacy.declined": {
+        "ar": "لك ذلك، ولم نحفظ شيئاً من بيانات الطلب. يمكن التحدث مع موظف دون تقديم طلب: "
+        "أرسل ٤، أو ٠ للقائمة.",
+        "en": "Of course; nothing of the request was kept. You can talk to a staff member "
+        "without filing a request: send 4, or 0 for the menu.",
+    },
+    "privacy.years.1": {"ar": "سنة واحدة", "en": "one year"},
+    "privacy.years.2": {"ar": "سنتين", "en": "two years"},
+    "privacy.years.few": {"ar": "{years} سنوات", "en": "{years} years"},
+    "privacy.years.many": {"ar": "{years} سنة", "en": "{years} years"},
     "intake.counter": {"ar": "({step}/{total})", "en": "({step}/{total})"},
     "intake.ask.name": {
         "ar": "ما اسمك الرباعي؟ (الاسم الأول واسم الأب والجد والعائلة كما في الهوية)",

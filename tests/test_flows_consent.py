@@ -1,0 +1,94 @@
+"""The privacy notice before an intake (Saudi PDPL), as conversations: agreeing keeps the
+consent with the notice's version, declining keeps nothing and offers a person, and a new
+notice version is asked again."""
+
+import dataclasses
+
+from transcript import INTAKE_AR, Transcript, play
+
+from flows.types import FlowSettings, OpenHandoff
+
+SETTINGS = FlowSettings(
+    organization_name="جمعية البر",
+    notice_version="2026-11",
+    notice_url="https://example.org/privacy",
+)
+AFTER_CONSENT = INTAKE_AR[2:]  # the name, the ID … the signature
+
+
+def test_the_notice_comes_before_the_first_question_and_the_consent_is_filed() -> None:
+    chat = Transcript(SETTINGS, sender_phone="+966551234567")
+    play(
+        chat,
+        [
+            ("السلام عليكم", ["١- طلب دعم جديد"]),
+            (
+                "١",
+                [
+                    "لدراسة طلبك فقط",
+                    "جمعية البر",
+                    "٥ سنوات بعد إغلاق الطلب",
+                    "https://example.org/privacy",
+                    "١- أوافق",
+                    "٢- لا أوافق",
+                ],
+            ),
+        ],
+    )
+    assert "(١/٨)" not in chat.send("ما هذا")  # neither yes nor no: asked again
+    assert chat.step == ("intake", "consent")
+    assert "(١/٨)" in chat.send("نعم")
+    for line in AFTER_CONSENT:
+        chat.send(line)
+    (saved,) = chat.saved
+    assert saved.consent == {
+        "version": "2026-11",
+        "at": "2026-11-21T06:00:00+00:00",
+        "channel": "whatsapp",
+        "message_id": "m4",  # the consent's own message, not the signature's
+    }
+
+
+def test_a_button_press_agrees_in_english() -> None:
+    chat = Transcript(SETTINGS)
+    chat.send("English")
+    reply = chat.send("1")
+    assert "only to study your request" in reply and "5 years" in reply
+    assert "(1/8)" in chat.send(payload="1")
+
+
+def test_declining_keeps_nothing_and_offers_a_person() -> None:
+    chat = Transcript(SETTINGS)
+    chat.send("السلام عليكم")
+    chat.send("١")
+    reply = chat.send("لا")
+    assert "لم نحفظ شيئاً" in reply and "أرسل ٤" in reply
+    assert chat.step == ("menu", "choose")
+    assert "intake_draft" not in chat.state.data and "consent" not in chat.state.data
+    chat.send("٤")
+    assert chat.handoffs == [OpenHandoff("requested")]
+    assert chat.saved == []
+
+
+def test_agreed_once_not_asked_again_until_the_notice_changes() -> None:
+    chat = Transcript(SETTINGS)
+    for line in (INTAKE_AR[0], INTAKE_AR[1], "نعم", *AFTER_CONSENT):
+        chat.send(line)
+    assert "(١/٨)" in chat.send("١")  # the second request: straight to the first question
+    chat.send("٠")
+    chat.send("١")
+    chat.send("٢")  # start over
+    chat.settings = dataclasses.replace(SETTINGS, notice_version="2027-01")
+    chat.state = dataclasses.replace(chat.state, data={**chat.state.data, "intake_draft": None})
+    chat.send("٠")
+    reply = chat.send("١")
+    assert "١- أوافق" in reply and "(١/٨)" not in reply
+    chat.send("١")
+    assert chat.state.data["consent"]["version"] == "2027-01"
+
+
+def test_no_notice_configured_asks_none() -> None:
+    chat = Transcript(FlowSettings())
+    chat.send("السلام عليكم")
+    assert "(١/٨)" in chat.send("١")
+    assert "consent" not in chat.state.data
