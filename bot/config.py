@@ -32,18 +32,22 @@ from flows.catalogue import DEFAULT_NEEDS
 from flows.hours import DEFAULT_WORKING_HOURS, parse_working_hours
 from flows.types import AppointmentRules, FlowSettings, Language, Need, OpeningHours
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdy])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
 def parse_duration(value: Any) -> timedelta:
-    """Read ``"90s"``, ``"30m"``, ``"24h"`` or ``"14d"`` as a positive duration."""
+    """Read ``"90s"``, ``"30m"``, ``"24h"``, ``"14d"`` or ``"5y"`` (365 days a year) as a
+    positive duration."""
     if isinstance(value, timedelta):
         return value
     match = _DURATION.match(str(value))
     if not match or int(match.group(1)) == 0:
         raise ValueError('expected a positive duration such as "90s", "30m", "24h" or "14d"')
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    amount, unit = int(match.group(1)), match.group(2)
+    if unit == "y":
+        return timedelta(days=365 * amount)
+    return timedelta(**{_UNITS[unit]: amount})
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
@@ -395,6 +399,18 @@ class TextSettings(_Section):
         return self._wording
 
 
+class PrivacySettings(_Section):
+    """Personal data under the Saudi PDPL: the notice asked before an intake, retention."""
+
+    # The version of the charity's privacy notice; empty asks no notice. A new version
+    # is asked again at each beneficiary's next intake.
+    notice_version: str = ""
+    # The notice's full text, linked in the two lines the bot says.
+    notice_url: str = ""
+    # Personal data is purged this long after a request is closed.
+    retention: Duration = timedelta(days=5 * 365)
+
+
 class Settings(BaseSettings):
     """The whole configuration; every key is documented in config.example.toml."""
 
@@ -414,6 +430,8 @@ class Settings(BaseSettings):
     feedback: FeedbackSettings = FeedbackSettings()
     appointments: AppointmentSettings = AppointmentSettings()
     texts: TextSettings = TextSettings()
+
+    privacy: PrivacySettings = PrivacySettings()
 
     @classmethod
     def settings_customise_sources(
@@ -442,6 +460,9 @@ class Settings(BaseSettings):
             feedback_answer_days=self.feedback.answer_days,
             holidays=tuple(self.feedback.holidays),
             appointments=self.appointments.rules(),
+            notice_version=self.privacy.notice_version.strip(),
+            notice_url=self.privacy.notice_url.strip(),
+            retention_days=max(1, self.privacy.retention.days),
         )
 
 

@@ -160,6 +160,9 @@ class SupportRequest(SQLModel, table=True):
     signed_at: datetime = _at()
     signed_channel: str
     signed_message_id: str | None = None
+    # The privacy notice agreed to before the intake: version, at (ISO 8601), channel,
+    # message_id; None when no notice was configured.
+    consent: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
     # The national ID already belonged to a beneficiary known from another identity:
     # staff check it rather than the system silently merging or duplicating people.
     linked_existing: bool = False

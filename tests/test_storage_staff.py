@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -461,9 +462,15 @@ async def test_case_file_is_one_timeline_with_every_kind(database: Database) -> 
             widow, InboundMessage(WIDOW_PHONE, at(1), "نعم", platform_message_id="SM3")
         )
         requests = RequestRepository(session)
+        consent = {
+            "version": "1",
+            "at": NOW.isoformat(),
+            "channel": "whatsapp",
+            "message_id": "SM1",
+        }
         request = await requests.create(
             identity,
-            intake(documents=(photo,), signed_at=at(1)),
+            dataclasses.replace(intake(documents=(photo,), signed_at=at(1)), consent=consent),
             channel="whatsapp",
             signed_message_id="SM3",
             status=SUBMITTED,
@@ -508,6 +515,7 @@ async def test_case_file_is_one_timeline_with_every_kind(database: Database) -> 
 
     assert [(e.at, e.kind, e.actor, e.text) for e in events] == [
         (NOW, "message_in", None, "السلام عليكم"),
+        (NOW, "consent", None, "1"),
         (NOW, "message_out", None, "أهلًا"),
         (at(1), "message_in", None, "نعم"),
         (at(1), "declaration", None, "signed"),

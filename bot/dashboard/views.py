@@ -217,6 +217,8 @@ def _event(event: CaseEvent, language: Language, zone: str) -> EventView:
         text = flows.reason_label(language, event.text)
     elif event.kind == "declaration":
         text = ""
+    elif event.kind == "consent":
+        text = flows.text(language, "dash.case.notice_version", version=event.text)
     return EventView(
         when=when(event.at, language, zone),
         kind=event.kind,

@@ -108,6 +108,8 @@ DASHBOARD: Final[Mapping[str, Mapping[Language, str]]] = {
     "dash.event.message_in": {"ar": "كتب المستفيد", "en": "The beneficiary wrote"},
     "dash.event.message_out": {"ar": "أُرسل إلى المستفيد", "en": "Sent to the beneficiary"},
     "dash.event.declaration": {"ar": "وقّع الإقرار", "en": "Signed the declaration"},
+    "dash.event.consent": {"ar": "وافق على إشعار الخصوصية", "en": "Agreed to the privacy notice"},
+    "dash.case.notice_version": {"ar": "الإصدار {version}", "en": "version {version}"},
     "dash.event.document": {"ar": "مستند", "en": "Document"},
     "dash.event.status_change": {"ar": "تغيّرت الحالة", "en": "Status changed"},
     "dash.event.note": {"ar": "ملاحظة", "en": "Note"},

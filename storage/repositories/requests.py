@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -95,6 +95,7 @@ class RequestRepository:
             signed_at=intake.signed_at,
             signed_channel=channel,
             signed_message_id=signed_message_id,
+            consent=dict(intake.consent) if intake.consent else None,
             linked_existing=linked_existing,
             created_at=now,
             updated_at=now,
@@ -467,6 +468,7 @@ class RatingRow:
 # the beneficiary wrote, what it caused, and last the bot's answer.
 CASE_EVENT_KINDS = (
     "message_in",
+    "consent",
     "declaration",
     "document",
     "status_change",
@@ -684,5 +686,35 @@ class CaseFileRepository:
                 },
             ),
         )
+        consent = request.consent or {}
+        consented_at = _moment(consent.get("at"))
+        if consented_at is not None:
+            add(
+                consented_at,
+                "consent",
+                request_id,
+                CaseEvent(
+                    consented_at,
+                    "consent",
+                    None,
+                    str(consent.get("version", "")),
+                    {
+                        "version": consent.get("version"),
+                        "channel": consent.get("channel"),
+                        "platform_message_id": consent.get("message_id") or None,
+                    },
+                ),
+            )
         ranked.sort(key=lambda item: item[:3])
         return [event for *_, event in ranked]
+
+
+def _moment(stored: object) -> datetime | None:
+    """An ISO 8601 time kept in JSON, aware; None when missing or malformed."""
+    if not isinstance(stored, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(stored)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
