@@ -393,6 +393,41 @@ async def test_web_chat_poll(
     await checked.send(site.client, "GET", f"/api/chat/messages?{query}", headers=headers)
 
 
+file_heads = st.sampled_from([b"%PDF-1.4\n", b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b""])
+
+
+@FUZZ
+@given(
+    head=file_heads,
+    body=raw_bodies,
+    client_id=st.one_of(st.none(), texts, st.from_regex(r"\A[a-z0-9]{1,8}\Z")),
+    name=st.one_of(st.none(), texts),
+    session=cookies,
+)
+async def test_web_chat_file_and_history(
+    site: Site,
+    checked: Checked,
+    head: bytes,
+    body: bytes,
+    client_id: str | None,
+    name: str | None,
+    session: str | None,
+) -> None:
+    query = "&".join(
+        f"{key}={quote(value.encode('utf-8', 'surrogatepass'), safe='')}"
+        for key, value in (("id", client_id), ("name", name))
+        if value is not None
+    )
+    headers = {"Content-Type": "application/octet-stream"}
+    if session is not None and session != "keep":
+        headers["X-Chat-Session"] = quote(session.encode("utf-8", "surrogatepass"))
+    await checked.send(
+        site.client, "POST", f"/api/chat/files?{query}", data=head + body, headers=headers
+    )
+    await stored_texts_are_clean(site.tawasul.database)
+    await checked.send(site.client, "GET", "/api/chat/history", headers=headers)
+
+
 # --- the dashboard, healthz and anywhere else ---
 
 
