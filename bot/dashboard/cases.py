@@ -149,7 +149,7 @@ class CasePages(PageGroup):
         except StaffError as problem:
             error = flows.text(visit.lang, "dash.error.refused", reason=str(problem))
             return await self._case(request, visit, status=400, error=error)
-        return see_other(f"/staff/requests/{case_path(reference)}?done={done}")
+        return see_other(f"/staff/requests/{_case_path(reference)}?done={done}")
 
     async def _set_status(self, request: web.Request, visit: Visit) -> web.StreamResponse:
         status, note = visit.field("status"), visit.field("note")
@@ -203,5 +203,5 @@ class CasePages(PageGroup):
         return web.FileResponse(path, headers=headers)
 
 
-def case_path(reference: str) -> str:
+def _case_path(reference: str) -> str:
     return re.sub(r"[^A-Za-z0-9-]", "", reference.strip().upper())
