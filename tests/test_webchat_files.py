@@ -256,3 +256,16 @@ async def test_a_visitor_attaches_a_pdf_in_the_browser(
     finally:
         await server.close()
     assert await count(sqlite_database, StoredMedia) == 1
+
+
+@pytest.mark.parametrize("channel", NO_FILES)
+@pytest.mark.parametrize("option", ["1", "2", "3", "4", "5", "6", "7"])
+def test_no_menu_option_asks_a_channel_without_files_for_them(channel: str, option: str) -> None:
+    """Each menu option, walked with ordinary answers: no question asks for a file."""
+    chat = Transcript(channel=channel)
+    answers = ["١", "نعم", "لدي اقتراح بتحسين أوقات الاستقبال في الفرع", "١", "تم", "لا"]
+    said = [chat.send("السلام عليكم"), chat.send(option), *(chat.send(a) for a in answers)]
+    assert len(set(said)) > 3  # the walk went somewhere
+    for reply in said:
+        for word in FILE_WORDS:
+            assert word not in reply, f"{channel} asked for files: {reply}"
