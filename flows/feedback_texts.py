@@ -226,4 +226,8 @@ TEXTS: Final[Mapping[str, Mapping[Language, str]]] = {
         "ar": "الوسيط حتى الرد (ساعة)",
         "en": "Median hours to answer",
     },
+    "dash.feedback.on_case": {
+        "ar": "مقترحات وشكاوى عن هذا الطلب",
+        "en": "Feedback about this request",
+    },
 }

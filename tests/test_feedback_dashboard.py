@@ -8,11 +8,12 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 from channels import WebVisitor
-from test_dashboard import audit, browser, login, office, page_token
+from test_dashboard import audit, browser, file_request, login, office, page_token
 
 from bot.dashboard.feedback_report import group_feedback, summarise
 from bot.server import Tawasul
 from storage.feedback import FeedbackReportRow
+from storage.repositories import RequestRepository
 
 __all__ = ["office"]  # the fixture, shared with the dashboard's own tests
 
@@ -146,3 +147,30 @@ def test_the_median_time_to_answer_and_the_overdue_count() -> None:
     by_kind = {g.key: g for g in group_feedback(rows, lambda r: r.kind, str, now)}
     assert by_kind["complaint"].median_hours == 16
     assert by_kind["suggestion"].overdue == 1 and by_kind["thanks"].median_hours is None
+
+
+async def test_a_complaint_about_a_request_shows_on_its_case_page_to_managers_only(
+    office: tuple[Tawasul, TestClient[Any, Any]],
+) -> None:
+    tawasul, client = office
+    visitor = await file_request(client, tawasul.database)
+    await visitor.send("٦")
+    await visitor.send("٢")
+    offered = await visitor.send("لم يتصل بي الباحث")
+    assert "REQ-000001" in offered  # the sender's own request, to choose
+    await visitor.send("١")
+    await visitor.send("٢")
+    async with tawasul.database.session() as session:
+        request = await RequestRepository(session).get_by_reference("REQ-000001")
+        assert request is not None and request.id is not None
+        notes = await RequestRepository(session).notes(request.id)
+    assert notes == []  # a complaint is never a case note agents read
+
+    assert (await login(client, "amal")).status == 303
+    agent_view = await (await client.get("/staff/requests/REQ-000001")).text()
+    # (The conversation itself is in the case timeline for every role: see the README.)
+    assert 'href="/staff/feedback/FB-000001"' not in agent_view
+    async with browser(client) as manager:
+        assert (await login(manager, "mona")).status == 303
+        case = await (await manager.get("/staff/requests/REQ-000001")).text()
+    assert 'href="/staff/feedback/FB-000001"' in case and "شكوى" in case

@@ -12,12 +12,14 @@ from aiohttp import web
 
 import flows
 from bot.channels import channel_names
+from bot.dashboard.feedback import on_case_page
 from bot.dashboard.site import PageGroup, Visit, download, see_other
 from bot.dashboard.views import case_view, request_rows, requests_csv
 from bot.desk import StaffError
 from flows.cleaning import clean_line
 from flows.lifecycle import NOTE_REQUIRED, UNDECIDED
 from flows.types import Language
+from storage.models import id_of
 from storage.repositories import RequestRepository
 
 PAGE_SIZE = 50
@@ -118,8 +120,12 @@ class CasePages(PageGroup):
             return self._problem(request, visit, 404, "dash.error.not_found")
         view = case_view(case, visit.lang, self._settings, self._clock())
         form = visit.form
+        linked = await on_case_page(
+            self._db, self._clock(), id_of(case.request), visit.me.role, visit.lang
+        )
         context = {
             "case": view,
+            "feedback": linked,
             "error": error,
             "kept": {key: str(form.get(key) or "") for key in ("status", "note", "text")}
             if error

@@ -5,6 +5,7 @@ opening one is answered 403."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,7 +18,15 @@ from bot.dashboard.site import PageGroup, Site, Visit, download, see_other
 from bot.dashboard.views import media_link, when
 from bot.feedback import FeedbackDesk, FeedbackError, is_overdue, kinds_for
 from flows.types import Language
-from storage.feedback import ANSWERED, KINDS, STATUSES, number_in, reference_for
+from storage.db import Database
+from storage.feedback import (
+    ANSWERED,
+    KINDS,
+    STATUSES,
+    FeedbackRepository,
+    number_in,
+    reference_for,
+)
 
 PATH = "/staff/feedback"
 _PREVIEW = 120
@@ -176,6 +185,26 @@ class FeedbackPages(PageGroup):
         if refused.forbidden:
             return self._problem(request, visit, 403, "dash.feedback.forbidden")
         return self._problem(request, visit, 404, "dash.error.not_found")
+
+
+async def on_case_page(
+    database: Database, now: datetime, request_id: int, role: str, lang: Language
+) -> list[dict[str, Any]]:
+    """The feedback that names a request, for its case page: complaints to managers and
+    admins only (one may be about the agent reading the case)."""
+    async with database.session() as session:
+        linked = await FeedbackRepository(session).for_request(request_id)
+    allowed = kinds_for(role)
+    return [
+        {
+            "reference": f.reference,
+            "kind": _t(lang, "kind", f.kind),
+            "status": _t(lang, "status", f.status),
+            "overdue": is_overdue(f, now),
+        }
+        for f in linked
+        if f.kind in allowed
+    ]
 
 
 def _reference(request: web.Request) -> str:
