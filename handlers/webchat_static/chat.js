@@ -415,7 +415,8 @@
     if (item.file) {
       const query = `id=${item.id}&name=${encodeURIComponent(item.file.name)}`;
       const type = { "Content-Type": "application/octet-stream", Accept: "application/json" };
-      return [`${FILES}?${query}`, { method: "POST", headers: type, body: item.file }, FILE_TIMEOUT_MS];
+      const options = { method: "POST", headers: type, body: item.file };
+      return [`${FILES}?${query}`, options, FILE_TIMEOUT_MS];
     }
     const body = JSON.stringify({ text: item.text, id: item.id, payload: item.payload });
     const type = { "Content-Type": "application/json", Accept: "application/json" };
@@ -439,8 +440,8 @@
         if (response.status < 500 && response.status !== 408 && response.status !== 429) {
           trouble("post", false);
           // The server refused it; sending it again will not help.
-          if (response.status === 413) return "tooBig";
-          if (response.status === 415 && item.file) return "fileType";
+          if (item.file && response.status === 413) return "tooBig";
+          if (item.file && response.status === 415) return "fileType";
           return "failed";
         }
       } catch (error) {
