@@ -19,6 +19,8 @@ from aiohttp import web
 from aiohttp.test_utils import BaseTestServer, TestClient, TestServer
 from channels import eventually
 
+from bot.config import Settings
+from bot.server import Tawasul
 from flows.types import Address, Choice, InboundMessage, Media, OutboundMessage
 from handlers.base import Channel, MediaError, Sent
 from handlers.webchat import (
@@ -29,6 +31,7 @@ from handlers.webchat import (
     Said,
     WebChatChannel,
 )
+from storage.db import Database
 
 STATIC = Path(__file__).resolve().parent.parent / "handlers" / "webchat_static"
 API = "/api/chat/messages"
@@ -879,3 +882,23 @@ async def test_the_history_shows_buttons_by_label_and_files_by_name(backend: Bac
         (True, "📎 عقد.pdf\n📎"),
     ]
     assert body["last"] == 3
+
+
+async def test_the_servers_shutdown_answers_held_polls_at_once(
+    database: Database, tmp_path: Path
+) -> None:
+    # The web chat says it holds requests: the server stops it as shutdown begins, before
+    # aiohttp waits for open requests, so a poll held for 20 s answers now.
+    tawasul = Tawasul(Settings(server={"media_dir": str(tmp_path / "media")}), database)
+    app = tawasul.app()
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        web_chat = tawasul.channels["web"]
+        assert isinstance(web_chat, WebChatChannel)
+        posted = await client.post(API, json={"text": "مرحبا", "id": "m1"})
+        assert posted.status == 202
+        held = asyncio.create_task(client.get(f"{API}?after=999999999&wait=20"))
+        await eventually(lambda: web_chat.open_polls == 1, "the poll held")
+        await app.shutdown()
+        answer = await asyncio.wait_for(held, 5)
+        assert answer.status == 200
+        assert (await answer.json())["messages"] == []
