@@ -30,6 +30,9 @@ SURE_AT: Final = 0.42
 # A sure answer also needs this lead over the next different entry.
 SURE_MARGIN: Final = 0.08
 CLOSE_AT: Final = 0.24
+# A question with as many words no entry knows as words an entry knows ("وش احسن جوال")
+# may be about that entry only from this score up (see ``KnowledgeIndex.subject``).
+CLOSE_EVEN_AT: Final = 0.35
 # "Did you mean" lists entries within this share of the best one.
 CLOSE_SHARE: Final = 0.6
 MAX_CANDIDATES: Final = 3
@@ -73,7 +76,7 @@ _STOP_AR: Final = _listed(
     حق حقت حقي حقنا حقكم عشان علشان لان لأن قد لقد ما ماهي ماهو لازم ضروري فيه فيها مافي
     مافيه ماكو اكو ولا والا يكفي كذا كذي زي مثل حتى بعد يعني طيب زين اوكي مره وايد واجد
     كثير شوي شويه برضو اسوي نسوي سوي تسوي تسوون يسوي سويت معكم معك معاكم عطوني اعطوني منكم
-    لهم لها له بالضبط طيب اياه اياها
+    لهم لها له بالضبط طيب اياه اياها ماعندنا ماعندي ماعندهم
     """
 )
 _STOP_EN: Final = _listed(
@@ -102,6 +105,11 @@ def _classes(block: str) -> dict[str, str]:
 _DIALECT: Final = _classes(
     """
     مال: فلوس بيزات بيسات مصاري نقود
+    تقفلون: تسكرون يسكرون تسكر يسكر مسكرين مسكر تقفل يقفل مقفل مقفلين
+    موقع: لوكيشن اللوكيشن لوكيشنكم location
+    اثاث: sofa couch bed table chair wardrobe furniture
+    اجهزه: fridge freezer washer oven appliance appliances
+    تواصل: reach contact
     مجاني: ببلاش بلاش مجانا مجانيه
     شراء: اشتري نشتري يشتري اشتريت
     اسر: عوايل عايلات عائلات عايله عائله اسره
@@ -505,7 +513,6 @@ class KnowledgeIndex:
     def __init__(self, entries: Iterable[KnowledgeEntry]) -> None:
         self.entries: tuple[KnowledgeEntry, ...] = tuple(entries)
         self._by_id = {entry.id: entry for entry in self.entries}
-        self._position = {entry.id: number for number, entry in enumerate(self.entries)}
         phrasings: list[tuple[int, dict[str, float]]] = []
         answers: list[dict[str, float]] = []
         document_frequency: dict[str, int] = defaultdict(int)
@@ -622,33 +629,36 @@ class KnowledgeIndex:
                 an entry and its twin in the other language (same topic).
         """
         text = self._spaced(text)
-        ranked = self.scores(text, _LEADERS)
-        if not ranked:
-            return KnowledgeMatch("none")
+        leaders = self.scores(text, _LEADERS)
+        # Only the leaders matter, and only those the question may be about (``subject``).
+        subjects = {n: self.subject(text, n) for _, n in leaders}
+        ranked = [(s, n) for s, n in leaders if _about(*subjects[n], s)]
+        # An entry far behind one the question is not about is no answer either.
+        if not ranked or ranked[0][0] < max(CLOSE_AT, leaders[0][0] * CLOSE_SHARE):
+            return KnowledgeMatch("none", (), leaders[0][0] if leaders else 0.0)
         wanted = script_language(text) if language is None else language
         if script_language(text) == "en":
-            wanted = "en" if ranked and self.entries[ranked[0][1]].language == "en" else wanted
+            wanted = "en" if self.entries[ranked[0][1]].language == "en" else wanted
         top_score, top = ranked[0]
         top_entry = self.entries[top]
-        # Only the leaders matter for the margin and the candidates.
         rivals = [
             (score, self.entries[n])
-            for score, n in ranked[1:_LEADERS]
+            for score, n in ranked[1:]
             if not self._same_matter(self.entries[n], top_entry)
         ]
         second = rivals[0][0] if rivals else 0.0
         clear = top_score - second >= SURE_MARGIN or second < CLOSE_AT
-        known, unknown = self.subject(text, top)
-        if top_score < CLOSE_AT or known < max(unknown, 1):
-            return KnowledgeMatch("none", (), top_score)
-        sure = top_score >= SURE_AT and clear and known > 2 * unknown
+        known, unknown = subjects[top]
+        # One word in common is not enough to be sure, unless it is the whole question.
+        enough = known >= 2 or known == len(self._asked(text, top))
+        sure = top_score >= SURE_AT and clear and enough and known > 2 * unknown
         if sure and self.coverage(text, top) > SURE_COVERAGE:
             return KnowledgeMatch("sure", (self._in(top_entry, wanted),), top_score)
         candidates = [self._in(top_entry, wanted)]
         for score, entry in rivals:
             if len(candidates) >= MAX_CANDIDATES or score < top_score * CLOSE_SHARE:
                 break
-            if score >= CLOSE_AT * 0.8 and self.in_scope(text, self._position[entry.id]):
+            if score >= CLOSE_AT * 0.8:
                 twin = self._in(entry, wanted)
                 if all(not self._same_matter(twin, c) for c in candidates):
                     candidates.append(twin)
@@ -656,10 +666,14 @@ class KnowledgeIndex:
 
     def _arabizi(self, text: str) -> list[tuple[str, ...]]:
         """A Latin-letter text read as Arabic: per word, the stems of its spellings that
-        the base knows, or else all of them (the short spelling first)."""
+        the base knows, or else all of them (the short spelling first). Nothing for a
+        text with an English function word ("what is 2+2"): that is English."""
+        latins = _LATIN_WORD.findall(fold_arabic(text))
+        if any(latin in _STOP_EN or latin in _ASKING for latin in latins):
+            return []
         read = []
-        for latin in _LATIN_WORD.findall(fold_arabic(text)):
-            if latin in ("al", "el", "il", "l"):
+        for latin in latins:
+            if latin in ("al", "el", "il", "l") or latin.isdigit():
                 continue
             spellings = (latin,) if latin in _QUESTION_WORDS else _arabizi_words(latin)[::-1]
             stems = list(dict.fromkeys(w for s in spellings for w in _arabic_words(s) if w))
@@ -723,11 +737,12 @@ class KnowledgeIndex:
         """How many of the question's content words (everyday ones aside) the entry at
         ``number`` knows, and how many no entry knows.
 
-        A question is about what an entry is about, as far as words tell, when it shares
-        a word with the entry and has no more words that no entry knows. Known words
-        outnumbered by unknown ones are how a question about something else meets an
-        entry: "رقم" in "ابي رقم مطعم قريب". A sure answer knows every word the base
-        knows nothing of ("كم سعر الريال مقابل الدولار" is not about fees).
+        A question may be about an entry, as far as words tell, when the entry knows
+        more of its words than no entry knows (as many only with a good score, see
+        ``CLOSE_EVEN_AT``). Known words outnumbered by unknown ones are how a question
+        about something else meets an entry: "رقم" in "ابي رقم مطعم قريب". A sure answer
+        needs more than twice as many known words ("كم سعر الريال مقابل الدولار" is not
+        about fees) and two of them, unless one is the whole question.
         """
         words = self._known[number]
         known = unknown = 0
@@ -737,11 +752,6 @@ class KnowledgeIndex:
             elif not self._in_vocabulary(word):
                 unknown += 1
         return known, unknown
-
-    def in_scope(self, text: str, number: int) -> bool:
-        """Whether the question may be about the entry at ``number`` (see ``subject``)."""
-        known, unknown = self.subject(text, number)
-        return known >= 1 and known >= unknown
 
     def coverage(self, text: str, number: int) -> float:
         """How much of the question the entry at ``number`` knows: the share of its
@@ -768,6 +778,12 @@ class KnowledgeIndex:
             return entry
         twins = self._twins.get((entry.topic, language), [])
         return twins[0] if len(twins) == 1 else entry
+
+
+def _about(known: int, unknown: int, score: float) -> bool:
+    """Whether a question may be about an entry that knows ``known`` of its words, with
+    ``unknown`` words no entry knows (``KnowledgeIndex.subject``) and ``score``."""
+    return known > unknown or (known == unknown >= 1 and score >= CLOSE_EVEN_AT)
 
 
 def fill_placeholders(answer: str, values: Mapping[str, str]) -> str:

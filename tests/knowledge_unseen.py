@@ -1,12 +1,11 @@
-"""Questions the matcher was never tuned on, with the topic of the shipped entry that answers.
+"""The second held-out set, now tuned on, with the topic of the shipped entry that answers.
 
-Written in one sitting before the second round of matcher work (the dialect list, the
-stemmer, the calibration of "did you mean"), committed before it began, and not looked
-at question by question while tuning: its figure is the one to believe for questions
-never seen. ``None`` marks a question the base must not answer nor offer (out of scope),
-some of them sharing a word with an entry ("رقم", "موعد", "يفتح") as real ones do.
-Do not tune on it: when it stops being unseen, write a new set and keep this one as
-tuning.
+Written in one sitting before the second round of matcher work and committed before
+it began; its aggregate figure chose one setting of the out-of-scope rule, and in the
+third round its misses were read and worked on: it is a tuning set now, and
+tests/knowledge_fresh.py is the held-out one. ``None`` marks a question the base must
+not answer nor offer (out of scope), some of them sharing a word with an entry ("رقم",
+"موعد", "يفتح") as real ones do.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from knowledge_fresh import FRESH
 from knowledge_questions import DIALECT, HELD_OUT, TUNING
 from knowledge_unseen import UNSEEN
 
@@ -76,7 +77,7 @@ def test_placeholders_are_filled_and_unknown_ones_named() -> None:
 def test_accuracy_targets_on_the_shipped_base() -> None:
     """The targets on every question the matcher was tuned on; ``python -m
     bench.knowledge`` prints each set alone."""
-    accuracy = measure(example_index(), TUNING + HELD_OUT + DIALECT)
+    accuracy = measure(example_index(), TUNING + HELD_OUT + DIALECT + UNSEEN)
     assert accuracy.in_scope >= 80 and accuracy.out_of_scope >= 20
     assert accuracy.right_or_offered >= 0.93, accuracy.failures
     assert accuracy.wrong_rate <= 0.03, accuracy.failures
@@ -86,12 +87,12 @@ def test_accuracy_targets_on_the_shipped_base() -> None:
 
 
 def test_questions_never_tuned_on_stay_safe() -> None:
-    """The unseen set: no wrong sure answers and no out-of-scope answers beyond the
-    targets, and no worse on the rest than when it was written (README, bench/results.md).
-    Its misses are not printed: reading them is tuning on it."""
-    accuracy = measure(example_index(), UNSEEN)
+    """The held-out set: the two safety targets, and no worse on the rest than when it
+    was first measured (README). Its misses are not printed: reading them is tuning on
+    it."""
+    accuracy = measure(example_index(), FRESH)
     assert accuracy.in_scope >= 60 and accuracy.out_of_scope >= 20
     assert accuracy.wrong_rate <= 0.03
     assert accuracy.answered_out_rate <= 0.05
-    assert accuracy.right_or_offered >= 0.88
-    assert accuracy.offered_out_rate <= 0.25
+    assert accuracy.right_or_offered >= 0.85
+    assert accuracy.offered_out_rate <= 0.3
