@@ -9,6 +9,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,11 +17,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer, unused_port
 from fakes.telegram_api import FakeTelegram, group_callback, group_message, private_message
 
+from bot.config import Settings
+from bot.server import Tawasul
 from flows.types import Address, Choice, InboundMessage, Location, Media, OutboundMessage
 from handlers.base import MAX_MEDIA_BYTES, DeliveryError, MediaError, Overloaded, StaffUpdate
 from handlers.telegram import SECRET_HEADER, WEBHOOK_PATH, TelegramChannel
 from handlers.telegram_http import split_text
 from handlers.telegram_staff import TelegramStaffGroup
+from storage.db import Database
 
 TOKEN = "7012345678:AAFakeTokenForTelegramChannelTests_x"
 SECRET = "tawasul-webhook_secret-0123456789"
@@ -1091,3 +1095,21 @@ async def test_a_bot_removed_from_the_staff_group_cannot_post(
     with pytest.raises(DeliveryError) as raised:
         await group(staff_channel).post("طلب")
     assert (raised.value.permanent, raised.value.code) == (True, "403")
+
+
+async def test_the_server_polls_telegram_when_told_and_needs_no_webhook_secret(
+    api: FakeTelegram, database: Database, tmp_path: Path
+) -> None:
+    settings = Settings(
+        server={"media_dir": str(tmp_path / "media")},
+        telegram={"token": TOKEN, "api_base_url": api.base_url},
+    )
+    # Without a webhook secret, the webhook cannot be trusted: no Telegram at all...
+    assert "telegram" not in Tawasul(settings, database).channels
+    # ...unless it polls (``tawasul serve --telegram-polling``).
+    tawasul = Tawasul(settings, database, telegram_polling=True)
+    api.queue_update(private_message(CHAT, "مرحبا", date=DATE))
+    async with TestClient(TestServer(tawasul.app(), host="127.0.0.1")):
+        replies = await api.wait_for("sendMessage")
+    assert replies[0].params["chat_id"] == CHAT
+    assert api.calls("setWebhook") == [] and api.calls("deleteWebhook")
