@@ -4,10 +4,13 @@ Short questions, written as people write on a phone: Gulf dialect, a missing or 
 hamza, ة for ه, letters stretched or doubled, words run together, typos, English, and
 Arabic in Latin letters ("Arabizi"). A question becomes a bag of features: each content
 word, lightly stemmed, and the character trigrams of that stem (which survive typos and
-missing spaces). Entries are scored by the cosine of TF-IDF vectors against each of
-their phrasings (question and alternatives), with a smaller share for how much of the
-question their answer covers. The score is a confidence with three outcomes: ``sure``
-(answer), ``close`` (ask "did you mean" with up to three questions) and ``none``.
+missing spaces). Gulf words, plurals and verb forms are first turned into the form a
+base most likely uses (``_DIALECT``). Entries are scored by the cosine of TF-IDF
+vectors against each of their phrasings (question and alternatives), with a smaller
+share for how much of the question their answer covers. The score is a confidence with
+three outcomes: ``sure`` (answer), ``close`` (ask "did you mean" with up to three
+questions) and ``none``; a question whose words no entry knows outnumber those an
+entry knows is about something else and gets ``none`` (``KnowledgeIndex.subject``).
 
 Pure Python and no model weights: an index of 500 entries answers in about a
 millisecond (``python -m bench.knowledge``).
@@ -76,7 +79,7 @@ _STOP_AR: Final = _listed(
     حق حقت حقي حقنا حقكم عشان علشان لان لأن قد لقد ما ماهي ماهو لازم ضروري فيه فيها مافي
     مافيه ماكو اكو ولا والا يكفي كذا كذي زي مثل حتى بعد يعني طيب زين اوكي مره وايد واجد
     كثير شوي شويه برضو اسوي نسوي سوي تسوي تسوون يسوي سويت معكم معك معاكم عطوني اعطوني منكم
-    لهم لها له بالضبط طيب اياه اياها ماعندنا ماعندي ماعندهم
+    لهم لها له بالضبط اياه اياها ماعندنا ماعندي ماعندهم
     """
 )
 _STOP_EN: Final = _listed(
@@ -107,9 +110,6 @@ _DIALECT: Final = _classes(
     مال: فلوس بيزات بيسات مصاري نقود
     تقفلون: تسكرون يسكرون تسكر يسكر مسكرين مسكر تقفل يقفل مقفل مقفلين
     موقع: لوكيشن اللوكيشن لوكيشنكم location
-    اثاث: sofa couch bed table chair wardrobe furniture
-    اجهزه: fridge freezer washer oven appliance appliances
-    تواصل: reach contact
     مجاني: ببلاش بلاش مجانا مجانيه
     شراء: اشتري نشتري يشتري اشتريت
     اسر: عوايل عايلات عائلات عايله عائله اسره
@@ -132,7 +132,9 @@ _DIALECT: Final = _classes(
     مؤجر: المؤجر المالك المعزب
     اخلاء: يطردنا يطردونا طردنا يطلعنا يطلعونا طلعونا
     اثاث: كنب كنبه كنبات طاوله طاولات سرير سراير دولاب دواليب مفروشات موبيليا
+    اثاث: sofa couch bed table chair wardrobe furniture
     اجهزه: غساله غسالات ثلاجه ثلاجات براد مكيف مكيفات فريزر فرن بوتاجاز تلفزيون شاشه
+    اجهزه: fridge freezer washer oven appliance appliances
     ملابس: هدوم ثياب لبس
     سله: سلال سلات كرتون كراتين
     جوال: موبايل
@@ -154,7 +156,7 @@ _DIALECT: Final = _classes(
     كفاله: اكفل يكفل تكفلون كفيل
     علاج: مريض مريضه مرض امراض
     زياره: يزورنا تزورنا يزورني تزورون تزوروننا
-    تواصل: اكلمكم نكلمكم اتواصل اكلم نكلم اكلمك نتواصل
+    تواصل: اكلمكم نكلمكم اتواصل اكلم نكلم اكلمك نتواصل reach contact
     استحقاق: استحق يستحق مستحق مستحقه مستحقين
     مساعده: مساعدات ساعدوني تساعدوني يساعد تساعدون
     دفع: ادفع ندفع تدفعون يدفع دفعت دفعنا
@@ -342,8 +344,8 @@ def _arabizi_words(word: str) -> tuple[str, ...]:
     """A Latin-letter word read as Arabic ("far3" -> "فرع"), in three spellings, since
     Latin letters do not say which vowels are long: every inner vowel long ("دااوام"),
     every inner short vowel dropped ("فرع", "اتبرع"), and only the last one long with a
-    final "a" as ta marbuta ("dawam" -> "دوام", "matlooba" -> "متلوبه", "salla" -> "سله").
-    The short spelling comes last (the coverage check reads it)."""
+    final "a" as ta marbuta ("dawam" -> "دوام", "matlooba" -> "متلوبه", "salla" -> "ساله"),
+    in that order."""
     for article in ("al", "el", "il"):
         if word.startswith(article) and len(word) > len(article) + 2:
             rest = _arabizi_words(word[len(article) :])
@@ -464,6 +466,7 @@ def script_language(text: str) -> Language:
 
 
 def _everyday() -> frozenset[str]:
+    """The stems of ``_EVERYDAY``, as ``_arabic_words`` reads them."""
     nouns = _listed(
         """
         ابو ابوي ابويه ابوهم ام امي امه امهم اخو اخوي اخت اختي ولد ولدي اولاد اولادي بنت
@@ -471,7 +474,7 @@ def _everyday() -> frozenset[str]:
         يوم ايام اسبوع اسابيع شهر شهور اشهر سنه سنين سنوات دقيقه امس بكره بكرة اليوم
         الصبح المسا الليل ريال ريالات الف وضع وضعي حال حالي حالتي ظروف ظرفي
         محتاج محتاجه محتاجين نحتاج احتاج يحتاج
-        كبير كبيره صغير صغيره جديد قديم كثير قليل زين حلو غالي رخيص تعبان كامل كامله
+        كبير كبيره صغير صغيره جديد قديم قليل حلو غالي رخيص تعبان كامل كامله
         """
     )
     # Verbs of coming, going, giving, taking, saying, knowing, as cores that take the
