@@ -29,6 +29,7 @@ from flows.types import (
     Effect,
     FlowSettings,
     InboundMessage,
+    KeepPrivate,
     Lookup,
     OpenHandoff,
     OtherRequest,
@@ -44,6 +45,7 @@ from flows.types import (
 )
 from handlers.base import Overloaded
 from storage.db import Database
+from storage.feedback import FeedbackRepository
 from storage.models import ChannelIdentity, MessageKind
 from storage.models import id_of as _id
 from storage.repositories import (
@@ -85,6 +87,7 @@ class _StaffNews:
     opened: list[int]
     left: list[int]
     followups: list[str] = field(default_factory=list)  # keys whose jobs to bring in line
+    private: bool = False  # the turn is about a complaint: its messages stay off case files
 
 
 # Messages stored in one transaction at most; more waiting go in the next one.
@@ -411,6 +414,9 @@ class ConversationEngine:
                 session, identity_id, state, transition.state, now
             )
         outbox = await self._enqueue(messages, identity_id, message.address, replies, now)
+        if news.private:
+            kept = [inbound_id, *(item.id for item in outbox)]
+            await FeedbackRepository(session).keep_private(kept, now)
         result = HandleResult(
             replies=outbox,
             handoffs_opened=tuple(news.opened),
@@ -538,6 +544,8 @@ class ConversationEngine:
                         )
                 case AddFeedbackReply():
                     await add_feedback_reply(session, identity, effect, now)
+                case KeepPrivate():
+                    news.private = True
                 case SetOptOut():
                     await IdentityRepository(session).set_opted_out(_id(identity), effect.opted_out)
                     state_word = "stopped" if effect.opted_out else "resumed"

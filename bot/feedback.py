@@ -347,18 +347,21 @@ class FeedbackDesk:
         conversations = ConversationRepository(session)
         state = await conversations.load(feedback.identity_id)
         reference = feedback.reference or ""
-        new, message = feedback_flow.answered(state, reference, answer)
+        private = feedback.kind == "complaint"
+        new, message = feedback_flow.answered(state, reference, answer, private=private)
         # Outside WhatsApp's 24-hour window it goes as the approved "feedback_answer"
         # template: {{1}} the reference, {{2}} the answer.
         template = TemplateRef(TemplateKind.FEEDBACK_ANSWER, {"1": reference, "2": answer})
         message = replace(message, template=template)
-        await MessageRepository(session).enqueue_to(
+        sent = await MessageRepository(session).enqueue_to(
             feedback.identity_id,
             [message],
             now,
             kind=MessageKind.STAFF,
             request_id=feedback.request_id,
         )
+        if private:
+            await FeedbackRepository(session).keep_private(sent, now)
         await conversations.save(feedback.identity_id, new, now)
 
     async def _settled(self, session: AsyncSession, feedback: Feedback, now: datetime) -> list[str]:

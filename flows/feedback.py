@@ -28,6 +28,8 @@ stateDiagram-v2
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any, Final
 
@@ -53,6 +55,7 @@ from flows.types import (
     AddFeedbackReply,
     Choice,
     ConversationState,
+    KeepPrivate,
     Language,
     Media,
     OutboundMessage,
@@ -81,6 +84,7 @@ REQUEST = "fb_request"
 REFERENCE = "feedback_reference"  # put in by the engine after saving
 DUE = "fb_due"
 REPLY_TO = "fb_reply_to"
+REPLY_PRIVATE = "fb_reply_private"  # the answer replied to is a complaint's
 _KEYS = (KIND, TEXT, FILES, REQUEST, DUE)
 _NONE = "none"
 
@@ -308,16 +312,21 @@ def ask_submitted(turn: Turn, state: ConversationState) -> tuple[OutboundMessage
 
 
 def answered(
-    state: ConversationState, reference: str, answer: str
+    state: ConversationState, reference: str, answer: str, *, private: bool = False
 ) -> tuple[ConversationState, OutboundMessage]:
     """Staff's answer to feedback ``reference`` as the beneficiary reads it, and the
-    conversation waiting for their reply (in a handoff it stays with the staff member)."""
+    conversation waiting for their reply (in a handoff it stays with the staff member).
+
+    Args:
+        private: it answers a complaint: the reply is kept out of case files too.
+    """
     state = sound(state)
     language = state.language
     message = say(language, "feedback.answer", reference=reference, answer=answer)
     if state.flow == "handoff":
         return state, message
-    return goto(state, FLOW, "reply", **{REPLY_TO: reference}), message
+    changes = {REPLY_TO: reference, REPLY_PRIVATE: True if private else None}
+    return goto(state, FLOW, "reply", **changes), message
 
 
 def ask_reply(turn: Turn, state: ConversationState) -> tuple[OutboundMessage, ...]:
@@ -338,18 +347,32 @@ def answer_reply(turn: Turn) -> Transition:
     if not said and not files:
         key = "feedback.invalid.file_type" if turn.message.media else "feedback.invalid.empty"
         return refuse(turn, Invalid(key))
-    new = goto(state, "menu", "choose", **{REPLY_TO: None})
+    new = goto(state, "menu", "choose", **{REPLY_TO: None, REPLY_PRIVATE: None})
     reply = say(language, "feedback.reply_received", reference=reference)
     return Transition(new, (reply,), (AddFeedbackReply(reference, said, files),))
 
 
+def _private(handle: Callable[[Turn], Transition]) -> Callable[[Turn], Transition]:
+    """``handle``, with its turn kept out of case files when it is about a complaint (the
+    kind chosen, or the answer replied to): every role reads a case file."""
+
+    def handled(turn: Turn) -> Transition:
+        transition = handle(turn)
+        data = (turn.state.data, transition.state.data)
+        if any(d.get(KIND) == "complaint" or d.get(REPLY_PRIVATE) is True for d in data):
+            return dataclasses.replace(transition, effects=(*transition.effects, KeepPrivate()))
+        return transition
+
+    return handled
+
+
 STEPS: Final = {
-    "kind": Step(ask_kind, answer_kind),
-    "text": Step(ask_text, answer_text, free_text=True, takes_media=True),
-    "about": Step(ask_about, answer_about),
-    "contact": Step(ask_contact, answer_contact),
-    "submitted": Step(ask_submitted, tell_reference),
-    "reply": Step(ask_reply, answer_reply, free_text=True, takes_media=True),
+    "kind": Step(ask_kind, _private(answer_kind)),
+    "text": Step(ask_text, _private(answer_text), free_text=True, takes_media=True),
+    "about": Step(ask_about, _private(answer_about)),
+    "contact": Step(ask_contact, _private(answer_contact)),
+    "submitted": Step(ask_submitted, _private(tell_reference)),
+    "reply": Step(ask_reply, _private(answer_reply), free_text=True, takes_media=True),
 }
 
 DECLARATION: Final = FlowDeclaration(

@@ -89,7 +89,7 @@ def _route(turn: Turn) -> Transition:
     if state.flow == intake.FLOW and state.step == "submitted":
         return intake.tell_reference(turn)  # the engine's resume after saving: finish it
     if state.flow == feedback.FLOW and state.step == "submitted":
-        return feedback.tell_reference(turn)
+        return feedback.STEPS["submitted"].handle(turn)
     if any_phrase(tokens, turn.settings.crisis_words):
         return handoff.open_urgent(turn, state)
     starts = spoken in START_WORDS or said.strip().startswith("/start")

@@ -389,6 +389,12 @@ class AddFeedbackReply:
     media: tuple[Media, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class KeepPrivate:
+    """This turn's messages (the one received, the replies) are about a complaint: kept out
+    of case files, which every role reads (a complaint may be about the agent reading)."""
+
+
 Effect = (
     SaveIntake
     | RecordRating
@@ -400,6 +406,7 @@ Effect = (
     | RecordUnanswered
     | SaveFeedback
     | AddFeedbackReply
+    | KeepPrivate
 )
 
 

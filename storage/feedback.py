@@ -19,6 +19,7 @@ from storage.models import (
     FeedbackEvent,
     FeedbackPost,
     Note,
+    PrivateMessage,
     SupportRequest,
     id_of,
 )
@@ -288,6 +289,12 @@ class FeedbackRepository:
             from_status=previous,
             to_status=feedback.status,
         )
+
+    async def keep_private(self, message_ids: Sequence[int], now: datetime) -> None:
+        """Keep these messages (about a complaint) out of case files."""
+        for message_id in dict.fromkeys(message_ids):
+            await self._session.merge(PrivateMessage(message_id=message_id, created_at=now))
+        await self._session.flush()
 
     async def record_post(self, feedback_id: int, platform_message_id: str, now: datetime) -> None:
         """Remember a staff group post about a feedback (a reply to it answers it)."""

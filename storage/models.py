@@ -556,3 +556,13 @@ class Appointment(SQLModel, table=True):
     note: str | None = Field(default=None, sa_type=sa.Text)
     created_at: datetime = _at()
     updated_at: datetime = _at()
+
+
+class PrivateMessage(SQLModel, table=True):
+    """A message about a complaint (the beneficiary's words, the bot's replies, the answer):
+    kept out of case files, which every role reads; managers read it on the feedback."""
+
+    __tablename__ = "private_message"
+
+    message_id: int = Field(primary_key=True, foreign_key="message.id")
+    created_at: datetime = _at()

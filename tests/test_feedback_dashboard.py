@@ -168,9 +168,15 @@ async def test_a_complaint_about_a_request_shows_on_its_case_page_to_managers_on
 
     assert (await login(client, "amal")).status == 303
     agent_view = await (await client.get("/staff/requests/REQ-000001")).text()
-    # (The conversation itself is in the case timeline for every role: see the README.)
     assert 'href="/staff/feedback/FB-000001"' not in agent_view
+    # The conversation is the case's context, but not the complaint's part of it.
+    assert "لم يتصل بي الباحث" not in agent_view and "FB-000001" not in agent_view
+    assert "نحتاج سلة غذائية" in agent_view  # the intake's part is there
     async with browser(client) as manager:
         assert (await login(manager, "mona")).status == 303
+        await tawasul.feedback.answer("FB-000001", "سيتصل بك الباحث غداً", by="mona")
         case = await (await manager.get("/staff/requests/REQ-000001")).text()
-    assert 'href="/staff/feedback/FB-000001"' in case and "شكوى" in case
+        assert 'href="/staff/feedback/FB-000001"' in case and "شكوى" in case
+        assert "لم يتصل بي الباحث" not in case and "سيتصل بك الباحث غداً" not in case
+        complaint = await (await manager.get("/staff/feedback/FB-000001")).text()
+    assert "لم يتصل بي الباحث" in complaint and "سيتصل بك الباحث غداً" in complaint

@@ -10,7 +10,13 @@ from transcript import AUDIO, PHOTO, START, Transcript
 
 import flows
 from flows.feedback import TEXT_MAX, answer_due, answered
-from flows.types import AddFeedbackReply, FlowSettings, RequestSummary, SaveFeedback
+from flows.types import (
+    AddFeedbackReply,
+    FlowSettings,
+    KeepPrivate,
+    RequestSummary,
+    SaveFeedback,
+)
 
 SETTINGS = FlowSettings(organization_name="جمعية البر")
 
@@ -143,3 +149,20 @@ def test_working_days_skip_friday_saturday_and_holidays() -> None:
     with_holiday = answer_due(thursday, 5, (date(2026, 11, 29),))
     assert with_holiday.date() == date(2026, 12, 6)
     assert flows.text("ar", "menu.option.feedback") == "مقترح أو شكوى"
+
+
+def test_a_complaint_s_turns_are_kept_private_a_suggestion_s_are_not() -> None:
+    transcript = Transcript(SETTINGS)
+    transcript.send("السلام عليكم")
+    transcript.send("٦")
+    transcript.send("١")
+    transcript.send("اقتراح")
+    assert not [e for e in transcript.effects if isinstance(e, KeepPrivate)]
+    transcript.send("٦")
+    for line in ("٢", "شكوى", "٢"):
+        before = len(transcript.effects)
+        transcript.send(line)
+        assert any(isinstance(e, KeepPrivate) for e in transcript.effects[before:]), line
+    transcript.state, _ = answered(transcript.state, "FB-000002", "نعتذر", private=True)
+    transcript.send("شكراً")
+    assert isinstance(transcript.effects[-1], KeepPrivate)

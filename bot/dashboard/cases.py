@@ -12,7 +12,7 @@ from aiohttp import web
 
 import flows
 from bot.channels import channel_names
-from bot.dashboard.feedback import on_case_page
+from bot.dashboard.feedback_views import on_case_page
 from bot.dashboard.site import PageGroup, Visit, download, see_other
 from bot.dashboard.views import case_view, request_rows, requests_csv
 from bot.desk import StaffError

@@ -5,7 +5,6 @@ opening one is answered 403."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -14,16 +13,13 @@ from aiohttp import web
 import flows
 from bot.dashboard import reports
 from bot.dashboard.feedback_report import feedback_csv
+from bot.dashboard.feedback_views import label
 from bot.dashboard.site import PageGroup, Site, Visit, download, see_other
 from bot.dashboard.views import media_link, when
 from bot.feedback import FeedbackDesk, FeedbackError, is_overdue, kinds_for
-from flows.types import Language
-from storage.db import Database
 from storage.feedback import (
     ANSWERED,
-    KINDS,
     STATUSES,
-    FeedbackRepository,
     number_in,
     reference_for,
 )
@@ -77,8 +73,8 @@ class FeedbackPages(PageGroup):
         rows = [
             {
                 "reference": f.reference,
-                "kind": _t(lang, "kind", f.kind),
-                "status": _t(lang, "status", f.status),
+                "kind": label(lang, "kind", f.kind),
+                "status": label(lang, "status", f.status),
                 "status_value": f.status,
                 "created": when(f.created_at, lang, self._settings.timezone),
                 "due": when(f.due_at, lang, self._settings.timezone) if f.due_at else "—",
@@ -89,8 +85,8 @@ class FeedbackPages(PageGroup):
         ]
         context: dict[str, Any] = {
             "rows": rows,
-            "kinds": [(k, _t(lang, "kind", k)) for k in allowed],
-            "statuses": [(s, _t(lang, "status", s)) for s in STATUSES],
+            "kinds": [(k, label(lang, "kind", k)) for k in allowed],
+            "statuses": [(s, label(lang, "status", s)) for s in STATUSES],
             "chosen": {"kind": kind or "", "status": status or "", "overdue": overdue},
         }
         return self._render(request, visit, "feedback.html", context, section="feedback")
@@ -119,7 +115,7 @@ class FeedbackPages(PageGroup):
             {
                 "at": when(event.created_at, lang, self._settings.timezone),
                 "what": flows.text(lang, f"dash.feedback.event.{event.kind}"),
-                "to": _t(lang, "status", event.to_status) if event.to_status else "",
+                "to": label(lang, "status", event.to_status) if event.to_status else "",
                 "by": event.by or "",
                 "text": event.text or "",
                 "files": [_file(a) for a in event.attachments],
@@ -129,8 +125,8 @@ class FeedbackPages(PageGroup):
         context: dict[str, Any] = {
             "f": {
                 "reference": feedback.reference,
-                "kind": _t(lang, "kind", feedback.kind),
-                "status": _t(lang, "status", feedback.status),
+                "kind": label(lang, "kind", feedback.kind),
+                "status": label(lang, "status", feedback.status),
                 "status_value": feedback.status,
                 "channel": flows.channel_label(lang, feedback.channel),
                 "created": when(feedback.created_at, lang, self._settings.timezone),
@@ -146,7 +142,9 @@ class FeedbackPages(PageGroup):
             },
             "events": events,
             "moves": [
-                (s, _t(lang, "status", s)) for s in STATUSES if s not in (ANSWERED, feedback.status)
+                (s, label(lang, "status", s))
+                for s in STATUSES
+                if s not in (ANSWERED, feedback.status)
             ],
             "kept": kept,
             "error": error,
@@ -187,34 +185,9 @@ class FeedbackPages(PageGroup):
         return self._problem(request, visit, 404, "dash.error.not_found")
 
 
-async def on_case_page(
-    database: Database, now: datetime, request_id: int, role: str, lang: Language
-) -> list[dict[str, Any]]:
-    """The feedback that names a request, for its case page: complaints to managers and
-    admins only (one may be about the agent reading the case)."""
-    async with database.session() as session:
-        linked = await FeedbackRepository(session).for_request(request_id)
-    allowed = kinds_for(role)
-    return [
-        {
-            "reference": f.reference,
-            "kind": _t(lang, "kind", f.kind),
-            "status": _t(lang, "status", f.status),
-            "overdue": is_overdue(f, now),
-        }
-        for f in linked
-        if f.kind in allowed
-    ]
-
-
 def _reference(request: web.Request) -> str:
     number = number_in(request.match_info["reference"])
     return reference_for(number) if number is not None else request.match_info["reference"]
-
-
-def _t(lang: Language, group: str, value: str) -> str:
-    known = KINDS if group == "kind" else STATUSES
-    return flows.text(lang, f"staff.feedback.{group}.{value}") if value in known else value
 
 
 def _file(attachment: dict[str, Any]) -> dict[str, str | None]:

@@ -22,6 +22,7 @@ from storage.models import (
     Handoff,
     Message,
     Note,
+    PrivateMessage,
     Rating,
     Staff,
     StatusChange,
@@ -533,7 +534,9 @@ class CaseFileRepository:
                 or_(
                     col(Message.identity_id) == identity_id,
                     col(Message.request_id) == request_id,
-                )
+                ),
+                # About a complaint: every role reads a case file (storage.feedback).
+                col(Message.id).not_in(select(col(PrivateMessage.message_id))),
             )
             .order_by(col(Message.id))
         )
