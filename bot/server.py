@@ -300,6 +300,9 @@ class Tawasul:
         return web.json_response({"status": "unavailable"}, status=503)
 
     async def _web_history(self, address: Address) -> list[Said]:
+        """The last messages of a web visitor, both ways. The visitor's own are shown again
+        with any national ID masked: a browser may be shared (a library, a charity's
+        waiting room), and the next person must not read it in full."""
         async with self.database.session() as session:
             identity = await IdentityRepository(session).find(address)
             if identity is None or identity.id is None:
@@ -309,7 +312,7 @@ class Tawasul:
             Said(
                 id=id_of(row),
                 mine=row.direction == DIRECTION_IN,
-                text=row.text,
+                text=flows.mask_ids(row.text) if row.direction == DIRECTION_IN else row.text,
                 language="en" if row.language == "en" else "ar",
                 payload=row.payload,
                 choices=tuple(Choice(str(c["payload"]), str(c["label"])) for c in row.choices),

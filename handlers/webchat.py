@@ -51,6 +51,10 @@ COOKIE = "tawasul_chat"
 # The page keeps its session token itself and sends it in this header: in a frame on
 # another site the browser sends no cookie of ours (SameSite, third-party blocking).
 SESSION_HEADER = "X-Chat-Session"
+# The same session as a partitioned cookie (CHIPS): kept by browsers that block
+# third-party cookies, but only under the site that frames the chat, so a reload of the
+# charity's page finds its conversation even where the frame may not use storage.
+EMBED_COOKIE = "tawasul_chat_embed"
 COOKIE_MAX_AGE = 90 * 24 * 60 * 60
 MAX_BODY_BYTES = 16 * 1024
 # A photo or PDF a visitor sends (where the conversation asks for documents).
@@ -219,9 +223,10 @@ class _BadRequest(Exception):
 class WebChatChannel:
     """The chat on the charity's website: anonymous sessions, a long-polled inbox.
 
-    A session is a random token: in a cookie (SameSite=Strict) on our own site, and kept
-    by the page and sent in ``SESSION_HEADER`` where the browser refuses the cookie (the
-    chat in a frame on the charity's own domain).
+    A session is a random token: in a cookie (SameSite=Strict) on our own site; in a
+    frame on the charity's own domain, where the browser refuses that cookie, kept by the
+    page (in storage when allowed, else in memory) and sent in ``SESSION_HEADER``, and in
+    a partitioned cookie (``EMBED_COOKIE``) that survives a reload there.
 
     Messages to a visitor are not pushed anywhere: the outbox stores them, ``send`` only
     wakes that visitor's pending poll, and the poll reads them through ``replies``.
@@ -615,6 +620,13 @@ class WebChatChannel:
             samesite="Strict",
             secure=self._secure,
         )
+        # Written by hand: Python's http.cookies (before 3.14) has no Partitioned. Browsers
+        # take it over https and on localhost only (Secure), which is all it is for.
+        response.headers.add(
+            "Set-Cookie",
+            f"{EMBED_COOKIE}={token}; Max-Age={COOKIE_MAX_AGE}; Path=/; HttpOnly; Secure; "
+            "SameSite=None; Partitioned",
+        )
 
     def _security_headers(self) -> dict[str, str]:
         return {
@@ -629,11 +641,16 @@ def _new_token() -> str:
 
 
 def _token(request: web.Request) -> str | None:
-    """The session the page names in SESSION_HEADER, else the one in its cookie."""
-    token = request.headers.get(SESSION_HEADER)
-    if token is not None and _TOKEN.fullmatch(token):
-        return token
-    return _cookie_token(request)
+    """The session the page names in SESSION_HEADER, else the one in its cookie, else
+    the one in its partitioned cookie (in a frame on another site)."""
+    for token in (
+        request.headers.get(SESSION_HEADER),
+        request.cookies.get(COOKIE),
+        request.cookies.get(EMBED_COOKIE),
+    ):
+        if token is not None and _TOKEN.fullmatch(token):
+            return token
+    return None
 
 
 def _cookie_token(request: web.Request) -> str | None:

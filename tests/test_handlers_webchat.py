@@ -26,6 +26,7 @@ from handlers.base import Channel, MediaError, Sent
 from handlers.webchat import (
     COOKIE,
     COOKIE_MAX_AGE,
+    EMBED_COOKIE,
     MAX_BODY_BYTES,
     SESSION_HEADER,
     Said,
@@ -138,8 +139,8 @@ async def post(client: Client, body: Any, **headers: str) -> aiohttp.ClientRespo
     )
 
 
-def set_cookie_header(response: aiohttp.ClientResponse) -> str:
-    [header] = response.headers.getall("Set-Cookie")
+def set_cookie_header(response: aiohttp.ClientResponse, name: str = COOKIE) -> str:
+    [header] = [h for h in response.headers.getall("Set-Cookie") if h.startswith(f"{name}=")]
     return header
 
 
@@ -288,6 +289,22 @@ async def test_secure_cookie_when_served_over_https(backend: Backend) -> None:
         assert cookie[COOKIE]["secure"] is True
         assert cookie[COOKIE]["httponly"] is True
         assert cookie[COOKIE]["samesite"] == "Strict"
+
+
+async def test_the_session_is_also_a_partitioned_cookie_for_frames(
+    client: Client, backend: Backend
+) -> None:
+    """Kept under the site that frames the chat (CHIPS), where third-party cookies are
+    blocked and the frame may not use storage: a reload there finds the session."""
+    token = await open_session(client)
+    header = set_cookie_header(await client.get("/chat"), EMBED_COOKIE)
+    assert header.startswith(f"{EMBED_COOKIE}={token};")
+    for attribute in ("HttpOnly", "Secure", "SameSite=None", "Partitioned", "Path=/"):
+        assert attribute in header.split("; ")
+    client.session.cookie_jar.clear()
+    sent = await post(client, {"text": GREETING, "id": "m1"}, Cookie=f"{EMBED_COOKIE}={token}")
+    assert sent.status == 202 and "session" not in await sent.json()
+    assert backend.received[-1].address == address_of(token)
 
 
 async def test_the_page_keeps_the_session_it_is_given(client: Client) -> None:

@@ -82,9 +82,11 @@ async def test_a_new_tab_shows_pressed_buttons_by_their_labels(
     await web.send("السلام عليكم")
     assert "(١/٨)" in await press(web, "1")  # طلب دعم جديد
     await web.send("محمد أحمد علي الزهراني")
+    await web.send("١٠٠٠٠٠٠٠٠٨")
     history = await (await client.get(HISTORY)).json()
     mine = [m["text"] for m in history["messages"] if m["mine"]]
-    assert mine == ["السلام عليكم", "طلب دعم جديد", "محمد أحمد علي الزهراني"]
+    # The national ID typed is shown again masked: a browser may be shared.
+    assert mine == ["السلام عليكم", "طلب دعم جديد", "محمد أحمد علي الزهراني", "******0008"]
     bots = [m for m in history["messages"] if not m["mine"]]
     assert bots and all(m["author"] is None for m in bots)
     # Polling goes on from the last reply shown, not from a message of the visitor's.

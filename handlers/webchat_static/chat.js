@@ -12,6 +12,7 @@
   // The session token, for where the browser refuses our cookie (a frame on another site).
   const SESSION_STORE = "tawasul_chat_session";
   const SESSION_HEADER = "X-Chat-Session";
+  const SESSION_DAYS = 90; // as long as the server's cookie
   const KEEP = 200;
   const POLL_TIMEOUT_MS = 70000; // longer than the server's wait
   const POST_TIMEOUT_MS = 30000;
@@ -238,7 +239,9 @@
 
   function loadSession() {
     try {
-      return localStorage.getItem(SESSION_STORE);
+      const saved = JSON.parse(localStorage.getItem(SESSION_STORE) || "null");
+      const fresh = saved && Date.now() - saved.at < SESSION_DAYS * 24 * 3600 * 1000;
+      return fresh && typeof saved.token === "string" ? saved.token : null;
     } catch (error) {
       return null; // storage off: the cookie, or the token kept in memory below
     }
@@ -249,7 +252,7 @@
     if (!data || typeof data.session !== "string") return;
     session = data.session;
     try {
-      localStorage.setItem(SESSION_STORE, session);
+      localStorage.setItem(SESSION_STORE, JSON.stringify({ token: session, at: Date.now() }));
     } catch (error) {
       // Kept for as long as the page is open.
     }
