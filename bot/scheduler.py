@@ -21,9 +21,12 @@ What shapes this module (see DESIGN.md, "Facts that shape the design"):
   same rows ``add_job`` writes (id, next run time, the pickled ``Job.__getstate__()``,
   see ``job_states``). Start-up compares the rows' keys and due times with the jobs'
   ids and next run times, read as columns: no row object, no job unpickled.
-- The job store belongs to one process. The command line (``requests set-status``)
-  writes follow-ups but never touches it; a sweep every ``sweep_seconds`` runs what
-  is due and has no job here.
+- The job store belongs to one process: the only one, or on PostgreSQL the leader
+  (``storage.cluster``; the server starts this scheduler when its process is elected
+  and stops it when it is not any more). Other processes announce the follow-ups they
+  write to the leader (``pg_notify``). The command line (``requests set-status``)
+  writes follow-ups but never touches the job store; a sweep every ``sweep_seconds``
+  runs what is due and has no job here.
 """
 
 from __future__ import annotations

@@ -8,9 +8,10 @@ import ipaddress
 import logging
 import resource
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -32,6 +33,7 @@ from flows.types import Address, Choice, InboundMessage, OutboundMessage
 from handlers.base import Channel, ChannelSetup, DeliveryReceipt, Said, StaffUpdate
 from handlers.telegram import TelegramChannel
 from handlers.telegram_staff import TelegramStaffGroup
+from storage.cluster import ClusterLink, chunks
 from storage.db import Database
 from storage.models import DIRECTION_IN, MESSAGE_DELIVERED, MESSAGE_READ, MESSAGE_SENT, id_of
 from storage.repositories import IdentityRepository, MessageRepository
@@ -53,6 +55,10 @@ CHANNEL_RETRY_SECONDS = 15.0
 # Messages a new tab of the web chat shows again, both ways.
 WEB_HISTORY = 50
 _RELEASED = (MESSAGE_SENT, MESSAGE_DELIVERED, MESSAGE_READ)
+# How often a standby process tries to become the scheduler's leader (PostgreSQL).
+CLUSTER_RETRY_SECONDS = 2.0
+# Where processes announce follow-ups they wrote (keys, one a line) to the leader.
+FOLLOWUPS_CHANNEL = "tawasul_followups"
 
 
 class Tawasul:
@@ -66,6 +72,7 @@ class Tawasul:
         telegram_polling: bool = False,
         clock: Callable[[], datetime] = utcnow,
         channel_retry_seconds: float = CHANNEL_RETRY_SECONDS,
+        cluster_retry: float = CLUSTER_RETRY_SECONDS,
     ) -> None:
         self.settings = settings
         self._channel_retry_seconds = channel_retry_seconds
@@ -140,6 +147,16 @@ class Tawasul:
             ),
         )
         self.scheduler = FollowUpScheduler(database, dispatcher, clock=clock)
+        # PostgreSQL: any number of processes, one of them the scheduler's leader.
+        self.cluster: ClusterLink | None = None
+        if not database.is_sqlite:
+            self.cluster = ClusterLink(
+                database,
+                on_elected=self._lead,
+                on_deposed=self._follow,
+                retry_seconds=cluster_retry,
+            )
+            self.cluster.listen(FOLLOWUPS_CHANNEL, self._followups_announced)
         self._retries: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
 
@@ -210,7 +227,28 @@ class Tawasul:
                 await channel.stop()
 
     def _followups_changed(self, keys: list[str]) -> None:
-        self.scheduler.sync(keys)
+        self.scheduler.sync(keys)  # nothing when this process does not lead
+        if self.cluster is not None and not self.scheduler.running:
+            # The leader is another process: it hears of them at once.
+            self._in_background(self.cluster.notify(FOLLOWUPS_CHANNEL, chunks(keys)))
+
+    def _followups_announced(self, payload: str) -> None:
+        if self.scheduler.running:
+            self.scheduler.sync(key for key in payload.split("\n") if key)
+
+    async def _lead(self) -> None:
+        try:
+            await self.scheduler.start()  # reconciles: what the last leader left runs now
+        except Exception:
+            log.exception("the follow-up scheduler did not start; the next leader runs them")
+
+    async def _follow(self) -> None:
+        await self.scheduler.stop()
+
+    def _in_background(self, work: Coroutine[Any, None, None]) -> None:
+        task = asyncio.create_task(_logged(work))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _unique_channels(self) -> list[Channel]:
         return list({id(c): c for c in self.channels.values()}.values())
@@ -222,6 +260,9 @@ class Tawasul:
                 self._retries.append(asyncio.create_task(self._keep_starting(channel)))
         self.outbox.start()
         self.outbox.wake()  # whatever was pending before a restart goes out now
+        if self.cluster is not None:
+            self.cluster.start()  # the scheduler starts here once this process leads
+            return
         try:
             await self.scheduler.start()  # reconciles: follow-ups missed meanwhile run now
         except Exception:
@@ -247,6 +288,8 @@ class Tawasul:
             delay = min(delay * 2, 600)
 
     async def _stop(self, _app: web.Application) -> None:
+        if self.cluster is not None:
+            await self.cluster.stop()
         await self.scheduler.stop()
         for task in [*self._retries, *self._background]:
             task.cancel()
@@ -286,18 +329,17 @@ class Tawasul:
             posts.append(room.relay(result.relayed_to, message))
         posts += [room.left(handoff_id) for handoff_id in result.handoffs_left]
         for post in posts:
-            task = asyncio.create_task(_logged(post))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._in_background(post)
 
     async def _on_staff(self, update: StaffUpdate) -> None:
         if self.staff_group is not None:
             await self.staff_group.on_staff(update)
 
     async def _healthz(self, _request: web.Request) -> web.Response:
+        scheduler = "leader" if self.cluster is None or self.cluster.leader else "standby"
         if await self.database.ping():
-            return web.json_response({"status": "ok"})
-        return web.json_response({"status": "unavailable"}, status=503)
+            return web.json_response({"status": "ok", "scheduler": scheduler})
+        return web.json_response({"status": "unavailable", "scheduler": scheduler}, status=503)
 
     async def _web_history(self, address: Address) -> list[Said]:
         """The last messages of a web visitor, both ways. The visitor's own are shown again
@@ -377,7 +419,7 @@ async def _logged(work: Awaitable[None]) -> None:
     try:
         await work
     except Exception:
-        log.exception("telling staff failed")
+        log.exception("background work failed (telling staff, or other processes)")
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -240,7 +240,7 @@ def test_serve_with_the_example_config_answers_healthz_and_the_chat(tmp_path: Pa
         while True:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                    assert json.load(r) == {"status": "ok"}
+                    assert json.load(r) == {"status": "ok", "scheduler": "leader"}
                     break
             except (ConnectionError, urllib.error.URLError):
                 assert process.poll() is None, process.communicate()[1]

@@ -95,7 +95,7 @@ async def test_2000_held_polls_leave_healthz_answering(tmp_path: Path) -> None:
                 assert held >= cap // 2, held  # polls really are held meanwhile
                 async with client.get("/healthz") as health:
                     assert health.status == 200
-                    assert await health.json() == {"status": "ok"}
+                    assert await health.json() == {"status": "ok", "scheduler": "leader"}
                 async with client.get("/chat") as page:
                     assert page.status == 200
             finally:

@@ -24,6 +24,7 @@ from channels import (
     WebVisitor,
     WhatsApp,
     count,
+    eventually,
     make_settings,
     settled,
 )
@@ -49,10 +50,13 @@ async def service(
 
 
 async def test_healthz(service: tuple[Tawasul, TestClient[Any, Any]]) -> None:
-    _, client = service
+    tawasul, client = service
+    if tawasul.cluster is not None:  # PostgreSQL: the only process leads, once elected
+        await eventually(lambda: tawasul.cluster is not None and tawasul.cluster.leader, "lead")
     response = await client.get("/healthz")
     assert response.status == 200
-    assert await response.json() == {"status": "ok"}
+    assert await response.json() == {"status": "ok", "scheduler": "leader"}
+
 
 
 async def test_a_whole_intake_over_whatsapp(
@@ -223,11 +227,11 @@ async def test_without_its_database_the_server_starts_and_healthz_answers_503(
     try:
         with caplog.at_level(logging.WARNING):
             async with TestClient(TestServer(tawasul.app())) as client:
-                # The scheduler could not start: logged, and the server serves anyway.
-                assert "the follow-up scheduler did not start" in caplog.text
+                # No process can lead: logged, and the server serves anyway.
+                await eventually(lambda: "cluster connection lost" in caplog.text, "the log")
                 response = await client.get("/healthz")
                 assert response.status == 503
-                assert await response.json() == {"status": "unavailable"}
+                assert await response.json() == {"status": "unavailable", "scheduler": "standby"}
                 assert (await client.get("/chat")).status == 200
     finally:
         await gone.dispose()

@@ -1,0 +1,174 @@
+"""Several processes on one PostgreSQL database: one scheduler's leader, elected with an
+advisory lock on a connection of its own, replaced within seconds when it dies."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import pytest
+from channels import eventually
+from conftest import POSTGRESQL_URL_ENV, open_database
+
+from bench.proc import Server, free_port, start_server, tawasul_command, write_config
+from storage.cluster import ClusterLink, chunks
+from storage.db import Database
+from storage.models import FOLLOWUP_CANCELLED, FOLLOWUP_PENDING
+from storage.repositories import FollowUpRepository
+
+pytestmark = pytest.mark.skipif(
+    not os.environ.get(POSTGRESQL_URL_ENV), reason=f"set {POSTGRESQL_URL_ENV}: PostgreSQL only"
+)
+
+
+@pytest.fixture
+async def postgresql(tmp_path: Path) -> Database:
+    database = await open_database("postgresql", tmp_path)
+    yield database
+    await database.dispose()
+
+
+class Member:
+    """A ClusterLink and what it was told."""
+
+    def __init__(self, database: Database) -> None:
+        self.events: list[str] = []
+        self.heard: list[str] = []
+        self.link = ClusterLink(
+            database, on_elected=self._elected, on_deposed=self._deposed, retry_seconds=0.2
+        )
+        self.link.listen("tawasul_test", self.heard.append)
+
+    async def _elected(self) -> None:
+        self.events.append("elected")
+
+    async def _deposed(self) -> None:
+        self.events.append("deposed")
+
+
+def test_long_lists_are_cut_into_payloads_postgresql_takes() -> None:
+    keys = [f"checkin:request:{n}" for n in range(2000)]
+    payloads = chunks(keys)
+    assert len(payloads) > 1 and all(len(p.encode()) <= 7000 for p in payloads)
+    assert [key for payload in payloads for key in payload.split("\n")] == keys
+
+
+async def test_one_leader_and_another_when_it_dies(postgresql: Database) -> None:
+    members = [Member(postgresql) for _ in range(3)]
+    for member in members:
+        member.link.start()
+    try:
+        await eventually(lambda: any(m.link.leader for m in members), "a leader", 10)
+        await asyncio.sleep(0.6)  # every standby has tried the lock again, in vain
+        assert sum(m.link.leader for m in members) == 1
+        leader = next(m for m in members if m.link.leader)
+        others = [m for m in members if m is not leader]
+
+        # Notifications reach every process, the sender's too.
+        await leader.link.notify("tawasul_test", ["a", "b"])
+        await eventually(lambda: all(m.heard == ["a", "b"] for m in members), "the notices")
+
+        # The leader's process dies: its socket closes, nothing is said.
+        died_at = time.monotonic()
+        task = leader.link._task
+        assert task is not None and leader.link._connection is not None
+        task.cancel()
+        leader.link._connection.terminate()
+        await eventually(lambda: any(m.link.leader for m in others), "a new leader", 10)
+        assert time.monotonic() - died_at < 10
+        await asyncio.sleep(0.6)
+        assert sum(m.link.leader for m in others) == 1
+    finally:
+        for member in members:
+            await member.link.stop()
+    assert all(m.events in ([], ["elected", "deposed"]) for m in members)
+
+
+async def test_a_leader_whose_connection_fails_steps_down(postgresql: Database) -> None:
+    member = Member(postgresql)
+    member.link.start()
+    try:
+        await eventually(lambda: member.link.leader, "leadership", 10)
+        connection = member.link._connection
+        assert connection is not None
+        async with postgresql.engine.begin() as other:
+            pid = connection.get_server_pid()
+            await other.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+        await eventually(lambda: "deposed" in member.events, "stepping down", 10)
+        await eventually(lambda: member.link.leader, "leadership again", 10)
+        assert member.events == ["elected", "deposed", "elected"]
+    finally:
+        await member.link.stop()
+
+
+async def _health(http: aiohttp.ClientSession, server: Server) -> dict[str, str]:
+    try:
+        async with http.get(server.url + "/healthz") as answer:
+            return dict(await answer.json())
+    except aiohttp.ClientError:
+        return {}
+
+
+async def test_serve_processes_elect_one_scheduler_and_replace_it_when_killed(
+    postgresql: Database, tmp_path: Path
+) -> None:
+    servers: list[Server] = []
+    for n in range(2):
+        folder = tmp_path / f"p{n}"
+        folder.mkdir()
+        port = free_port()
+        config = write_config(
+            folder / "config.toml",
+            {
+                "database": {"url": postgresql.url},
+                "server": {"port": port, "public_url": f"http://127.0.0.1:{port}"},
+            },
+        )
+        command = tawasul_command("serve", "--config", str(config))
+        servers.append(await start_server(command, f"http://127.0.0.1:{port}/healthz", cwd=folder))
+    try:
+        async with aiohttp.ClientSession() as http:
+
+            async def roles() -> list[str]:
+                return [(await _health(http, s)).get("scheduler", "") for s in servers]
+
+            deadline = time.monotonic() + 20
+            while sorted(await roles()) != ["leader", "standby"]:
+                assert time.monotonic() < deadline, await roles()
+                await asyncio.sleep(0.1)
+            leader = servers[(await roles()).index("leader")]
+            standby = next(s for s in servers if s is not leader)
+
+            leader.process.kill()
+            await leader.process.wait()
+            killed_at = time.monotonic()
+            # Written while no process leads: the next leader finds it at once.
+            async with postgresql.session() as session, session.begin():
+                await FollowUpRepository(session).schedule(
+                    "test:orphan",
+                    "no_such_kind",  # run means cancelled: the dispatcher knows no such kind
+                    datetime.now(UTC) - timedelta(minutes=1),
+                    now=datetime.now(UTC),
+                )
+            while (await _health(http, standby)).get("scheduler") != "leader":
+                assert time.monotonic() - killed_at < 10, "no new leader within 10 s"
+                await asyncio.sleep(0.05)
+            took_over = time.monotonic() - killed_at
+
+            async def status() -> str:
+                async with postgresql.session() as session:
+                    row = await FollowUpRepository(session).get("test:orphan")
+                    return row.status if row is not None else ""
+
+            while await status() == FOLLOWUP_PENDING:
+                assert time.monotonic() - killed_at < 15, "the orphan did not run"
+                await asyncio.sleep(0.05)
+            assert await status() == FOLLOWUP_CANCELLED
+            print(f"new leader {took_over:.2f} s after the kill")
+    finally:
+        for server in servers:
+            await server.stop()
