@@ -58,7 +58,6 @@ async def test_healthz(service: tuple[Tawasul, TestClient[Any, Any]]) -> None:
     assert await response.json() == {"status": "ok", "scheduler": "leader"}
 
 
-
 async def test_a_whole_intake_over_whatsapp(
     service: tuple[Tawasul, TestClient[Any, Any]], twilio: FakeTwilio
 ) -> None:
