@@ -13,17 +13,22 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import flows
+from bot.appointments import AppointmentEffects, load_book
 from bot.channels import capabilities_of
 from bot.config import Settings
 from bot.feedback import add_reply as add_feedback_reply
 from bot.feedback import store as store_feedback
 from bot.followups import FollowUpPlanner
 from bot.knowledge import KnowledgeSource, repository
+from flows.appointments import needs_book
 from flows.lifecycle import NEEDS_INFO, SUBMITTED, UNDER_REVIEW
 from flows.types import (
     AddCaseNote,
     AddFeedbackReply,
     Address,
+    AnswerVisit,
+    BookAppointment,
+    CancelAppointment,
     CloseHandoff,
     ConversationState,
     Effect,
@@ -239,6 +244,7 @@ class ConversationEngine:
         self._on_followups = on_followups
         self._batch = batch
         self._knowledge = knowledge if knowledge is not None else KnowledgeSource()
+        self._appointments = AppointmentEffects(settings, followups)
         self._waiting: list[tuple[InboundMessage, asyncio.Future[HandleResult]]] = []
         self._worker: asyncio.Task[None] | None = None
         self._limits = limits or InboundLimits()
@@ -387,6 +393,9 @@ class ConversationEngine:
             opted_out=identity.opted_out,
             knowledge=await self._knowledge.index(session, now)
             if flows.needs_knowledge(state, message)
+            else None,
+            appointments=await load_book(session, identity_id, self._settings, now)
+            if needs_book(state, message)
             else None,
         )
         turn = Turn(message, state, now, lookup, self._settings)
@@ -546,6 +555,10 @@ class ConversationEngine:
                     await add_feedback_reply(session, identity, effect, now)
                 case KeepPrivate():
                     news.private = True
+                case BookAppointment() | CancelAppointment() | AnswerVisit():
+                    results |= await self._appointments.perform(
+                        session, identity, effect, channel=channel, now=now, keys=news.followups
+                    )
                 case SetOptOut():
                     await IdentityRepository(session).set_opted_out(_id(identity), effect.opted_out)
                     state_word = "stopped" if effect.opted_out else "resumed"

@@ -18,6 +18,12 @@ about it:
 - ``feedback_received:feedback:N``: feedback_received, the staff group told at once, then (not for
   thanks) feedback_overdue, managers alerted at its ``feedback.answer_within`` deadline.
   Scheduled when feedback arrives; cancelled when it is answered or closed.
+- ``appointment_reminder:appointment:N:<minutes>m``: appointment_reminder, one row per
+  ``appointments.reminders`` entry, before an interview or a field visit. Scheduled when
+  it is booked, moved or proposed; cancelled when it is moved or cancelled. The one on
+  the appointment's own day is ``timely`` (sent in the quiet hours).
+- ``visit_answered:appointment:N``: visit_answered, the staff group told at once that a
+  beneficiary confirmed a field visit or asked for another time.
 
 Each kind is one record in ``FOLLOWUPS`` (its key, delay setting, action, template
 kind, quiet hours, too-old policy): the planner, the dispatcher, the outbox and the
@@ -51,15 +57,19 @@ import flows
 from bot import feedback_alerts
 from bot.config import FollowupSettings, OrganizationSettings, Settings
 from bot.templates import TemplateKind
+from flows import appointments as appointment_flow
 from flows import intake as intake_flow
 from flows import notices
 from flows import rating as rating_flow
-from flows.dates import format_date
+from flows.dates import format_date, local_date
 from flows.lifecycle import DELIVERED, OPEN, RATEABLE, UNDECIDED
 from flows.staff_texts import STAFF_LANGUAGE
 from flows.types import ConversationState, OutboundMessage, TemplateRef
 from handlers.base import DeliveryError
 from handlers.telegram_staff import TelegramStaffGroup
+from storage.appointments import ACTIVE as APPOINTMENT_ACTIVE
+from storage.appointments import CONFIRMED as VISIT_CONFIRMED
+from storage.appointments import summary as appointment_summary
 from storage.db import Database
 from storage.feedback import OPEN as FEEDBACK_OPEN
 from storage.feedback import FeedbackRepository
@@ -69,6 +79,7 @@ from storage.models import (
     FOLLOWUP_DROPPED,
     FOLLOWUP_PENDING,
     HANDOFF_OPEN,
+    Appointment,
     Feedback,
     FollowUp,
     Handoff,
@@ -100,6 +111,8 @@ class FollowUpKind(StrEnum):
     HANDOFF_UNCLAIMED = "handoff_unclaimed"
     FEEDBACK_RECEIVED = "feedback_received"
     FEEDBACK_OVERDUE = "feedback_overdue"
+    APPOINTMENT_REMINDER = "appointment_reminder"
+    VISIT_ANSWERED = "visit_answered"
 
 
 # The draft's reminder moves with every message; its row is only rewritten when the
@@ -115,6 +128,9 @@ MAX_FAILURES = 5
 # Saudi working week for staff deadlines: Sunday to Thursday; alerts wait for Sunday 08:00.
 WEEKEND = (4, 5)  # Friday, Saturday (Monday is 0)
 WORKDAY_START = time(8, 0)
+# An appointment's reminder due during a handoff is put off this long, until the
+# appointment begins (then it is dropped: staff are talking to the beneficiary anyway).
+APPOINTMENT_MUTED = timedelta(minutes=15)
 
 
 class StaffAlert(Protocol):
@@ -133,10 +149,16 @@ class FollowUpPolicy:
     # The configuration's defaults, for a policy built without it (tests, benchmarks).
     followups: FollowupSettings = field(default_factory=FollowupSettings)
     timezone: str = OrganizationSettings().timezone
+    # ``appointments.reminders``: how long before an appointment each reminder goes.
+    reminders: tuple[timedelta, ...] = (timedelta(hours=24), timedelta(hours=2))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FollowUpPolicy:
-        return cls(followups=settings.followups, timezone=settings.organization.timezone)
+        return cls(
+            followups=settings.followups,
+            timezone=settings.organization.timezone,
+            reminders=settings.appointments.rules().reminders,
+        )
 
     def after(self, kind: FollowUpKind) -> timedelta:
         """How long after its cause a follow-up of ``kind`` is due (its delay setting)."""
@@ -347,6 +369,63 @@ class FollowUpPlanner:
         if row is None or row.kind != FollowUpKind.FEEDBACK_OVERDUE:
             return []  # not announced yet: the announcement still goes
         return await followups.cancel([key], now)
+
+    def _reminder_keys(self, appointment_id: int) -> list[str]:
+        base = followup_key(FollowUpKind.APPOINTMENT_REMINDER, appointment_id)
+        return [f"{base}:{int(r.total_seconds() // 60)}m" for r in self.policy.reminders]
+
+    async def appointment_set(
+        self, session: AsyncSession, appointment: Appointment, now: datetime
+    ) -> list[str]:
+        """An interview booked or moved, a visit proposed: one reminder row per configured
+        reminder still ahead; a moved appointment's earlier ones are replaced."""
+        appointment_id = id_of(appointment)
+        followups = FollowUpRepository(session)
+        keys = self._reminder_keys(appointment_id)
+        changed = await followups.cancel(keys, now)
+        detail = {"appointment_id": appointment_id, "starts_at": appointment.starts_at.isoformat()}
+        for key, before in zip(keys, self.policy.reminders, strict=True):
+            due = appointment.starts_at - before
+            if due <= now:
+                continue  # booked closer than this reminder: the later ones will do
+            await followups.schedule(
+                key,
+                FollowUpKind.APPOINTMENT_REMINDER,
+                due,
+                now=now,
+                identity_id=appointment.identity_id,
+                request_id=appointment.request_id,
+                detail=detail,
+            )
+            changed.append(key)
+        return list(dict.fromkeys(changed))
+
+    async def appointment_ended(
+        self, session: AsyncSession, appointment_id: int, now: datetime
+    ) -> list[str]:
+        """An appointment cancelled (or held): no reminder about it."""
+        return await FollowUpRepository(session).cancel(self._reminder_keys(appointment_id), now)
+
+    async def visit_answered(
+        self, session: AsyncSession, visit: Appointment, now: datetime
+    ) -> list[str]:
+        """The beneficiary confirmed a visit or asked for another time: staff told at once;
+        a visit to be moved is reminded of no more."""
+        visit_id, kind = id_of(visit), FollowUpKind.VISIT_ANSWERED
+        key = followup_key(kind, visit_id)
+        keys = []
+        if visit.status != VISIT_CONFIRMED:
+            keys = await self.appointment_ended(session, visit_id, now)
+        await FollowUpRepository(session).schedule(
+            key,
+            kind,
+            now,
+            now=now,
+            identity_id=visit.identity_id,
+            request_id=visit.request_id,
+            detail={"appointment_id": visit_id},
+        )
+        return [*keys, key]
 
 
 @dataclass(slots=True)
@@ -593,7 +672,80 @@ class FollowUpDispatcher:
         run.alert_feedback = feedback.id
         log.warning("feedback %s is past its deadline (%s)", feedback.reference, feedback.status)
 
+    async def appointment_reminder(self, run: _Run) -> None:
+        appointment = await self._appointment(run)
+        starts = run.row.detail.get("starts_at")
+        if (
+            appointment is None
+            or appointment.identity_id is None
+            or appointment.status not in APPOINTMENT_ACTIVE
+            or not isinstance(starts, str)
+            or datetime.fromisoformat(starts) != appointment.starts_at
+            or appointment.starts_at <= run.now
+        ):
+            run.finish(FOLLOWUP_CANCELLED)  # cancelled, moved or past meanwhile
+            return
+        identity_id = appointment.identity_id
+        state = await ConversationRepository(run.session).load(identity_id)
+        in_handoff = state.flow == "handoff"
+        if not in_handoff:
+            in_handoff = await HandoffRepository(run.session).get_open(identity_id) is not None
+        if in_handoff:
+            later = run.now + APPOINTMENT_MUTED
+            if later < appointment.starts_at:
+                run.again(later)
+            else:
+                run.finish(FOLLOWUP_CANCELLED)
+            return
+        zone = self._policy.timezone
+        item = appointment_summary(appointment)
+        message = appointment_flow.reminder(state.language, item, zone)
+        variables = {
+            "reference": item.reference,
+            "date": format_date(item.starts_at, state.language, zone),
+            "time": appointment_flow.clock(item.starts_at, state.language, zone),
+        }
+        # The appointment's own day: it cannot wait for the quiet hours to end.
+        same_day = local_date(run.now, zone) == local_date(appointment.starts_at, zone)
+        kind = MessageKind.TIMELY if same_day else MessageKind.PROACTIVE
+        await self._send(run, identity_id, (message,), variables, appointment.request_id, kind=kind)
+        run.row.attempts += 1
+        run.finish(FOLLOWUP_DONE)
+
+    async def visit_answered(self, run: _Run) -> None:
+        visit = await self._appointment(run)
+        if visit is None:
+            run.finish(FOLLOWUP_CANCELLED)
+            return
+        request = (
+            await run.session.get(SupportRequest, visit.request_id) if visit.request_id else None
+        )
+        zone = self._policy.timezone
+        key = (
+            "staff.visit.confirmed"
+            if visit.status == VISIT_CONFIRMED
+            else "staff.visit.change_asked"
+        )
+        run.row.attempts += 1
+        run.finish(FOLLOWUP_DONE)
+        text = flows.text(
+            STAFF_LANGUAGE,
+            key,
+            reference=visit.reference or "",
+            request=request.reference if request and request.reference else "",
+            date=format_date(visit.starts_at, STAFF_LANGUAGE, zone),
+            time=appointment_flow.clock(visit.starts_at, STAFF_LANGUAGE, zone),
+            by=visit.staff_username or "",
+        )
+        run.alert = (text, None)
+
     # --- helpers ---
+
+    async def _appointment(self, run: _Run) -> Appointment | None:
+        appointment_id = run.row.detail.get("appointment_id")
+        if not isinstance(appointment_id, int):
+            return None
+        return await run.session.get(Appointment, appointment_id)
 
     async def _feedback(self, run: _Run) -> Feedback | None:
         feedback_id = run.row.detail.get("feedback_id")
@@ -625,6 +777,8 @@ class FollowUpDispatcher:
         messages: tuple[OutboundMessage, ...],
         variables: dict[str, str],
         request_id: int | None = None,
+        *,
+        kind: MessageKind = MessageKind.PROACTIVE,
     ) -> None:
         """Proactive messages into the outbox, marked with the follow-up's kind and the
         variables a WhatsApp template for it would take (the outbox decides)."""
@@ -636,7 +790,7 @@ class FollowUpDispatcher:
             identity_id,
             [dataclasses.replace(message, template=template) for message in messages],
             run.now,
-            kind=MessageKind.PROACTIVE,
+            kind=kind,
             request_id=request_id,
         )
         run.enqueued = run.enqueued or bool(stored)
@@ -775,6 +929,22 @@ FOLLOWUPS: Mapping[FollowUpKind, FollowUpRecord] = {
             key="feedback_received:feedback:{}",
             delay=None,  # its time is the feedback's own deadline (feedback.answer_within)
             action=_D.feedback_overdue,
+            template=None,
+            quiet_hours=False,
+        ),
+        FollowUpRecord(
+            FollowUpKind.APPOINTMENT_REMINDER,
+            key="appointment_reminder:appointment:{}",
+            delay=None,  # its time is the appointment's, less appointments.reminders
+            action=_D.appointment_reminder,
+            template=TemplateKind.APPOINTMENT_REMINDER,
+            quiet_hours=True,  # but the one on the appointment's own day (timely)
+        ),
+        FollowUpRecord(
+            FollowUpKind.VISIT_ANSWERED,
+            key="visit_answered:appointment:{}",
+            delay=None,
+            action=_D.visit_answered,
             template=None,
             quiet_hours=False,
         ),

@@ -38,7 +38,8 @@ What it promises, and how:
   platform's ``retry_after`` or an exponential back-off; after ``max_attempts``, or at
   once for a permanent refusal, the message is failed with the reason and staff are told.
 - Proactive messages (any kind but ``reply`` and ``staff``, which answer a live
-  conversation) wait out the quiet hours, are dropped as "too old to send" (status
+  conversation) wait out the quiet hours (but ``timely``: a reminder on an appointment's
+  own morning), are dropped as "too old to send" (status
   ``failed``) when older than ``followups.too_old_after`` (or ``followups.too_old`` for
   their template's kind), and are not sent to an identity that said STOP ("opted out").
 - A channel's messaging window (WhatsApp's 24 hours, ``Capabilities.window``). Anything
@@ -372,7 +373,7 @@ class OutboxSender:
         now = self._clock()
         await self._recover(lane, now)
         quiet_until = self._rules.quiet_until(now)
-        only = CONVERSATION_KINDS if quiet_until is not None else None
+        only = (*CONVERSATION_KINDS, MessageKind.TIMELY) if quiet_until is not None else None
         backing_off = self._backing_off(outcome)
         async with self._db.session() as session, session.begin():
             messages = MessageRepository(session)

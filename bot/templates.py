@@ -22,3 +22,5 @@ class TemplateKind(StrEnum):
     RATING_REMINDER = "rating_reminder"
     # Staff answered feedback (``bot.feedback``): {{1}} the reference, {{2}} the answer.
     FEEDBACK_ANSWER = "feedback_answer"
+    # Before an interview or a field visit: {{1}} the reference, {{2}} the date, {{3}} the time.
+    APPOINTMENT_REMINDER = "appointment_reminder"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Final
 
-from flows import feedback, handoff, inquiry, intake, needs_info, rating, status
+from flows import appointments, feedback, handoff, inquiry, intake, needs_info, rating, status
 from flows.steps import FlowDeclaration, MenuEntry
 
 DECLARED: Final[tuple[FlowDeclaration, ...]] = (
@@ -22,6 +22,7 @@ DECLARED: Final[tuple[FlowDeclaration, ...]] = (
     needs_info.DECLARATION,
     inquiry.DECLARATION,
     feedback.DECLARATION,
+    appointments.DECLARATION,
 )
 
 

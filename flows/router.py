@@ -20,7 +20,17 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Final
 
-from flows import feedback, handoff, inquiry, intake, menu, needs_info, registry, status
+from flows import (
+    appointments,
+    feedback,
+    handoff,
+    inquiry,
+    intake,
+    menu,
+    needs_info,
+    registry,
+    status,
+)
 from flows.catalogue import text
 from flows.steps import Step, heard, int_in, staff_keywords, updated
 from flows.text import any_phrase, words
@@ -90,6 +100,8 @@ def _route(turn: Turn) -> Transition:
         return intake.tell_reference(turn)  # the engine's resume after saving: finish it
     if state.flow == feedback.FLOW and state.step == "submitted":
         return feedback.STEPS["submitted"].handle(turn)
+    if state.flow == appointments.FLOW and state.step == "booked":
+        return appointments.tell_booked(turn)
     if any_phrase(tokens, turn.settings.crisis_words):
         return handoff.open_urgent(turn, state)
     starts = spoken in START_WORDS or said.strip().startswith("/start")
@@ -106,6 +118,8 @@ def _route(turn: Turn) -> Transition:
         return menu.show(turn, state, welcome=greeted, salam=salam)
     if spoken in LANGUAGE_WORDS:
         return _switch_language(turn, state, LANGUAGE_WORDS[spoken])
+    if appointments.asks_mine(turn):
+        return appointments.show_mine(turn, state)
     step = FLOWS[state.flow][state.step]
     if any_phrase(tokens, staff_keywords(turn.settings), whole=step.free_text):
         # After three refused answers the keyword is the offer taken up: staff should know.

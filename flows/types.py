@@ -240,6 +240,27 @@ class KnowledgeLookup(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class AppointmentSummary:
+    """One of the sender's own appointments still to come (an interview or a visit)."""
+
+    reference: str
+    kind: str  # interview | visit
+    status: str
+    branch: str | None
+    starts_at: datetime
+    staff: str | None = None  # who comes (a visit)
+
+
+@dataclass(frozen=True, slots=True)
+class AppointmentBook:
+    """What the appointments flow reads: places taken per (branch, start in UTC) within
+    the booking window, and the sender's own appointments still to come, soonest first."""
+
+    taken: Mapping[tuple[str, datetime], int] = field(default_factory=dict)
+    mine: tuple[AppointmentSummary, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Lookup:
     """Read-only facts the engine loads before a step.
 
@@ -251,6 +272,7 @@ class Lookup:
     ``knowledge`` is the charity's knowledge base, ready to be asked (None: no base).
     ``media`` holds the kinds of attachment the sender's channel carries (``image``,
     ``document``…), none on a text-only channel.
+    ``appointments`` is loaded only where the appointments flow may read it.
     """
 
     requests: tuple[RequestSummary, ...] = ()
@@ -259,6 +281,7 @@ class Lookup:
     opted_out: bool = False
     knowledge: KnowledgeLookup | None = None
     media: frozenset[str] = frozenset()
+    appointments: AppointmentBook | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,6 +418,34 @@ class KeepPrivate:
     of case files, which every role reads (a complaint may be about the agent reading)."""
 
 
+@dataclass(frozen=True, slots=True)
+class BookAppointment:
+    """Take a place of ``branch``'s slot at ``starts_at`` (aware UTC) for an interview,
+    or move the sender's own interview ``moving`` there. The engine puts
+    ``appointment_reference`` into the state's data, or ``appointment_taken`` (the start,
+    ISO) when the last place went to someone else, and resumes."""
+
+    branch: str
+    starts_at: datetime
+    moving: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CancelAppointment:
+    """Cancel the sender's own interview ``reference`` (its place is given back)."""
+
+    reference: str
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerVisit:
+    """The beneficiary's answer to a field visit staff proposed: confirmed, or another
+    time asked for (which goes back to staff)."""
+
+    reference: str
+    confirmed: bool
+
+
 Effect = (
     SaveIntake
     | RecordRating
@@ -407,6 +458,9 @@ Effect = (
     | SaveFeedback
     | AddFeedbackReply
     | KeepPrivate
+    | BookAppointment
+    | CancelAppointment
+    | AnswerVisit
 )
 
 

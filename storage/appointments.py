@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from flows.types import AppointmentSummary
 from storage.models import Appointment
 
 # Persisted values (lowercase snake_case: data, renamed only with a migration).
@@ -38,6 +39,18 @@ ACTIVE = (BOOKED, PROPOSED, CONFIRMED, CHANGE_ASKED)
 def reference_for(appointment_id: int) -> str:
     """The reference a beneficiary quotes: ``APT-`` and the id, at least six digits."""
     return f"APT-{appointment_id:06d}"
+
+
+def summary(appointment: Appointment) -> AppointmentSummary:
+    """An appointment as the flows see it."""
+    return AppointmentSummary(
+        reference=appointment.reference or "",
+        kind=appointment.kind,
+        status=appointment.status,
+        branch=appointment.branch,
+        starts_at=appointment.starts_at,
+        staff=appointment.staff_username,
+    )
 
 
 @dataclass(frozen=True, slots=True)

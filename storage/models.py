@@ -52,6 +52,9 @@ class MessageKind(StrEnum):
     PROACTIVE = "proactive"
     # A staff member's words in a live conversation: as urgent as a reply.
     STAFF = "staff"
+    # Proactive, but it cannot wait for the quiet hours to end: an appointment's reminder
+    # on the appointment's own morning. Otherwise as proactive (age, STOP).
+    TIMELY = "timely"
 
 
 HANDOFF_OPEN = "open"

@@ -112,7 +112,7 @@ def test_a_bad_national_id_is_refused_and_asked_again(
 # the next question comes only once the answer is valid.
 BAD_ANSWERS = [
     ("مرحبا", "١- طلب دعم جديد"),
-    ("٩", "أرسل رقماً من ١ إلى ٦"),  # out of range: still the menu
+    ("٩", "أرسل رقماً من ١ إلى ٧"),  # out of range: still the menu
     ("١", "(١/٨)"),
     ("محمد 123", "بالحروف فقط"),
     ("محمد أحمد علي الزهراني", "(٢/٨)"),

@@ -45,7 +45,7 @@ def test_the_menu_offers_its_choices_with_stable_number_payloads() -> None:
     transcript.send("/start")
     (menu,) = transcript.replies
     # Numbers stay stable; new entries are appended (5: ask a question).
-    assert [c.payload for c in menu.choices] == ["1", "2", "3", "4", "5", "6"]
+    assert [c.payload for c in menu.choices] == ["1", "2", "3", "4", "5", "6", "7"]
 
 
 @pytest.mark.parametrize("said", ["4", "٤", "۴", "التحدث مع موظف", " 4. "])
@@ -70,7 +70,7 @@ def test_a_first_message_that_is_a_number_acts_on_it() -> None:
 
 MISUNDERSTOOD: Script = [
     ("مرحبا", [WELCOME_AR]),
-    ("9", ["لم أفهم رسالتك. أرسل رقماً من ١ إلى ٦", *MENU_AR]),
+    ("9", ["لم أفهم رسالتك. أرسل رقماً من ١ إلى ٧", *MENU_AR]),
     ("ماذا", ["لم أفهم طلبك", "أبلغنا أحد موظفي علاقات المستفيدين", "أوقات العمل"]),
 ]
 

@@ -19,6 +19,10 @@ from flows.knowledge import KnowledgeIndex
 from flows.types import (
     AddCaseNote,
     Address,
+    AppointmentBook,
+    AppointmentSummary,
+    BookAppointment,
+    CancelAppointment,
     CloseHandoff,
     ConversationState,
     Effect,
@@ -71,6 +75,7 @@ class Transcript:
         state: ConversationState | None = None,
         now: datetime = START,
         knowledge: KnowledgeIndex | None = None,
+        appointments: AppointmentBook | None = None,
     ) -> None:
         self.settings = settings or FlowSettings(organization_name="جمعية البر")
         self.sender_phone = sender_phone
@@ -80,6 +85,10 @@ class Transcript:
         self.state = state or ConversationState()
         self.now = now
         self.knowledge = knowledge  # the charity's knowledge base, when the test has one
+        # Places taken and the sender's appointments, as the engine would load them; a
+        # booking of a start in ``gone`` finds the place taken (someone was quicker).
+        self.appointments = appointments or AppointmentBook()
+        self.gone: set[datetime] = set()
         self.saved: list[SaveIntake] = []
         self.ratings: list[RecordRating] = []
         self.handoffs: list[OpenHandoff] = []
@@ -118,6 +127,7 @@ class Transcript:
                 others,
                 knowledge=self.knowledge,
                 media=capabilities_of(self.address.channel).media,
+                appointments=self.appointments,
             )
             turn = Turn(message, self.state, self.now, lookup, self.settings)
             transition = flows.respond(turn)
@@ -176,7 +186,34 @@ class Transcript:
             elif isinstance(effect, SaveFeedback):
                 count = sum(isinstance(e, SaveFeedback) for e in self.effects)
                 results["feedback_reference"] = f"FB-{count:06d}"
+            elif isinstance(effect, BookAppointment | CancelAppointment):
+                results |= self._appointment(effect)
         return results
+
+    def _appointment(self, effect: BookAppointment | CancelAppointment) -> dict[str, str]:
+        """As the engine does, in memory: a place taken (or found gone), or given back."""
+        book = self.appointments
+        taken = dict(book.taken)
+        mine = list(book.mine)
+        if isinstance(effect, CancelAppointment):
+            old = next(a for a in mine if a.reference == effect.reference)
+            mine.remove(old)
+            taken[(old.branch or "", old.starts_at)] -= 1
+            self.appointments = AppointmentBook(taken, tuple(mine))
+            return {}
+        if effect.starts_at in self.gone:
+            return {"appointment_taken": effect.starts_at.isoformat()}
+        key = (effect.branch, effect.starts_at)
+        taken[key] = taken.get(key, 0) + 1
+        count = sum(isinstance(e, BookAppointment) for e in self.effects)
+        reference = effect.moving or f"APT-{count:06d}"
+        old = next((a for a in mine if a.reference == effect.moving), None)
+        if old is not None:
+            mine.remove(old)
+            taken[(old.branch or "", old.starts_at)] -= 1
+        mine.append(AppointmentSummary(reference, "interview", "booked", *key))
+        self.appointments = AppointmentBook(taken, tuple(mine))
+        return {"appointment_reference": reference}
 
     def _back_to_review(self, reference: str) -> None:
         """As the engine does: an answered question sends the request back to review."""

@@ -377,6 +377,186 @@ BENEFICIARY: Final[Mapping[str, Mapping[Language, str]]] = {
         "en": "{hijri_day} {hijri_month} {hijri_year} AH / {day} {month} {year}",
     },
     "date.gregorian": {"ar": "{day} {month} {year}م", "en": "{day} {month} {year}"},
+    # --- appointments with the social researcher, field visits (flows/appointments.py) ---
+    "menu.option.appointment": {"ar": "موعد مع الباحث", "en": "Appointment with the researcher"},
+    "apt.none_offered": {
+        "ar": "لا تتوفر مواعيد للحجز عبر المحادثة حالياً. أرسل ٤ للتحدث مع موظف.",
+        "en": "Appointments cannot be booked in the chat at present. "
+        "Send 4 to talk to a staff member.",
+    },
+    "apt.ask.branch": {
+        "ar": "في أي فرع تفضّل المقابلة مع الباحث الاجتماعي؟",
+        "en": "At which branch would you like the interview with the social researcher?",
+    },
+    "apt.ask.day": {
+        "ar": "الأيام المتاحة في فرع {branch}. أرسل رقم اليوم الذي يناسبك:",
+        "en": "Free days at the {branch} branch. Send the number of the day that suits you:",
+    },
+    "apt.ask.time": {
+        "ar": "الأوقات المتاحة يوم {day}. أرسل رقم الوقت الذي يناسبك:",
+        "en": "Free times on {day}. Send the number of the time that suits you:",
+    },
+    "apt.ask.confirm": {
+        "ar": "هل نؤكد موعد المقابلة؟\nالفرع: {branch}\nاليوم: {day}\nالساعة: {time}",
+        "en": "Shall we confirm the interview?\nBranch: {branch}\nDay: {day}\nTime: {time}",
+    },
+    "apt.confirm.yes": {"ar": "نعم، أكّد", "en": "Yes, confirm"},
+    "apt.confirm.no": {"ar": "لا", "en": "No"},
+    "apt.booked": {
+        "ar": "تم حجز موعدك برقم {reference}:\n{day}، الساعة {time}، فرع {branch}.\n"
+        "أحضر معك الهوية الوطنية أو الإقامة. سنذكّرك قبل الموعد.",
+        "en": "Your appointment is booked, reference {reference}:\n{day} at {time}, "
+        "{branch} branch.\nPlease bring your national ID or iqama. We will remind you before it.",
+    },
+    "apt.moved": {
+        "ar": "تم تغيير موعدك {reference} إلى:\n{day}، الساعة {time}، فرع {branch}.",
+        "en": "Your appointment {reference} is moved to:\n{day} at {time}, {branch} branch.",
+    },
+    "apt.manage_hint": {
+        "ar": 'لتغيير الموعد أو إلغائه أرسل "مواعيدي"، أو ٠ للعودة إلى القائمة.',
+        "en": 'To move or cancel it send "my appointments", or 0 for the menu.',
+    },
+    "apt.not_booked": {
+        "ar": "لم نحجز أي موعد. أرسل ٧ متى شئت لاختيار موعد آخر.",
+        "en": "Nothing was booked. Send 7 whenever you like to choose another time.",
+    },
+    "apt.no_days": {
+        "ar": "لا توجد مواعيد متاحة في فرع {branch} خلال الأيام القادمة. أرسل ٤ للتحدث مع موظف.",
+        "en": "There are no free times at the {branch} branch in the coming days. "
+        "Send 4 to talk to a staff member.",
+    },
+    "apt.day_gone": {
+        "ar": "لم يعد في ذلك اليوم وقت متاح.",
+        "en": "That day has no free time left.",
+    },
+    "apt.gone": {
+        "ar": "هذا الوقت لم يعد متاحاً. هذه الأوقات المتاحة الآن:",
+        "en": "That time is no longer free. These are the free times now:",
+    },
+    "apt.just_taken": {
+        "ar": "عذراً، حُجز هذا الوقت قبل لحظات. لم نحجز لك شيئاً بعد.",
+        "en": "Sorry, that time was just taken. Nothing has been booked for you yet.",
+    },
+    "apt.have_one": {
+        "ar": "لديك موعد قادم، ويمكن أن يكون لك موعد واحد فقط في كل مرة.",
+        "en": "You already have an appointment to come; you can have one at a time.",
+    },
+    "apt.ask.manage": {
+        "ar": "{item}\nماذا تريد أن تفعل؟",
+        "en": "{item}\nWhat would you like to do?",
+    },
+    "apt.manage.move": {"ar": "تغيير الموعد", "en": "Move it"},
+    "apt.manage.cancel": {"ar": "إلغاء الموعد", "en": "Cancel it"},
+    "apt.manage.keep": {"ar": "إبقاؤه كما هو", "en": "Keep it"},
+    "apt.kept": {
+        "ar": "بقي موعدك كما هو. أرسل ٠ للعودة إلى القائمة.",
+        "en": "Your appointment stays as it is. Send 0 for the menu.",
+    },
+    "apt.ask.cancel": {
+        "ar": "هل تريد إلغاء الموعد {reference}؟",
+        "en": "Do you want to cancel appointment {reference}?",
+    },
+    "apt.cancelled": {
+        "ar": "تم إلغاء الموعد {reference}. أرسل ٧ متى شئت لحجز موعد جديد.",
+        "en": "Appointment {reference} is cancelled. Send 7 whenever you like to book a new one.",
+    },
+    "apt.mine.none": {
+        "ar": "ليس لديك مواعيد قادمة. أرسل ٧ لحجز موعد مع الباحث الاجتماعي.",
+        "en": "You have no appointments to come. Send 7 to book one with the social researcher.",
+    },
+    "apt.mine.header": {
+        "ar": "مواعيدك القادمة. أرسل رقم الموعد لتغييره أو إلغائه:",
+        "en": "Your appointments to come. Send the number of one to move or cancel it:",
+    },
+    "apt.item.interview": {
+        "ar": "{reference}: مقابلة مع الباحث، {day}، الساعة {time}، فرع {branch} ({status})",
+        "en": "{reference}: interview with the researcher, {day} at {time}, "
+        "{branch} branch ({status})",
+    },
+    "apt.item.visit": {
+        "ar": "{reference}: زيارة منزلية، {day}، الساعة {time} ({status})",
+        "en": "{reference}: home visit, {day} at {time} ({status})",
+    },
+    "apt.status.booked": {"ar": "محجوز", "en": "booked"},
+    "apt.status.proposed": {"ar": "بانتظار تأكيدك", "en": "waiting for your answer"},
+    "apt.status.confirmed": {"ar": "مؤكَّد", "en": "confirmed"},
+    "apt.status.change_asked": {"ar": "طلبت وقتاً آخر", "en": "you asked for another time"},
+    "apt.invalid.branch": {
+        "ar": "لم أجد هذا الفرع. أرسل رقم أحد الفروع التالية:",
+        "en": "I could not find that branch. Send the number of one of these:",
+    },
+    "apt.invalid.day": {
+        "ar": "أرسل رقم أحد الأيام التالية:",
+        "en": "Please send the number of one of these days:",
+    },
+    "apt.invalid.past": {
+        "ar": "هذا التاريخ مضى. اختر يوماً من الأيام المتاحة:",
+        "en": "That date has passed. Please choose one of the free days:",
+    },
+    "apt.invalid.day_full": {
+        "ar": "لا توجد مواعيد متاحة في ذلك اليوم. اختر يوماً من الأيام المتاحة:",
+        "en": "There is no free time on that day. Please choose one of the free days:",
+    },
+    "apt.invalid.time": {
+        "ar": "أرسل رقم أحد الأوقات التالية:",
+        "en": "Please send the number of one of these times:",
+    },
+    "apt.invalid.time_number": {
+        "ar": "لا يوجد وقت بهذا الرقم؛ الأرقام من ١ إلى {count}:",
+        "en": "There is no time with that number; the numbers go from 1 to {count}:",
+    },
+    "apt.invalid.outside_hours": {
+        "ar": "هذا الوقت خارج أوقات المقابلات. اختر أحد الأوقات المتاحة:",
+        "en": "That time is outside the interview hours. Please choose one of the free times:",
+    },
+    "apt.invalid.yes_no": {
+        "ar": "أرسل ١ للتأكيد أو ٢ للتراجع.",
+        "en": "Send 1 to confirm or 2 to go back.",
+    },
+    "apt.invalid.manage": {
+        "ar": "أرسل رقم أحد الخيارات التالية:",
+        "en": "Please send the number of one of these options:",
+    },
+    "apt.invalid.pick": {
+        "ar": "أرسل رقم أحد مواعيدك التالية:",
+        "en": "Please send the number of one of your appointments:",
+    },
+    "apt.visit.proposed": {
+        "ar": "نرغب في زيارتكم زيارة ميدانية ({reference}):\n{day}، بين الساعة {time} "
+        "وساعتين بعدها، يزوركم {staff}.\nنرجو تجهيز الهوية الوطنية وعقد الإيجار أو صك الملكية "
+        "وآخر فواتير الكهرباء. هل يناسبك هذا الموعد؟",
+        "en": "We would like to visit your home ({reference}):\n{day}, within two hours from "
+        "{time}; {staff} will come.\nPlease have your national ID, the lease or title deed and "
+        "the latest electricity bill ready. Does this time suit you?",
+    },
+    "apt.reminder.interview": {
+        "ar": "تذكير: موعدك {reference} مع الباحث الاجتماعي {day}، الساعة {time}، فرع {branch}. "
+        'لتغييره أو إلغائه أرسل "مواعيدي".',
+        "en": "Reminder: your appointment {reference} with the social researcher is on {day} "
+        'at {time}, {branch} branch. To move or cancel it send "my appointments".',
+    },
+    "apt.reminder.visit": {
+        "ar": "تذكير: الزيارة الميدانية {reference} {day}، من الساعة {time}. "
+        "نرجو تجهيز الهوية الوطنية وعقد الإيجار أو صك الملكية وآخر فواتير الكهرباء.",
+        "en": "Reminder: the home visit {reference} is on {day}, from {time}. Please have your "
+        "national ID, the lease or title deed and the latest electricity bill ready.",
+    },
+    "apt.visit.researcher": {"ar": "الباحث الاجتماعي", "en": "the social researcher"},
+    "apt.visit.yes": {"ar": "نعم، يناسبني", "en": "Yes, it suits me"},
+    "apt.visit.other": {"ar": "أطلب وقتاً آخر", "en": "Another time please"},
+    "apt.visit.confirmed": {
+        "ar": "شكراً لك، تم تأكيد الزيارة {reference}. سنذكّرك قبلها.",
+        "en": "Thank you, visit {reference} is confirmed. We will remind you before it.",
+    },
+    "apt.visit.change_asked": {
+        "ar": "أبلغنا الموظف المختص، وسيتواصل معك لتحديد وقت آخر للزيارة {reference}.",
+        "en": "We have told the staff member, who will contact you to arrange "
+        "another time for visit {reference}.",
+    },
+    "apt.invalid.visit": {
+        "ar": "أرسل ١ إن كان الموعد يناسبك، أو ٢ لطلب وقت آخر.",
+        "en": "Send 1 if the time suits you, or 2 to ask for another time.",
+    },
     # --- status ---
     "status.none": {
         "ar": "ليس لديك طلبات بعد. أرسل ١ لتقديم طلب دعم.",

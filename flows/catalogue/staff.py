@@ -27,6 +27,18 @@ STAFF: Final[Mapping[str, Mapping[Language, str]]] = {
         "ar": "⏰ طلب تواصل لم يستلمه أحد بعد\nالسبب: {reason}\nالقناة: {channel}",
         "en": "⏰ A contact request nobody has taken yet\nReason: {reason}\nChannel: {channel}",
     },
+    "staff.visit.confirmed": {
+        "ar": "✅ أكّد المستفيد الزيارة الميدانية {reference} ({request}): "
+        "{date} الساعة {time}، {by}",
+        "en": "✅ The beneficiary confirmed field visit {reference} ({request}): {date} at {time}, "
+        "{by}",
+    },
+    "staff.visit.change_asked": {
+        "ar": "🔁 طلب المستفيد وقتاً آخر للزيارة الميدانية {reference} ({request}) المقترحة "
+        "{date} الساعة {time}. حدِّد موعداً جديداً: tawasul visits schedule {request} --at …",
+        "en": "🔁 The beneficiary asked for another time for field visit {reference} ({request}) "
+        "proposed on {date} at {time}. Set a new one: tawasul visits schedule {request} --at …",
+    },
     "staff.decision_due": {
         "ar": "⏰ تجاوز الطلب {reference} موعد القرار ({date}) وما زال دون قرار: {status}\n"
         "المتأخرة كلها: tawasul requests list --overdue",
