@@ -55,6 +55,9 @@ async def test_every_dashboard_page_and_the_chat_pass_axe(
         assert mona is not None
         mona.role = "admin"  # sees every page
     visitor = await file_request(client, tawasul.database)
+    for line in ("٦", "١", "نقترح مواعيد مسائية", "١"):  # about REQ-000001
+        told = await visitor.send(line)
+    assert "FB-000001" in told
     await visitor.send("٤")  # an open handoff, so the inbox has a conversation
     await add_ratings(tawasul.database)
 
@@ -68,6 +71,8 @@ async def test_every_dashboard_page_and_the_chat_pass_axe(
         "/staff/requests/REQ-000001",
         "/staff/handoffs",
         "/staff/reports?period=all",
+        "/staff/feedback",
+        "/staff/feedback/FB-000001",
         "/staff/admin/staff",
         "/staff/password",
         "/staff/requests/REQ-999999",  # the "not found" page

@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from channels import CHAT, StaffGroup, TelegramChat, WhatsApp, eventually, make_settings
+from channels import (
+    CHAT,
+    INTAKE_WHATSAPP,
+    StaffGroup,
+    TelegramChat,
+    WhatsApp,
+    eventually,
+    make_settings,
+)
 from fakes.telegram_api import FakeTelegram, group_message, private_message
 from fakes.twilio_api import FakeTwilio
 from sqlalchemy import select
@@ -248,3 +256,36 @@ async def test_the_staff_group_shows_feedback_by_role_and_a_reply_answers_it(
         "answer",
         "huda",
     )
+
+
+async def test_thanks_are_told_to_the_staff_member_named(
+    database: Database, twilio: FakeTwilio, telegram: FakeTelegram, tmp_path: Path
+) -> None:
+    clock = Clock(START)
+    settings = make_settings(tmp_path, twilio, telegram, staff_chat_id=STAFF_GROUP)
+    await add_staff(database, "sara", "agent")
+    await add_staff(database, "huda", "researcher")
+    tawasul = Tawasul(settings, database, clock=clock)
+    async with TestClient(TestServer(tawasul.app())) as client:
+        phone = WhatsApp(client, twilio, database)
+        group = StaffGroup(client, telegram, STAFF_GROUP)
+        for line in INTAKE_WHATSAPP:
+            await phone.send(line)
+        await tawasul.desk.set_status("REQ-000001", "under_review", by="huda")
+        # Named in the text by username.
+        for line in ("٦", "٣", "شكراً للأخت Sara على لطفها"):
+            await phone.send(line)
+        reply = await phone.send("٢")  # not about a request
+        assert "FB-000001" in reply
+        # About the request huda moved on: thanks to her.
+        for line in ("٦", "٣", "جزاكم الله خيراً على سرعة الدراسة"):
+            await phone.send(line)
+        assert "FB-000002" in await phone.send("١")
+        await tawasul.scheduler.run_due(clock())
+        posts = [p["text"] for p in await group.wait_posts(2)]
+    assert any("sara" in p and "FB-000001" in p and "لطفها" in p for p in posts)
+    assert any("huda" in p and "FB-000002" in p for p in posts)
+    first, _ = await stored(database, "FB-000001")
+    second, _ = await stored(database, "FB-000002")
+    assert (first.named_staff, second.named_staff) == ("sara", "huda")
+    assert second.request_id is not None and first.due_at is None
