@@ -44,9 +44,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# A field visit's window: the beneficiary is told "within two hours from".
-VISIT_MINUTES = 120
-
 
 async def load_book(
     session: AsyncSession, identity_id: int, settings: FlowSettings, now: datetime

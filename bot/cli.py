@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import NoReturn
 from zoneinfo import ZoneInfo
 
-from bot import backup, feedback_cli
+from bot import appointments_cli, backup, feedback_cli
 from bot.backup import BackupError
 from bot.config import ConfigError, Settings, load_settings, resolve_config_path
 from bot.desk import MIN_PASSWORD_CHARS, StaffDesk, StaffError
@@ -34,6 +34,7 @@ from bot.knowledge import (
 from bot.passwords import hash_password
 from bot.server import serve
 from bot.texts import export_po
+from bot.visits import AppointmentError
 from flows.catalogue import use_own_wording
 from flows.inquiry import answer_text
 from flows.knowledge import KnowledgeIndex
@@ -136,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     feedback_cli.add_commands(command)
+    appointments_cli.add_commands(command)
 
     backup = command("backup", "copy the database and media folder into DIR (while serving)")
     backup.add_argument("directory", metavar="DIR", help="a new or empty folder")
@@ -211,6 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(knowledge_command(settings, args))
         elif args.command == "feedback":
             asyncio.run(feedback_command(settings, args))
+        elif args.command in ("appointments", "visits"):
+            asyncio.run(appointments_command(settings, args))
         elif args.command == "texts":
             texts_command(settings, args)
         elif args.command == "backup":
@@ -220,7 +224,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"tawasul: {exc}", file=sys.stderr)
         return 2
-    except (CommandError, StaffError, KnowledgeFileError, BackupError, FeedbackError) as exc:
+    except (
+        CommandError,
+        StaffError,
+        KnowledgeFileError,
+        BackupError,
+        FeedbackError,
+        AppointmentError,
+    ) as exc:
         print(f"tawasul: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -415,6 +426,14 @@ async def feedback_command(settings: Settings, args: argparse.Namespace) -> None
     database = await open_database(settings)
     try:
         await feedback_cli.run(database, settings, args, utcnow)
+    finally:
+        await database.dispose()
+
+
+async def appointments_command(settings: Settings, args: argparse.Namespace) -> None:
+    database = await open_database(settings)
+    try:
+        await appointments_cli.run(database, settings, args, utcnow)
     finally:
         await database.dispose()
 

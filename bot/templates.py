@@ -24,3 +24,6 @@ class TemplateKind(StrEnum):
     FEEDBACK_ANSWER = "feedback_answer"
     # Before an interview or a field visit: {{1}} the reference, {{2}} the date, {{3}} the time.
     APPOINTMENT_REMINDER = "appointment_reminder"
+    # Staff proposed a field visit (``bot.visits``): {{1}} the reference, {{2}} the date,
+    # {{3}} the time.
+    VISIT_PROPOSED = "visit_proposed"

@@ -806,8 +806,13 @@ def test_every_follow_up_kind_is_one_complete_record() -> None:
     assert set(FOLLOWUPS) == set(FollowUpKind)
     sent = {record.template for record in FOLLOWUPS.values() if record.template is not None}
     # Every template kind is sent by something: a follow-up, the staff desk's notice, or
-    # the feedback desk's answer.
-    assert sent | {TemplateKind.STATUS_UPDATE, TemplateKind.FEEDBACK_ANSWER} == set(TemplateKind)
+    # the feedback desk's answer, the visit desk's proposal.
+    staff_sent = {
+        TemplateKind.STATUS_UPDATE,
+        TemplateKind.FEEDBACK_ANSWER,
+        TemplateKind.VISIT_PROPOSED,
+    }
+    assert sent | staff_sent == set(TemplateKind)
     durations = {
         name
         for name, info in FollowupSettings.model_fields.items()
