@@ -307,7 +307,12 @@ class ConversationEngine:
     ) -> list[HandleResult | BaseException]:
         # A message that failed before is handled alone, after the others' batch.
         alone = [m for m in messages if _poison_key(m) in self._poison]
-        together = [m for m in messages if _poison_key(m) not in self._poison]
+        # Beneficiaries' locks taken in one order in every process (each one's messages
+        # keep theirs: the sort is stable), so two batches never wait for each other.
+        together = sorted(
+            (m for m in messages if _poison_key(m) not in self._poison),
+            key=lambda m: (m.address.channel, m.address.user_id),
+        )
         results: dict[int, HandleResult | BaseException] = {}
         if len(together) > 1:
             self._telling = []

@@ -6,19 +6,39 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
-from channels import eventually
+from channels import ACCOUNT_SID, AUTH_TOKEN, CHARITY, FAST_SENDER, PUBLIC_URL, eventually
 from conftest import POSTGRESQL_URL_ENV, open_database
+from fakes.twilio_api import FakeTwilio
+from sqlalchemy import select
+from sqlmodel import col
 
 from bench.proc import Server, free_port, start_server, tawasul_command, write_config
+from bot.engine import ConversationEngine
+from bot.outbox import OutboxSender
+from flows.types import (
+    Address,
+    FlowSettings,
+    InboundMessage,
+    OutboundMessage,
+    Transition,
+    Turn,
+)
+from handlers.twilio import TwilioChannel
 from storage.cluster import ClusterLink, chunks
 from storage.db import Database
-from storage.models import FOLLOWUP_CANCELLED, FOLLOWUP_PENDING
-from storage.repositories import FollowUpRepository
+from storage.models import FOLLOWUP_CANCELLED, FOLLOWUP_PENDING, Message
+from storage.repositories import (
+    ConversationRepository,
+    FollowUpRepository,
+    IdentityRepository,
+    MessageRepository,
+)
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get(POSTGRESQL_URL_ENV), reason=f"set {POSTGRESQL_URL_ENV}: PostgreSQL only"
@@ -172,3 +192,109 @@ async def test_serve_processes_elect_one_scheduler_and_replace_it_when_killed(
     finally:
         for server in servers:
             await server.stop()
+
+
+async def test_two_outboxes_never_send_one_message_twice_and_keep_each_ones_order(
+    postgresql: Database, twilio: FakeTwilio
+) -> None:
+    people = [f"+96657{n:07d}" for n in range(8)]
+    senders: list[OutboxSender] = []
+    channels: list[TwilioChannel] = []
+    for _ in range(2):  # two processes: each its own channel client and sender
+        channel = TwilioChannel(
+            ACCOUNT_SID,
+            AUTH_TOKEN,
+            CHARITY,
+            public_url=PUBLIC_URL,
+            api_base_url=twilio.base_url,
+            messages_per_second=FAST_SENDER,
+        )
+        await channel.start()
+        channels.append(channel)
+        senders.append(OutboxSender(postgresql, {"whatsapp": channel}, lambda: datetime.now(UTC)))
+    twilio.answer_after = 0.01
+    identities = {}
+    async with postgresql.session() as session, session.begin():
+        for phone in people:
+            identity = await IdentityRepository(session).get_or_create(
+                Address("whatsapp", phone), datetime.now(UTC)
+            )
+            identities[phone] = identity.id
+    try:
+        for outbox in senders:
+            outbox.start()
+        for n in range(6):  # stored while both send, a little at a time
+            async with postgresql.session() as session, session.begin():
+                for phone in people:
+                    await MessageRepository(session).enqueue(
+                        identities[phone],
+                        "whatsapp",
+                        OutboundMessage(f"{phone}/{n}", "ar"),
+                        datetime.now(UTC),
+                        kind="reply",
+                    )
+            for outbox in senders:
+                outbox.wake()
+            await asyncio.sleep(0)
+        await eventually(lambda: len(twilio.messages) >= 6 * len(people), "every message", 30)
+        await asyncio.sleep(0.3)  # nothing more arrives
+    finally:
+        for outbox in senders:
+            await outbox.stop()
+        for channel in channels:
+            await channel.stop()
+    for phone in people:
+        assert twilio.bodies(f"whatsapp:{phone}") == [f"{phone}/{n}" for n in range(6)]
+    assert twilio.most_at_once_to_one == 1
+    async with postgresql.session() as session:
+        rows = (await session.scalars(select(Message))).all()
+    assert {(row.status, row.attempts) for row in rows} == {("sent", 1)}
+
+
+def _counting(turn: Turn) -> Transition:
+    """A flow that counts the messages of its conversation: a lost update loses a count."""
+    seen = int(turn.state.data.get("seen", 0)) + 1
+    state = replace(turn.state, data={**turn.state.data, "seen": seen})
+    return Transition(state, (OutboundMessage(f"{turn.message.text}:{seen}", "ar"),))
+
+
+async def test_two_processes_given_one_beneficiarys_messages_at_once_take_turns(
+    postgresql: Database,
+) -> None:
+    # Two engines as in two processes: each its own pool of connections.
+    other = Database(postgresql.url)
+    engines = [
+        ConversationEngine(db, FlowSettings(), respond=_counting) for db in (postgresql, other)
+    ]
+    people = [Address("whatsapp", f"+96658{n:07d}") for n in range(3)]
+    # Known already (they wrote on another matter), with no conversation row to lock yet.
+    async with postgresql.session() as session, session.begin():
+        for who in people:
+            await IdentityRepository(session).get_or_create(who, datetime.now(UTC))
+    try:
+
+        async def say(n: int, who: Address) -> None:
+            message = InboundMessage(
+                who, datetime.now(UTC), f"m{n}", platform_message_id=f"{who.user_id}/{n}"
+            )
+            await engines[n % 2].handle(message)
+
+        # Each process takes a batch of several beneficiaries' messages at once, in
+        # different orders: their locks must not deadlock, and no count is lost.
+        await asyncio.gather(*(say(n, who) for n in range(40) for who in people))
+    finally:
+        await other.dispose()
+    async with postgresql.session() as session:
+        for who in people:
+            identity = await IdentityRepository(session).find(who)
+            assert identity is not None and identity.id is not None
+            state = await ConversationRepository(session).load(identity.id)
+            assert state.data["seen"] == 40
+            replies = (
+                await session.scalars(
+                    select(Message.text).where(
+                        col(Message.identity_id) == identity.id, col(Message.direction) == "out"
+                    )
+                )
+            ).all()
+            assert sorted(int(text.split(":")[1]) for text in replies) == list(range(1, 41))

@@ -12,9 +12,16 @@ from flows.types import Address, ConversationState
 from storage.models import ChannelIdentity
 from storage.repositories._shared import _CONVERSATION, _hot, _insert, _language, _plain
 
-_IDENTITY_BY_ADDRESS = select(ChannelIdentity).where(
-    col(ChannelIdentity.channel) == bindparam("channel"),
-    col(ChannelIdentity.user_id) == bindparam("user_id"),
+# Locked (PostgreSQL): the engine's per-beneficiary lock, taken before anything of theirs
+# is read, so that two processes given two messages of one beneficiary at once handle
+# them one after the other, a conversation row or not (SQLite has one writer anyway).
+_IDENTITY_BY_ADDRESS = (
+    select(ChannelIdentity)
+    .where(
+        col(ChannelIdentity.channel) == bindparam("channel"),
+        col(ChannelIdentity.user_id) == bindparam("user_id"),
+    )
+    .with_for_update()
 )
 
 
@@ -35,7 +42,7 @@ class IdentityRepository:
 
     async def get_or_create(self, address: Address, now: datetime) -> ChannelIdentity:
         """The identity behind ``address``, created on first contact; notes ``now`` as its
-        last inbound time."""
+        last inbound time. Its row stays locked until the transaction ends (PostgreSQL)."""
         where = {"channel": address.channel, "user_id": address.user_id}
         identity = await self._session.scalar(_IDENTITY_BY_ADDRESS, where)
         if identity is None:

@@ -472,9 +472,17 @@ class MessageRepository:
             by_channel.setdefault(channel, []).append(message_id)
         claimed: set[int] = set()
         for channel, ids in by_channel.items():
+            # PostgreSQL: rows another sender is claiming are skipped, not waited for
+            # (it takes them); the status, checked again, settles any other race.
+            free = (
+                select(col(Message.id))
+                .where(col(Message.id).in_(ids), col(Message.status) == MESSAGE_PENDING)
+                .with_for_update(skip_locked=True)
+            )
             result = await self._session.execute(
                 update(Message)
-                .where(col(Message.id).in_(ids), col(Message.status) == MESSAGE_PENDING)
+                .where(col(Message.id).in_(free.scalar_subquery()))
+                .where(col(Message.status) == MESSAGE_PENDING)
                 .values(status=MESSAGE_SENDING, last_attempt_at=now, channel=channel)
                 .returning(col(Message.id))
                 .execution_options(synchronize_session=False)
