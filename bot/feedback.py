@@ -28,11 +28,11 @@ from storage.feedback import (
     ANSWERED,
     CLOSED,
     KINDS,
-    OPEN,
     STATUSES,
     FeedbackReportRow,
     FeedbackRepository,
     NewFeedback,
+    past_due,
 )
 from storage.models import (
     ChannelIdentity,
@@ -66,12 +66,14 @@ _USERNAME = re.compile(r"[a-z][a-z0-9_.-]{1,39}")
 class FeedbackError(Exception):
     """A staff action on feedback that cannot be done; ``str()`` says why, for staff.
 
-    ``forbidden``: the member's role may not see it (the dashboard answers 403).
+    ``forbidden``: the member's role may not see it (the dashboard answers 403);
+    ``missing``: there is no such feedback (404).
     """
 
-    def __init__(self, message: str, *, forbidden: bool = False) -> None:
+    def __init__(self, message: str, *, forbidden: bool = False, missing: bool = False) -> None:
         super().__init__(message)
         self.forbidden = forbidden
+        self.missing = missing
 
 
 def kinds_for(role: str | None) -> tuple[str, ...]:
@@ -82,7 +84,7 @@ def kinds_for(role: str | None) -> tuple[str, ...]:
 
 
 def is_overdue(feedback: Feedback, now: datetime) -> bool:
-    return feedback.status in OPEN and feedback.due_at is not None and feedback.due_at <= now
+    return past_due(feedback.status, feedback.due_at, now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,15 +231,6 @@ class FeedbackDesk:
             is_overdue(feedback, self._clock()),
         )
 
-    async def for_request(self, request_id: int, *, by: str | Staff | None) -> list[Feedback]:
-        """The feedback that names a request, as far as the member may see it (the
-        request's case page shows complaints to managers only)."""
-        async with self._db.session() as session:
-            member = await self._member(session, by)
-            kinds = kinds_for(member.role if member else None)
-            found = await FeedbackRepository(session).for_request(request_id)
-        return [f for f in found if f.kind in kinds]
-
     async def answer(self, reference: str, text: str, *, by: str | Staff | None = None) -> Feedback:
         """Staff's answer: into the timeline, and to the beneficiary at once, on their
         channel and in their language; the beneficiary's next message is their reply."""
@@ -335,7 +328,7 @@ class FeedbackDesk:
     ) -> Feedback:
         found = await (repository.get_for_update if lock else repository.get)(reference)
         if found is None:
-            raise FeedbackError(f"no feedback {reference.strip()[:40]!r}")
+            raise FeedbackError(f"no feedback {reference.strip()[:40]!r}", missing=True)
         if found.kind not in kinds_for(member.role if member else None):
             raise FeedbackError("complaints are for managers and admins", forbidden=True)
         return found

@@ -57,7 +57,7 @@ def status_label(status: str) -> str:
     return text(STAFF_LANGUAGE, f"staff.feedback.status.{status}") if status in known else status
 
 
-def announcement(about: FeedbackFacts, timezone: str = "Asia/Riyadh") -> str:
+def announcement(about: FeedbackFacts, timezone: str) -> str:
     """The staff group's message about new feedback; a reply to it answers it."""
     channel = channel_label(STAFF_LANGUAGE, about.channel)
     if about.kind == "complaint":

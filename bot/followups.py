@@ -645,7 +645,8 @@ class FollowUpDispatcher:
             run.finish(FOLLOWUP_CANCELLED)
             return
         run.row.attempts += 1
-        run.alert = (feedback_alerts.announcement(feedback_alerts.facts(feedback)), None)
+        facts = feedback_alerts.facts(feedback)
+        run.alert = (feedback_alerts.announcement(facts, self._policy.timezone), None)
         run.alert_feedback = feedback.id
         if feedback.due_at is None or feedback.status not in FEEDBACK_OPEN:
             run.finish(FOLLOWUP_DONE)

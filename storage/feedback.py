@@ -42,6 +42,11 @@ EVENT_REPLY = "reply"
 CASE_AUTHOR = "feedback"
 
 
+def past_due(status: str, due_at: datetime | None, now: datetime) -> bool:
+    """Whether feedback is overdue: still waiting for staff at or after its answer date."""
+    return status in OPEN and due_at is not None and due_at <= now
+
+
 def reference_for(feedback_id: int) -> str:
     """The reference a beneficiary quotes: ``FB-`` and the id, at least six digits."""
     return f"FB-{feedback_id:06d}"

@@ -160,7 +160,7 @@ class FeedbackPages(PageGroup):
         try:
             await self._feedback.answer(reference, text, by=visit.me.staff)
         except FeedbackError as refused:
-            if refused.forbidden or "no feedback" in str(refused):
+            if refused.forbidden or refused.missing:
                 return self._refused(request, visit, refused)
             return await self._show(
                 request, visit, error=str(refused), kept=text[:4000], status=400
@@ -174,7 +174,7 @@ class FeedbackPages(PageGroup):
                 reference, visit.field("status"), by=visit.me.staff, note=visit.field("note")
             )
         except FeedbackError as refused:
-            if refused.forbidden or "no feedback" in str(refused):
+            if refused.forbidden or refused.missing:
                 return self._refused(request, visit, refused)
             return await self._show(request, visit, error=str(refused), status=400)
         return see_other(f"{PATH}/{reference}?done=status")

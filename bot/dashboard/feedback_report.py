@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.dashboard.views import csv_text
-from storage.feedback import OPEN, FeedbackReportRow
+from storage.feedback import FeedbackReportRow, past_due
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +32,7 @@ def hours_to_answer(row: FeedbackReportRow) -> float | None:
 
 
 def is_overdue(row: FeedbackReportRow, now: datetime) -> bool:
-    return row.status in OPEN and row.due_at is not None and row.due_at <= now
+    return past_due(row.status, row.due_at, now)
 
 
 def summarise(
