@@ -251,7 +251,10 @@ def texts_command(settings: Settings, args: argparse.Namespace) -> None:
             print(path)
     else:
         files = len(settings.texts.overrides)
-        print(f"{changed} sentences in the charity's own wording, from {files} files: all usable")
+        print(
+            f"texts.overrides: {changed} sentence(s) in the charity's own wording, "
+            f"from {files} file(s); all usable"
+        )
 
 
 async def open_database(settings: Settings) -> Database:

@@ -74,7 +74,9 @@ def test_the_charitys_wording_is_used_from_start(tmp_path: Path) -> None:
     )
     checked = run(tmp_path, "texts", "check")
     assert checked.returncode == 0, checked.stderr
-    assert checked.stdout.startswith("1 sentences in the charity's own wording, from 1 files")
+    assert checked.stdout.startswith(
+        "texts.overrides: 1 sentence(s) in the charity's own wording, from 1 file(s)"
+    )
     chat = run(tmp_path, "chat", lines=["السلام عليكم", "English"])
     assert chat.returncode == 0, chat.stderr
     assert "مرحباً بكم في جمعية البر، يسعدنا خدمتكم." in chat.stdout
