@@ -79,7 +79,7 @@ _STOP_AR: Final = _listed(
     حق حقت حقي حقنا حقكم عشان علشان لان لأن قد لقد ما ماهي ماهو لازم ضروري فيه فيها مافي
     مافيه ماكو اكو ولا والا يكفي كذا كذي زي مثل حتى بعد يعني طيب زين اوكي مره وايد واجد
     كثير شوي شويه برضو اسوي نسوي سوي تسوي تسوون يسوي سويت معكم معك معاكم عطوني اعطوني منكم
-    لهم لها له بالضبط اياه اياها ماعندنا ماعندي ماعندهم
+    لهم لها له بالضبط اياه اياها ماعندنا ماعندي ماعندهم اشياء
     """
 )
 _STOP_EN: Final = _listed(
@@ -111,26 +111,27 @@ _DIALECT: Final = _classes(
     تقفلون: تسكرون يسكرون تسكر يسكر مسكرين مسكر تقفل يقفل مقفل مقفلين
     موقع: لوكيشن اللوكيشن لوكيشنكم location
     مجاني: ببلاش بلاش مجانا مجانيه
-    شراء: اشتري نشتري يشتري اشتريت
     اسر: عوايل عايلات عائلات عايله عائله اسره
     سكن: شقه شقتي شقق
     ارامل: ارمله ارمل
+    كبار: كبير كبيره مسن مسنه عجوز شايب شايبه
+    حقيبه: شنطه شنط حقايب
+    جهاز: سماعه سماعات نظاره نظارات عكاز
+    حاله: وضع وضعي وضعنا
     مطلقات: مطلقه مطلق
     دخل: راتب راتبي معاش
     اوراق: ورق ورقه اوراقي
-    عمل: اشتغل يشتغل نشتغل اشتغال
-    يطلع: يشوف يشوفون تشوفون شاف
+    عمل: اشتغل يشتغل نشتغل اشتغال تشتغلون يشتغلون
     قطع: مقطوع مقطوعه انقطعت انقطاع قاطعين قطعو قطعت
     تحويل: احول نحول حولت
     نساء: حريم نسوان سيدات
     وظيفه: وظايف وظائف شغل شغله وظيفتي
-    اطفال: عيال عيالي عيالنا بزران بزارين يهال ياهل
     ماء: مويه موية ميه مي
     كهرباء: كهربا كهرب الكهربا
     دواء: دوا ادويه ادوية علاجات
     ايجار: اجار ايجارات اجارات
     مؤجر: المؤجر المالك المعزب
-    اخلاء: يطردنا يطردونا طردنا يطلعنا يطلعونا طلعونا
+    اخلاء: يطردنا يطردونا طردنا طرد يطلعنا يطلعونا طلعونا
     اثاث: كنب كنبه كنبات طاوله طاولات سرير سراير دولاب دواليب مفروشات موبيليا
     اثاث: sofa couch bed table chair wardrobe furniture
     اجهزه: غساله غسالات ثلاجه ثلاجات براد مكيف مكيفات فريزر فرن بوتاجاز تلفزيون شاشه
@@ -329,15 +330,21 @@ def _stem(word: str) -> str:
     """A light stem: the article and attached particles before, a few endings after."""
     for prefix in _PREFIXES:
         if word.startswith(prefix) and len(word) - len(prefix) >= 2:
-            word = word[len(prefix) :]
-            break
-    else:
-        if word[:1] in ("و", "ف", "ب") and len(word) >= 5:
-            word = word[1:]
+            return _unsuffixed(word[len(prefix) :])[0]
+    if word[:1] in ("و", "ف", "ب", "ل") and len(word) >= 5:
+        # "وعندي" is "و" + "عندي", but "فرعكم" is "فرع" + "كم": the reading that finds
+        # an ending wins.
+        stem, cut = _unsuffixed(word[1:])
+        whole, whole_cut = _unsuffixed(word)
+        return whole if whole_cut and not cut else stem
+    return _unsuffixed(word)[0]
+
+
+def _unsuffixed(word: str) -> tuple[str, bool]:
     for suffix in _SUFFIXES:
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
+            return word[: -len(suffix)], True
+    return word, False
 
 
 def _arabizi_words(word: str) -> tuple[str, ...]:
@@ -470,11 +477,15 @@ def _everyday() -> frozenset[str]:
     nouns = _listed(
         """
         ابو ابوي ابويه ابوهم ام امي امه امهم اخو اخوي اخت اختي ولد ولدي اولاد اولادي بنت
-        بنتي بنات زوج زوجي زوجه زوجتي اهل اهلي طفل ناس الناس احد صاحب
+        بنتي بنات زوج زوجي زوجه زوجتي اهل اهلي طفل ناس الناس احد صاحب اطفال عيال عيالي
+        عيالنا بزران يهال
         يوم ايام اسبوع اسابيع شهر شهور اشهر سنه سنين سنوات دقيقه امس بكره بكرة اليوم
-        الصبح المسا الليل ريال ريالات الف وضع وضعي حال حالي حالتي ظروف ظرفي
+        الصبح المسا الليل الاحد الاثنين الثلاثاء الاربعاء الخميس السبت
+        ريال ريالات الف قيمه قيمتها ظروف ظرفي عايش عايشه لحالي لحالها وحيد وحيده
         محتاج محتاجه محتاجين نحتاج احتاج يحتاج
-        كبير كبيره صغير صغيره جديد قديم قليل حلو غالي رخيص تعبان كامل كامله
+        صغير صغيره جديد قديم قليل حلو غالي رخيص تعبان كامل كامله سعر اسعار طريقه طريقة
+        اشتري نشتري يشتري اشتريت شراء
+        time today tomorrow yesterday day week month year new old buy price
         """
     )
     # Verbs of coming, going, giving, taking, saying, knowing, as cores that take the
@@ -483,7 +494,7 @@ def _everyday() -> frozenset[str]:
         """
         جي جا جت جات اجي روح راح رح عطي عطى عط عطو اعط خذ اخذ حط صير صار قول قال قل خل
         خلي دري عرف فهم سمع سال حصل لقي لق بقي حس رسل ارسل قعد وقف مشي حاول طالب وصل
-        رجع دخل ابغ ابي
+        رجع دخل ابغ ابي شوف هدد
         """
     )
     forms = set(nouns)
@@ -652,8 +663,9 @@ class KnowledgeIndex:
         second = rivals[0][0] if rivals else 0.0
         clear = top_score - second >= SURE_MARGIN or second < CLOSE_AT
         known, unknown = subjects[top]
-        # One word in common is not enough to be sure, unless it is the whole question.
-        enough = known >= 2 or known == len(self._asked(text, top))
+        # One word in common is not enough to be sure, unless the entry knows every other
+        # word too, everyday ones included ("ابي اشتري جوال جديد" is not about a new number).
+        enough = known >= 2 or self._knows_all(text, top)
         sure = top_score >= SURE_AT and clear and enough and known > 2 * unknown
         if sure and self.coverage(text, top) > SURE_COVERAGE:
             return KnowledgeMatch("sure", (self._in(top_entry, wanted),), top_score)
@@ -684,6 +696,8 @@ class KnowledgeIndex:
             if not known and latin not in _QUESTION_WORDS:
                 for stem in stems:
                     alike = self._skeletons.get(_skeleton(stem), [])
+                    if len(_skeleton(stem)) < 3:  # "سل": only a word that starts alike
+                        alike = [w for w in alike if w[0] == stem[0]][:2]
                     if len(_skeleton(stem)) >= 3 or len(alike) == 1:
                         known.extend(w for w in alike if w not in known)
             if stems:
@@ -714,13 +728,15 @@ class KnowledgeIndex:
             return None
         return all("w:" + w in self._idf or w in _EVERYDAY for w in words)
 
-    def _asked(self, text: str, number: int) -> list[str]:
+    def _content(self, text: str, number: int) -> list[str]:
         """The question's content words, as Arabic ones for an Arabic entry and Arabizi."""
         if script_language(text) == "en" and self.entries[number].language == "ar":
-            asked = [stems[0] for stems in self._arabizi(text) if stems[0] not in _ASKING]
-        else:
-            asked = content_words(text)
-        return [word for word in asked if word not in _EVERYDAY]
+            return [stems[0] for stems in self._arabizi(text) if stems[0] not in _ASKING]
+        return content_words(text)
+
+    def _asked(self, text: str, number: int) -> list[str]:
+        """The question's content words that can tell its subject (no everyday ones)."""
+        return [word for word in self._content(text, number) if word not in _EVERYDAY]
 
     def _in_vocabulary(self, word: str) -> bool:
         """Whether some entry has ``word`` or a word spelt nearly like it."""
@@ -755,6 +771,10 @@ class KnowledgeIndex:
             elif not self._in_vocabulary(word):
                 unknown += 1
         return known, unknown
+
+    def _knows_all(self, text: str, number: int) -> bool:
+        words = self._known[number]
+        return all(word in words or _near(word, words) for word in self._content(text, number))
 
     def coverage(self, text: str, number: int) -> float:
         """How much of the question the entry at ``number`` knows: the share of its

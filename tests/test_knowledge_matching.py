@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from knowledge_final import FINAL
 from knowledge_fresh import FRESH
 from knowledge_questions import DIALECT, HELD_OUT, TUNING
 from knowledge_unseen import UNSEEN
@@ -77,22 +78,22 @@ def test_placeholders_are_filled_and_unknown_ones_named() -> None:
 def test_accuracy_targets_on_the_shipped_base() -> None:
     """The targets on every question the matcher was tuned on; ``python -m
     bench.knowledge`` prints each set alone."""
-    accuracy = measure(example_index(), TUNING + HELD_OUT + DIALECT + UNSEEN)
+    accuracy = measure(example_index(), TUNING + HELD_OUT + DIALECT + UNSEEN + FRESH)
     assert accuracy.in_scope >= 80 and accuracy.out_of_scope >= 20
     assert accuracy.right_or_offered >= 0.93, accuracy.failures
     assert accuracy.wrong_rate <= 0.03, accuracy.failures
     assert accuracy.answered_out_rate <= 0.05, accuracy.failures
     # "Did you mean" is for questions near the base, not for football or recipes.
-    assert accuracy.offered_out_rate <= 0.3, accuracy.failures
+    assert accuracy.offered_out_rate <= 0.2, accuracy.failures
 
 
 def test_questions_never_tuned_on_stay_safe() -> None:
     """The held-out set: the two safety targets, and no worse on the rest than when it
     was first measured (README). Its misses are not printed: reading them is tuning on
     it."""
-    accuracy = measure(example_index(), FRESH)
+    accuracy = measure(example_index(), FINAL)
     assert accuracy.in_scope >= 60 and accuracy.out_of_scope >= 20
     assert accuracy.wrong_rate <= 0.03
     assert accuracy.answered_out_rate <= 0.05
-    assert accuracy.right_or_offered >= 0.85
-    assert accuracy.offered_out_rate <= 0.3
+    assert accuracy.right_or_offered >= 0.93
+    assert accuracy.offered_out_rate <= 0.2
