@@ -5,7 +5,7 @@ roles, bad input, and the deadline alerting managers (the clock in the test's ha
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,9 +21,11 @@ from channels import (
 )
 from fakes.telegram_api import FakeTelegram, group_message, private_message
 from fakes.twilio_api import FakeTwilio
+from pydantic import ValidationError
 from sqlalchemy import select
 from test_followups import Clock
 
+from bot.config import Settings
 from bot.feedback import FeedbackError
 from bot.server import Tawasul
 from storage.db import Database
@@ -289,3 +291,16 @@ async def test_thanks_are_told_to_the_staff_member_named(
     second, _ = await stored(database, "FB-000002")
     assert (first.named_staff, second.named_staff) == ("sara", "huda")
     assert second.request_id is not None and first.due_at is None
+
+
+def test_answer_within_and_holidays_are_read_and_checked() -> None:
+    settings = Settings(feedback={"answer_within": "3d", "holidays": ["2030-01-07"]})
+    flow = settings.flow_settings()
+    assert (flow.feedback_answer_days, flow.holidays) == (3, (date(2030, 1, 7),))
+    for bad in ("5 days", "0d", "5h", "100d"):
+        with pytest.raises(ValidationError, match="working days"):
+            Settings(feedback={"answer_within": bad})
+    with pytest.raises(ValidationError):
+        Settings(feedback={"holidays": ["next friday"]})
+    with pytest.raises(ValidationError):
+        Settings(feedback={"answer_in": "5d"})  # unknown keys refused
