@@ -46,7 +46,7 @@ def export_po(directory: Path, own: Mapping[str, Mapping[Language, str]] = {}) -
     by_language = {language: _catalog(language) for language in LANGUAGES}
     for key in sorted(CATALOGUE):
         entry = CATALOGUE[key]
-        names = sorted(placeholders(entry["ar"]) | placeholders(entry.get("en", "")))
+        names = sorted(placeholders(entry["ar"]) | placeholders(entry["en"]))
         hint = (
             [f"Keep the placeholders: {', '.join('{' + n + '}' for n in names)}"] if names else []
         )
