@@ -3,8 +3,8 @@
 Accuracy on the shipped base (bot/knowledge_example.csv) against each question set:
 those tuned on (tests/knowledge_questions.py, tests/knowledge_unseen.py,
 tests/knowledge_fresh.py) and the one held out (tests/knowledge_final.py, whose misses
-``-v`` does not print); the answer
-time at 500 entries on a base grown from the shipped one.
+``-v`` does not print); the answer time at 500 entries on a base grown from the
+shipped one.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """Questions as beneficiaries write them, with the topic of the shipped entry that answers.
 
 ``TUNING`` was written first and used to set the matcher's thresholds; ``HELD_OUT`` was
-written after the thresholds were frozen and never tuned on. ``None`` marks a question
-the base must not answer (out of scope). The shipped base is bot/knowledge_example.csv.
+written after they were frozen and held out for the first round, then tuned on;
+``DIALECT`` was written to tune the second round on. All three are tuning sets now (the
+held-out one is tests/knowledge_final.py). ``None`` marks a question the base must not
+answer (out of scope). The shipped base is bot/knowledge_example.csv.
 """
 
 from __future__ import annotations

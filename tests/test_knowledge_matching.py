@@ -87,10 +87,9 @@ def test_accuracy_targets_on_the_shipped_base() -> None:
     assert accuracy.offered_out_rate <= 0.2, accuracy.failures
 
 
-def test_questions_never_tuned_on_stay_safe() -> None:
-    """The held-out set: the two safety targets, and no worse on the rest than when it
-    was first measured (README). Its misses are not printed: reading them is tuning on
-    it."""
+def test_the_targets_hold_on_questions_never_tuned_on() -> None:
+    """The held-out set (tests/knowledge_final.py). Its misses are not printed: reading
+    them is tuning on it."""
     accuracy = measure(example_index(), FINAL)
     assert accuracy.in_scope >= 60 and accuracy.out_of_scope >= 20
     assert accuracy.wrong_rate <= 0.03
