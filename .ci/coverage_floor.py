@@ -14,11 +14,14 @@ from collections import defaultdict
 from pathlib import Path
 
 # Branch coverage, in percent. The issue asks for 90 (flows, handlers, storage) and 85
-# (bot). The first whole CI run (2 December 2026, SQLite and PostgreSQL, subprocesses
-# included) measured flows 94.2, handlers 84.1, storage 83.9, bot 74.8; each floor is that
-# figure less about a point of run-to-run slack (timing-dependent branches). Raise them as
-# CI prints more, never lower them to let a change through.
-FLOORS = {"flows": 93, "handlers": 83, "storage": 82, "bot": 74}
+# (bot). The first whole CI run (2 December 2026, SQLite and PostgreSQL) measured flows
+# 94.2, handlers 84.1, storage 83.9, bot 74.8; each floor is a measured figure less about
+# a point of run-to-run slack (timing-dependent branches). handlers: 91.5 measured with
+# the channels' own test files alone (the whole run can only add to it). That run had
+# measured no `tawasul` process (os._exit skipped coverage's save, fixed in bot/cli.py):
+# bot and storage should rise with the next whole run. Raise them as CI prints more,
+# never lower them to let a change through.
+FLOORS = {"flows": 93, "handlers": 90, "storage": 82, "bot": 74}
 
 
 def main() -> int:
