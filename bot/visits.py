@@ -95,17 +95,14 @@ class VisitDesk:
         self._clock = clock
         self._followups = followups
 
-    async def appointments(self, day: date | None = None) -> list[Listed]:
-        """Interviews and visits of local ``day`` (default: from today on), by time."""
+    async def appointments(self, day: date | None = None, days: int = 1) -> list[Listed]:
+        """Interviews and visits of ``days`` local days from ``day`` (default: every one
+        from today on), by time."""
         zone = self._settings.timezone
-        now = self._clock()
         if day is None:
-            today = slots.local_start(now, zone).date()
-            since = slots.local_moment(today, 0, 0, zone)
-            until = since + timedelta(days=366)
-        else:
-            since = slots.local_moment(day, 0, 0, zone)
-            until = slots.local_moment(day + timedelta(days=1), 0, 0, zone)
+            day, days = slots.local_start(self._clock(), zone).date(), 366
+        since = slots.local_moment(day, 0, 0, zone)
+        until = slots.local_moment(day + timedelta(days=days), 0, 0, zone)
         async with self._db.session() as session:
             found = await AppointmentRepository(session).between(since, until)
             return [await self._listed(session, a) for a in found]

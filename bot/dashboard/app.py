@@ -19,6 +19,7 @@ import jinja2
 from aiohttp import web
 
 from bot.config import Settings
+from bot.dashboard.appointments import AppointmentPages
 from bot.dashboard.cases import CasePages
 from bot.dashboard.feedback import FeedbackPages
 from bot.dashboard.handoffs import HandoffPages
@@ -62,6 +63,7 @@ class Dashboard:
             StaffAdminPages(self.site),
             KnowledgePages(self.site),
             FeedbackPages(self.site, self._feedback),
+            AppointmentPages(self.site),
         ]
 
     def app(self) -> web.Application:
