@@ -230,4 +230,8 @@ TEXTS: Final[Mapping[str, Mapping[Language, str]]] = {
         "ar": "مقترحات وشكاوى عن هذا الطلب",
         "en": "Feedback about this request",
     },
+    "dash.feedback.late": {
+        "ar": "⏰ {count} تجاوزت موعد الرد دون جواب: عرضها",
+        "en": "⏰ {count} past their answer date without an answer: show them",
+    },
 }

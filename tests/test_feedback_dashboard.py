@@ -12,7 +12,7 @@ from test_dashboard import audit, browser, file_request, login, office, page_tok
 
 from bot.dashboard.feedback_report import group_feedback, summarise
 from bot.server import Tawasul
-from storage.feedback import FeedbackReportRow
+from storage.feedback import FeedbackReportRow, FeedbackRepository
 from storage.repositories import RequestRepository
 
 __all__ = ["office"]  # the fixture, shared with the dashboard's own tests
@@ -180,3 +180,26 @@ async def test_a_complaint_about_a_request_shows_on_its_case_page_to_managers_on
         assert "لم يتصل بي الباحث" not in case and "سيتصل بك الباحث غداً" not in case
         complaint = await (await manager.get("/staff/feedback/FB-000001")).text()
     assert "لم يتصل بي الباحث" in complaint and "سيتصل بك الباحث غداً" in complaint
+
+
+async def test_overdue_feedback_is_marked_and_counted(
+    office: tuple[Tawasul, TestClient[Any, Any]],
+) -> None:
+    tawasul, client = office
+    visitor = WebVisitor(client, tawasul.database)
+    await visitor.open()
+    await visitor.send("مرحبا")
+    late = await _give(visitor, "١", "نقترح مظلة أمام المقر")
+    on_time = await _give(visitor, "١", "نقترح ماء بارداً للمنتظرين")
+    async with tawasul.database.session() as session, session.begin():
+        row = await FeedbackRepository(session).get(late)
+        assert row is not None
+        row.due_at = datetime.now(UTC) - timedelta(hours=1)  # its deadline passed
+    assert (await login(client, "amal")).status == 303
+    page = await (await client.get("/staff/feedback?lang=en")).text()
+    assert "⏰ 1 past their answer date" in page
+    assert page.count("Overdue</span>") == 1
+    only = await (await client.get("/staff/feedback?overdue=1")).text()
+    assert late in only and on_time not in only
+    shown = await (await client.get(f"/staff/feedback/{late}?lang=en")).text()
+    assert "Overdue" in shown

@@ -83,8 +83,11 @@ class FeedbackPages(PageGroup):
             }
             for f in found
         ]
+        # Whatever the filter, the overdue ones the member may see are counted at the top.
+        late = len(await self._feedback.list_feedback(overdue=True, by=staff))
         context: dict[str, Any] = {
             "rows": rows,
+            "late": late,
             "kinds": [(k, label(lang, "kind", k)) for k in allowed],
             "statuses": [(s, label(lang, "status", s)) for s in STATUSES],
             "chosen": {"kind": kind or "", "status": status or "", "overdue": overdue},
