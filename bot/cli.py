@@ -39,6 +39,7 @@ from flows.catalogue import use_own_wording
 from flows.inquiry import answer_text
 from flows.knowledge import KnowledgeIndex
 from handlers.console import ConsoleChannel
+from storage.cluster import Announcements
 from storage.db import Database
 from storage.models import StaffRole
 from storage.repositories import FollowUpRepository, MessageRepository, StaffRepository
@@ -325,9 +326,18 @@ def read_password() -> str:
 
 async def requests_command(settings: Settings, args: argparse.Namespace) -> None:
     database = await open_database(settings)
-    # Follow-ups are written here; a running server's sweep gives them their jobs.
+    # Follow-ups and messages are written here: running servers hear of them at once on
+    # PostgreSQL (``Announcements``), on SQLite at their next look (the sweep, the outbox's).
     planner = FollowUpPlanner(FollowUpPolicy.from_settings(settings))
-    desk = StaffDesk(database, settings.flow_settings(), utcnow, followups=planner)
+    news = Announcements(database)
+    desk = StaffDesk(
+        database,
+        settings.flow_settings(),
+        utcnow,
+        followups=planner,
+        on_outbox=news.outbox,
+        on_followups=news.followups,
+    )
     zone = ZoneInfo(settings.organization.timezone)
     try:
         if args.requests_command == "list":
@@ -357,6 +367,7 @@ async def requests_command(settings: Settings, args: argparse.Namespace) -> None
             if args.by is not None:
                 await desk.staff_member(args.by)
             request = await desk.set_status(args.reference, args.status, note=args.note, by=args.by)
+            await news.send()
             print(f"{request.reference} is now {args.status}; the beneficiary will be told")
         elif args.requests_command == "export":
             if args.by is not None:

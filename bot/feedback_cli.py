@@ -11,6 +11,7 @@ from bot.config import Settings
 from bot.feedback import FeedbackDesk, is_overdue
 from bot.feedback_alerts import facts, line
 from bot.followups import FollowUpPlanner, FollowUpPolicy
+from storage.cluster import Announcements
 from storage.db import Database
 from storage.feedback import KINDS, STATUSES
 
@@ -43,9 +44,18 @@ async def run(
     now: Callable[[], datetime],
 ) -> None:
     """Carry out one ``feedback`` action; a refusal raises ``FeedbackError``."""
-    # Follow-ups are written here; a running server's sweep gives them their jobs.
+    # Follow-ups and messages are written here: running servers hear of them at once on
+    # PostgreSQL (``Announcements``), on SQLite at their next look (the sweep, the outbox's).
     planner = FollowUpPlanner(FollowUpPolicy.from_settings(settings))
-    desk = FeedbackDesk(database, settings.flow_settings(), now, followups=planner)
+    news = Announcements(database)
+    desk = FeedbackDesk(
+        database,
+        settings.flow_settings(),
+        now,
+        followups=planner,
+        on_outbox=news.outbox,
+        on_followups=news.followups,
+    )
     zone = ZoneInfo(settings.organization.timezone)
     action = args.feedback_command
     if action == "list":
@@ -76,7 +86,9 @@ async def run(
             print(f"{at}  {event.kind}{moved}{actor}{words}")
     elif action == "answer":
         feedback = await desk.answer(args.reference, args.text, by=args.by)
+        await news.send()
         print(f"{feedback.reference} answered; the beneficiary will get it at once")
     elif action == "set-status":
         feedback = await desk.set_status(args.reference, args.status, by=args.by, note=args.note)
+        await news.send()
         print(f"{feedback.reference} is now {feedback.status}")

@@ -33,7 +33,13 @@ from flows.types import Address, Choice, InboundMessage, OutboundMessage
 from handlers.base import Channel, ChannelSetup, DeliveryReceipt, Said, StaffUpdate
 from handlers.telegram import TelegramChannel
 from handlers.telegram_staff import TelegramStaffGroup
-from storage.cluster import ClusterLink, chunks
+from storage.cluster import (
+    FOLLOWUPS_CHANNEL,
+    LIVE_CHANNEL,
+    OUTBOX_CHANNEL,
+    ClusterLink,
+    chunks,
+)
 from storage.db import Database
 from storage.models import DIRECTION_IN, MESSAGE_DELIVERED, MESSAGE_READ, MESSAGE_SENT, id_of
 from storage.repositories import IdentityRepository, MessageRepository
@@ -57,8 +63,6 @@ WEB_HISTORY = 50
 _RELEASED = (MESSAGE_SENT, MESSAGE_DELIVERED, MESSAGE_READ)
 # How often a standby process tries to become the scheduler's leader (PostgreSQL).
 CLUSTER_RETRY_SECONDS = 2.0
-# Where processes announce follow-ups they wrote (keys, one a line) to the leader.
-FOLLOWUPS_CHANNEL = "tawasul_followups"
 
 
 class Tawasul:
@@ -154,9 +158,14 @@ class Tawasul:
                 database,
                 on_elected=self._lead,
                 on_deposed=self._follow,
+                on_reconnected=self.dashboard.live.resync,  # events may have been missed
                 retry_seconds=cluster_retry,
             )
-            self.cluster.listen(FOLLOWUPS_CHANNEL, self._followups_announced)
+            cluster, live = self.cluster, self.dashboard.live
+            cluster.listen(FOLLOWUPS_CHANNEL, self._followups_announced)
+            cluster.listen(OUTBOX_CHANNEL, lambda _payload: self.outbox.wake())
+            cluster.listen(LIVE_CHANNEL, live.relayed)
+            live.relay_to(lambda event: self._in_background(cluster.notify(LIVE_CHANNEL, [event])))
         self._retries: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
 

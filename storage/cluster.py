@@ -39,6 +39,11 @@ RETRY_SECONDS = 2.0
 # A notification's payload is at most 8000 bytes; longer lists go in several.
 PAYLOAD_BYTES = 7000
 
+# What processes announce to one another.
+FOLLOWUPS_CHANNEL = "tawasul_followups"  # follow-up keys written, one a line: the leader syncs
+OUTBOX_CHANNEL = "tawasul_outbox"  # messages stored to send: every outbox looks now
+LIVE_CHANNEL = "tawasul_live"  # dashboard live events, for the pages of every process
+
 Listener = Callable[[str], None]
 
 
@@ -75,6 +80,33 @@ async def notify_in(session: AsyncSession, channel: str, payload: str = "") -> N
         await session.execute(
             text("SELECT pg_notify(:channel, :payload)"), {"channel": channel, "payload": payload}
         )
+
+
+class Announcements:
+    """What a process that serves nothing (the command line) wrote, told to the servers
+    once it is committed: follow-ups to the leader, the outbox to every sender. Nothing
+    on SQLite, where a server finds them on its next look (the sweep, the outbox's)."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._keys: list[str] = []
+        self._outbox = False
+
+    def followups(self, keys: list[str]) -> None:
+        self._keys += keys
+
+    def outbox(self) -> None:
+        self._outbox = True
+
+    async def send(self) -> None:
+        if self._database.is_sqlite or not (self._keys or self._outbox):
+            return
+        async with self._database.session() as session, session.begin():
+            for payload in chunks(self._keys):
+                await notify_in(session, FOLLOWUPS_CHANNEL, payload)
+            if self._outbox:
+                await notify_in(session, OUTBOX_CHANNEL)
+        self._keys, self._outbox = [], False
 
 
 class ClusterLink:
@@ -169,9 +201,9 @@ class ClusterLink:
 
     async def _try_lock(self) -> None:
         if await self._checked("SELECT pg_try_advisory_lock($1)", LEADER_LOCK):
-            self.leader = True
             log.info("this process is the scheduler's leader")
             await self._on_elected()
+            self.leader = True  # once its scheduler runs
 
     async def _checked(self, query: str, *args: object) -> object:
         connection = self._connection

@@ -15,12 +15,15 @@ import pytest
 from channels import ACCOUNT_SID, AUTH_TOKEN, CHARITY, FAST_SENDER, PUBLIC_URL, eventually
 from conftest import POSTGRESQL_URL_ENV, open_database
 from fakes.twilio_api import FakeTwilio
+from served import served
 from sqlalchemy import select
 from sqlmodel import col
 
 from bench.proc import Server, free_port, start_server, tawasul_command, write_config
+from bot.config import Settings
 from bot.engine import ConversationEngine
 from bot.outbox import OutboxSender
+from bot.server import Tawasul
 from flows.types import (
     Address,
     FlowSettings,
@@ -30,7 +33,7 @@ from flows.types import (
     Turn,
 )
 from handlers.twilio import TwilioChannel
-from storage.cluster import ClusterLink, chunks
+from storage.cluster import Announcements, ClusterLink, chunks
 from storage.db import Database
 from storage.models import FOLLOWUP_CANCELLED, FOLLOWUP_PENDING, Message
 from storage.repositories import (
@@ -298,3 +301,47 @@ async def test_two_processes_given_one_beneficiarys_messages_at_once_take_turns(
                 )
             ).all()
             assert sorted(int(text.split(":")[1]) for text in replies) == list(range(1, 41))
+
+
+async def test_live_events_and_the_command_line_s_writes_reach_every_process(
+    postgresql: Database, tmp_path: Path
+) -> None:
+    settings = Settings(server={"media_dir": str(tmp_path / "media")})
+    other = Database(postgresql.url)
+    first, second = Tawasul(settings, postgresql), Tawasul(settings, other)
+    try:
+        async with served(first.app()), served(second.app()):
+            clusters = [first.cluster, second.cluster]
+            await eventually(lambda: any(c is not None and c.leader for c in clusters), "a leader")
+            leader = first if first.cluster is not None and first.cluster.leader else second
+            standby = second if leader is first else first
+
+            # A dashboard event on one process shows on the other's pages, once.
+            with (
+                standby.dashboard.live.subscribe() as page,
+                leader.dashboard.live.subscribe() as own,
+            ):
+                leader.dashboard.live.publish("handoff", id=7, change="opened")
+                event = await asyncio.wait_for(page.get(), 5)
+                assert event is not None and event.data == {"id": 7, "change": "opened"}
+                seen = await asyncio.wait_for(own.get(), 5)
+                assert seen is not None and seen.data["id"] == 7
+                await asyncio.sleep(0.3)  # its own event, relayed back, is not shown twice
+                assert own.empty()
+
+            # A follow-up the command line writes gets its job from the leader at once
+            # (the sweep, a minute apart, runs only what is due and sets no job).
+            due = datetime.now(UTC) + timedelta(hours=1)
+            async with postgresql.session() as session, session.begin():
+                await FollowUpRepository(session).schedule(
+                    "test:from-the-cli", "no_such_kind", due, now=datetime.now(UTC)
+                )
+            news = Announcements(postgresql)
+            news.followups(["test:from-the-cli"])
+            await news.send()
+            deadline = time.monotonic() + 5
+            while "test:from-the-cli" not in await leader.scheduler.jobs():
+                assert time.monotonic() < deadline, "the leader never heard of it"
+                await asyncio.sleep(0.05)
+    finally:
+        await other.dispose()
