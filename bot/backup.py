@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from storage.db import normalize_url
 
@@ -45,6 +46,8 @@ def sqlite_file(database_url: str) -> Path:
         url = make_url(normalize_url(database_url))
     except ValueError as exc:
         raise BackupError(f"database.url: {exc}") from None
+    except ArgumentError:  # not a URL at all
+        raise BackupError("database.url: not a database URL") from None
     if url.get_backend_name() != "sqlite":
         raise BackupError(PG_DUMP_HINT)
     if not url.database or url.database == ":memory:" or url.database.startswith("file:"):
