@@ -24,6 +24,9 @@ about it:
   the appointment's own day is ``timely`` (sent in the quiet hours).
 - ``visit_answered:appointment:N``: visit_answered, the staff group told at once that a
   beneficiary confirmed a field visit or asked for another time.
+- ``appointments_day:day:YYYYMMDD``: appointments_day, the day's interviews and visits
+  in the staff group at 07:30 that morning. Scheduled with the first appointment of a
+  day; a day whose appointments were all cancelled posts nothing.
 
 Each kind is one record in ``FOLLOWUPS`` (its key, delay setting, action, template
 kind, quiet hours, too-old policy): the planner, the dispatcher, the outbox and the
@@ -46,7 +49,7 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -69,6 +72,7 @@ from handlers.base import DeliveryError
 from handlers.telegram_staff import TelegramStaffGroup
 from storage.appointments import ACTIVE as APPOINTMENT_ACTIVE
 from storage.appointments import CONFIRMED as VISIT_CONFIRMED
+from storage.appointments import AppointmentRepository
 from storage.appointments import summary as appointment_summary
 from storage.db import Database
 from storage.feedback import OPEN as FEEDBACK_OPEN
@@ -113,6 +117,7 @@ class FollowUpKind(StrEnum):
     FEEDBACK_OVERDUE = "feedback_overdue"
     APPOINTMENT_REMINDER = "appointment_reminder"
     VISIT_ANSWERED = "visit_answered"
+    APPOINTMENTS_DAY = "appointments_day"
 
 
 # The draft's reminder moves with every message; its row is only rewritten when the
@@ -131,6 +136,8 @@ WORKDAY_START = time(8, 0)
 # An appointment's reminder due during a handoff is put off this long, until the
 # appointment begins (then it is dropped: staff are talking to the beneficiary anyway).
 APPOINTMENT_MUTED = timedelta(minutes=15)
+# When the staff group gets the day's appointments (local time).
+MORNING_LIST = time(7, 30)
 
 
 class StaffAlert(Protocol):
@@ -398,7 +405,25 @@ class FollowUpPlanner:
                 detail=detail,
             )
             changed.append(key)
+        changed += await self._day_list(session, appointment.starts_at, now)
         return list(dict.fromkeys(changed))
+
+    async def _day_list(
+        self, session: AsyncSession, starts_at: datetime, now: datetime
+    ) -> list[str]:
+        """The staff group's list of the appointment's day, if not planned already."""
+        zone = ZoneInfo(self.policy.timezone)
+        day = starts_at.astimezone(zone).date()
+        due = datetime.combine(day, MORNING_LIST, zone).astimezone(UTC)
+        if due <= now:
+            return []  # that morning's list went (or the day began): staff see the dashboard
+        kind = FollowUpKind.APPOINTMENTS_DAY
+        key = followup_key(kind, int(day.strftime("%Y%m%d")))
+        followups = FollowUpRepository(session)
+        if await followups.get(key) is not None:
+            return []
+        await followups.schedule(key, kind, due, now=now, detail={"day": day.isoformat()})
+        return [key]
 
     async def appointment_ended(
         self, session: AsyncSession, appointment_id: int, now: datetime
@@ -740,6 +765,34 @@ class FollowUpDispatcher:
         )
         run.alert = (text, None)
 
+    async def appointments_day(self, run: _Run) -> None:
+        day = run.row.detail.get("day")
+        if not isinstance(day, str):
+            run.finish(FOLLOWUP_CANCELLED)
+            return
+        zone = ZoneInfo(self._policy.timezone)
+        since = datetime.combine(date.fromisoformat(day), time(0), zone).astimezone(UTC)
+        found = await AppointmentRepository(run.session).between(since, since + timedelta(days=1))
+        lines = []
+        for a in found:
+            if a.status not in APPOINTMENT_ACTIVE:
+                continue
+            request = await run.session.get(SupportRequest, a.request_id) if a.request_id else None
+            where = a.branch or (request.reference if request and request.reference else "")
+            at = a.starts_at.astimezone(zone).strftime("%H:%M")
+            by = f"  {a.staff_username}" if a.staff_username else ""
+            lines.append(f"{at}  {a.reference}  {where}  {a.status}{by}")
+        run.row.attempts += 1
+        if not lines:
+            run.finish(FOLLOWUP_CANCELLED)
+            return
+        run.finish(FOLLOWUP_DONE)
+        date_text = format_date(since, STAFF_LANGUAGE, self._policy.timezone)
+        text = flows.text(
+            STAFF_LANGUAGE, "staff.appointments.day", date=date_text, lines="\n".join(lines)
+        )
+        run.alert = (text, None)
+
     # --- helpers ---
 
     async def _appointment(self, run: _Run) -> Appointment | None:
@@ -940,6 +993,14 @@ FOLLOWUPS: Mapping[FollowUpKind, FollowUpRecord] = {
             action=_D.appointment_reminder,
             template=TemplateKind.APPOINTMENT_REMINDER,
             quiet_hours=True,  # but the one on the appointment's own day (timely)
+        ),
+        FollowUpRecord(
+            FollowUpKind.APPOINTMENTS_DAY,
+            key="appointments_day:day:{}",
+            delay=None,  # 07:30 on the appointments' day
+            action=_D.appointments_day,
+            template=None,
+            quiet_hours=False,
         ),
         FollowUpRecord(
             FollowUpKind.VISIT_ANSWERED,

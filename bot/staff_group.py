@@ -17,7 +17,12 @@ from collections.abc import Awaitable, Callable
 import flows
 from bot import feedback_alerts
 from bot.desk import StaffDesk, StaffError
+from bot.engine import utcnow
 from bot.feedback import FeedbackDesk, FeedbackError
+from bot.followups import FollowUpPlanner, FollowUpPolicy
+from bot.visits import AppointmentError, VisitDesk
+from flows import appointments
+from flows.dates import format_date
 from flows.staff_texts import STAFF_LANGUAGE, mask_for_group
 from flows.types import FlowSettings, InboundMessage
 from handlers.base import DeliveryError, StaffUpdate
@@ -70,6 +75,9 @@ class StaffGroup:
         # that will post it.
         self._relays: dict[int, list[str]] = {}
         self._relaying: dict[int, asyncio.Task[None]] = {}
+        reminders = settings.appointments.reminders
+        policy = FollowUpPolicy(timezone=settings.timezone, reminders=reminders)
+        self._visits = VisitDesk(database, settings, utcnow, followups=FollowUpPlanner(policy))
 
     # --- from the beneficiaries' side ---
 
@@ -227,10 +235,27 @@ class StaffGroup:
                 timezone=self._settings.timezone,
             )
             await self._answer(update, shown)
+        elif command == "/visit" and len(args) == 3:
+            await self._answer(update, await self._visit(args[0], " ".join(args[1:]), staff))
         elif command == "/handoffs":
             await self._answer(update, await self._handoffs_text())
         else:
             await self._answer(update, _t("staff.usage"))
+
+    async def _visit(self, reference: str, at: str, staff: Staff) -> str:
+        try:
+            visit = await self._visits.schedule(reference, at, by=staff.username)
+        except AppointmentError as error:
+            return _t("staff.visit.refused", reason=str(error))
+        zone = self._settings.timezone
+        return _t(
+            "staff.visit.scheduled",
+            reference=visit.reference or "",
+            request=reference.upper(),
+            date=format_date(visit.starts_at, STAFF_LANGUAGE, zone),
+            time=appointments.clock(visit.starts_at, STAFF_LANGUAGE, zone),
+            by=staff.username,
+        )
 
     async def _case_text(self, reference: str) -> str:
         try:

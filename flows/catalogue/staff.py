@@ -27,6 +27,20 @@ STAFF: Final[Mapping[str, Mapping[Language, str]]] = {
         "ar": "⏰ طلب تواصل لم يستلمه أحد بعد\nالسبب: {reason}\nالقناة: {channel}",
         "en": "⏰ A contact request nobody has taken yet\nReason: {reason}\nChannel: {channel}",
     },
+    "staff.visit.scheduled": {
+        "ar": "📅 اقتُرحت الزيارة الميدانية {reference} ({request}) على المستفيد: {date} الساعة "
+        "{time}، {by}. سيصلكم رده هنا.",
+        "en": "📅 Field visit {reference} ({request}) proposed to the beneficiary: {date} at "
+        "{time}, {by}. Their answer will come here.",
+    },
+    "staff.visit.refused": {
+        "ar": "لم تُجدوَل الزيارة: {reason}",
+        "en": "The visit was not scheduled: {reason}",
+    },
+    "staff.appointments.day": {
+        "ar": "📅 مواعيد اليوم {date}:\n{lines}",
+        "en": "📅 Today's appointments, {date}:\n{lines}",
+    },
     "staff.visit.confirmed": {
         "ar": "✅ أكّد المستفيد الزيارة الميدانية {reference} ({request}): "
         "{date} الساعة {time}، {by}",
@@ -170,6 +184,7 @@ STAFF: Final[Mapping[str, Mapping[Language, str]]] = {
         "/note REF النص: إضافة ملاحظة إلى ملف الطلب\n"
         "/handoffs: طلبات التواصل المفتوحة\n"
         "/feedback REF: مقترح أو شكوى أو شكر (والرد على إعلانها يرسل الجواب للمستفيد)\n"
+        "/visit REF YYYY-MM-DD HH:MM: اقتراح زيارة ميدانية على المستفيد\n"
         "الحالات: submitted, under_review, needs_info, accepted, rejected, delivered, closed\n"
         "(needs_info تحتاج ملاحظة فيها سؤال المستفيد)",
         "en": "Staff commands:\n"
@@ -178,6 +193,7 @@ STAFF: Final[Mapping[str, Mapping[Language, str]]] = {
         "/note REF text: add a note to the request's file\n"
         "/handoffs: open contact requests\n"
         "/feedback REF: a suggestion, complaint or thanks (a reply to its post answers it)\n"
+        "/visit REF YYYY-MM-DD HH:MM: propose a field visit to the beneficiary\n"
         "Statuses: submitted, under_review, needs_info, accepted, rejected, delivered, closed\n"
         "(needs_info needs a note with the question for the beneficiary)",
     },
