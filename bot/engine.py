@@ -557,7 +557,11 @@ class ConversationEngine:
                             session, feedback, now
                         )
                 case AddFeedbackReply():
-                    await add_feedback_reply(session, identity, effect, now)
+                    replied = await add_feedback_reply(session, identity, effect, now)
+                    if replied is not None and self._followups is not None:
+                        news.followups += await self._followups.feedback_replied(
+                            session, replied, now
+                        )
                 case KeepPrivate():
                     news.private = True
                 case BookAppointment() | CancelAppointment() | AnswerVisit():

@@ -100,6 +100,15 @@ def overdue(about: FeedbackFacts, timezone: str) -> str:
     )
 
 
+def replied(about: FeedbackFacts, reply: str) -> str:
+    """The staff group told that the beneficiary replied to the answer (a complaint's
+    reply without its words)."""
+    if about.kind == "complaint":
+        return text(STAFF_LANGUAGE, "staff.feedback.replied_complaint", reference=about.reference)
+    words = mask_for_group(reply)[:GROUP_CHARS]
+    return text(STAFF_LANGUAGE, "staff.feedback.replied", reference=about.reference, text=words)
+
+
 def in_group(
     feedback: Feedback,
     events: Sequence[FeedbackEvent],

@@ -18,6 +18,8 @@ about it:
 - ``feedback_received:feedback:N``: feedback_received, the staff group told at once, then (not for
   thanks) feedback_overdue, managers alerted at its ``feedback.answer_within`` deadline.
   Scheduled when feedback arrives; cancelled when it is answered or closed.
+- ``feedback_replied:feedback:N``: feedback_replied, the staff group told at once that the
+  beneficiary replied to the answer (a reply to that post answers again).
 - ``appointment_reminder:appointment:N:<minutes>m``: appointment_reminder, one row per
   ``appointments.reminders`` entry, before an interview or a field visit. Scheduled when
   it is booked, moved or proposed; cancelled when it is moved or cancelled. The one on
@@ -115,6 +117,7 @@ class FollowUpKind(StrEnum):
     HANDOFF_UNCLAIMED = "handoff_unclaimed"
     FEEDBACK_RECEIVED = "feedback_received"
     FEEDBACK_OVERDUE = "feedback_overdue"
+    FEEDBACK_REPLIED = "feedback_replied"
     APPOINTMENT_REMINDER = "appointment_reminder"
     VISIT_ANSWERED = "visit_answered"
     APPOINTMENTS_DAY = "appointments_day"
@@ -354,6 +357,23 @@ class FollowUpPlanner:
     ) -> list[str]:
         """New feedback: the staff group is told at once, managers alerted when late."""
         feedback_id, kind = id_of(feedback), FollowUpKind.FEEDBACK_RECEIVED
+        key = followup_key(kind, feedback_id)
+        await FollowUpRepository(session).schedule(
+            key,
+            kind,
+            now,
+            now=now,
+            identity_id=feedback.identity_id,
+            request_id=feedback.request_id,
+            detail={"feedback_id": feedback_id},
+        )
+        return [key]
+
+    async def feedback_replied(
+        self, session: AsyncSession, feedback: Feedback, now: datetime
+    ) -> list[str]:
+        """The beneficiary replied to staff's answer: the staff group is told at once."""
+        feedback_id, kind = id_of(feedback), FollowUpKind.FEEDBACK_REPLIED
         key = followup_key(kind, feedback_id)
         await FollowUpRepository(session).schedule(
             key,
@@ -698,6 +718,18 @@ class FollowUpDispatcher:
         run.alert_feedback = feedback.id
         log.warning("feedback %s is past its deadline (%s)", feedback.reference, feedback.status)
 
+    async def feedback_replied(self, run: _Run) -> None:
+        feedback = await self._feedback(run)
+        if feedback is None:
+            run.finish(FOLLOWUP_CANCELLED)
+            return
+        reply = await FeedbackRepository(run.session).last_reply(feedback)
+        run.row.attempts += 1
+        run.finish(FOLLOWUP_DONE)
+        facts = feedback_alerts.facts(feedback)
+        run.alert = (feedback_alerts.replied(facts, reply), None)
+        run.alert_feedback = feedback.id
+
     async def appointment_reminder(self, run: _Run) -> None:
         appointment = await self._appointment(run)
         starts = run.row.detail.get("starts_at")
@@ -975,6 +1007,14 @@ FOLLOWUPS: Mapping[FollowUpKind, FollowUpRecord] = {
             key="feedback_received:feedback:{}",
             delay=None,
             action=_D.feedback_received,
+            template=None,
+            quiet_hours=False,
+        ),
+        FollowUpRecord(
+            FollowUpKind.FEEDBACK_REPLIED,
+            key="feedback_replied:feedback:{}",
+            delay=None,
+            action=_D.feedback_replied,
             template=None,
             quiet_hours=False,
         ),

@@ -234,4 +234,14 @@ TEXTS: Final[Mapping[str, Mapping[Language, str]]] = {
         "ar": "⏰ {count} تجاوزت موعد الرد دون جواب: عرضها",
         "en": "⏰ {count} past their answer date without an answer: show them",
     },
+    "staff.feedback.replied": {
+        "ar": "↩️ ردّ المستفيد على جواب {reference}:\n{text}\nللرد: الرد على هذه الرسالة.",
+        "en": "↩️ The beneficiary replied to the answer to {reference}:\n{text}\n"
+        "To answer: reply to this message.",
+    },
+    "staff.feedback.replied_complaint": {
+        "ar": "↩️ ردّ المستفيد على جواب الشكوى {reference}؛ يُقرأ في لوحة التحكم (للمديرين).",
+        "en": "↩️ The beneficiary replied to the answer to complaint {reference}; read it on "
+        "the dashboard (managers).",
+    },
 }

@@ -246,6 +246,19 @@ class FeedbackRepository:
         )
         return builtins.list(result.scalars())
 
+    async def last_reply(self, feedback: Feedback) -> str:
+        """The words of the beneficiary's latest reply to it ("" when none or only files)."""
+        text = await self._session.scalar(
+            select(col(FeedbackEvent.text))
+            .where(
+                col(FeedbackEvent.feedback_id) == id_of(feedback),
+                col(FeedbackEvent.kind) == EVENT_REPLY,
+            )
+            .order_by(col(FeedbackEvent.id).desc())
+            .limit(1)
+        )
+        return text or ""
+
     async def change_status(
         self,
         feedback: Feedback,

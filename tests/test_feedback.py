@@ -254,10 +254,26 @@ async def test_the_staff_group_shows_feedback_by_role_and_a_reply_answers_it(
         assert reference in body and "صُرفت المساعدة اليوم" in body
         assert "أُرسل الرد" in (await group.wait_posts(5))[-1]["text"]
         feedback, events = await stored(database, reference)
-    assert feedback.status == "answered" and [(e.kind, e.by) for e in events][-1] == (
-        "answer",
-        "huda",
-    )
+        assert feedback.status == "answered" and [(e.kind, e.by) for e in events][-1] == (
+            "answer",
+            "huda",
+        )
+
+        # The beneficiary replies: the group is told (a complaint: without the words), and
+        # a reply to that post answers again.
+        await phone.send("لكن المبلغ ناقص")
+        await tawasul.scheduler.run_due(clock())
+        told = (await group.wait_posts(6))[-1]["text"]
+        assert reference in told and "ناقص" not in told
+        before = len(twilio.messages)
+        await group.update(
+            group_message(
+                STAFF_GROUP, 4343, "سنصرف الباقي غداً", reply_to_message_id=group.message_id(5)
+            )
+        )
+        assert "سنصرف الباقي غداً" in await _next_body(twilio, before)
+        _, events = await stored(database, reference)
+    assert [e.kind for e in events][-3:] == ["answer", "reply", "answer"]
 
 
 async def test_thanks_are_told_to_the_staff_member_named(
