@@ -50,7 +50,7 @@ from flows.steps import (
     stay,
     str_in,
 )
-from flows.text import visible
+from flows.text import normalize_digits, visible
 from flows.types import (
     AddFeedbackReply,
     Choice,
@@ -347,9 +347,24 @@ def answer_reply(turn: Turn) -> Transition:
     if not said and not files:
         key = "feedback.invalid.file_type" if turn.message.media else "feedback.invalid.empty"
         return refuse(turn, Invalid(key))
-    new = goto(state, "menu", "choose", **{REPLY_TO: None, REPLY_PRIVATE: None})
+    new = left_reply(state)
     reply = say(language, "feedback.reply_received", reference=reference)
     return Transition(new, (reply,), (AddFeedbackReply(reference, said, files),))
+
+
+def not_a_reply(turn: Turn) -> bool:
+    """Whether a message sent while a reply to staff's answer waits is a menu number
+    rather than a reply (people come back days later and pick from the menu they know)."""
+    state = turn.state
+    if state.flow != FLOW or state.step != "reply" or turn.message.media:
+        return False
+    said = normalize_digits(visible(turn.message.text))
+    return said.isascii() and said.isdigit() and len(said) <= 2
+
+
+def left_reply(state: ConversationState) -> ConversationState:
+    """The conversation back at the menu, no reply awaited any more."""
+    return goto(state, "menu", "choose", **{REPLY_TO: None, REPLY_PRIVATE: None})
 
 
 def _private(handle: Callable[[Turn], Transition]) -> Callable[[Turn], Transition]:

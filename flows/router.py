@@ -131,6 +131,8 @@ def _route(turn: Turn) -> Transition:
             if needs_info.still_open(turn, reference):
                 return needs_info.resume(turn, state)
             return status.show_request(turn, state, reference)
+    if feedback.not_a_reply(turn):  # a bare menu number while a reply to an answer waits
+        return menu.answer_choose(dataclasses.replace(turn, state=feedback.left_reply(state)))
     if intake.stale(turn):
         return intake.offer_continue(turn, state)
     transition = step.handle(turn)

@@ -166,3 +166,13 @@ def test_a_complaint_s_turns_are_kept_private_a_suggestion_s_are_not() -> None:
     transcript.state, _ = answered(transcript.state, "FB-000002", "نعتذر", private=True)
     transcript.send("شكراً")
     assert isinstance(transcript.effects[-1], KeepPrivate)
+
+
+def test_a_menu_number_while_a_reply_waits_is_the_menu_choice() -> None:
+    transcript = Transcript(SETTINGS)
+    transcript.send("السلام عليكم")
+    transcript.state, _ = answered(transcript.state, "FB-000004", "شكراً لاقتراحك")
+    reply = transcript.send("٥")  # days later: "ask a question", as the menu says
+    assert transcript.step == ("knowledge", "ask")
+    assert "FB-000004" not in reply
+    assert not [e for e in transcript.effects if isinstance(e, AddFeedbackReply)]
