@@ -115,9 +115,10 @@ def _book(turn: Turn) -> AppointmentBook:
     return turn.lookup.appointments or AppointmentBook()
 
 
-def _day_label(day: date, language: Language, zone: str) -> str:
+def day_label(day: date, language: Language) -> str:
+    """A local date as the beneficiary reads it: the weekday, Hijri beside Gregorian."""
     weekday = get_day_names("wide", locale=language)[day.weekday()]
-    noon = datetime(day.year, day.month, day.day, 12)
+    noon = datetime(day.year, day.month, day.day, 12)  # a calendar day, read as it is
     return f"{weekday} {format_date(noon, language, 'UTC')}"
 
 
@@ -133,7 +134,7 @@ def describe(item: AppointmentSummary, language: Language, zone: str) -> str:
         language,
         "apt.item.visit" if item.kind == "visit" else "apt.item.interview",
         reference=item.reference,
-        day=_day_label(local.date(), language, zone),
+        day=day_label(local.date(), language),
         time=clock(item.starts_at, language, zone),
         branch=item.branch or "",
         status=text(language, f"apt.status.{item.status}"),
@@ -212,10 +213,8 @@ def _free_days(turn: Turn, state: ConversationState) -> tuple[date, ...]:
 
 
 def _days(turn: Turn, state: ConversationState) -> tuple[Choice, ...]:
-    zone = turn.settings.timezone
     return tuple(
-        Choice(day.isoformat(), _day_label(day, state.language, zone))
-        for day in _free_days(turn, state)
+        Choice(day.isoformat(), day_label(day, state.language)) for day in _free_days(turn, state)
     )
 
 
@@ -322,7 +321,7 @@ def _day(state: ConversationState) -> date | None:
 
 def ask_time(turn: Turn, state: ConversationState) -> tuple[OutboundMessage, ...]:
     day = _day(state)
-    label = _day_label(day, state.language, turn.settings.timezone) if day else ""
+    label = day_label(day, state.language) if day else ""
     return (say(state.language, "apt.ask.time", day=label, choices=_times(turn, state)),)
 
 
@@ -393,7 +392,7 @@ def ask_confirm(turn: Turn, state: ConversationState) -> tuple[OutboundMessage, 
             language,
             "apt.ask.confirm",
             branch=_branch(state),
-            day=_day_label(local.date(), language, zone),
+            day=day_label(local.date(), language),
             time=clock(start, language, zone),
             choices=_yes_no(language),
         ),
@@ -432,7 +431,7 @@ def tell_booked(turn: Turn) -> Transition:
         key,
         reference=reference,
         branch=_branch(state),
-        day=_day_label(local.date(), language, zone),
+        day=day_label(local.date(), language),
         time=clock(start, language, zone),
     )
     return _to_menu(state, OutboundMessage(body, language), say(language, "apt.manage_hint"))
@@ -556,7 +555,7 @@ def reminder(language: Language, item: AppointmentSummary, zone: str) -> Outboun
         language,
         key,
         reference=item.reference,
-        day=_day_label(local.date(), language, zone),
+        day=day_label(local.date(), language),
         time=clock(item.starts_at, language, zone),
         branch=item.branch or "",
     )
@@ -590,7 +589,7 @@ def _visit_message(language: Language, item: AppointmentSummary, zone: str) -> O
         language,
         "apt.visit.proposed",
         reference=item.reference,
-        day=_day_label(local.date(), language, zone),
+        day=day_label(local.date(), language),
         time=clock(item.starts_at, language, zone),
         staff=item.staff or text(language, "apt.visit.researcher"),
         choices=_visit_choices(language),

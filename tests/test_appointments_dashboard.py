@@ -49,6 +49,9 @@ async def test_week_view_visit_scheduling_and_the_calendar_feed(
     assert page.status == 200 and "Previous week" in text
     assert "No appointments." in text
 
+    case = await (await client.get("/staff/requests/REQ-000001")).text()
+    assert 'action="/staff/appointments/visits"' in case
+    assert 'name="request" value="REQ-000001"' in case
     token = await page_token(client, "/staff/appointments")
     form = {"csrf": token, "request": "REQ-000099", "at": f"{tomorrow()}T10:00"}
     refused = await client.post("/staff/appointments/visits", data=form, allow_redirects=False)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -18,7 +18,7 @@ from bot.dashboard.site import PageGroup, Site, Visit, see_other
 from bot.followups import FollowUpPlanner, FollowUpPolicy
 from bot.visits import AppointmentError, Listed, VisitDesk
 from flows import slots
-from flows.dates import format_date
+from flows.appointments import day_label
 from storage.appointments import CANCELLED, INTERVIEW
 from storage.models import Staff
 from storage.repositories import StaffRepository
@@ -79,8 +79,7 @@ class AppointmentPages(PageGroup):
                 for item in listed
                 if slots.local_start(item.appointment.starts_at, zone).date() == day
             ]
-            noon = datetime(day.year, day.month, day.day, 12)
-            days.append({"label": format_date(noon, visit.lang, "UTC"), "rows": rows})
+            days.append({"label": day_label(day, visit.lang), "rows": rows})
         staff = visit.me.staff
         token = calendar_token(staff)
         feed = None
