@@ -440,7 +440,7 @@ def query_of(fields: dict[str, str]) -> str:
 
 dashboard_queries = st.dictionaries(
     st.sampled_from(
-        ["q", "status", "need", "channel", "overdue", "page", "lang", "next", "period"]
+        ["q", "status", "need", "channel", "overdue", "page", "lang", "next", "period", "kind"]
     ),
     texts,
     max_size=4,
@@ -456,6 +456,9 @@ dashboard_queries = st.dictionaries(
             "/staff/handoffs",
             "/staff/reports",
             "/staff/requests.csv",
+            "/staff/feedback",
+            "/staff/feedback/FB-000001",
+            "/staff/reports/feedback.csv",
             "/healthz",
             "/chat",
             "/",
@@ -476,7 +479,14 @@ async def test_dashboard_and_pages(
     form=st.dictionaries(
         st.sampled_from(["csrf", "username", "password", "next"]), texts, max_size=4
     ),
-    path=st.sampled_from(["/staff/login", "/staff/logout", "/staff/requests/REQ-000001/note"]),
+    path=st.sampled_from(
+        [
+            "/staff/login",
+            "/staff/logout",
+            "/staff/requests/REQ-000001/note",
+            "/staff/feedback/FB-000001/answer",
+        ]
+    ),
     raw=st.one_of(st.none(), raw_bodies),
 )
 async def test_dashboard_forms(
