@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from storage.db import normalize_url
+from storage.keyring import key_file_for
 
 MANIFEST = "tawasul-backup.json"
 DATABASE_FILE = "tawasul.db"
@@ -119,6 +120,10 @@ def backup(database_url: str, media_dir: Path, target: Path, now: datetime) -> B
     finally:
         src.close()
     partial.rename(target / DATABASE_FILE)
+    # The key file (when the key is not in the environment): without it the copy's
+    # personal data cannot be read back.
+    if key_file_for(source).is_file():
+        shutil.copy2(key_file_for(source), key_file_for(target / DATABASE_FILE))
     copied = 0
     for file in _media_files(media_dir):
         (target / MEDIA_DIR).mkdir(exist_ok=True)
@@ -175,6 +180,8 @@ def restore(source: Path, database_url: str, media_dir: Path, *, force: bool) ->
         raise BackupError(f"cannot restore into {target}: {exc}") from None
     finally:
         src.close()
+    if key_file_for(source / DATABASE_FILE).is_file():
+        shutil.copy2(key_file_for(source / DATABASE_FILE), key_file_for(target))
     restored = 0
     for file in _media_files(source / MEDIA_DIR):
         media_dir.mkdir(parents=True, exist_ok=True)

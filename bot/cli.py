@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import NoReturn
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.engine import make_url
+
 from bot import appointments_cli, backup, feedback_cli
 from bot.backup import BackupError
 from bot.config import ConfigError, Settings, load_settings, resolve_config_path
@@ -40,8 +42,16 @@ from flows.inquiry import answer_text
 from flows.knowledge import KnowledgeIndex
 from handlers.console import ConsoleChannel
 from storage.cluster import Announcements
-from storage.db import Database
+from storage.db import Database, normalize_url
+from storage.keyring import (
+    Keyring,
+    PrivacyKeyError,
+    key_file_for,
+    new_key_text,
+    write_key_file,
+)
 from storage.models import StaffRole
+from storage.privacy import reencrypt
 from storage.repositories import FollowUpRepository, MessageRepository, StaffRepository
 
 log = logging.getLogger(__name__)
@@ -156,6 +166,16 @@ def build_parser() -> argparse.ArgumentParser:
     export_po.add_argument("directory", metavar="DIR")
     text_commands.add_parser("check", help="check the files of texts.overrides and count them")
 
+    privacy = command("privacy", "personal data: encryption keys")
+    privacy_commands = privacy.add_subparsers(
+        dest="privacy_command", required=True, metavar="ACTION"
+    )
+    privacy_commands.add_parser(
+        "rotate-key",
+        help="re-encrypt personal data under privacy.key (with SQLite and no key set: "
+        "under a new key in the key file)",
+    )
+
     db = command("db", "database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_commands.add_parser("upgrade", help="apply every pending schema migration")
@@ -204,6 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(run_server(settings, args.telegram_polling))
         elif args.command == "db":
             asyncio.run(db_upgrade(settings))
+        elif args.command == "privacy":
+            asyncio.run(rotate_key(settings))
         elif args.command == "staff":
             asyncio.run(staff_command(settings, args))
         elif args.command == "requests":
@@ -258,14 +280,34 @@ def texts_command(settings: Settings, args: argparse.Namespace) -> None:
         )
 
 
+def keyring_of(settings: Settings) -> Keyring | None:
+    """The configured privacy keys; None leaves a SQLite database its key file."""
+    privacy = settings.privacy
+    if privacy.key is None:
+        if privacy.previous_keys:
+            raise ConfigError("privacy.previous_keys: needs privacy.key, the new key")
+        return None
+    try:
+        return Keyring.from_text(
+            privacy.key.get_secret_value(),
+            [key.get_secret_value() for key in privacy.previous_keys],
+        )
+    except PrivacyKeyError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 async def open_database(settings: Settings) -> Database:
     """Connect and bring the schema up to date, or fail with one readable line."""
+    keyring = keyring_of(settings)
     try:
-        database = Database(settings.database.url)
+        database = Database(settings.database.url, keyring=keyring)
     except Exception as exc:
         raise ConfigError(f"database.url: cannot be used ({type(exc).__name__})") from None
     try:
         await database.upgrade()
+    except PrivacyKeyError as exc:
+        await database.dispose()
+        raise CommandError(str(exc)) from None
     except Exception as exc:
         await database.dispose()
         log.debug("database upgrade failed", exc_info=True)
@@ -479,6 +521,36 @@ async def db_upgrade(settings: Settings) -> None:
     database = await open_database(settings)
     await database.dispose()
     print("database is up to date")
+
+
+async def rotate_key(settings: Settings) -> None:
+    """Re-encrypt personal data under the current key; the old keys read until done.
+
+    With a configured key: under ``privacy.key`` (the old one in ``privacy.previous_keys``).
+    With a SQLite key file: a new key goes first in the file and the old one stays below
+    it, readable, so that what a running server writes until it is restarted is not
+    lost; the next rotation drops it.
+    """
+    key_file: Path | None = None
+    if settings.privacy.key is None:
+        url = make_url(normalize_url(settings.database.url))
+        if url.get_backend_name() != "sqlite" or not url.database:
+            raise CommandError("privacy.key is needed with this database: nothing to rotate")
+        key_file = key_file_for(Path(url.database))
+        if not key_file.exists():
+            raise CommandError(f"{key_file}: no key file to rotate")
+        old = [line for line in key_file.read_text(encoding="ascii").split() if line]
+        write_key_file(key_file, [new_key_text(), *old[:1]])
+    database = await open_database(settings)
+    try:
+        count = await reencrypt(database)
+        print(f"{count} records re-encrypted under key {database.keyring.current_id}")
+        if key_file is not None:
+            print("restart tawasul serve to write under the new key")
+        elif settings.privacy.previous_keys:
+            print("privacy.previous_keys may now be removed (restart tawasul serve)")
+    finally:
+        await database.dispose()
 
 
 async def run_server(settings: Settings, telegram_polling: bool) -> None:

@@ -409,6 +409,13 @@ class PrivacySettings(_Section):
     notice_url: str = ""
     # Personal data is purged this long after a request is closed.
     retention: Duration = timedelta(days=5 * 365)
+    # The key personal data is encrypted under: 32 random bytes in base64. Give it by the
+    # environment (TAWASUL_PRIVACY__KEY) in production; required with PostgreSQL. Unset
+    # with SQLite, a key file beside the database is used (<database>.key, mode 0600).
+    key: SecretStr | None = None
+    # Keys used before `key` (base64 too), still read until `tawasul privacy rotate-key`
+    # has re-encrypted everything under `key`.
+    previous_keys: list[SecretStr] = Field(default_factory=list)
 
 
 class Settings(BaseSettings):

@@ -1,11 +1,19 @@
-"""Column types shared by the tables: timezone-aware UTC datetimes."""
+"""Column types shared by the tables: timezone-aware UTC datetimes, encrypted personal data."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import types
 from sqlalchemy.engine import Dialect
+
+from storage.keyring import Keyring
+
+# Where a database's engine keeps its keys: on its dialect, which every bind and result
+# processor is given (one engine per ``Database``, so one keyring per database).
+KEYRING_ATTRIBUTE = "tawasul_keyring"
 
 
 def utcnow() -> datetime:
@@ -43,3 +51,52 @@ class UtcDateTime(types.TypeDecorator[datetime]):
         if value.utcoffset() is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+def keyring_of(dialect: Dialect) -> Keyring:
+    """The keys of the database this dialect belongs to (``storage.db.Database`` sets them)."""
+    keyring = getattr(dialect, KEYRING_ATTRIBUTE, None)
+    if not isinstance(keyring, Keyring):
+        raise RuntimeError("no privacy key is set for this database")
+    return keyring
+
+
+class EncryptedText(types.TypeDecorator[str]):
+    """Text stored encrypted (AES-GCM, ``storage.keyring``) and read back in clear.
+
+    Personal data (names, national IDs, phones, descriptions, message texts, notes): a
+    copy of the database file, or a backup, shows none of it without the key. Such a
+    column cannot be searched or sorted by its value; lookups use a keyed hash beside it.
+    """
+
+    impl = types.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return keyring_of(dialect).encrypt(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return keyring_of(dialect).decrypt(value)
+
+
+class EncryptedJSON(types.TypeDecorator[Any]):
+    """A JSON value stored encrypted, as ``EncryptedText`` stores text."""
+
+    impl = types.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return keyring_of(dialect).encrypt(json.dumps(value, ensure_ascii=False))
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, str):  # a JSON column not yet migrated hands back objects
+            return value
+        return json.loads(keyring_of(dialect).decrypt(value))

@@ -9,6 +9,7 @@ import logging
 import os
 import sqlite3
 from collections.abc import Callable, Generator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,9 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from storage.columns import KEYRING_ATTRIBUTE
+from storage.keyring import Keyring, PrivacyKeyError, new_key_text
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -43,6 +47,9 @@ _SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=5000",
     # SQLite ignores foreign keys unless asked, per connection.
     "PRAGMA foreign_keys=ON",
+    # Deleted rows (an erased applicant, a dropped draft) are overwritten, not left in
+    # free pages of the file.
+    "PRAGMA secure_delete=ON",
 )
 
 
@@ -70,6 +77,12 @@ def normalize_url(url: str) -> str:
     else:
         raise ValueError(f"unsupported database backend {backend!r}: use sqlite or postgresql")
     return parsed.render_as_string(hide_password=False)
+
+
+def _now_for(is_sqlite: bool) -> Any:
+    # A raw statement: written as UtcDateTime writes it (naive UTC text on SQLite).
+    now = datetime.now(UTC)
+    return now.replace(tzinfo=None) if is_sqlite else now
 
 
 def _dumps(value: Any) -> str:
@@ -192,18 +205,27 @@ class Database:
         url: ``sqlite:///path.db``, ``sqlite+aiosqlite:///path.db``,
             ``postgresql://...``, ``postgres://...`` or ``postgresql+asyncpg://...``.
         echo: log every SQL statement, for debugging (parameters are never shown).
+        keyring: the keys personal data is encrypted under (``privacy.key``). Without
+            it a SQLite file uses the key file beside it (``<name>.key``, mode 0600,
+            created with a random key the first time), an in-memory one a key of its
+            own, and PostgreSQL none: ``check_keys`` then refuses to start.
     """
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, keyring: Keyring | None = None) -> None:
         self.url = normalize_url(url)
         parsed = make_url(self.url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         options: dict[str, Any] = {}
+        self._keyring = keyring
         if self.is_sqlite:
             path = parsed.database or ":memory:"
+            if keyring is None and path != ":memory:" and not path.startswith("file:"):
+                # Read when first connecting: a missing folder is SQLite's to report.
+                self._key_file = Path(path)
 
             async def connect() -> _InlineSQLite:
                 _private_file(path)
+                self._use_keys()
                 return await _InlineSQLite(path)
 
             options["async_creator"] = connect
@@ -226,6 +248,26 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _set_sqlite_pragmas)
             event.listen(self.engine.sync_engine, "begin", _begin_immediate)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        if not hasattr(self, "_key_file") and (keyring is not None or self.is_sqlite):
+            # An in-memory database lives as long as this process: so may its key.
+            self._keyring = keyring or Keyring.from_text(new_key_text())
+            self._use_keys()
+
+    @property
+    def keyring(self) -> Keyring:
+        self._use_keys()
+        assert self._keyring is not None
+        return self._keyring
+
+    def _use_keys(self) -> None:
+        if self._keyring is None:
+            if not hasattr(self, "_key_file"):
+                raise PrivacyKeyError(
+                    "privacy.key is needed with this database: set TAWASUL_PRIVACY__KEY "
+                    "to 32 random bytes in base64 (e.g. `openssl rand -base64 32`)"
+                )
+            self._keyring = Keyring.beside(self._key_file)
+        setattr(self.engine.sync_engine.dialect, KEYRING_ATTRIBUTE, self._keyring)
 
     def __repr__(self) -> str:
         return f"Database({make_url(self.url).render_as_string(hide_password=True)!r})"
@@ -246,8 +288,10 @@ class Database:
         """
         async with self.engine.connect() as connection:
             # The usual case, and a read only: no lock, so a busy database is not held up.
-            if await connection.run_sync(_at_head):
-                return
+            at_head = await connection.run_sync(_at_head)
+        if at_head:
+            await self.check_keys()
+            return
         async with self.engine.connect() as connection:
             if self.is_sqlite:
                 # SQLite rebuilds a table to alter it (Alembic batch mode); with foreign
@@ -264,6 +308,41 @@ class Database:
                 if self.is_sqlite:
                     await connection.rollback()
                     await connection.run_sync(_pragma_outside_transaction, "foreign_keys=ON")
+        await self.check_keys()
+
+    async def check_keys(self) -> None:
+        """Refuse keys this database was not written under, before anything is read.
+
+        The first start records the key's check value; a later start with another key
+        (and without the recorded one among the previous keys) fails with one line.
+
+        Raises:
+            PrivacyKeyError: no configured key is the database's, or one's check fails.
+        """
+        keyring = self.keyring
+        async with self.engine.begin() as connection:
+            rows = await connection.execute(text("SELECT key_id, check_value FROM privacy_key"))
+            known = {key_id: check for key_id, check in rows}
+            for key_id in keyring.key_ids:
+                if key_id in known and known[key_id] != keyring.check_value(key_id):
+                    raise PrivacyKeyError(f"privacy.key: key {key_id} fails its check value")
+            if known and not set(known) & set(keyring.key_ids):
+                raise PrivacyKeyError(
+                    "privacy.key is not the key this database's personal data is encrypted "
+                    f"under (key id {', '.join(sorted(known))}); set the right key"
+                )
+            if keyring.current_id not in known:
+                await connection.execute(
+                    text(
+                        "INSERT INTO privacy_key (key_id, check_value, created_at) "
+                        "VALUES (:key_id, :check_value, :created_at) ON CONFLICT DO NOTHING"
+                    ),
+                    {
+                        "key_id": keyring.current_id,
+                        "check_value": keyring.check_value(keyring.current_id),
+                        "created_at": _now_for(self.is_sqlite),
+                    },
+                )
 
     async def ping(self) -> bool:
         """True when the database answers ``SELECT 1``."""

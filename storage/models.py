@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from storage.columns import UtcDateTime, utcnow
+from storage.columns import EncryptedJSON, EncryptedText, UtcDateTime, keyring_of, utcnow
 
 # Deterministic constraint names: PostgreSQL needs a name to drop a constraint and
 # Alembic's SQLite batch mode needs one to recreate it. Set before any table exists.
@@ -92,11 +92,24 @@ class Beneficiary(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     # Nullable so that a person known before giving an ID (or never) can still exist.
-    national_id: str | None = Field(default=None, unique=True)
-    full_name: str
-    mobile: str  # E.164
+    # Personal data is encrypted (storage.columns); the keyed hashes beside it are what
+    # lookups compare (storage.keyring.Keyring.lookup_hash).
+    national_id: str | None = Field(default=None, sa_type=EncryptedText)
+    national_id_hash: str | None = Field(default=None, unique=True)
+    full_name: str = Field(sa_type=EncryptedText)
+    mobile: str = Field(sa_type=EncryptedText)  # E.164
+    mobile_hash: str | None = Field(default=None, index=True)
     city: str
     created_at: datetime = _at()
+
+
+@sa.event.listens_for(Beneficiary, "before_insert")
+@sa.event.listens_for(Beneficiary, "before_update")
+def _hash_for_lookups(_mapper: Any, connection: sa.Connection, row: Beneficiary) -> None:
+    """The keyed hashes follow the values they are looked up for, whoever writes them."""
+    keys = keyring_of(connection.dialect)
+    row.national_id_hash = keys.lookup_hash(row.national_id) if row.national_id else None
+    row.mobile_hash = keys.lookup_hash(row.mobile) if row.mobile else None
 
 
 class ChannelIdentity(SQLModel, table=True):
@@ -132,7 +145,7 @@ class Conversation(SQLModel, table=True):
     )
     flow: str = "menu"
     step: str = "start"
-    data: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    data: dict[str, Any] = Field(default_factory=dict, sa_type=EncryptedJSON)
     language: str = "ar"
     updated_at: datetime = _at()
     # Incremented on every save: shows in the case file how far a conversation went
@@ -156,7 +169,7 @@ class SupportRequest(SQLModel, table=True):
     identity_id: int = Field(foreign_key="channel_identity.id", index=True)
     channel: str
     # As declared and signed: name, national_id, mobile, city, need, description.
-    answers: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    answers: dict[str, Any] = Field(default_factory=dict, sa_type=EncryptedJSON)
     need: str  # copied out of answers for filtering and reports
     status: str  # flows.lifecycle's names; the first is given by the caller
     decision_due_at: datetime = _at()
@@ -192,7 +205,7 @@ class Message(SQLModel, table=True):
     direction: str  # in | out
     kind: str = MessageKind.REPLY
     platform_message_id: str | None = None
-    text: str = Field(default="", sa_type=sa.Text)
+    text: str = Field(default="", sa_type=EncryptedText)
     payload: str | None = None  # inbound: the button pressed
     media: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON)
     choices: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON)
@@ -220,7 +233,7 @@ class StatusChange(SQLModel, table=True):
     from_status: str | None = None
     to_status: str
     by: str | None = None
-    note: str | None = Field(default=None, sa_type=sa.Text)
+    note: str | None = Field(default=None, sa_type=EncryptedText)
     created_at: datetime = _at()
 
 
@@ -263,7 +276,7 @@ class Note(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     request_id: int = Field(foreign_key="support_request.id", index=True)
     author: str
-    text: str = Field(sa_type=sa.Text)
+    text: str = Field(sa_type=EncryptedText)
     created_at: datetime = _at()
 
 
@@ -355,6 +368,17 @@ class FollowUp(SQLModel, table=True):
     detail: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
     created_at: datetime = _at()
     done_at: datetime | None = _at(nullable=True)
+
+
+class PrivacyKey(SQLModel, table=True):
+    """A key personal data is encrypted under, by its id and check value (never the key):
+    start-up refuses a key this database does not know, rather than read garbage."""
+
+    __tablename__ = "privacy_key"
+
+    key_id: str = Field(primary_key=True)
+    check_value: str
+    created_at: datetime = _at()
 
 
 class AuditEntry(SQLModel, table=True):

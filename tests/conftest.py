@@ -19,6 +19,7 @@ from fakes.twilio_api import FakeTwilio
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Database
+from storage.keyring import Keyring, key_file_for, new_key_text
 
 # e.g. postgresql://postgres@127.0.0.1:5432/test; its public schema is wiped per test.
 POSTGRESQL_URL_ENV = "TAWASUL_TEST_DATABASE_URL"
@@ -29,6 +30,8 @@ POSTGRESQL_SKIP = f"set {POSTGRESQL_URL_ENV} to run PostgreSQL tests"
 # Migrating from nothing costs about 2 s on PostgreSQL and 0.6 s on SQLite, once per
 # test: the first test of a run migrates, the others start from what it left.
 _migrated: dict[str, Any] = {}
+# PostgreSQL has no key file: one key for the run (each test starts from an empty schema).
+POSTGRESQL_KEYS = Keyring.from_text(new_key_text())
 
 
 async def _reset_postgresql(database: Database) -> None:
@@ -82,13 +85,15 @@ async def open_database(backend: str, tmp_path: Path) -> Database:
     """An empty, upgraded database of ``backend``; skips when PostgreSQL is not configured."""
     if backend == "sqlite":
         path = tmp_path / "tawasul.db"
-        shutil.copyfile(await _sqlite_template(), path)
+        template = await _sqlite_template()
+        shutil.copyfile(template, path)
+        shutil.copyfile(key_file_for(template), key_file_for(path))  # the template's key
         database = Database(f"sqlite:///{path}")
     else:
         url = os.environ.get(POSTGRESQL_URL_ENV)
         if not url:
             pytest.skip(POSTGRESQL_SKIP)
-        database = Database(url)
+        database = Database(url, keyring=POSTGRESQL_KEYS)
         await _reset_postgresql(database)
     await database.upgrade()  # at head already: a read
     return database

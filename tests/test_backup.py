@@ -12,6 +12,8 @@ from pathlib import Path
 import aiohttp
 from test_cli import free_port, run, tawasul_command
 
+from storage.keyring import Keyring
+
 VISITORS = 4
 
 
@@ -160,7 +162,10 @@ def test_restore_refuses_to_overwrite_data_without_force(tmp_path: Path) -> None
     assert forced.returncode == 0, forced.stderr
     with sqlite3.connect(tmp_path / "tawasul.db") as connection:
         texts = [r[0] for r in connection.execute("SELECT text FROM message WHERE direction='in'")]
-    assert texts == ["السلام عليكم"]  # the later message is gone: the backup is back
+    keys = Keyring.beside(tmp_path / "tawasul.db")  # restored with the database
+    assert [keys.decrypt(t) for t in texts] == [
+        "السلام عليكم"
+    ]  # the later message is gone: the backup is back
 
 
 def test_an_unfinished_backup_is_refused(tmp_path: Path) -> None:

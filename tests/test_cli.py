@@ -20,6 +20,7 @@ import pytest
 from transcript import INTAKE_AR
 
 from handlers.console import BLOCK_END
+from storage.keyring import Keyring
 
 
 def tawasul_command() -> list[str]:
@@ -53,8 +54,11 @@ def blocks(stdout: str) -> list[str]:
 
 
 def query(database: Path, sql: str) -> list[tuple[object, ...]]:
+    """Rows of a SQL query, encrypted personal data read with the key file beside it."""
+    keys = Keyring.beside(database)
     with sqlite3.connect(database) as connection:
-        return connection.execute(sql).fetchall()
+        rows = connection.execute(sql).fetchall()
+    return [tuple(keys.decrypt(v) if isinstance(v, str) else v for v in row) for row in rows]
 
 
 def test_a_whole_arabic_conversation_on_the_embedded_default(tmp_path: Path) -> None:

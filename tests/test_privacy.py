@@ -19,6 +19,7 @@ from transcript import INTAKE_AR
 
 from bot.server import Tawasul
 from storage.db import Database
+from storage.keyring import Keyring, new_key_text
 from storage.models import Message, SupportRequest
 
 NOTICE = {"notice_version": "2026-12", "notice_url": "https://charity.example/privacy"}
@@ -63,7 +64,8 @@ async def test_the_notice_over_telegram_with_buttons_and_the_consent_in_the_case
     assert request.consent["version"] == "2026-12"
     assert request.consent["channel"] == "telegram"
     async with tawasul.database.session() as session:
-        tapped = (await session.scalars(select(Message).where(Message.text == "أوافق"))).one()
+        # Texts are encrypted (no SQL comparison finds them): compared once read.
+        [tapped] = [m for m in await session.scalars(select(Message)) if m.text == "أوافق"]
     assert request.consent["message_id"] == tapped.platform_message_id
 
     case = await tawasul.desk.case_file(str(request.reference))
@@ -90,4 +92,81 @@ def test_consent_shown_by_requests_show_and_no_keeps_nothing(tmp_path: Path) -> 
         "SELECT data FROM conversation JOIN channel_identity ci ON ci.id = identity_id "
         "WHERE ci.user_id = 'other'",
     )
-    assert "intake_draft" not in json.loads(str(data)) and "consent" not in str(data)
+    state = json.loads(Keyring.beside(tmp_path / "tawasul.db").decrypt(str(data)))
+    assert "intake_draft" not in state and "consent" not in state
+
+
+# --- protection at rest ---
+
+NAME = "نورة عبدالله سعد القحطاني"
+NATIONAL_ID = "1000000008"
+DESCRIPTION = "أعاني من اكتئاب شديد منذ وفاة زوجي وأحتاج مساعدة في الإيجار"
+FILING = [INTAKE_AR[0], INTAKE_AR[1], NAME, NATIONAL_ID, *INTAKE_AR[4:7], DESCRIPTION, "تم", "نعم"]
+
+
+def _stored_bytes(folder: Path) -> dict[str, bytes]:
+    """Every file of the database (with its -wal and -shm) and of the media folder."""
+    return {
+        str(path.relative_to(folder)): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and not path.name.endswith(".key")
+    }
+
+
+def _in_clear(files: dict[str, bytes], *secrets: str) -> list[str]:
+    return [
+        f"{name}: {secret[:6]}…"
+        for name, content in files.items()
+        for secret in secrets
+        if secret.encode() in content or secret.encode("utf-16-le") in content
+    ]
+
+
+def test_no_personal_data_in_clear_in_the_database_file_or_media(tmp_path: Path) -> None:
+    filed = run(tmp_path, "chat", lines=FILING)
+    assert filed.returncode == 0, filed.stderr
+    assert "REQ-000001" in blocks(filed.stdout)[-1]
+    files = _stored_bytes(tmp_path)
+    assert "tawasul.db" in files
+    assert _in_clear(files, NAME, NATIONAL_ID, DESCRIPTION) == []
+    key_file = tmp_path / "tawasul.db.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    # Staff read it all back, with the key.
+    exported = run(tmp_path, "requests", "export", "REQ-000001", "--format", "json")
+    answers = json.loads(exported.stdout)["answers"]
+    assert (answers["name"], answers["national_id"]) == (NAME, NATIONAL_ID)
+    assert answers["description"] == DESCRIPTION
+
+
+def test_a_wrong_key_fails_start_up_in_one_line(tmp_path: Path) -> None:
+    assert run(tmp_path, "chat", lines=FILING).returncode == 0
+    wrong = {"TAWASUL_PRIVACY__KEY": new_key_text()}
+    result = run(tmp_path, "requests", "show", "REQ-000001", env=wrong)
+    assert result.returncode == 1
+    assert result.stderr.startswith("tawasul: privacy.key is not the key")
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert NAME not in result.stdout
+    broken = run(tmp_path, "requests", "list", env={"TAWASUL_PRIVACY__KEY": "c2hvcnQ="})
+    assert broken.returncode == 2 and "32 expected" in broken.stderr
+
+
+def test_rotating_the_key_file_keeps_every_record_readable(tmp_path: Path) -> None:
+    assert run(tmp_path, "chat", lines=FILING).returncode == 0
+    key_file = tmp_path / "tawasul.db.key"
+    old_key = key_file.read_text().split()[0]
+    rotated = run(tmp_path, "privacy", "rotate-key")
+    assert rotated.returncode == 0, rotated.stderr
+    assert "records re-encrypted" in rotated.stdout
+    new_key = key_file.read_text().split()[0]
+    assert new_key != old_key and key_file.stat().st_mode & 0o777 == 0o600
+    old_id = Keyring.from_text(old_key).current_id
+    assert f"tw1:{old_id}:".encode() not in (tmp_path / "tawasul.db").read_bytes()
+    # Readable under the new key alone.
+    only_new = {"TAWASUL_PRIVACY__KEY": new_key}
+    exported = run(tmp_path, "requests", "export", "REQ-000001", "--format", "json", env=only_new)
+    assert exported.returncode == 0, exported.stderr
+    assert json.loads(exported.stdout)["answers"]["name"] == NAME
+    # The same national ID filed again is still recognised (its lookup hash followed).
+    again = run(tmp_path, "chat", "--user", "phone-2", lines=FILING, env=only_new)
+    assert again.returncode == 0, again.stderr
+    assert query(tmp_path / "tawasul.db", "SELECT count(*) FROM beneficiary") == [(1,)]

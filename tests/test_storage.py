@@ -147,8 +147,8 @@ async def test_conversation_round_trip_keeps_arabic_and_counts_versions(
             text("SELECT CAST(data AS TEXT) FROM conversation WHERE identity_id = :id"),
             {"id": identity_id},
         )
-        # Arabic is stored as itself, readable for whoever inspects the database.
-        assert "الرياض" in raw
+        # The state holds an intake's answers: encrypted (storage.keyring), never in clear.
+        assert raw.startswith("tw1:") and "الرياض" not in raw
         await conversations.save(identity_id, ConversationState("menu", "start", {}, "en"), NOW)
 
     async with database.session() as session:

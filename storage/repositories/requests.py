@@ -14,6 +14,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from flows.types import Media, OtherRequest, RecordRating, RequestSummary, SaveIntake
+from storage.columns import keyring_of
 from storage.models import (
     DIRECTION_IN,
     Beneficiary,
@@ -351,13 +352,15 @@ class RequestRepository:
         ]
 
     async def _applicant(self, answers: Mapping[str, str], now: datetime) -> Beneficiary:
+        keys = keyring_of(self._session.get_bind().dialect)
         national_id = answers.get("national_id") or None
         if national_id is not None:
-            query = select(Beneficiary).where(col(Beneficiary.national_id) == national_id)
+            hashes = keys.lookup_hashes(national_id)  # rows not yet rotated match too
+            query = select(Beneficiary).where(col(Beneficiary.national_id_hash).in_(hashes))
             found = await self._session.scalar(query)
             if found is not None:
                 return found
-        beneficiary = Beneficiary(
+        beneficiary = Beneficiary(  # its lookup hashes are set as it is written
             national_id=national_id,
             full_name=answers.get("name", ""),
             mobile=answers.get("mobile", ""),
