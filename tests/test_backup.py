@@ -163,9 +163,8 @@ def test_restore_refuses_to_overwrite_data_without_force(tmp_path: Path) -> None
     with sqlite3.connect(tmp_path / "tawasul.db") as connection:
         texts = [r[0] for r in connection.execute("SELECT text FROM message WHERE direction='in'")]
     keys = Keyring.beside(tmp_path / "tawasul.db")  # restored with the database
-    assert [keys.decrypt(t) for t in texts] == [
-        "السلام عليكم"
-    ]  # the later message is gone: the backup is back
+    # The later message is gone: the backup is back.
+    assert [keys.decrypt(t) for t in texts] == ["السلام عليكم"]
 
 
 def test_an_unfinished_backup_is_refused(tmp_path: Path) -> None:
