@@ -29,6 +29,7 @@ from bench.load import (
 from bench.proc import Server, free_port, start_server, tawasul_command, write_config
 from bench.standins import Recorder, StandIns
 from storage.db import normalize_url
+from storage.keyring import new_key_text
 
 REPO = Path(__file__).resolve().parent.parent
 ACCOUNT_SID = "AC" + "b7" * 16
@@ -228,9 +229,10 @@ async def running(
         command = server_command(system, workdir, port, database_url, standins.base_url)
         url = f"http://127.0.0.1:{port}"
         pythonpath = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-        server = await start_server(
-            command, url + "/healthz", cwd=workdir, env={"PYTHONPATH": pythonpath}
-        )
+        environment = {"PYTHONPATH": pythonpath}
+        if setup.database_url:  # PostgreSQL has no key file: the run's own key
+            environment["TAWASUL_PRIVACY__KEY"] = new_key_text()
+        server = await start_server(command, url + "/healthz", cwd=workdir, env=environment)
         try:
             target = Target(url, url, AUTH_TOKEN, ACCOUNT_SID, WEBHOOK_SECRET)
             yield server, target, recorder, database_url

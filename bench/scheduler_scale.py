@@ -36,6 +36,7 @@ from bot.followups import FollowUpDispatcher, FollowUpPlanner, FollowUpPolicy
 from bot.scheduler import JOB_TABLE, FollowUpScheduler
 from flows.lifecycle import SUBMITTED
 from storage.db import Database
+from storage.keyring import Keyring, new_key_text
 from storage.models import (
     FOLLOWUP_PENDING,
     Beneficiary,
@@ -48,11 +49,16 @@ from storage.repositories import reference_for
 
 BATCH = 1_000  # requests per transaction while planning
 
+# Personal data is encrypted (storage/keyring.py); PostgreSQL has no key file.
+_KEY = new_key_text()
+_KEYS = Keyring.from_text(_KEY)
+
 
 async def run(database_url: str | None, workdir: Path, jobs: int = 100_000) -> dict[str, float]:
     """Plan ``jobs`` follow-ups (rounded up to two per request), then start a server on them."""
     url = database_url or f"sqlite:///{workdir / 'scale.db'}"
-    database = Database(url)
+    # SQLite: the key file beside the database; PostgreSQL: this run's key.
+    database = Database(url, keyring=None if database_url is None else _KEYS)
     try:
         if not database.is_sqlite:
             async with database.engine.begin() as connection:
@@ -144,10 +150,12 @@ async def _serve(url: str, workdir: Path) -> tuple[float, float]:
             "organization": {"quiet_hours": "00:00-00:00"},
         },
     )
+    key = {} if url.startswith("sqlite") else {"TAWASUL_PRIVACY__KEY": _KEY}
     server = await start_server(
         tawasul_command("serve", "--config", str(config)),
         f"http://127.0.0.1:{port}/healthz",
         cwd=workdir,
+        env=key,
     )
     try:
         _, peak = server.memory_mib()

@@ -31,7 +31,8 @@ POSTGRESQL_SKIP = f"set {POSTGRESQL_URL_ENV} to run PostgreSQL tests"
 # test: the first test of a run migrates, the others start from what it left.
 _migrated: dict[str, Any] = {}
 # PostgreSQL has no key file: one key for the run (each test starts from an empty schema).
-POSTGRESQL_KEYS = Keyring.from_text(new_key_text())
+POSTGRESQL_KEY = new_key_text()
+POSTGRESQL_KEYS = Keyring.from_text(POSTGRESQL_KEY)
 
 
 async def _reset_postgresql(database: Database) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import aiohttp
 from channels import ACCOUNT_SID, AUTH_TOKEN, CHARITY, SECRET, TOKEN, eventually
+from conftest import POSTGRESQL_KEY
 from fakes.telegram_api import FakeTelegram, private_message
 from fakes.twilio_api import FakeTwilio, inbound_params, signed_form
 from sqlalchemy import select
@@ -28,6 +29,7 @@ from sqlmodel import col
 from bench.proc import Server, free_port, start_server, tawasul_command, write_config
 from bot.outbox import SENDS_AT_ONCE
 from storage.db import Database
+from storage.keyring import Keyring
 from storage.models import ChannelIdentity, Message
 
 PHONES = [f"+96656{n:07d}" for n in range(10)]
@@ -100,9 +102,9 @@ async def beneficiary(
         await asyncio.sleep(0.05)
 
 
-async def outbound_rows(url: str) -> list[tuple[str, str, str, str, int]]:
+async def outbound_rows(url: str, keyring: Keyring) -> list[tuple[str, str, str, str, int]]:
     """(channel, user id, text, status, attempts) of every outbound message."""
-    database = Database(url)
+    database = Database(url, keyring=keyring)
     try:
         async with database.session() as session:
             rows = await session.execute(
@@ -121,8 +123,8 @@ async def outbound_rows(url: str) -> list[tuple[str, str, str, str, int]]:
         await database.dispose()
 
 
-async def inbound_ids(url: str) -> Counter[tuple[str, str]]:
-    database = Database(url)
+async def inbound_ids(url: str, keyring: Keyring) -> Counter[tuple[str, str]]:
+    database = Database(url, keyring=keyring)
     try:
         async with database.session() as session:
             rows = await session.execute(
@@ -152,7 +154,7 @@ def delivered(twilio: FakeTwilio, telegram: FakeTelegram) -> list[tuple[str, str
 async def test_kill_9_under_load_loses_nothing_and_answers_others_at_once(
     database: Database, twilio: FakeTwilio, telegram: FakeTelegram, tmp_path: Path
 ) -> None:
-    url = database.url
+    url, keyring = database.url, database.keyring
     await database.dispose()  # the server owns it from here
     port = free_port()
     public = f"http://127.0.0.1:{port}"
@@ -160,6 +162,8 @@ async def test_kill_9_under_load_loses_nothing_and_answers_others_at_once(
         tmp_path / "config.toml",
         {
             "database": {"url": url},
+            # SQLite's key file is beside it; PostgreSQL's key is the run's.
+            "privacy": {} if database.is_sqlite else {"key": POSTGRESQL_KEY},
             "server": {"port": port, "public_url": public, "media_dir": str(tmp_path / "m")},
             "organization": {"quiet_hours": "00:00-00:00"},
             "telegram": {
@@ -192,7 +196,7 @@ async def test_kill_9_under_load_loses_nothing_and_answers_others_at_once(
         await asyncio.gather(*writers)
         acked = [m for m in load.messages if m.acked]
         killed_at = time.monotonic()
-        in_flight = sum(1 for row in await outbound_rows(url) if row[3] == "sending")
+        in_flight = sum(1 for row in await outbound_rows(url, keyring) if row[3] == "sending")
 
         server = await start_server(command, public + "/healthz", cwd=tmp_path)
         ready_at = time.monotonic()
@@ -205,7 +209,7 @@ async def test_kill_9_under_load_loses_nothing_and_answers_others_at_once(
 
             async def settled() -> list[tuple[str, str, str, str, int]]:
                 while True:
-                    rows = await outbound_rows(url)
+                    rows = await outbound_rows(url, keyring)
                     if rows and all(row[3] == "sent" for row in rows):
                         return rows
                     await asyncio.sleep(0.5)
@@ -216,7 +220,7 @@ async def test_kill_9_under_load_loses_nothing_and_answers_others_at_once(
             # the calls are counted after that.
             await server.stop()
 
-    stored = await inbound_ids(url)
+    stored = await inbound_ids(url, keyring)
     for message in load.messages:  # acknowledged or redelivered: stored, and once
         assert stored[(message.channel, message.platform_id)] == 1, message.platform_id
     assert len(stored) == len(load.messages) + 1
