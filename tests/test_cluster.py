@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from channels import ACCOUNT_SID, AUTH_TOKEN, CHARITY, FAST_SENDER, PUBLIC_URL, eventually
-from conftest import POSTGRESQL_URL_ENV, open_database
+from conftest import POSTGRESQL_KEY, POSTGRESQL_URL_ENV, open_database
 from fakes.twilio_api import FakeTwilio
 from served import served
 from sqlalchemy import select
@@ -149,6 +149,7 @@ async def test_serve_processes_elect_one_scheduler_and_replace_it_when_killed(
             {
                 "database": {"url": postgresql.url},
                 "server": {"port": port, "public_url": f"http://127.0.0.1:{port}"},
+                "privacy": {"key": POSTGRESQL_KEY},
             },
         )
         command = tawasul_command("serve", "--config", str(config))
@@ -265,7 +266,7 @@ async def test_two_processes_given_one_beneficiarys_messages_at_once_take_turns(
     postgresql: Database,
 ) -> None:
     # Two engines as in two processes: each its own pool of connections.
-    other = Database(postgresql.url)
+    other = Database(postgresql.url, keyring=postgresql.keyring)
     engines = [
         ConversationEngine(db, FlowSettings(), respond=_counting) for db in (postgresql, other)
     ]

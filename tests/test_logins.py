@@ -148,7 +148,7 @@ async def test_the_counters_survive_a_restart(staffed: Database) -> None:
         assert await attempt(sessions, "amal", WRONG, ATTACKER) == "wrong"
     url = staffed.url
     await staffed.dispose()
-    restarted = Database(url)  # a new process: nothing kept in memory
+    restarted = Database(url, keyring=staffed.keyring)  # a new process: nothing in memory
     try:
         again = Sessions(restarted, clock)
         assert await attempt(again, "amal", WRONG, ATTACKER) == "refused"
