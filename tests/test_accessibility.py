@@ -73,6 +73,7 @@ async def test_every_dashboard_page_and_the_chat_pass_axe(
         "/staff/reports?period=all",
         "/staff/feedback",
         "/staff/feedback/FB-000001",
+        "/staff/appointments",
         "/staff/admin/staff",
         "/staff/password",
         "/staff/requests/REQ-999999",  # the "not found" page
