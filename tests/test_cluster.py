@@ -308,7 +308,7 @@ async def test_live_events_and_the_command_line_s_writes_reach_every_process(
     postgresql: Database, tmp_path: Path
 ) -> None:
     settings = Settings(server={"media_dir": str(tmp_path / "media")})
-    other = Database(postgresql.url)
+    other = Database(postgresql.url, keyring=postgresql.keyring)
     first, second = Tawasul(settings, postgresql), Tawasul(settings, other)
     try:
         async with served(first.app()), served(second.app()):
