@@ -1,5 +1,6 @@
-"""Appointments: what the engine loads and performs for the chat (booking, moving,
-cancelling an interview, a visit's answer), and staff's field visits.
+"""Appointments in the chat: what the engine loads for the appointments flow and the
+effects it performs (booking, moving, cancelling an interview; a visit's answer). Staff's
+side (field visits, the list) is ``bot.visits``.
 
 A place is taken in the transaction of the message that confirms it, under the
 database's constraint (``storage.appointments``): the loser of a race gets

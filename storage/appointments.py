@@ -100,17 +100,12 @@ class AppointmentRepository:
             select(Appointment).where(col(Appointment.reference) == reference.strip().upper())
         )
 
-    async def between(
-        self, since: datetime, until: datetime, *, kind: str | None = None
-    ) -> list[Appointment]:
+    async def between(self, since: datetime, until: datetime) -> list[Appointment]:
         """Every appointment starting in [since, until), cancelled ones too, by time."""
-        query = select(Appointment).where(
-            col(Appointment.starts_at) >= since, col(Appointment.starts_at) < until
-        )
-        if kind is not None:
-            query = query.where(col(Appointment.kind) == kind)
         rows = await self._session.scalars(
-            query.order_by(col(Appointment.starts_at), col(Appointment.id))
+            select(Appointment)
+            .where(col(Appointment.starts_at) >= since, col(Appointment.starts_at) < until)
+            .order_by(col(Appointment.starts_at), col(Appointment.id))
         )
         return list(rows)
 
