@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 import pytest
 from channels import eventually
-from conftest import POSTGRESQL_URL_ENV
+from conftest import POSTGRESQL_KEY, POSTGRESQL_KEYS, POSTGRESQL_URL_ENV
 from fakes.telegram_api import FakeTelegram
 from fakes.twilio_api import FakeTwilio, inbound_params, signed_form
 from sqlalchemy import select
@@ -128,7 +128,7 @@ def collapse(items: list[str]) -> list[str]:
 
 async def outbound_in_order(url: str) -> dict[str, list[tuple[str, str]]]:
     """Per user id, (text, template kind) of every outbound message, in stored order."""
-    database = Database(url)
+    database = Database(url, keyring=POSTGRESQL_KEYS)
     try:
         async with database.session() as session:
             rows = await session.execute(
@@ -148,7 +148,7 @@ async def outbound_in_order(url: str) -> dict[str, list[tuple[str, str]]]:
 
 async def inbound_order(url: str) -> dict[tuple[str, str], int]:
     """The stored row id of every inbound message, by channel and platform id."""
-    database = Database(url)
+    database = Database(url, keyring=POSTGRESQL_KEYS)
     try:
         async with database.session() as session:
             rows = await session.execute(
@@ -162,7 +162,7 @@ async def inbound_order(url: str) -> dict[tuple[str, str], int]:
 
 
 async def followup_rows(url: str) -> list[tuple[str, str, str, int]]:
-    database = Database(url)
+    database = Database(url, keyring=POSTGRESQL_KEYS)
     try:
         async with database.session() as session:
             rows = await session.execute(
@@ -196,6 +196,7 @@ async def test_three_processes_lose_nothing_when_the_leader_is_killed(
             folder / "config.toml",
             {
                 "database": {"url": url},
+                "privacy": {"key": POSTGRESQL_KEY},
                 "server": {"port": port, "public_url": public, "media_dir": str(tmp_path / "m")},
                 "organization": {"quiet_hours": "00:00-00:00"},
                 "followups": {"intake_reminder_after": f"{REMINDER_AFTER}s"},
@@ -245,7 +246,7 @@ async def test_three_processes_lose_nothing_when_the_leader_is_killed(
 
             async def settled() -> None:
                 while True:
-                    rows = await outbound_rows(url)
+                    rows = await outbound_rows(url, POSTGRESQL_KEYS)
                     waiting = [
                         f
                         for f in await followup_rows(url)
@@ -263,7 +264,7 @@ async def test_three_processes_lose_nothing_when_the_leader_is_killed(
             await server.stop()
 
     # Every message acknowledged is stored, once.
-    stored = await inbound_ids(url)
+    stored = await inbound_ids(url, POSTGRESQL_KEYS)
     assert all(m.acked for m in pool.sent)
     for message in pool.sent:
         assert stored[(message.channel, message.platform_id)] == 1, message.platform_id
@@ -282,7 +283,7 @@ async def test_three_processes_lose_nothing_when_the_leader_is_killed(
 
     # Every stored reply reached its platform; a second copy only of one on its way at
     # the kill; each beneficiary's in the order stored.
-    rows = await outbound_rows(url)
+    rows = await outbound_rows(url, POSTGRESQL_KEYS)
     calls = delivered(twilio, telegram)
     expected = Counter((channel, user, text[:40]) for channel, user, text, _s, _a in rows)
     got = Counter((channel, user, text[:40]) for channel, user, text, _at in calls)
