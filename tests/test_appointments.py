@@ -134,3 +134,17 @@ async def test_twenty_beneficiaries_race_for_five_places(
     async with database.session() as session:
         taken = await AppointmentRepository(session).taken(START, START + timedelta(days=3))
     assert taken == {("الرياض", TUESDAY_8): 5}
+
+
+async def test_a_reminder_waits_while_staff_have_the_conversation(office: Office) -> None:
+    await book_tuesday_8(office)
+    assert "أبلغنا" in " ".join(await office.say("٤", ME))  # a person asked for: a handoff
+    await office.run_due(hours=22)  # Monday 08:00: the 24-hour reminder is due
+    assert await reminders(office) == []
+    rows = await office.followups()
+    [muted] = [r for r in rows.values() if r.key.endswith(":1440m")]
+    assert (muted.status, muted.due_at) == ("pending", office.clock() + timedelta(minutes=15))
+    await office.say("٠", ME)  # back to the menu: the handoff is closed
+    await office.run_due(minutes=15)
+    [(kind, text)] = await reminders(office)
+    assert kind == "proactive" and "APT-000001" in text

@@ -526,6 +526,24 @@ async def test_quiet_hours_hold_proactive_messages_not_replies_or_staff(
     assert twilio.bodies()[-1] == "reminder"
 
 
+async def test_a_timely_reminder_goes_in_the_quiet_hours_but_not_after_stop(
+    database: Database, twilio: FakeTwilio, twilio_channel: TwilioChannel
+) -> None:
+    early = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)  # 06:00 in Riyadh, the appointment's day
+    clock = FakeTime(early)
+    rules = DeliveryRules(quiet_hours=RIYADH_NIGHT, timezone="Asia/Riyadh")
+    awake = await beneficiary(database, Address("whatsapp", BENEFICIARY), early)
+    await store(database, awake, "whatsapp", "your interview at 08:00", early, kind="timely")
+    await store(database, awake, "whatsapp", "a check-in", early, kind="proactive")
+    stopped = await beneficiary(database, Address("whatsapp", OTHER), early)
+    async with database.session() as session, session.begin():
+        await IdentityRepository(session).set_opted_out(stopped, True)
+    await store(database, stopped, "whatsapp", "not to them", early, kind="timely")
+    outbox = sender(database, [twilio_channel], clock, rules=rules)
+    await settle(outbox, clock)
+    assert twilio.bodies() == ["your interview at 08:00"]
+
+
 async def test_an_opted_out_identity_gets_replies_and_nothing_proactive(
     database: Database, twilio: FakeTwilio, twilio_channel: TwilioChannel
 ) -> None:
