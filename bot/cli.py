@@ -33,6 +33,7 @@ from bot.knowledge import (
     seed_example,
     write_base,
 )
+from bot.media import MediaStore
 from bot.passwords import hash_password
 from bot.server import serve
 from bot.texts import export_po
@@ -114,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     set_status.add_argument("status")
     set_status.add_argument("--note", metavar="TEXT")
     set_status.add_argument("--by", metavar="USERNAME", help="the staff member acting")
+    erase = request_commands.add_parser(
+        "erase", help="remove the applicant's personal data, keep anonymous statistics"
+    )
+    erase.add_argument("reference")
+    erase.add_argument("--by", metavar="USERNAME", help="the staff member acting (audited)")
     export = request_commands.add_parser("export", help="the whole case file")
     export.add_argument("reference")
     export.add_argument("--format", choices=("json", "csv"), default="json")
@@ -165,6 +171,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export_po.add_argument("directory", metavar="DIR")
     text_commands.add_parser("check", help="check the files of texts.overrides and count them")
+
+    beneficiaries = command("beneficiaries", "applicants: the Saudi PDPL's rights")
+    beneficiary_commands = beneficiaries.add_subparsers(
+        dest="beneficiaries_command", required=True, metavar="ACTION"
+    )
+    forget = beneficiary_commands.add_parser(
+        "erase", help="remove a person's data by national ID, keep anonymous statistics"
+    )
+    forget.add_argument("--national-id", required=True, metavar="ID")
+    forget.add_argument("--by", metavar="USERNAME", help="the staff member acting (audited)")
 
     privacy = command("privacy", "personal data: encryption keys")
     privacy_commands = privacy.add_subparsers(
@@ -224,6 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(run_server(settings, args.telegram_polling))
         elif args.command == "db":
             asyncio.run(db_upgrade(settings))
+        elif args.command == "beneficiaries":
+            asyncio.run(beneficiaries_command(settings, args))
         elif args.command == "privacy":
             asyncio.run(rotate_key(settings))
         elif args.command == "staff":
@@ -411,6 +429,8 @@ async def requests_command(settings: Settings, args: argparse.Namespace) -> None
             request = await desk.set_status(args.reference, args.status, note=args.note, by=args.by)
             await news.send()
             print(f"{request.reference} is now {args.status}; the beneficiary will be told")
+        elif args.requests_command == "erase":
+            await _erase(settings, desk, reference=args.reference, by=args.by)
         elif args.requests_command == "export":
             if args.by is not None:
                 await desk.staff_member(args.by)
@@ -521,6 +541,39 @@ async def db_upgrade(settings: Settings) -> None:
     database = await open_database(settings)
     await database.dispose()
     print("database is up to date")
+
+
+async def _erase(
+    settings: Settings,
+    desk: StaffDesk,
+    *,
+    reference: str | None = None,
+    national_id: str | None = None,
+    by: str | None = None,
+) -> None:
+    if by is not None:
+        await desk.staff_member(by)
+    erased = await desk.erase(reference=reference, national_id=national_id, by=by)
+    media = MediaStore(Path(settings.server.media_dir))
+    removed = 0
+    for reference_of_file in erased.media:
+        path = media.path(reference_of_file)
+        if path is not None:
+            path.unlink(missing_ok=True)
+            removed += 1
+    print(
+        f"erased: {erased.requests} requests, {erased.messages} messages' texts, "
+        f"{removed} files; anonymous statistics kept"
+    )
+
+
+async def beneficiaries_command(settings: Settings, args: argparse.Namespace) -> None:
+    database = await open_database(settings)
+    try:
+        desk = StaffDesk(database, settings.flow_settings(), utcnow)
+        await _erase(settings, desk, national_id=args.national_id, by=args.by)
+    finally:
+        await database.dispose()
 
 
 async def rotate_key(settings: Settings) -> None:

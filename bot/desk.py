@@ -31,7 +31,7 @@ from flows.lifecycle import NEEDS_INFO, UNDECIDED
 from flows.staff_texts import STAFF_LANGUAGE
 from flows.steps import goto, need_label, sound
 from flows.types import FlowSettings, Language, OpenHandoff, OutboundMessage, TemplateRef
-from flows.validation import mask_ids_in
+from flows.validation import check_national_id, mask_ids_in
 from storage.db import Database
 from storage.models import (
     ChannelIdentity,
@@ -41,6 +41,7 @@ from storage.models import (
     StaffRole,
     SupportRequest,
 )
+from storage.privacy import Erased, erase_beneficiary, find_beneficiary
 from storage.repositories import (
     AuditRepository,
     CaseEvent,
@@ -510,6 +511,40 @@ class StaffDesk:
             now=self._clock(),
             username=by if isinstance(by, str) else None,
         )
+
+    async def erase(
+        self,
+        *,
+        reference: str | None = None,
+        national_id: str | None = None,
+        by: str | None = None,
+    ) -> Erased:
+        """Erase the applicant of ``reference``, or the one with ``national_id``: their
+        personal data goes, anonymous statistics stay (``storage.privacy``). Audited by
+        reference or applicant number, never by the person's data. The caller deletes
+        the returned media files."""
+        async with self._db.session() as session, session.begin():
+            if reference is not None:
+                request = await self._request(RequestRepository(session), reference)
+                beneficiary_id, target = request.beneficiary_id, request.reference
+            else:
+                checked = check_national_id(national_id or "")
+                if not isinstance(checked, str):
+                    raise StaffError("not a valid national ID or iqama number")
+                found = await find_beneficiary(session, checked)
+                if found is None or found.id is None:
+                    raise StaffError("no applicant with that national ID")
+                beneficiary_id, target = found.id, f"beneficiary:{found.id}"
+            erased = await erase_beneficiary(session, beneficiary_id)
+            detail = {
+                "beneficiary_id": beneficiary_id,
+                "requests": erased.requests,
+                "messages": erased.messages,
+                "files": len(erased.media),
+            }
+            await self._audit(session, by, "erase", target, detail)
+        log.info("applicant %s erased (%d requests)", beneficiary_id, erased.requests)
+        return erased
 
     async def _request(self, requests: RequestRepository, reference: str) -> SupportRequest:
         request = await requests.get_by_reference(reference)

@@ -1,23 +1,40 @@
-"""Personal data as a whole: which columns are encrypted, and re-encrypting them all."""
+"""Personal data as a whole: which columns are encrypted, re-encrypting them all, and
+erasing a person while keeping anonymous statistics."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, or_, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
 from sqlmodel import SQLModel, col
 
+from storage.columns import keyring_of
 from storage.db import Database
 from storage.models import (
+    MESSAGE_FAILED,
+    MESSAGE_PENDING,
+    MESSAGE_SENDING,
     Beneficiary,
+    ChannelIdentity,
     Conversation,
+    Document,
+    Feedback,
+    FeedbackEvent,
     Message,
     Note,
     PrivacyKey,
+    Rating,
     StatusChange,
+    StoredMedia,
     SupportRequest,
+    id_of,
 )
+
+# What an erased request keeps of its answers: anonymous statistics.
+ANONYMOUS_ANSWERS: Final = ("city", "need")
 
 # Every encrypted column, by table (storage.columns.EncryptedText / EncryptedJSON).
 ENCRYPTED: Final[tuple[tuple[type[SQLModel], tuple[str, ...]], ...]] = (
@@ -65,3 +82,127 @@ async def reencrypt(database: Database, *, batch: int = 500) -> int:
             delete(PrivacyKey).where(col(PrivacyKey.key_id) != keyring.current_id)
         )
     return rewritten
+
+
+async def find_beneficiary(session: AsyncSession, national_id: str) -> Beneficiary | None:
+    """The applicant with this national ID (by its keyed hash, under any configured key)."""
+    keys = keyring_of(session.get_bind().dialect)
+    query = select(Beneficiary).where(
+        col(Beneficiary.national_id_hash).in_(keys.lookup_hashes(national_id))
+    )
+    return (await session.scalars(query)).first()
+
+
+@dataclass(frozen=True, slots=True)
+class Erased:
+    """What erasing a person removed: counts for the audit log (no personal data), and
+    the media files (``media/<name>``) the caller deletes from the disk."""
+
+    requests: int
+    messages: int
+    media: tuple[str, ...]
+
+
+def _urls(media: object) -> list[str]:
+    if not isinstance(media, list):
+        return []
+    return [str(item["url"]) for item in media if isinstance(item, dict) and item.get("url")]
+
+
+async def erase_beneficiary(session: AsyncSession, beneficiary_id: int) -> Erased:
+    """Remove a person and keep anonymous statistics, in the caller's transaction.
+
+    Gone: the applicant's national ID, name and mobile; the requests' answers but the
+    city and need; documents; the texts and attachments of every message of the
+    identities that spoke for them (a phone number as user id becomes ``erased:<id>``),
+    their conversation state, staff notes and status notes, rating comments, feedback
+    texts; replies still waiting to be sent. Kept: the rows themselves, so need, city,
+    status history, ratings and message counts stay as they were.
+    """
+    requests = (
+        await session.scalars(
+            select(SupportRequest).where(col(SupportRequest.beneficiary_id) == beneficiary_id)
+        )
+    ).all()
+    request_ids = [id_of(request) for request in requests]
+    identity_ids = set(
+        await session.scalars(
+            select(col(ChannelIdentity.id)).where(
+                col(ChannelIdentity.beneficiary_id) == beneficiary_id
+            )
+        )
+    ) | {request.identity_id for request in requests}
+    of_person = or_(
+        col(Message.identity_id).in_(identity_ids), col(Message.request_id).in_(request_ids)
+    )
+    media: list[str] = []
+    for stored in await session.scalars(select(col(Message.media)).where(of_person)):
+        media += _urls(stored)
+    media += list(
+        await session.scalars(
+            select(col(Document.url)).where(col(Document.request_id).in_(request_ids))
+        )
+    )
+    feedback = (
+        await session.scalars(select(Feedback).where(col(Feedback.identity_id).in_(identity_ids)))
+    ).all()
+    feedback_ids = [id_of(row) for row in feedback]
+    for row in feedback:
+        media += _urls(row.attachments)
+    for stored in await session.scalars(
+        select(col(FeedbackEvent.attachments)).where(
+            col(FeedbackEvent.feedback_id).in_(feedback_ids)
+        )
+    ):
+        media += _urls(stored)
+
+    beneficiary = await session.get(Beneficiary, beneficiary_id)
+    if beneficiary is not None:
+        beneficiary.national_id, beneficiary.full_name, beneficiary.mobile = None, "", ""
+    for request in requests:
+        request.answers = {k: v for k, v in request.answers.items() if k in ANONYMOUS_ANSWERS}
+    messages = await session.execute(
+        update(Message).where(of_person).values(text="", media=[], payload=None, error=None)
+    )
+    await session.execute(
+        update(Message)
+        .where(of_person, col(Message.status).in_((MESSAGE_PENDING, MESSAGE_SENDING)))
+        .values(status=MESSAGE_FAILED, error="erased")
+    )
+    await session.execute(delete(Document).where(col(Document.request_id).in_(request_ids)))
+    await session.execute(delete(Note).where(col(Note.request_id).in_(request_ids)))
+    await session.execute(
+        update(StatusChange).where(col(StatusChange.request_id).in_(request_ids)).values(note=None)
+    )
+    await session.execute(
+        update(Rating)
+        .where(
+            or_(
+                col(Rating.identity_id).in_(identity_ids),
+                col(Rating.beneficiary_id) == beneficiary_id,
+                col(Rating.request_id).in_(request_ids),
+            )
+        )
+        .values(comment=None)
+    )
+    await session.execute(
+        update(Conversation).where(col(Conversation.identity_id).in_(identity_ids)).values(data={})
+    )
+    await session.execute(
+        update(Feedback).where(col(Feedback.id).in_(feedback_ids)).values(text="", attachments=[])
+    )
+    await session.execute(
+        update(FeedbackEvent)
+        .where(col(FeedbackEvent.feedback_id).in_(feedback_ids))
+        .values(text=None, attachments=[])
+    )
+    await session.execute(delete(StoredMedia).where(col(StoredMedia.identity_id).in_(identity_ids)))
+    for identity_id in identity_ids:
+        await session.execute(
+            update(ChannelIdentity)
+            .where(col(ChannelIdentity.id) == identity_id)
+            .values(user_id=f"erased:{identity_id}")
+        )
+    await session.flush()
+    count = getattr(messages, "rowcount", 0) or 0
+    return Erased(len(requests), int(count), tuple(dict.fromkeys(media)))

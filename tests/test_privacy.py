@@ -5,7 +5,9 @@ privacy notice asked over a channel with buttons, the consent kept in the case f
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +20,12 @@ from test_cli import blocks, query, run
 from transcript import INTAKE_AR
 
 from bot.server import Tawasul
+from flows.types import Address, Media, SaveIntake
 from storage.db import Database
 from storage.keyring import Keyring, new_key_text
-from storage.models import Message, SupportRequest
+from storage.models import ChannelIdentity, Document, Message, Note, SupportRequest
+from storage.privacy import erase_beneficiary, find_beneficiary
+from storage.repositories import IdentityRepository, RatingRepository, RequestRepository
 
 NOTICE = {"notice_version": "2026-12", "notice_url": "https://charity.example/privacy"}
 NOTICE_ENV = {
@@ -170,3 +175,117 @@ def test_rotating_the_key_file_keeps_every_record_readable(tmp_path: Path) -> No
     again = run(tmp_path, "chat", "--user", "phone-2", lines=FILING, env=only_new)
     assert again.returncode == 0, again.stderr
     assert query(tmp_path / "tawasul.db", "SELECT count(*) FROM beneficiary") == [(1,)]
+
+
+# --- the right to erasure ---
+
+
+def _everything_in_clear(database: Path) -> str:
+    """Every value of every table, encrypted ones decrypted with the key: what the
+    database holds as a whole, readable."""
+    keys = Keyring.beside(database)
+    with sqlite3.connect(database) as connection:
+        tables = [
+            r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        ]
+        values = [
+            keys.decrypt(value) if isinstance(value, str) else str(value)
+            for table in tables
+            for row in connection.execute(f'SELECT * FROM "{table}"')
+            for value in row
+        ]
+    return "\n".join(values)
+
+
+async def _ratings(database: Path) -> list[tuple[int, str | None]]:
+    db = Database(f"sqlite:///{database}")
+    try:
+        async with db.session() as session:
+            rows = await RatingRepository(session).report()
+        return [(row.score, row.need) for row in rows]
+    finally:
+        await db.dispose()
+
+
+async def test_erase_removes_the_person_and_keeps_the_statistics(tmp_path: Path) -> None:
+    filed = run(tmp_path, "chat", lines=[*FILING, "٣", "٥", "شكراً لكم يا نورة"])
+    assert filed.returncode == 0, filed.stderr
+    database = tmp_path / "tawasul.db"
+    listed = run(tmp_path, "requests", "list").stdout
+    ratings = await _ratings(database)
+    assert ratings == [(5, None)]  # a rating on demand: about no request
+    assert NAME in _everything_in_clear(database)
+
+    erased = run(tmp_path, "requests", "erase", "REQ-000001")
+    assert erased.returncode == 0, erased.stderr
+    assert "erased: 1 requests" in erased.stdout
+
+    assert run(tmp_path, "requests", "list").stdout == listed  # status, need, channel, dates
+    assert await _ratings(database) == ratings
+    held = _everything_in_clear(database)
+    for gone in (NAME, NATIONAL_ID, DESCRIPTION, "نورة", "+966551234567", "0551234567"):
+        assert gone not in held, gone
+    exported = json.loads(run(tmp_path, "requests", "export", "REQ-000001").stdout)
+    assert exported["answers"] == {"city": "جدة", "need": "food_basket"}
+    assert [e["text"] for e in exported["events"] if e["kind"] == "status_change"] == ["submitted"]
+    [(target, detail)] = query(
+        database, "SELECT target, detail FROM audit_entry WHERE action = 'erase'"
+    )
+    assert target == "REQ-000001" and NAME not in str(detail) and NATIONAL_ID not in str(detail)
+
+
+def test_erase_by_national_id(tmp_path: Path) -> None:
+    assert run(tmp_path, "chat", lines=FILING).returncode == 0
+    assert run(tmp_path, "chat", "--user", "phone-2", lines=FILING).returncode == 0
+    erased = run(tmp_path, "beneficiaries", "erase", "--national-id", "١٠٠٠٠٠٠٠٠٨")
+    assert erased.returncode == 0, erased.stderr
+    assert "erased: 2 requests" in erased.stdout
+    assert NAME not in _everything_in_clear(tmp_path / "tawasul.db")
+    again = run(tmp_path, "beneficiaries", "erase", "--national-id", NATIONAL_ID)
+    assert again.returncode == 1 and "no applicant" in again.stderr
+    wrong = run(tmp_path, "beneficiaries", "erase", "--national-id", "123")
+    assert wrong.returncode == 1 and "not a valid national ID" in wrong.stderr
+
+
+async def test_erasing_in_storage_names_the_files_and_keeps_the_rows(database: Database) -> None:
+    photo = Media("media/abc.jpg", "image/jpeg", "id.jpg")
+    async with database.session() as session, session.begin():
+        identity = await IdentityRepository(session).get_or_create(PHONE, NOW)
+        request = await RequestRepository(session).create(
+            identity,
+            intake(documents=(photo,)),
+            channel="whatsapp",
+            signed_message_id=None,
+            status="submitted",
+            now=NOW,
+        )
+        await RequestRepository(session).add_note(request, "sara", "زوجها متوفى", NOW)
+    async with database.session() as session, session.begin():
+        found = await find_beneficiary(session, "1000000008")
+        assert found is not None and found.id == request.beneficiary_id
+        erased = await erase_beneficiary(session, request.beneficiary_id)
+    assert erased.media == ("media/abc.jpg",) and erased.requests == 1
+    async with database.session() as session:
+        assert await find_beneficiary(session, "1000000008") is None
+        kept = await session.get(SupportRequest, request.id)
+        assert kept is not None and kept.answers == {"city": "الرياض", "need": "food_basket"}
+        assert (await session.scalars(select(Document))).all() == []
+        assert (await session.scalars(select(Note))).all() == []
+        person = await session.get(ChannelIdentity, identity.id)
+        assert person is not None and person.user_id == f"erased:{identity.id}"
+
+
+PHONE = Address("whatsapp", "+966501234567")
+NOW = datetime(2025, 3, 2, 9, 30, tzinfo=UTC)
+
+
+def intake(documents: tuple[Media, ...] = ()) -> SaveIntake:
+    answers = {
+        "name": "فاطمة أحمد علي",
+        "national_id": "1000000008",
+        "mobile": "+966501234567",
+        "city": "الرياض",
+        "need": "food_basket",
+        "description": "أسرة من خمسة أفراد",
+    }
+    return SaveIntake(answers, documents, NOW, NOW)
