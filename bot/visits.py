@@ -134,9 +134,15 @@ class VisitDesk:
             staff = await StaffRepository(session).get(by) if by else None
             if by and staff is None:
                 raise AppointmentError(f"no active staff member {by!r}")
+            appointments = AppointmentRepository(session)
+            # A new time replaces the request's earlier visit (one asked to be moved).
+            for earlier in await appointments.active_visits(request.id or 0):
+                await appointments.set_status(earlier, CANCELLED, now, note="replaced")
+                if self._followups is not None and earlier.id is not None:
+                    await self._followups.appointment_ended(session, earlier.id, now)
             conversations = ConversationRepository(session)
             state = await conversations.load(request.identity_id)
-            visit = await AppointmentRepository(session).schedule_visit(
+            visit = await appointments.schedule_visit(
                 request_id=request.id or 0,
                 identity_id=request.identity_id,
                 starts_at=starts_at,

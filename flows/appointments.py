@@ -81,6 +81,11 @@ MINE_WORDS: Final = frozenset(
     phrase(w) for w in ("مواعيدي", "موعدي", "my appointments", "my appointment")
 )
 
+# The menu entry's label, folded, in both languages: choosing it by name loads the book.
+_LABELS: Final = frozenset(
+    phrase(text(language, "menu.option.appointment")) for language in ("ar", "en")
+)
+
 BRANCH = "apt_branch"
 DAY = "apt_day"
 OFFERED = "apt_offered"
@@ -97,10 +102,13 @@ _TIME = re.compile(r"^(\d{1,2})(?:[:.](\d{2}))?$")
 
 def needs_book(state: ConversationState, message: InboundMessage) -> bool:
     """Whether a step may read the appointments (``turn.lookup.appointments``), so the
-    engine loads them only then: in this flow, at the menu, or asked for by name."""
-    if state.flow in (FLOW, "menu"):
+    engine loads them only then: in this flow, option 7 at the menu, or asked for by name."""
+    if state.flow == FLOW:
         return True
-    return phrase(message.text or message.payload or "") in MINE_WORDS
+    said = phrase(normalize_digits(message.text or message.payload or ""))
+    if state.flow == "menu" and (said == str(NUMBER) or said in _LABELS):
+        return True
+    return said in MINE_WORDS
 
 
 def asks_mine(turn: Turn) -> bool:

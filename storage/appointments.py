@@ -224,6 +224,17 @@ class AppointmentRepository:
         await self._session.flush()
         return visit
 
+    async def active_visits(self, request_id: int) -> list[Appointment]:
+        """A request's field visits still to happen (proposed, confirmed or to be moved)."""
+        rows = await self._session.scalars(
+            select(Appointment).where(
+                col(Appointment.request_id) == request_id,
+                col(Appointment.kind) == VISIT,
+                col(Appointment.status).in_(ACTIVE),
+            )
+        )
+        return list(rows)
+
     async def visits(self, since: datetime | None = None) -> Sequence[Appointment]:
         """Field visits, soonest first (from ``since`` when given)."""
         query = select(Appointment).where(col(Appointment.kind) == VISIT)

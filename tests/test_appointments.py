@@ -13,6 +13,7 @@ from test_followups import Clock, Office
 
 from bot.config import Settings
 from bot.server import Tawasul
+from bot.visits import VisitDesk
 from flows import as_plain_text
 from flows.types import Address, InboundMessage
 from storage.appointments import AppointmentRepository
@@ -148,3 +149,23 @@ async def test_a_reminder_waits_while_staff_have_the_conversation(office: Office
     await office.run_due(minutes=15)
     [(kind, text)] = await reminders(office)
     assert kind == "proactive" and "APT-000001" in text
+
+
+async def test_another_time_asked_then_a_new_visit_replaces_the_first(office: Office) -> None:
+    reference = await office.file()  # the web visitor's request
+    tawasul = office.tawasul
+    desk = VisitDesk(
+        office.database, tawasul.settings.flow_settings(), office.clock, followups=tawasul.followups
+    )
+    first = await desk.schedule(reference, "2030-01-09 10:00", by=None)
+    assert "سيتواصل معك" in " ".join(await office.say("٢"))  # another time, please
+    rows = await office.followups()
+    assert rows[f"visit_answered:appointment:{first.id}"].status == "pending"
+    assert {r.status for k, r in rows.items() if k.startswith("appointment_reminder")} == {
+        "cancelled"
+    }
+    second = await desk.schedule(reference, "2030-01-10 11:00", by=None)
+    listed = [(item.appointment.reference, item.appointment.status) for item in await desk.visits()]
+    assert listed == [(second.reference, "proposed")]
+    mine = " ".join(await office.say("مواعيدي"))
+    assert second.reference in mine and first.reference not in mine
