@@ -65,6 +65,15 @@ async def test_week_view_visit_scheduling_and_the_calendar_feed(
     told = await visitor.wait_for("APT-000001")
     assert "زيارة ميدانية" in told and "mona" in told
 
+    token = await page_token(client, "/staff/appointments")
+    settle = {"csrf": token, "reference": "APT-000001", "outcome": "done", "note": "زرناهم"}
+    recorded = await client.post("/staff/appointments/settle", data=settle, allow_redirects=False)
+    assert recorded.status == 303 and "done=settled" in recorded.headers["Location"]
+    again = await client.post("/staff/appointments/settle", data=settle, allow_redirects=False)
+    assert again.status == 400 and "done already" in await again.text()
+    case = await (await client.get("/staff/requests/REQ-000001")).text()
+    assert "field visit APT-000001: done. زرناهم" in case
+
     feed = re.search(r'href="([^"]*calendar\.ics\?[^"]+)"', week)
     assert feed is not None
     path = "/staff/calendar.ics?" + feed.group(1).split("?", 1)[1].replace("&amp;", "&")

@@ -60,6 +60,7 @@ class AppointmentPages(PageGroup):
         return [
             web.get("/appointments", guard("agent", self._week)),
             web.post("/appointments/visits", guard("agent", self._schedule)),
+            web.post("/appointments/settle", guard("agent", self._settle)),
             web.get("/calendar.ics", self._feed),
         ]
 
@@ -120,6 +121,21 @@ class AppointmentPages(PageGroup):
             )
         day = slots.local_start(scheduled.starts_at, self._settings.timezone).date()
         return see_other(f"{PATH}?week={week_start(day).isoformat()}&done=visit")
+
+    async def _settle(self, request: web.Request, visit: Visit) -> web.Response:
+        reference = visit.field("reference").strip()
+        outcome = visit.field("outcome")
+        note = visit.field("note").strip() or None
+        try:
+            settled = await self._visits.settle(
+                reference, outcome, note=note, by=visit.me.staff.username
+            )
+        except AppointmentError as error:
+            return self._problem(
+                request, visit, 400, "dash.appointments.not_settled", reason=str(error)
+            )
+        day = slots.local_start(settled.starts_at, self._settings.timezone).date()
+        return see_other(f"{PATH}?week={week_start(day).isoformat()}&done=settled")
 
     async def _feed(self, request: web.Request) -> web.Response:
         username = request.query.get("user", "")

@@ -52,6 +52,23 @@ DASHBOARD: Final[Mapping[str, Mapping[Language, str]]] = {
         "ar": "لم تُجدوَل الزيارة: {reason}",
         "en": "The visit was not scheduled: {reason}",
     },
+    "dash.appointments.settle": {
+        "ar": "تسجيل ما جرى في موعد",
+        "en": "Record how an appointment went",
+    },
+    "dash.appointments.outcome": {"ar": "النتيجة", "en": "Outcome"},
+    "dash.appointments.done": {"ar": "تمّ", "en": "Done"},
+    "dash.appointments.no_show": {"ar": "لم يحضر أو لم نجده", "en": "No-show"},
+    "dash.appointments.note": {
+        "ar": "ملاحظة لملف الطلب",
+        "en": "Note for the case file",
+    },
+    "dash.appointments.record": {"ar": "تسجيل", "en": "Record"},
+    "dash.appointments.not_settled": {
+        "ar": "لم يُسجَّل: {reason}",
+        "en": "Not recorded: {reason}",
+    },
+    "dash.done.settled": {"ar": "سُجّل ما جرى في الموعد.", "en": "Recorded."},
     "dash.done.visit": {
         "ar": "اقتُرحت الزيارة وأُبلغ المستفيد.",
         "en": "The visit was proposed and the beneficiary told.",
