@@ -415,7 +415,7 @@ async def requests_command(settings: Settings, args: argparse.Namespace) -> None
                     )
                 )
         elif args.requests_command == "show":
-            case = await desk.case_file(args.reference)
+            case = await desk.case_file(args.reference, where="cli")
             request = case.request
             print(f"{request.reference}  {request.status}  {request.need}  ({request.channel})")
             print(f"decision due {request.decision_due_at.astimezone(zone).date().isoformat()}")

@@ -242,14 +242,24 @@ class StaffDesk:
                 undecided=UNDECIDED,
             )
 
-    async def case_file(self, reference: str) -> CaseFile:
+    async def case_file(
+        self, reference: str, *, read_by: str | Staff | None = None, where: str | None = None
+    ) -> CaseFile:
+        """A request's case file. Given ``where`` (``cli``, ``dashboard``,
+        ``staff_group``), the read is a staff member's (``read_by``; None: the command
+        line) and goes into the audit log."""
         async with self._db.session() as session:
             request = await self._request(RequestRepository(session), reference)
             events = await CaseFileRepository(session).events(request)
+        if where is not None:
+            async with self._db.session() as session, session.begin():
+                await self._audit(
+                    session, read_by, "case_read", request.reference, {"where": where}
+                )
         return CaseFile(request, events)
 
     async def export(self, reference: str, form: str, *, by: str | Staff | None = None) -> str:
-        """The whole case file as JSON or CSV text; ``by`` (when given) is audited.
+        """The whole case file as JSON or CSV text; audited (``by``: who took it out).
 
         The complete file (national ID and all) goes to managers and admins, and to the
         command line with no ``--by`` (whoever runs it has the database); anyone else
@@ -260,12 +270,12 @@ class StaffDesk:
             raise StaffError(f"unknown format {form!r}: json or csv")
         case = await self.case_file(reference)
         masked = False
-        if by is not None:
-            async with self._db.session() as session, session.begin():
+        async with self._db.session() as session, session.begin():
+            if by is not None:
                 member = by if isinstance(by, Staff) else await StaffRepository(session).get(by)
                 masked = member is None or member.role not in EXPORT_ROLES
-                detail = {"format": form, "masked": masked}
-                await self._audit(session, by, "export", case.request.reference, detail)
+            detail = {"format": form, "masked": masked}
+            await self._audit(session, by, "export", case.request.reference, detail)
         # Times as the charity reads them: ISO 8601 with the offset of organization.timezone.
         zone = ZoneInfo(self._settings.timezone)
         rows = [_event_row(event, zone) for event in case.events]

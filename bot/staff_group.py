@@ -224,7 +224,7 @@ class StaffGroup:
             await self._desk.add_note(args[0], " ".join(args[1:]), by=staff.username)
             await self._answer(update, _t("staff.note.done", reference=args[0].upper()))
         elif command == "/case" and len(args) == 1:
-            await self._answer(update, await self._case_text(args[0]))
+            await self._answer(update, await self._case_text(args[0], staff))
         elif command == "/feedback" and len(args) == 1 and self._feedback is not None:
             case = await self._feedback.show(args[0], by=staff)
             shown = feedback_alerts.in_group(
@@ -257,9 +257,9 @@ class StaffGroup:
             by=staff.username,
         )
 
-    async def _case_text(self, reference: str) -> str:
+    async def _case_text(self, reference: str, staff: Staff) -> str:
         try:
-            case = await self._desk.case_file(reference)
+            case = await self._desk.case_file(reference, read_by=staff, where="staff_group")
         except StaffError:
             return _t("staff.case.not_found", reference=reference)
         request = case.request

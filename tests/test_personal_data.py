@@ -139,6 +139,19 @@ async def test_an_id_typed_with_dashes_is_stored_as_ten_digits_and_masked_everyw
         assert (await sara.get("/staff/requests.csv")).status == 403
     finally:
         await sara.session.close()
+    # Every staff read of the case file is in the audit log: who, where, which request.
+    async with tawasul.database.session() as session:
+        reads = (
+            await session.scalars(
+                select(AuditEntry).where(AuditEntry.action.in_(("case_read", "export")))  # type: ignore[attr-defined]
+            )
+        ).all()
+    assert [(a.action, a.target, a.username, a.detail.get("where")) for a in reads] == [
+        ("case_read", "REQ-000001", "sara", "staff_group"),
+        ("case_read", "REQ-000001", "sara", "dashboard"),
+        ("export", "REQ-000001", "sara", None),
+        ("export", "REQ-000001", "sara", None),
+    ]
 
     # A manager takes the whole file; the list export masks the ID for everyone.
     mona = await logged_in(client, "mona")
@@ -157,7 +170,9 @@ async def test_an_id_typed_with_dashes_is_stored_as_ten_digits_and_masked_everyw
     async with tawasul.database.session() as session:
         exports = await session.scalars(select(AuditEntry).where(AuditEntry.action == "export"))
         details = [(entry.username, entry.detail) for entry in exports.all()]
-    assert [d["masked"] for _, d in details] == [True, True, False, True]
+    # The command line's export without --by is audited too (no member named).
+    assert [d["masked"] for _, d in details] == [True, True, False, True, False]
+    assert details[-1][0] is None
 
 
 @pytest.mark.parametrize(

@@ -115,7 +115,7 @@ class CasePages(PageGroup):
     ) -> web.StreamResponse:
         reference = request.match_info["reference"]
         try:
-            case = await self._desk.case_file(reference)
+            case = await self._desk.case_file(reference, read_by=visit.me.staff, where="dashboard")
         except StaffError:
             return self._problem(request, visit, 404, "dash.error.not_found")
         view = case_view(case, visit.lang, self._settings, self._clock())
