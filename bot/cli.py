@@ -187,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
         dest="privacy_command", required=True, metavar="ACTION"
     )
     privacy_commands.add_parser(
+        "purge", help="erase now whom privacy.retention has expired (the server does it daily)"
+    )
+    privacy_commands.add_parser(
         "rotate-key",
         help="re-encrypt personal data under privacy.key (with SQLite and no key set: "
         "under a new key in the key file)",
@@ -242,6 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(db_upgrade(settings))
         elif args.command == "beneficiaries":
             asyncio.run(beneficiaries_command(settings, args))
+        elif args.command == "privacy" and args.privacy_command == "purge":
+            asyncio.run(purge(settings))
         elif args.command == "privacy":
             asyncio.run(rotate_key(settings))
         elif args.command == "staff":
@@ -554,13 +559,7 @@ async def _erase(
     if by is not None:
         await desk.staff_member(by)
     erased = await desk.erase(reference=reference, national_id=national_id, by=by)
-    media = MediaStore(Path(settings.server.media_dir))
-    removed = 0
-    for reference_of_file in erased.media:
-        path = media.path(reference_of_file)
-        if path is not None:
-            path.unlink(missing_ok=True)
-            removed += 1
+    removed = MediaStore(Path(settings.server.media_dir)).remove(erased.media)
     print(
         f"erased: {erased.requests} requests, {erased.messages} messages' texts, "
         f"{removed} files; anonymous statistics kept"
@@ -572,6 +571,17 @@ async def beneficiaries_command(settings: Settings, args: argparse.Namespace) ->
     try:
         desk = StaffDesk(database, settings.flow_settings(), utcnow)
         await _erase(settings, desk, national_id=args.national_id, by=args.by)
+    finally:
+        await database.dispose()
+
+
+async def purge(settings: Settings) -> None:
+    database = await open_database(settings)
+    try:
+        desk = StaffDesk(database, settings.flow_settings(), utcnow)
+        media = MediaStore(Path(settings.server.media_dir))
+        count = await desk.purge_expired(settings.privacy.retention, media.remove)
+        print(f"{count} applicants past privacy.retention erased")
     finally:
         await database.dispose()
 

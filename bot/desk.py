@@ -14,7 +14,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,7 +27,7 @@ from bot.passwords import hash_password
 from bot.templates import TemplateKind
 from flows.handoff import FLOW as HANDOFF_FLOW
 from flows.handoff import WAITING as HANDOFF_WAITING
-from flows.lifecycle import NEEDS_INFO, UNDECIDED
+from flows.lifecycle import NEEDS_INFO, OPEN, UNDECIDED
 from flows.staff_texts import STAFF_LANGUAGE
 from flows.steps import goto, need_label, sound
 from flows.types import FlowSettings, Language, OpenHandoff, OutboundMessage, TemplateRef
@@ -41,7 +41,7 @@ from storage.models import (
     StaffRole,
     SupportRequest,
 )
-from storage.privacy import Erased, erase_beneficiary, find_beneficiary
+from storage.privacy import Erased, erase_beneficiary, find_beneficiary, past_retention
 from storage.repositories import (
     AuditRepository,
     CaseEvent,
@@ -555,6 +555,28 @@ class StaffDesk:
             await self._audit(session, by, "erase", target, detail)
         log.info("applicant %s erased (%d requests)", beneficiary_id, erased.requests)
         return erased
+
+    async def purge_expired(
+        self, retention: timedelta, remove_files: Callable[[Sequence[str]], int]
+    ) -> int:
+        """Erase the applicants whose requests were all closed more than ``retention``
+        ago (``privacy.retention``); each erasure audited, the count logged, no
+        personal data. Returns how many were erased."""
+        async with self._db.session() as session:
+            due = await past_retention(
+                session, before=self._clock() - retention, open_statuses=OPEN
+            )
+        files = 0
+        for beneficiary_id in due:
+            async with self._db.session() as session, session.begin():
+                erased = await erase_beneficiary(session, beneficiary_id)
+                detail = {"requests": erased.requests, "messages": erased.messages}
+                target = f"beneficiary:{beneficiary_id}"
+                await self._audit(session, None, "retention_erase", target, detail)
+            files += remove_files(erased.media)
+        if due:
+            log.info("retention: %d applicants' personal data purged, %d files", len(due), files)
+        return len(due)
 
     async def _request(self, requests: RequestRepository, reference: str) -> SupportRequest:
         request = await requests.get_by_reference(reference)

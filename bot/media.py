@@ -14,7 +14,7 @@ import logging
 import mimetypes
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -88,6 +88,17 @@ class MediaStore:
             return None
         candidate = self.folder / name
         return candidate if candidate.is_file() else None
+
+    def remove(self, references: Iterable[str]) -> int:
+        """Delete the files behind references made by ``save`` (an erased person's);
+        how many there were."""
+        removed = 0
+        for reference in references:
+            path = self.path(reference)
+            if path is not None:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
 
     async def keep(self, message: InboundMessage, channel: Channel) -> InboundMessage:
         """The message with each attachment fetched and stored locally where the

@@ -34,8 +34,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import pickle
-from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.job import Job
@@ -204,8 +204,10 @@ class FollowUpScheduler:
         *,
         clock: Callable[[], datetime],
         sweep_seconds: float = SWEEP_SECONDS,
+        daily: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self._db = database
+        self._daily = daily  # housekeeping (privacy.retention's purge), on the leader
         self.dispatcher = dispatcher
         self._clock = clock
         self._sweep_seconds = sweep_seconds
@@ -255,6 +257,15 @@ class FollowUpScheduler:
             coalesce=True,
             max_instances=1,
         )
+        if self._daily is not None:
+            scheduler.add_job(
+                self._housekeeping,
+                IntervalTrigger(hours=24, timezone=UTC),
+                id="daily-housekeeping",
+                next_run_time=datetime.now(UTC) + timedelta(minutes=1),
+                coalesce=True,
+                max_instances=1,
+            )
         self._scheduler, self._store = scheduler, store
         _running = self
         try:
@@ -374,6 +385,14 @@ class FollowUpScheduler:
         # and one run by the sweep may still have one to remove.
         if status == FOLLOWUP_PENDING or not from_job:
             self.sync([key])
+
+    async def _housekeeping(self) -> None:
+        if self._daily is None:
+            return
+        try:
+            await self._daily()
+        except Exception:
+            log.exception("daily housekeeping failed")
 
     async def _sweep(self) -> None:
         try:

@@ -150,7 +150,13 @@ class Tawasul:
                 else None
             ),
         )
-        self.scheduler = FollowUpScheduler(database, dispatcher, clock=clock)
+        retention = settings.privacy.retention
+        self.scheduler = FollowUpScheduler(
+            database,
+            dispatcher,
+            clock=clock,
+            daily=lambda: self.desk.purge_expired(retention, self.media.remove),
+        )
         # PostgreSQL: any number of processes, one of them the scheduler's leader.
         self.cluster: ClusterLink | None = None
         if not database.is_sqlite:

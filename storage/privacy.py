@@ -3,10 +3,12 @@ erasing a person while keeping anonymous statistics."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import delete, or_, select, text, update
+from sqlalchemy import case, delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
 from sqlmodel import SQLModel, col
@@ -91,6 +93,24 @@ async def find_beneficiary(session: AsyncSession, national_id: str) -> Beneficia
         col(Beneficiary.national_id_hash).in_(keys.lookup_hashes(national_id))
     )
     return (await session.scalars(query)).first()
+
+
+async def past_retention(
+    session: AsyncSession, *, before: datetime, open_statuses: Collection[str]
+) -> list[int]:
+    """Applicants not yet erased whose requests are all closed (no status in
+    ``open_statuses``, the lifecycle's words) and untouched since ``before``."""
+    query = (
+        select(col(SupportRequest.beneficiary_id))
+        .join(Beneficiary, col(Beneficiary.id) == col(SupportRequest.beneficiary_id))
+        .where(col(Beneficiary.national_id_hash).is_not(None))
+        .group_by(col(SupportRequest.beneficiary_id))
+        .having(
+            func.max(SupportRequest.updated_at) < before,
+            func.sum(case((col(SupportRequest.status).in_(open_statuses), 1), else_=0)) == 0,
+        )
+    )
+    return list(await session.scalars(query))
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,10 +4,12 @@ privacy notice asked over a channel with buttons, the consent kept in the case f
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import sqlite3
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +21,9 @@ from sqlalchemy import select
 from test_cli import blocks, query, run
 from transcript import INTAKE_AR
 
+from bot.desk import StaffDesk
 from bot.server import Tawasul
-from flows.types import Address, Media, SaveIntake
+from flows.types import Address, FlowSettings, Media, SaveIntake
 from storage.db import Database
 from storage.keyring import Keyring, new_key_text
 from storage.models import ChannelIdentity, Document, Message, Note, SupportRequest
@@ -293,3 +296,47 @@ def intake(documents: tuple[Media, ...] = ()) -> SaveIntake:
         "description": "أسرة من خمسة أفراد",
     }
     return SaveIntake(answers, documents, NOW, NOW)
+
+
+async def test_retention_purges_only_requests_closed_long_ago(
+    database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with database.session() as session, session.begin():
+        requests = RequestRepository(session)
+        identity = await IdentityRepository(session).get_or_create(PHONE, NOW)
+        closed = await requests.create(
+            identity,
+            intake(),
+            channel="whatsapp",
+            signed_message_id=None,
+            status="submitted",
+            now=NOW,
+        )
+        await requests.change_status(closed, "rejected", now=NOW, by="sara", note=None)
+        other = await IdentityRepository(session).get_or_create(
+            Address("sms", "+966502222222"), NOW
+        )
+        still_open = dataclasses.replace(
+            intake(), answers={**intake().answers, "national_id": "2000000006"}
+        )
+        await requests.create(
+            other, still_open, channel="sms", signed_message_id=None, status="submitted", now=NOW
+        )
+    removed: list[str] = []
+
+    def remove_files(references: Sequence[str]) -> int:
+        removed.extend(references)
+        return len(references)
+
+    five_years = timedelta(days=5 * 365)
+    soon = StaffDesk(database, FlowSettings(), lambda: NOW + timedelta(days=365))
+    assert await soon.purge_expired(five_years, remove_files) == 0
+    later = StaffDesk(database, FlowSettings(), lambda: NOW + timedelta(days=6 * 365))
+    with caplog.at_level(logging.INFO):
+        assert await later.purge_expired(five_years, remove_files) == 1
+    assert "1 applicants' personal data purged" in caplog.text
+    assert "فاطمة" not in caplog.text and "1000000008" not in caplog.text
+    async with database.session() as session:
+        assert await find_beneficiary(session, "1000000008") is None
+        assert await find_beneficiary(session, "2000000006") is not None  # still open: kept
+    assert await later.purge_expired(five_years, remove_files) == 0  # erased once
