@@ -6,22 +6,28 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import col
 
 from flows.types import Address, ConversationState
 from storage.models import ChannelIdentity
 from storage.repositories._shared import _CONVERSATION, _hot, _insert, _language, _plain
 
-# Locked (PostgreSQL): the engine's per-beneficiary lock, taken before anything of theirs
-# is read, so that two processes given two messages of one beneficiary at once handle
-# them one after the other, a conversation row or not (SQLite has one writer anyway).
-_IDENTITY_BY_ADDRESS = (
-    select(ChannelIdentity)
+_IDENTITY = ChannelIdentity.__table__  # type: ignore[attr-defined]
+
+# One statement of the hot path: the identity's "last heard from" noted, "unreachable"
+# forgotten (whoever writes can be reached again), and its row read back. The UPDATE
+# also locks the row until the transaction ends: the engine's per-beneficiary lock,
+# taken before anything of theirs is read, so that two processes given two messages of
+# one beneficiary at once handle them one after the other (SQLite has one writer).
+_TOUCH_IDENTITY = (
+    update(_IDENTITY)
     .where(
-        col(ChannelIdentity.channel) == bindparam("channel"),
-        col(ChannelIdentity.user_id) == bindparam("user_id"),
+        _IDENTITY.c.channel == bindparam("at_channel"),
+        _IDENTITY.c.user_id == bindparam("at_user_id"),
     )
-    .with_for_update()
+    .values(last_inbound_at=bindparam("at_now"), unreachable=False)
+    .returning(*_IDENTITY.c)
 )
 
 
@@ -43,9 +49,9 @@ class IdentityRepository:
     async def get_or_create(self, address: Address, now: datetime) -> ChannelIdentity:
         """The identity behind ``address``, created on first contact; notes ``now`` as its
         last inbound time. Its row stays locked until the transaction ends (PostgreSQL)."""
-        where = {"channel": address.channel, "user_id": address.user_id}
-        identity = await self._session.scalar(_IDENTITY_BY_ADDRESS, where)
-        if identity is None:
+        where = {"at_channel": address.channel, "at_user_id": address.user_id, "at_now": now}
+        row = (await self._session.execute(_TOUCH_IDENTITY, where)).one_or_none()
+        if row is None:
             # Two processes may see the same newcomer at once; the unique index decides
             # and the loser reads the winner's row instead of failing the message.
             insert = _insert(self._session, ChannelIdentity).values(
@@ -60,12 +66,12 @@ class IdentityRepository:
             await self._session.execute(
                 insert.on_conflict_do_nothing(index_elements=["channel", "user_id"])
             )
-            identity = (await self._session.scalars(_IDENTITY_BY_ADDRESS, where)).one()
-        identity.last_inbound_at = now
-        # Whoever writes to us can be reached again (they unblocked the bot, say).
-        if identity.unreachable:
-            identity.unreachable = False
-        return identity
+            row = (await self._session.execute(_TOUCH_IDENTITY, where)).one()
+        # Into the session as it is stored (no query, nothing to flush): what the turn
+        # changes on it later is written as usual.
+        identity = ChannelIdentity(**row._mapping)
+        make_transient_to_detached(identity)
+        return await self._session.merge(identity, load=False)
 
     async def find(self, address: Address) -> ChannelIdentity | None:
         """The identity behind ``address`` if it ever wrote, without creating one."""
