@@ -169,13 +169,15 @@ class ClusterLink:
                 await notify_in(session, channel, payload)
 
     async def _run(self) -> None:
-        first = True
+        first, down = True, False
         while True:
             try:
                 await self._connect()
+                if down:
+                    log.info("cluster connection back")
                 if not first:
                     self._on_reconnected()
-                first = False
+                first, down = False, False
                 while True:
                     if not self.leader:
                         await self._try_lock()
@@ -185,7 +187,9 @@ class ClusterLink:
             except asyncio.CancelledError:
                 raise
             except Exception as error:
-                log.warning("cluster connection lost: %s", type(error).__name__)
+                if not down:  # once an outage, not every try
+                    log.warning("cluster connection lost: %s", type(error).__name__)
+                down = True
                 await self._close()
                 if self.leader:
                     self.leader = False
