@@ -39,6 +39,7 @@ from flows.types import (
     OpenHandoff,
     OtherRequest,
     OutboundMessage,
+    ReadMyData,
     RecordRating,
     RecordUnanswered,
     RequestCallback,
@@ -53,6 +54,7 @@ from storage.db import Database
 from storage.feedback import FeedbackRepository
 from storage.models import ChannelIdentity, MessageKind
 from storage.models import id_of as _id
+from storage.privacy import held_for
 from storage.repositories import (
     ConversationRepository,
     HandoffRepository,
@@ -507,6 +509,8 @@ class ConversationEngine:
                     log.info("support request %s filed on %s", request.reference, channel)
                     if self._followups is not None:
                         news.followups += await self._followups.request_filed(session, request, now)
+                case ReadMyData():
+                    results["my_data"] = await held_for(session, identity)
                 case RecordRating():
                     rating = await RatingRepository(session).add(
                         identity, effect, channel=channel, now=now

@@ -11,7 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Final
 
-from flows import appointments, feedback, handoff, inquiry, intake, needs_info, rating, status
+from flows import (
+    appointments,
+    feedback,
+    handoff,
+    inquiry,
+    intake,
+    my_data,
+    needs_info,
+    rating,
+    status,
+)
 from flows.steps import FlowDeclaration, MenuEntry
 
 DECLARED: Final[tuple[FlowDeclaration, ...]] = (
@@ -23,6 +33,7 @@ DECLARED: Final[tuple[FlowDeclaration, ...]] = (
     inquiry.DECLARATION,
     feedback.DECLARATION,
     appointments.DECLARATION,
+    my_data.DECLARATION,
 )
 
 

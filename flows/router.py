@@ -27,6 +27,7 @@ from flows import (
     inquiry,
     intake,
     menu,
+    my_data,
     needs_info,
     registry,
     status,
@@ -102,6 +103,8 @@ def _route(turn: Turn) -> Transition:
         return feedback.STEPS["submitted"].handle(turn)
     if state.flow == appointments.FLOW and state.step == "booked":
         return appointments.tell_booked(turn)
+    if state.flow == my_data.FLOW:
+        return my_data.show(turn)
     if any_phrase(tokens, turn.settings.crisis_words):
         return handoff.open_urgent(turn, state)
     starts = spoken in START_WORDS or said.strip().startswith("/start")
@@ -120,6 +123,8 @@ def _route(turn: Turn) -> Transition:
         return _switch_language(turn, state, LANGUAGE_WORDS[spoken])
     if appointments.asks_mine(turn):
         return appointments.show_mine(turn, state)
+    if my_data.asks(turn):
+        return my_data.read(turn, state)
     step = FLOWS[state.flow][state.step]
     if any_phrase(tokens, staff_keywords(turn.settings), whole=step.free_text):
         # After three refused answers the keyword is the offer taken up: staff should know.

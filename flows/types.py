@@ -446,8 +446,17 @@ class AnswerVisit:
     confirmed: bool
 
 
+@dataclass(frozen=True, slots=True)
+class ReadMyData:
+    """The sender asked what is held about them: the engine puts ``my_data`` into the
+    state's data (their applicant's name, national ID, mobile and city, the requests this
+    sender filed with reference, need, status and created_at, the consent of the newest,
+    the number of messages kept) and resumes."""
+
+
 Effect = (
     SaveIntake
+    | ReadMyData
     | RecordRating
     | OpenHandoff
     | CloseHandoff

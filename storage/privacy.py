@@ -226,3 +226,49 @@ async def erase_beneficiary(session: AsyncSession, beneficiary_id: int) -> Erase
     await session.flush()
     count = getattr(messages, "rowcount", 0) or 0
     return Erased(len(requests), int(count), tuple(dict.fromkeys(media)))
+
+
+async def held_for(session: AsyncSession, identity: ChannelIdentity) -> dict[str, Any]:
+    """What is held about the person writing from ``identity``, as plain JSON values:
+    the applicant they last spoke for (name, national ID, mobile, city), the requests
+    this identity filed for them (reference, need, status, created_at), the consent of
+    the newest, and how many messages of this identity are kept. Nothing filed from
+    another identity: that needs the second factor."""
+    identity_id = id_of(identity)
+    requests = (
+        await session.scalars(
+            select(SupportRequest)
+            .where(col(SupportRequest.identity_id) == identity_id)
+            .order_by(col(SupportRequest.id))
+        )
+    ).all()
+    messages = await session.scalar(
+        select(func.count()).select_from(Message).where(col(Message.identity_id) == identity_id)
+    )
+    held: dict[str, Any] = {"messages": int(messages or 0)}
+    beneficiary = (
+        await session.get(Beneficiary, identity.beneficiary_id)
+        if identity.beneficiary_id is not None and requests
+        else None
+    )
+    if beneficiary is not None:
+        held |= {
+            "name": beneficiary.full_name,
+            "national_id": beneficiary.national_id or "",
+            "mobile": beneficiary.mobile,
+            "city": beneficiary.city,
+        }
+    held["requests"] = [
+        {
+            "reference": request.reference,
+            "need": request.need,
+            "status": request.status,
+            "created_at": request.created_at.isoformat(),
+        }
+        for request in requests
+        if beneficiary is not None and request.beneficiary_id == beneficiary.id
+    ]
+    consent = next((r.consent for r in reversed(requests) if r.consent), None)
+    if consent:
+        held["consent"] = {"version": consent.get("version"), "at": consent.get("at")}
+    return held

@@ -340,3 +340,14 @@ async def test_retention_purges_only_requests_closed_long_ago(
         assert await find_beneficiary(session, "1000000008") is None
         assert await find_beneficiary(session, "2000000006") is not None  # still open: kept
     assert await later.purge_expired(five_years, remove_files) == 0  # erased once
+
+
+def test_my_data_through_the_engine_shows_only_the_senders_own(tmp_path: Path) -> None:
+    filed = run(tmp_path, "chat", lines=[*FILING, "بياناتي"])
+    assert filed.returncode == 0, filed.stderr
+    shown = blocks(filed.stdout)[-1]
+    assert NAME in shown and "******0008" in shown and "REQ-000001" in shown
+    assert NATIONAL_ID not in shown and DESCRIPTION not in shown
+    stranger = run(tmp_path, "chat", "--user", "someone-else", lines=["بياناتي"])
+    assert "لا نحفظ عنك أي بيانات شخصية" in blocks(stranger.stdout)[-1]
+    assert NAME not in stranger.stdout

@@ -34,6 +34,7 @@ from flows.types import (
     OpenHandoff,
     OtherRequest,
     OutboundMessage,
+    ReadMyData,
     RecordRating,
     RequestCallback,
     RequestSummary,
@@ -97,6 +98,7 @@ class Transcript:
         self.callbacks: list[RequestCallback] = []
         self.effects: list[Effect] = []
         self.replies: tuple[OutboundMessage, ...] = ()
+        self.held: dict[str, object] = {}  # what the engine would read for "my data"
         self._count = 0
 
     def send(
@@ -183,6 +185,8 @@ class Transcript:
                 self._back_to_review(effect.reference)
             elif isinstance(effect, RequestCallback):
                 self.callbacks.append(effect)
+            elif isinstance(effect, ReadMyData):
+                results["my_data"] = self.held  # type: ignore[assignment]
             elif isinstance(effect, SaveFeedback):
                 count = sum(isinstance(e, SaveFeedback) for e in self.effects)
                 results["feedback_reference"] = f"FB-{count:06d}"

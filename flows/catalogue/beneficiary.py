@@ -118,6 +118,33 @@ BENEFICIARY: Final[Mapping[str, Mapping[Language, str]]] = {
         "en": "We will ask you a few short questions ({total} steps). "
         "You can send 0 at any time to leave; we will keep what you entered.",
     },
+    # --- "my data": what is held about the sender (Saudi PDPL) ---
+    "my_data.title": {
+        "ar": "هذه البيانات المحفوظة لدينا عنك:",
+        "en": "This is the data we hold about you:",
+    },
+    "my_data.line": {"ar": "- {label}: {value}", "en": "- {label}: {value}"},
+    "my_data.request": {
+        "ar": "- الطلب {reference} ({need}): {status}، قُدّم في {date}",
+        "en": "- Request {reference} ({need}): {status}, filed on {date}",
+    },
+    "my_data.consent": {
+        "ar": "- الموافقة على إشعار الخصوصية (الإصدار {version}) في {date}",
+        "en": "- Consent to the privacy notice (version {version}) on {date}",
+    },
+    "my_data.messages": {
+        "ar": "- عدد الرسائل المحفوظة في ملفك: {count}",
+        "en": "- Messages kept in your file: {count}",
+    },
+    "my_data.rights": {
+        "ar": "لتصحيح بياناتك أو طلب حذفها يمكن التحدث مع موظف: أرسل ٤. أرسل ٠ للقائمة.",
+        "en": "To correct your data or ask for it to be deleted, talk to a staff member: "
+        "send 4. Send 0 for the menu.",
+    },
+    "my_data.nothing": {
+        "ar": "لا نحفظ عنك أي بيانات شخصية من هذه المحادثة. أرسل ٠ للقائمة.",
+        "en": "We hold no personal data about you from this conversation. Send 0 for the menu.",
+    },
     # --- privacy notice and consent (Saudi PDPL), before the first intake question ---
     "privacy.notice": {
         "ar": "قبل أن نبدأ: نجمع الاسم والهوية والجوال والمدينة ووصف الحاجة لدراسة طلبك فقط، "
