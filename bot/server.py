@@ -37,6 +37,7 @@ from storage.cluster import (
     FOLLOWUPS_CHANNEL,
     LIVE_CHANNEL,
     OUTBOX_CHANNEL,
+    RETRY_SECONDS,
     ClusterLink,
     chunks,
 )
@@ -61,8 +62,6 @@ CHANNEL_RETRY_SECONDS = 15.0
 # Messages a new tab of the web chat shows again, both ways.
 WEB_HISTORY = 50
 _RELEASED = (MESSAGE_SENT, MESSAGE_DELIVERED, MESSAGE_READ)
-# How often a standby process tries to become the scheduler's leader (PostgreSQL).
-CLUSTER_RETRY_SECONDS = 2.0
 
 
 class Tawasul:
@@ -76,7 +75,7 @@ class Tawasul:
         telegram_polling: bool = False,
         clock: Callable[[], datetime] = utcnow,
         channel_retry_seconds: float = CHANNEL_RETRY_SECONDS,
-        cluster_retry: float = CLUSTER_RETRY_SECONDS,
+        cluster_retry: float = RETRY_SECONDS,
     ) -> None:
         self.settings = settings
         self._channel_retry_seconds = channel_retry_seconds
