@@ -264,7 +264,7 @@ class Rating(SQLModel, table=True):
     channel: str
     context: str = "service"  # service | handoff
     score: int
-    comment: str | None = Field(default=None, sa_type=sa.Text)
+    comment: str | None = Field(default=None, sa_type=EncryptedText)
     created_at: datetime = _at()
 
 
@@ -499,7 +499,7 @@ class Feedback(SQLModel, table=True):
     reference: str | None = Field(default=None, unique=True)
     kind: str = Field(index=True)
     status: str
-    text: str = Field(sa_type=sa.Text)
+    text: str = Field(sa_type=EncryptedText)
     # Photos and documents by reference ({"url", "content_type", "filename"}), as sent.
     attachments: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON)
     request_id: int | None = Field(default=None, foreign_key="support_request.id", index=True)
@@ -530,7 +530,7 @@ class FeedbackEvent(SQLModel, table=True):
     from_status: str | None = None
     to_status: str | None = None
     by: str | None = None
-    text: str | None = Field(default=None, sa_type=sa.Text)
+    text: str | None = Field(default=None, sa_type=EncryptedText)
     attachments: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON)
     created_at: datetime = _at()
 

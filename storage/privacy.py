@@ -46,6 +46,9 @@ ENCRYPTED: Final[tuple[tuple[type[SQLModel], tuple[str, ...]], ...]] = (
     (Message, ("text",)),
     (Note, ("text",)),
     (StatusChange, ("note",)),
+    (Feedback, ("text",)),
+    (FeedbackEvent, ("text",)),
+    (Rating, ("comment",)),
 )
 
 
