@@ -217,6 +217,7 @@ class Database:
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         options: dict[str, Any] = {}
         self._keyring = keyring
+        self._key_file: Path | None = None
         if self.is_sqlite:
             path = parsed.database or ":memory:"
             if keyring is None and path != ":memory:" and not path.startswith("file:"):
@@ -248,7 +249,7 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _set_sqlite_pragmas)
             event.listen(self.engine.sync_engine, "begin", _begin_immediate)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        if not hasattr(self, "_key_file") and (keyring is not None or self.is_sqlite):
+        if self._key_file is None and (keyring is not None or self.is_sqlite):
             # An in-memory database lives as long as this process: so may its key.
             self._keyring = keyring or Keyring.from_text(new_key_text())
             self._use_keys()
@@ -261,7 +262,7 @@ class Database:
 
     def _use_keys(self) -> None:
         if self._keyring is None:
-            if not hasattr(self, "_key_file"):
+            if self._key_file is None:
                 raise PrivacyKeyError(
                     "privacy.key is needed with this database: set TAWASUL_PRIVACY__KEY "
                     "to 32 random bytes in base64 (e.g. `openssl rand -base64 32`)"

@@ -110,9 +110,6 @@ class Keyring:
         except (InvalidTag, binascii.Error, ValueError):
             raise PrivacyKeyError(f"data under key {key_id} does not decrypt: damaged") from None
 
-    def is_current(self, stored: str | None) -> bool:
-        return stored is None or stored.startswith(f"{PREFIX}{self._current_id}:")
-
     def lookup_hash(self, value: str, key_id: str | None = None) -> str:
         """The keyed hash a value is looked up by (under the current key by default)."""
         key = self._keys[key_id or self._current_id]
