@@ -242,6 +242,12 @@ class StaffDesk:
                 undecided=UNDECIDED,
             )
 
+    async def open_twins(self) -> set[int]:
+        """Ids of open requests another open request of the same applicant and need
+        shadows (flagged on the dashboard)."""
+        async with self._db.session() as session:
+            return await RequestRepository(session).open_twins(OPEN)
+
     async def case_file(
         self, reference: str, *, read_by: str | Staff | None = None, where: str | None = None
     ) -> CaseFile:

@@ -90,7 +90,9 @@ class CasePages(PageGroup):
             return "/staff/?" + urlencode({**filters, "page": n})
 
         context = {
-            "rows": request_rows(shown, lang, self._settings, self._clock()),
+            "rows": request_rows(
+                shown, lang, self._settings, self._clock(), await self._desk.open_twins()
+            ),
             "total": len(found),
             "filters": filters,
             "statuses": [(s, flows.status_label(lang, s)) for s in flows.STATUSES],
@@ -118,7 +120,8 @@ class CasePages(PageGroup):
             case = await self._desk.case_file(reference, read_by=visit.me.staff, where="dashboard")
         except StaffError:
             return self._problem(request, visit, 404, "dash.error.not_found")
-        view = case_view(case, visit.lang, self._settings, self._clock())
+        twin = case.request.id in await self._desk.open_twins()
+        view = case_view(case, visit.lang, self._settings, self._clock(), twin=twin)
         form = visit.form
         linked = await on_case_page(
             self._db, self._clock(), id_of(case.request), visit.me.role, visit.lang

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -79,6 +79,7 @@ class RequestRow:
     due: str
     overdue: bool
     linked: bool
+    twin: bool = False  # another open request of the same applicant for the same need
 
 
 def overdue(request: SupportRequest, now: datetime) -> bool:
@@ -86,7 +87,11 @@ def overdue(request: SupportRequest, now: datetime) -> bool:
 
 
 def request_rows(
-    requests: Iterable[SupportRequest], language: Language, settings: FlowSettings, now: datetime
+    requests: Iterable[SupportRequest],
+    language: Language,
+    settings: FlowSettings,
+    now: datetime,
+    twins: Collection[int] = (),
 ) -> list[RequestRow]:
     zone = settings.timezone
     return [
@@ -101,6 +106,7 @@ def request_rows(
             due=day(request.decision_due_at, language, zone),
             overdue=overdue(request, now),
             linked=request.linked_existing,
+            twin=request.id in twins,
         )
         for request in requests
     ]
@@ -135,10 +141,11 @@ class CaseView:
     overdue: bool
     linked: bool
     events: tuple[EventView, ...]
+    twin: bool = False
 
 
 def case_view(
-    case: CaseFile, language: Language, settings: FlowSettings, now: datetime
+    case: CaseFile, language: Language, settings: FlowSettings, now: datetime, *, twin: bool = False
 ) -> CaseView:
     request = case.request
     answers = request.answers
@@ -173,6 +180,7 @@ def case_view(
         overdue=overdue(request, now),
         linked=request.linked_existing,
         events=tuple(_event(event, language, zone) for event in case.events),
+        twin=twin,
     )
 
 

@@ -124,6 +124,10 @@ DASHBOARD: Final[Mapping[str, Mapping[Language, str]]] = {
         "ar": "رقم الهوية مستخدم في طلبات أخرى",
         "en": "ID number used on other requests",
     },
+    "dash.requests.twin": {
+        "ar": "طلب مفتوح آخر للحاجة نفسها",
+        "en": "Another open request for the same need",
+    },
     "dash.requests.export": {"ar": "تصدير القائمة (CSV)", "en": "Export the list (CSV)"},
     "dash.filter.legend": {"ar": "تصفية الطلبات", "en": "Filter requests"},
     "dash.filter.search": {"ar": "بحث", "en": "Search"},

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
@@ -123,6 +123,28 @@ class RequestRepository:
         )
         await self._session.flush()
         return request
+
+    async def open_twins(self, open_statuses: Collection[str]) -> set[int]:
+        """Requests with another of the same applicant and need, both open (statuses in
+        ``open_statuses``, the lifecycle's words): for staff to look at, as one applicant
+        rarely needs the same support twice at once."""
+        other = aliased(SupportRequest)
+        query = (
+            select(col(SupportRequest.id))
+            .join(
+                other,
+                and_(
+                    col(other.beneficiary_id) == col(SupportRequest.beneficiary_id),
+                    col(other.need) == col(SupportRequest.need),
+                    col(other.id) != col(SupportRequest.id),
+                ),
+            )
+            .where(
+                col(SupportRequest.status).in_(open_statuses), col(other.status).in_(open_statuses)
+            )
+            .distinct()
+        )
+        return set(await self._session.scalars(query))
 
     async def summaries_for(self, identity: ChannelIdentity) -> list[RequestSummary]:
         """The requests this sender filed, newest first. Never anyone else's.
