@@ -242,6 +242,13 @@ class StaffDesk:
                 undecided=UNDECIDED,
             )
 
+    async def household(
+        self, request: SupportRequest
+    ) -> tuple[list[SupportRequest], list[SupportRequest]]:
+        """The applicant's other requests, and those the same sender filed for others."""
+        async with self._db.session() as session:
+            return await RequestRepository(session).household(request)
+
     async def open_twins(self) -> set[int]:
         """Ids of open requests another open request of the same applicant and need
         shadows (flagged on the dashboard)."""

@@ -83,3 +83,25 @@ async def test_a_second_open_request_for_the_same_need_is_flagged(
         await tawasul.desk.set_status(first, "rejected", note="مكرر", by="amal")
         case = await (await staff.get(f"/staff/requests/{second}")).text()
         assert TWIN not in case  # the first is closed: nothing to compare any more
+
+
+async def test_the_case_page_shows_the_household_and_the_links(
+    office: tuple[Tawasul, TestClient[Any, Any]],
+) -> None:
+    tawasul, client = office
+    phone, web = Address("whatsapp", "+966501234567"), Address("web", "session-1")
+    mother = await file(tawasul.database, phone, intake("rent"))
+    son = await file(tawasul.database, phone, intake("medical", "2000000006"))  # same phone
+    again = await file(tawasul.database, web, intake("food_basket"))  # her ID, another channel
+    stranger = await file(
+        tawasul.database, Address("sms", "+966509999999"), intake("rent", "1111111111")
+    )
+    async with browser(client) as staff:
+        await login(staff, "amal")
+        page = await (await staff.get(f"/staff/requests/{mother}")).text()
+        household = page.split('id="household"')[1].split("</section>")[0]
+        same_applicant, same_sender = household.split("طلبات قدّمها الرقم نفسه")
+        assert again in same_applicant and son not in same_applicant
+        assert son in same_sender and stranger not in household
+        alone = await (await staff.get(f"/staff/requests/{stranger}")).text()
+        assert 'id="household"' not in alone

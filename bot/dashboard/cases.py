@@ -121,7 +121,10 @@ class CasePages(PageGroup):
         except StaffError:
             return self._problem(request, visit, 404, "dash.error.not_found")
         twin = case.request.id in await self._desk.open_twins()
-        view = case_view(case, visit.lang, self._settings, self._clock(), twin=twin)
+        household = await self._desk.household(case.request)
+        view = case_view(
+            case, visit.lang, self._settings, self._clock(), twin=twin, household=household
+        )
         form = visit.form
         linked = await on_case_page(
             self._db, self._clock(), id_of(case.request), visit.me.role, visit.lang

@@ -142,10 +142,20 @@ class CaseView:
     linked: bool
     events: tuple[EventView, ...]
     twin: bool = False
+    # (reference, need, status) of the applicant's other requests, and of the requests
+    # the same phone or chat filed for other applicants (their names not shown here).
+    same_applicant: tuple[tuple[str, str, str], ...] = ()
+    same_sender: tuple[tuple[str, str, str], ...] = ()
 
 
 def case_view(
-    case: CaseFile, language: Language, settings: FlowSettings, now: datetime, *, twin: bool = False
+    case: CaseFile,
+    language: Language,
+    settings: FlowSettings,
+    now: datetime,
+    *,
+    twin: bool = False,
+    household: tuple[Sequence[SupportRequest], Sequence[SupportRequest]] = ((), ()),
 ) -> CaseView:
     request = case.request
     answers = request.answers
@@ -181,6 +191,18 @@ def case_view(
         linked=request.linked_existing,
         events=tuple(_event(event, language, zone) for event in case.events),
         twin=twin,
+        same_applicant=tuple(_link(r, language, settings) for r in household[0]),
+        same_sender=tuple(_link(r, language, settings) for r in household[1]),
+    )
+
+
+def _link(
+    request: SupportRequest, language: Language, settings: FlowSettings
+) -> tuple[str, str, str]:
+    return (
+        request.reference or "",
+        need_label(settings, request.need, language),
+        flows.status_label(language, request.status),
     )
 
 

@@ -124,6 +124,15 @@ DASHBOARD: Final[Mapping[str, Mapping[Language, str]]] = {
         "ar": "رقم الهوية مستخدم في طلبات أخرى",
         "en": "ID number used on other requests",
     },
+    "dash.case.household": {"ar": "الأسرة والروابط", "en": "Household and links"},
+    "dash.case.same_applicant": {
+        "ar": "طلبات أخرى لصاحب الهوية نفسه",
+        "en": "Other requests of the same applicant",
+    },
+    "dash.case.same_sender": {
+        "ar": "طلبات قدّمها الرقم نفسه لأشخاص آخرين",
+        "en": "Requests the same sender filed for others",
+    },
     "dash.requests.twin": {
         "ar": "طلب مفتوح آخر للحاجة نفسها",
         "en": "Another open request for the same need",

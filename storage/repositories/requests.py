@@ -124,6 +124,28 @@ class RequestRepository:
         await self._session.flush()
         return request
 
+    async def household(
+        self, request: SupportRequest
+    ) -> tuple[builtins.list[SupportRequest], builtins.list[SupportRequest]]:
+        """The request's links, oldest first: the applicant's other requests (from any
+        phone or channel), and the requests the same sender filed for other applicants
+        (one phone speaking for a household)."""
+        query = (
+            select(SupportRequest)
+            .where(
+                col(SupportRequest.id) != request.id,
+                or_(
+                    col(SupportRequest.beneficiary_id) == request.beneficiary_id,
+                    col(SupportRequest.identity_id) == request.identity_id,
+                ),
+            )
+            .order_by(col(SupportRequest.id))
+        )
+        linked = (await self._session.scalars(query)).all()
+        same = [r for r in linked if r.beneficiary_id == request.beneficiary_id]
+        others = [r for r in linked if r.beneficiary_id != request.beneficiary_id]
+        return same, others
+
     async def open_twins(self, open_statuses: Collection[str]) -> set[int]:
         """Requests with another of the same applicant and need, both open (statuses in
         ``open_statuses``, the lifecycle's words): for staff to look at, as one applicant
