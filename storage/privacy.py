@@ -75,8 +75,10 @@ async def reencrypt(database: Database, *, batch: int = 500) -> int:
             ids = [row[0] for row in found]
         for start in range(0, len(ids), batch):
             async with database.session() as session, session.begin():
+                # Locked as read: a message handled meanwhile (PostgreSQL) waits rather
+                # than has its newer state overwritten with this older one.
                 rows = await session.scalars(
-                    select(model).where(key.in_(ids[start : start + batch]))
+                    select(model).where(key.in_(ids[start : start + batch])).with_for_update()
                 )
                 for row in rows:
                     for column in columns:

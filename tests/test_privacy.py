@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from channels import CHAT, TelegramChat, make_settings
+from conftest import POSTGRESQL_KEY
 from fakes.telegram_api import FakeTelegram, private_message
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 from test_cli import blocks, query, run
 from transcript import INTAKE_AR
 
@@ -25,9 +27,9 @@ from bot.desk import StaffDesk
 from bot.server import Tawasul
 from flows.types import Address, FlowSettings, Media, SaveIntake
 from storage.db import Database
-from storage.keyring import Keyring, new_key_text
+from storage.keyring import Keyring, PrivacyKeyError, key_file_for, new_key_text
 from storage.models import ChannelIdentity, Document, Message, Note, SupportRequest
-from storage.privacy import erase_beneficiary, find_beneficiary
+from storage.privacy import erase_beneficiary, find_beneficiary, reencrypt
 from storage.repositories import IdentityRepository, RatingRepository, RequestRepository
 
 NOTICE = {"notice_version": "2026-12", "notice_url": "https://charity.example/privacy"}
@@ -351,3 +353,43 @@ def test_my_data_through_the_engine_shows_only_the_senders_own(tmp_path: Path) -
     stranger = run(tmp_path, "chat", "--user", "someone-else", lines=["بياناتي"])
     assert "لا نحفظ عنك أي بيانات شخصية" in blocks(stranger.stdout)[-1]
     assert NAME not in stranger.stdout
+
+
+async def test_rotation_under_a_configured_key_on_both_databases(database: Database) -> None:
+    await file_one(database)
+    old, new = key_of(database), new_key_text()
+    both = Database(database.url, keyring=Keyring.from_text(new, [old]))
+    try:
+        await both.check_keys()  # the new key recorded beside the old one
+        assert await reencrypt(both) > 0
+    finally:
+        await both.dispose()
+    only_new = Database(database.url, keyring=Keyring.from_text(new))
+    try:
+        await only_new.check_keys()
+        async with only_new.session() as session:
+            found = await find_beneficiary(session, "1000000008")
+            assert found is not None and found.full_name == "فاطمة أحمد علي"
+            [request] = (await session.scalars(select(SupportRequest))).all()
+            assert request.answers["description"] == "أسرة من خمسة أفراد"
+    finally:
+        await only_new.dispose()
+    with pytest.raises(PrivacyKeyError, match="not the key"):
+        await database.check_keys()  # the old key alone is refused now
+
+
+async def file_one(database: Database) -> None:
+    async with database.session() as session, session.begin():
+        identity = await IdentityRepository(session).get_or_create(PHONE, NOW)
+        await RequestRepository(session).create(
+            identity, intake(), channel="whatsapp", signed_message_id=None,
+            status="submitted", now=NOW,
+        )  # fmt: skip
+
+
+def key_of(database: Database) -> str:
+    """The test database's key, as configured: the run's (PostgreSQL) or its key file's."""
+    if not database.is_sqlite:
+        return POSTGRESQL_KEY
+    path = Path(str(make_url(database.url).database))
+    return key_file_for(path).read_text().split()[0]
