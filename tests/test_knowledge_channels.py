@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from channels import CHAT, SECRET, TOKEN, TelegramChat
+from conftest import POSTGRESQL_KEY
 from fakes.telegram_api import FakeTelegram, callback_query, private_message
 from sqlalchemy import select
 
@@ -114,7 +115,8 @@ async def test_a_question_the_base_cannot_answer_offers_a_person_and_staff_see_i
     assert "هل تقصد" not in offer["text"]
     # What `tawasul knowledge unanswered` prints for staff, from the same database.
     config = tmp_path / "staff.toml"
-    config.write_text(f'[database]\nurl = "{tawasul.database.url}"\n')
+    key = "" if tawasul.database.is_sqlite else f'[privacy]\nkey = "{POSTGRESQL_KEY}"\n'
+    config.write_text(f'[database]\nurl = "{tawasul.database.url}"\n{key}')
     capsys.readouterr()
     code = await asyncio.to_thread(main, ["knowledge", "--config", str(config), "unanswered"])
     count, _day, language, question = capsys.readouterr().out.splitlines()[0].split("\t")
