@@ -608,6 +608,11 @@ async def rotate_key(settings: Settings) -> None:
     try:
         count = await reencrypt(database)
         print(f"{count} records re-encrypted under key {database.keyring.current_id}")
+        media = MediaStore(Path(settings.server.media_dir), database)
+        files, unreadable = await asyncio.to_thread(media.seal_all)
+        print(f"{files} media files re-encrypted")
+        if unreadable:
+            raise CommandError(f"{unreadable} media files are under a key not configured")
         if key_file is not None:
             print("restart tawasul serve to write under the new key")
         elif settings.privacy.previous_keys:

@@ -4,7 +4,8 @@ Only where the conversation asks for them (``flows.takes_media``: the request's
 documents, an answer to staff's question, a conversation with staff), and within each
 sender's quota of files and bytes; anywhere else, or beyond, the message keeps the
 platform's reference (the message log and case file name it) and nothing is fetched.
-Files are readable by the server's user only.
+Files are readable by the server's user only, and encrypted under ``privacy.key`` (ID
+cards, medical reports): ``MediaStore.read`` gives them back in clear to staff.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import logging
 import mimetypes
 import os
+import secrets
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -24,6 +26,7 @@ from bot.config import Settings
 from flows.types import InboundMessage, Media
 from handlers.base import Channel, MediaError
 from storage.db import Database
+from storage.keyring import Keyring, PrivacyKeyError, sealed_under
 from storage.repositories import MediaRepository
 
 log = logging.getLogger(__name__)
@@ -54,32 +57,91 @@ class MediaQuota:
 
 
 class MediaStore:
-    """Keeps attachments as files named by a random id; the case file refers to them."""
+    """Keeps attachments as files named by a random id, encrypted (``Keyring.seal``, the
+    name bound to the content); the case file refers to them.
+
+    The keys are the database's (``keyring`` overrides them); only ``remove`` works
+    without either.
+    """
 
     def __init__(
         self,
         folder: Path,
         database: Database | None = None,
         *,
+        keyring: Keyring | None = None,
         quota: MediaQuota = MediaQuota(),
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.folder = folder
         self._db = database
+        self._keyring = keyring
         self._quota = quota
         self._clock = clock
 
+    @property
+    def keyring(self) -> Keyring:
+        if self._keyring is None:
+            if self._db is None:
+                raise RuntimeError("a media store without a database has no keys")
+            self._keyring = self._db.keyring
+        return self._keyring
+
     def save(self, content: bytes, content_type: str) -> str:
-        """Write ``content`` (owner-only file, owner-only folder); returns its reference
-        (``media/<id>.<ext>``)."""
+        """Write ``content`` encrypted (owner-only file, owner-only folder); returns its
+        reference (``media/<id>.<ext>``)."""
         self.folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
         extension = mimetypes.guess_extension(content_type.split(";")[0].strip()) or ".bin"
         name = f"{uuid.uuid4().hex}{extension}"
+        sealed = self.keyring.seal(content, name.encode())
         # Created with its mode, not chmod-ed after: never readable by others, not even briefly.
         descriptor = os.open(self.folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
         with os.fdopen(descriptor, "wb") as file:
-            file.write(content)
+            file.write(sealed)
         return f"media/{name}"
+
+    def read(self, reference: str) -> bytes | None:
+        """The content of a file ``save`` wrote, in clear; None when there is none.
+        PrivacyKeyError when no configured key opens it."""
+        path = self.path(reference)
+        if path is None:
+            return None
+        return self.keyring.open(path.read_bytes(), path.name.encode())
+
+    def seal_all(self) -> tuple[int, int]:
+        """Write again under the current key every file that is not (kept before
+        encryption, or under a previous key): at start and by ``tawasul privacy
+        rotate-key``. Each file is replaced whole (a new file renamed over it), so a
+        reader sees the old or the new one. Returns (files sealed, files no configured
+        key opens, left as they are)."""
+        keyring = self.keyring
+        sealed = unreadable = 0
+        if not self.folder.is_dir():
+            return 0, 0
+        for path in sorted(self.folder.iterdir()):
+            if not path.is_file() or path.name.startswith("."):  # ours, part-written
+                continue
+            with path.open("rb") as file:
+                head = file.read(64)
+            if sealed_under(head) == keyring.current_id:
+                continue
+            try:
+                content = keyring.open(path.read_bytes(), path.name.encode())
+            except PrivacyKeyError:
+                unreadable += 1
+                continue
+            partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
+            descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(keyring.seal(content, path.name.encode()))
+            if not path.exists():  # erased meanwhile: not brought back
+                partial.unlink()
+                continue
+            os.replace(partial, path)
+            sealed += 1
+        if unreadable:
+            log.warning("%d media files under a key not configured: left as they are", unreadable)
+        return sealed, unreadable
 
     def path(self, reference: str) -> Path | None:
         """The file behind a reference made by ``save``; None for anything else."""

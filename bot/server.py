@@ -259,6 +259,13 @@ class Tawasul:
     async def _follow(self) -> None:
         await self.scheduler.stop()
 
+    async def _seal_media(self) -> None:
+        """Files kept before they were encrypted, or under a previous key, sealed under
+        the current one (off the event loop; beneficiaries are answered meanwhile)."""
+        sealed, _unreadable = await asyncio.to_thread(self.media.seal_all)
+        if sealed:
+            log.info("%d media files encrypted under the current key", sealed)
+
     def _in_background(self, work: Coroutine[Any, None, None]) -> None:
         task = asyncio.create_task(_logged(work))
         self._background.add(task)
@@ -268,6 +275,7 @@ class Tawasul:
         return list({id(c): c for c in self.channels.values()}.values())
 
     async def _start(self, _app: web.Application) -> None:
+        self._in_background(self._seal_media())
         for channel in self._unique_channels():
             if not await self._start_channel(channel):
                 # One platform being down must not keep the others (and the web chat) off.

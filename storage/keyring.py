@@ -4,7 +4,9 @@ A value is stored as ``tw1:<key id>:<base64 of nonce and ciphertext>``: the key 
 the key that wrote it, so after a new key is configured the old one (kept among the
 previous keys) still reads what it wrote until ``tawasul privacy rotate-key`` has
 re-encrypted everything. Lookups (a national ID already known, the second factor) go
-through a keyed hash of the normalised value, never the value itself.
+through a keyed hash of the normalised value, never the value itself. Files (the
+documents and photos beneficiaries send) are sealed the same way: ``tw1f``, the key id,
+the nonce and the ciphertext, the file's name bound to it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 PREFIX = "tw1:"
 KEY_BYTES = 32
 _NONCE_BYTES = 12
+# A sealed file (a document or photo a beneficiary sent) starts with this, then the key
+# id (8 characters), the nonce and the ciphertext.
+FILE_MAGIC = b"tw1f"
+_KEY_ID_BYTES = 8
+_FILE_HEADER = len(FILE_MAGIC) + _KEY_ID_BYTES
 
 
 class PrivacyKeyError(Exception):
@@ -110,6 +117,28 @@ class Keyring:
         except (InvalidTag, binascii.Error, ValueError):
             raise PrivacyKeyError(f"data under key {key_id} does not decrypt: damaged") from None
 
+    def seal(self, plain: bytes, context: bytes = b"") -> bytes:
+        """Bytes (a file's content) encrypted under the current key, with a header naming
+        it; ``context`` (the file's name) must be given again to open them."""
+        nonce = secrets.token_bytes(_NONCE_BYTES)
+        sealed = self._aead[self._current_id].encrypt(nonce, plain, context)
+        return FILE_MAGIC + self._current_id.encode() + nonce + sealed
+
+    def open(self, stored: bytes, context: bytes = b"") -> bytes:
+        """The plain content of sealed bytes; bytes without the header are read as they
+        are (a file kept before encryption)."""
+        key_id = sealed_under(stored)
+        if key_id is None:
+            return stored
+        aead = self._aead.get(key_id)
+        if aead is None:
+            raise PrivacyKeyError(f"file encrypted under key {key_id}, which is not configured")
+        body = stored[_FILE_HEADER:]
+        try:
+            return aead.decrypt(body[:_NONCE_BYTES], body[_NONCE_BYTES:], context)
+        except (InvalidTag, ValueError):
+            raise PrivacyKeyError(f"file under key {key_id} does not decrypt: damaged") from None
+
     def lookup_hash(self, value: str, key_id: str | None = None) -> str:
         """The keyed hash a value is looked up by (under the current key by default)."""
         key = self._keys[key_id or self._current_id]
@@ -119,6 +148,14 @@ class Keyring:
     def lookup_hashes(self, value: str) -> list[str]:
         """The value's hash under every configured key: rows not yet rotated match too."""
         return [self.lookup_hash(value, key_id) for key_id in self._keys]
+
+
+def sealed_under(stored: bytes) -> str | None:
+    """The id of the key sealed bytes were written under; None for bytes in clear."""
+    if not stored.startswith(FILE_MAGIC) or len(stored) < _FILE_HEADER + _NONCE_BYTES:
+        return None
+    key_id = stored[len(FILE_MAGIC) : _FILE_HEADER]
+    return key_id.decode() if all(c in b"0123456789abcdef" for c in key_id) else None
 
 
 def key_file_for(database_path: Path) -> Path:

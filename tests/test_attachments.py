@@ -98,7 +98,9 @@ async def test_photos_at_the_documents_step_are_fetched_recorded_and_private(
         kept = (await session.scalars(select(StoredMedia))).one()
     assert kept.size == len(PHOTO) and kept.content_type == "image/jpeg"
     file = tmp_path / "media" / kept.reference.removeprefix("media/")
-    assert file.read_bytes() == PHOTO
+    # Encrypted on disk (an ID card, a medical report), read back in clear with the key.
+    assert b"a photo of the lease" not in file.read_bytes()
+    assert tawasul.media.read(kept.reference) == PHOTO
     assert mode(file) == 0o600 and mode(tmp_path / "media") == 0o700
 
 

@@ -27,6 +27,7 @@ from test_followups import Clock
 
 from bot.config import Settings
 from bot.feedback import FeedbackError
+from bot.media import MediaStore
 from bot.server import Tawasul
 from storage.db import Database
 from storage.feedback import FeedbackRepository
@@ -170,7 +171,8 @@ async def test_a_suggestion_over_telegram_keeps_its_photo(
     assert feedback.kind == "suggestion" and feedback.text == "نقترح مظلة للمنتظرين أمام المقر"
     [attachment] = feedback.attachments
     assert attachment["url"].startswith("media/") and attachment["content_type"] == "image/jpeg"
-    assert (tmp_path / attachment["url"]).read_bytes() == b"\xff\xd8\xff\xe0 a photo of the queue"
+    kept = MediaStore(tmp_path / "media", database).read(attachment["url"])
+    assert kept == b"\xff\xd8\xff\xe0 a photo of the queue"  # in clear with the key
 
 
 async def test_an_overdue_complaint_alerts_the_managers_in_the_staff_group(

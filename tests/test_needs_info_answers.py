@@ -71,7 +71,7 @@ async def test_a_photo_answering_staffs_question_is_kept_in_the_case(
     assert notes[-1] == "beneficiary: هذه صورة العقد"
     [added] = [d for d in documents if d not in documents_before]
     assert added.url.startswith("media/") and added.content_type == "image/jpeg"
-    assert (tmp_path / "media" / added.url.removeprefix("media/")).read_bytes() == PHOTO
+    assert tawasul.media.read(added.url) == PHOTO
 
 
 async def test_an_answer_after_staff_moved_the_request_is_noted_without_a_second_move(

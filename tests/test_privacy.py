@@ -24,6 +24,7 @@ from test_cli import blocks, query, run
 from transcript import INTAKE_AR
 
 from bot.desk import StaffDesk
+from bot.media import MediaStore
 from bot.server import Tawasul
 from flows.types import Address, FlowSettings, Media, SaveIntake
 from storage.db import Database
@@ -168,13 +169,19 @@ def test_rotating_the_key_file_keeps_every_record_readable(tmp_path: Path) -> No
     assert run(tmp_path, "chat", lines=FILING).returncode == 0
     key_file = tmp_path / "tawasul.db.key"
     old_key = key_file.read_text().split()[0]
+    # A document kept under the old key (server.media_dir is ./media by default).
+    document = MediaStore(tmp_path / "media", keyring=Keyring.from_text(old_key))
+    reference = document.save(f"{NAME} {NATIONAL_ID}".encode(), "application/pdf")
     rotated = run(tmp_path, "privacy", "rotate-key")
     assert rotated.returncode == 0, rotated.stderr
     assert "records re-encrypted" in rotated.stdout
+    assert "1 media files re-encrypted" in rotated.stdout
     new_key = key_file.read_text().split()[0]
     assert new_key != old_key and key_file.stat().st_mode & 0o777 == 0o600
     old_id = Keyring.from_text(old_key).current_id
     assert f"tw1:{old_id}:".encode() not in (tmp_path / "tawasul.db").read_bytes()
+    only_new_file = MediaStore(tmp_path / "media", keyring=Keyring.from_text(new_key))
+    assert only_new_file.read(reference) == f"{NAME} {NATIONAL_ID}".encode()
     # Readable under the new key alone.
     only_new = {"TAWASUL_PRIVACY__KEY": new_key}
     exported = run(tmp_path, "requests", "export", "REQ-000001", "--format", "json", env=only_new)

@@ -19,6 +19,7 @@ from transcript import INTAKE_AR, Transcript
 import flows
 from bot.channels import capabilities_of, specs
 from bot.config import Settings
+from bot.media import MediaStore
 from bot.server import Tawasul
 from handlers.webchat import MAX_FILE_BYTES, file_type
 from storage.db import Database
@@ -122,8 +123,8 @@ async def test_a_photo_and_a_pdf_reach_the_request(
     async with database.session() as session:
         kept = (await session.scalars(select(StoredMedia).order_by(StoredMedia.id))).all()
     assert [k.content_type for k in kept] == ["image/png", "application/pdf"]
-    files = [tmp_path / "media" / k.reference.removeprefix("media/") for k in kept]
-    assert [f.read_bytes() for f in files] == [real_png(), real_pdf()]
+    media = MediaStore(tmp_path / "media", database)
+    assert [media.read(k.reference) for k in kept] == [real_png(), real_pdf()]
     assert "المستندات: ٢" in await visitor.send("تم")
 
 

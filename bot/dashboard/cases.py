@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -19,8 +20,11 @@ from bot.desk import StaffError
 from flows.cleaning import clean_line
 from flows.lifecycle import NOTE_REQUIRED, UNDECIDED
 from flows.types import Language
+from storage.keyring import PrivacyKeyError
 from storage.models import id_of
 from storage.repositories import RequestRepository
+
+log = logging.getLogger(__name__)
 
 PAGE_SIZE = 50
 _MEDIA_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}\.[A-Za-z0-9]{1,8}")
@@ -201,6 +205,13 @@ class CasePages(PageGroup):
         folder = await asyncio.to_thread(self._media.folder.resolve)
         if path is None or (await asyncio.to_thread(path.resolve)).parent != folder:
             return self._problem(request, visit, 404, "dash.error.not_found")
+        try:
+            content = await asyncio.to_thread(self._media.read, f"media/{name}")
+        except PrivacyKeyError as error:
+            log.warning("media file not served: %s", error)
+            content = None
+        if content is None:
+            return self._problem(request, visit, 404, "dash.error.not_found")
         extension = path.suffix.lower()
         kind = _INLINE_MEDIA.get(extension)
         headers = {
@@ -212,7 +223,7 @@ class CasePages(PageGroup):
             else "default-src 'none'",
             "Cache-Control": "private, no-store",
         }
-        return web.FileResponse(path, headers=headers)
+        return web.Response(body=content, headers=headers)
 
 
 def _case_path(reference: str) -> str:
