@@ -10,6 +10,7 @@ from datetime import date, datetime
 from bot.config import Settings
 from bot.followups import FollowUpPlanner, FollowUpPolicy
 from bot.visits import OUTCOMES, AppointmentError, VisitDesk
+from storage.cluster import Announcements
 from storage.db import Database
 
 
@@ -51,9 +52,18 @@ async def run(
 ) -> None:
     """Carry out one ``appointments`` or ``visits`` action; a refusal raises
     ``AppointmentError``."""
-    # Follow-ups are written here; a running server's sweep gives them their jobs.
+    # Follow-ups and messages are written here: running servers hear of them at once on
+    # PostgreSQL (``Announcements``), on SQLite at their next look (the sweep, the outbox's).
     planner = FollowUpPlanner(FollowUpPolicy.from_settings(settings))
-    desk = VisitDesk(database, settings.flow_settings(), now, followups=planner)
+    news = Announcements(database)
+    desk = VisitDesk(
+        database,
+        settings.flow_settings(),
+        now,
+        followups=planner,
+        on_outbox=news.outbox,
+        on_followups=news.followups,
+    )
     zone = settings.organization.timezone
     if args.command == "appointments":
         for listed in await desk.appointments(args.date):
@@ -65,9 +75,11 @@ async def run(
             print(listed.line(zone))
     elif action == "schedule":
         visit = await desk.schedule(args.reference, args.at, by=args.by)
+        await news.send()
         print(f"{visit.reference} proposed for {args.reference}; the beneficiary is told at once")
     elif action in OUTCOMES:
         settled = await desk.settle(args.reference, action, note=args.note, by=args.by)
+        await news.send()
         print(f"{settled.reference} is now {settled.status}")
     else:  # argparse allows nothing else
         raise AppointmentError(f"unknown action {action!r}")

@@ -28,6 +28,7 @@ from bot.media import MediaQuota, MediaStore
 from bot.outbox import DeliveryRules, FailedDelivery, OutboxSender
 from bot.scheduler import FollowUpScheduler
 from bot.staff_group import StaffGroup
+from bot.visits import VisitDesk
 from flows.staff_texts import STAFF_LANGUAGE
 from flows.types import Address, Choice, InboundMessage, OutboundMessage
 from handlers.base import Channel, ChannelSetup, DeliveryReceipt, Said, StaffUpdate
@@ -121,6 +122,14 @@ class Tawasul:
             followups=self.followups,
             on_followups=self._followups_changed,
         )
+        self.visits = VisitDesk(
+            database,
+            settings.flow_settings(),
+            clock,
+            on_outbox=self.outbox.wake,
+            followups=self.followups,
+            on_followups=self._followups_changed,
+        )
         self.dashboard = Dashboard(
             settings=settings,
             database=database,
@@ -128,6 +137,7 @@ class Tawasul:
             media=self.media,
             clock=clock,
             feedback=self.feedback,
+            visits=self.visits,
         )
         posts = self._staff_posts()
         if posts is not None:
@@ -138,6 +148,7 @@ class Tawasul:
                 settings.flow_settings(),
                 pace=self._staff_pace,
                 feedback=self.feedback,
+                visits=self.visits,
             )
         dispatcher = FollowUpDispatcher(
             database,

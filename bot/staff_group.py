@@ -64,6 +64,7 @@ class StaffGroup:
         *,
         pace: Callable[[], Awaitable[None]] | None = None,
         feedback: FeedbackDesk | None = None,
+        visits: VisitDesk | None = None,
     ) -> None:
         self._desk = desk
         self._feedback = feedback
@@ -75,9 +76,11 @@ class StaffGroup:
         # that will post it.
         self._relays: dict[int, list[str]] = {}
         self._relaying: dict[int, asyncio.Task[None]] = {}
-        reminders = settings.appointments.reminders
-        policy = FollowUpPolicy(timezone=settings.timezone, reminders=reminders)
-        self._visits = VisitDesk(database, settings, utcnow, followups=FollowUpPlanner(policy))
+        if visits is None:  # a group on its own (tests): nobody else to wake
+            reminders = settings.appointments.reminders
+            policy = FollowUpPolicy(timezone=settings.timezone, reminders=reminders)
+            visits = VisitDesk(database, settings, utcnow, followups=FollowUpPlanner(policy))
+        self._visits = visits
 
     # --- from the beneficiaries' side ---
 

@@ -4,7 +4,10 @@
 Scheduling a visit runs in one transaction: the visit (``proposed``), a note in the
 request's case file, the message to the beneficiary (date, time window, who comes, what
 to prepare; their conversation then waits for "yes" or "another time"), the reminders
-and the audit log's entry. Marking it done or no-show puts the note in the case file.
+and the audit log's entry. Once it is committed the outbox is woken (``on_outbox``) and
+the reminders handed to the scheduler (``on_followups``), as ``StaffDesk`` does: the
+message goes at once, not at the next sweep. Marking it done or no-show puts the note
+in the case file.
 """
 
 from __future__ import annotations
@@ -89,11 +92,15 @@ class VisitDesk:
         clock: Callable[[], datetime],
         *,
         followups: FollowUpPlanner | None = None,
+        on_outbox: Callable[[], None] = lambda: None,
+        on_followups: Callable[[list[str]], None] = lambda _keys: None,
     ) -> None:
         self._db = database
         self._settings = settings
         self._clock = clock
         self._followups = followups
+        self._on_outbox = on_outbox  # the outbox sender's wake-up (or the CLI's announcement)
+        self._on_followups = on_followups  # follow-up keys written, for the scheduler
 
     async def appointments(self, day: date | None = None, days: int = 1) -> list[Listed]:
         """Interviews and visits of ``days`` local days from ``day`` (default: every one
@@ -127,6 +134,7 @@ class VisitDesk:
         starts_at = parse_local(at, settings.timezone)
         if starts_at <= now:
             raise AppointmentError("a visit is scheduled for a time to come")
+        keys: list[str] = []
         async with self._db.session() as session, session.begin():
             request = await RequestRepository(session).get_by_reference(reference)
             if request is None or not request.reference:
@@ -139,7 +147,7 @@ class VisitDesk:
             for earlier in await appointments.active_visits(request.id or 0):
                 await appointments.set_status(earlier, CANCELLED, now, note="replaced")
                 if self._followups is not None and earlier.id is not None:
-                    await self._followups.appointment_ended(session, earlier.id, now)
+                    keys += await self._followups.appointment_ended(session, earlier.id, now)
             conversations = ConversationRepository(session)
             state = await conversations.load(request.identity_id)
             visit = await appointments.schedule_visit(
@@ -169,9 +177,11 @@ class VisitDesk:
             )
             await self._note(session, request, f"field visit {visit.reference} proposed", by)
             if self._followups is not None:
-                await self._followups.appointment_set(session, visit, now)
+                keys += await self._followups.appointment_set(session, visit, now)
             await self._audit(session, by, "schedule_visit", visit, {"request": request.reference})
         log.info("visit %s scheduled for %s", visit.reference, request.reference)
+        self._on_outbox()
+        self._on_followups(list(dict.fromkeys(keys)))
         return visit
 
     async def settle(
@@ -182,6 +192,7 @@ class VisitDesk:
         if status is None:
             raise AppointmentError(f"unknown outcome {outcome!r}: one of {', '.join(OUTCOMES)}")
         now = self._clock()
+        keys: list[str] = []
         async with self._db.session() as session, session.begin():
             repository = AppointmentRepository(session)
             appointment = await repository.get_by_reference(reference)
@@ -200,8 +211,9 @@ class VisitDesk:
                 line = f"{what} {appointment.reference}: {status}" + (f". {note}" if note else "")
                 await self._note(session, request, line, by)
             if self._followups is not None and appointment.id is not None:
-                await self._followups.appointment_ended(session, appointment.id, now)
+                keys = await self._followups.appointment_ended(session, appointment.id, now)
             await self._audit(session, by, f"visit_{status}", appointment, {})
+        self._on_followups(keys)
         return appointment
 
     # --- helpers ---

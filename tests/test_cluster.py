@@ -12,7 +12,18 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from channels import ACCOUNT_SID, AUTH_TOKEN, CHARITY, FAST_SENDER, PUBLIC_URL, eventually
+from channels import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    BENEFICIARY,
+    CHARITY,
+    FAST_SENDER,
+    INTAKE_WHATSAPP,
+    PUBLIC_URL,
+    eventually,
+    make_settings,
+    settled,
+)
 from conftest import POSTGRESQL_KEY, POSTGRESQL_URL_ENV, open_database
 from fakes.twilio_api import FakeTwilio
 from served import served
@@ -20,6 +31,7 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from bench.proc import Server, free_port, start_server, tawasul_command, write_config
+from bot import outbox
 from bot.config import Settings
 from bot.engine import ConversationEngine
 from bot.outbox import OutboxSender
@@ -347,3 +359,41 @@ async def test_live_events_and_the_command_line_s_writes_reach_every_process(
                 await asyncio.sleep(0.05)
     finally:
         await other.dispose()
+
+
+async def test_a_visit_the_command_line_schedules_is_sent_at_once(
+    postgresql: Database, twilio: FakeTwilio, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The outbox looks again only when woken: a message that reaches the beneficiary
+    # was announced by the command line, not found on a later look.
+    monkeypatch.setattr(outbox, "IDLE_CHECK", 3600.0)
+    server = Tawasul(make_settings(tmp_path, twilio), postgresql)
+    me = Address("whatsapp", BENEFICIARY)
+    async with served(server.app()):
+        for n, line in enumerate(INTAKE_WHATSAPP):
+            await server.engine.handle(
+                InboundMessage(me, datetime.now(UTC), line, platform_message_id=f"in-{n}")
+            )
+        server.outbox.wake()
+        await settled(postgresql, "whatsapp")
+        assert "REQ-000001" in " ".join(twilio.bodies(f"whatsapp:{BENEFICIARY}"))
+        told = len(twilio.messages)
+
+        config = write_config(
+            tmp_path / "config.toml",
+            {"database": {"url": postgresql.url}, "privacy": {"key": POSTGRESQL_KEY}},
+        )
+        tomorrow = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%d")
+        command = tawasul_command(
+            "visits", "schedule", "REQ-000001", "--at", f"{tomorrow} 10:00", "--config", str(config)
+        )
+        cli = await asyncio.create_subprocess_exec(
+            *command, cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        out, err = await asyncio.wait_for(cli.communicate(), 60)
+        assert cli.returncode == 0, err.decode()
+        assert "APT-000001" in out.decode()
+        visit = await eventually(
+            lambda: [b for b in twilio.bodies()[told:] if "APT-000001" in b], "the visit's message"
+        )
+        assert len(visit) == 1

@@ -32,6 +32,7 @@ from bot.desk import StaffDesk
 from bot.engine import HandleResult
 from bot.feedback import FeedbackDesk
 from bot.media import MediaStore
+from bot.visits import VisitDesk
 from flows.types import InboundMessage
 from storage.db import Database
 
@@ -48,6 +49,7 @@ class Dashboard:
         media: MediaStore,
         clock: Callable[[], datetime],
         feedback: FeedbackDesk | None = None,
+        visits: VisitDesk | None = None,
     ) -> None:
         self.site = Site(settings=settings, database=database, desk=desk, media=media, clock=clock)
         self.live = self.site.live
@@ -63,7 +65,7 @@ class Dashboard:
             StaffAdminPages(self.site),
             KnowledgePages(self.site),
             FeedbackPages(self.site, self._feedback),
-            AppointmentPages(self.site),
+            AppointmentPages(self.site, visits),
         ]
 
     def app(self) -> web.Application:

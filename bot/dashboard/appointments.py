@@ -47,13 +47,15 @@ def week_start(day: date) -> date:
 class AppointmentPages(PageGroup):
     """The routes of /staff/appointments and the calendar feed."""
 
-    def __init__(self, site: Site) -> None:
+    def __init__(self, site: Site, visits: VisitDesk | None = None) -> None:
         super().__init__(site)
-        rules = self._settings.appointments
-        policy = FollowUpPolicy(timezone=self._settings.timezone, reminders=rules.reminders)
-        self._visits = VisitDesk(
-            self._db, self._settings, self._clock, followups=FollowUpPlanner(policy)
-        )
+        if visits is None:  # a dashboard on its own (tests): nobody else to wake
+            rules = self._settings.appointments
+            policy = FollowUpPolicy(timezone=self._settings.timezone, reminders=rules.reminders)
+            visits = VisitDesk(
+                self._db, self._settings, self._clock, followups=FollowUpPlanner(policy)
+            )
+        self._visits = visits
 
     def routes(self) -> list[web.RouteDef]:
         guard = self._guard
