@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench import report
-from bench.runs import REPO, RUNS, RunResult, Setup, run_one
+from bench.failover import FailoverResult
+from bench.runs import DEFAULT_RUNS, REPO, RUNS, RunResult, Setup, run_one
 
 DESCRIPTION = """\
 Benchmark Tawasul's real server (`tawasul serve`) under many concurrent beneficiaries,
@@ -25,13 +26,22 @@ Runs (each with its own server and a fresh database):
   mixed          Tawasul, the same load: its maximum sustained throughput
   latency        Tawasul, open loop at a fixed rate (300 msg/s)
   telegram       Tawasul, closed loop stepped up, Telegram only
-  ptb            bench/ptb_baseline.py, the same Telegram load
+  ptb            bench/ptb_baseline.py, the same Telegram load; PicklePersistence flushed
+                 every 60 s, or often enough for two flushes in each measured window
+  ptb_durable    the same, its pickle written after every update (Tawasul's durability)
   conversations  10,000 beneficiaries left mid-intake: the server's peak memory
   scheduler      bench/scheduler_scale.py: 100,000 pending follow-ups
+  failover       PostgreSQL only, not run unless named with --only: two processes,
+                 follow-ups due all the time, the scheduler's leader killed with SIGKILL
+                 (5 rounds, 2 with --quick): seconds to the next follow-up sent
 
 SQLite (a new file per run) unless --database-url is given. With a PostgreSQL URL the
 bench DROPS THE WHOLE `public` SCHEMA (every table in it) before each run: give it a
-database of its own.
+database of its own. --processes N (PostgreSQL only) puts N `tawasul serve` processes
+(and N ceilings) behind the driver, which sends to each in turn.
+
+Each command writes its own section of the results file (SQLite; PostgreSQL with N
+processes; the failover) and keeps the others.
 """
 
 
@@ -50,6 +60,13 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help="postgresql://… to run on PostgreSQL; its public schema is dropped before each run",
     )
     parser.add_argument("--only", choices=RUNS, action="append", help="run only this (repeatable)")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="tawasul serve processes on the one PostgreSQL database (with --database-url)",
+    )
     parser.add_argument(
         "--out", type=Path, default=REPO / "bench" / "results.md", help="the results file"
     )
@@ -73,6 +90,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--think must be over 1.25 s: Telegram sends one message a second per chat")
     if args.database_url and not args.database_url.startswith(("postgres://", "postgresql")):
         parser.error("--database-url must be a postgresql:// URL (SQLite is the default)")
+    if args.processes < 1:
+        parser.error("--processes must be at least 1")
+    if args.processes > 1 and not args.database_url:
+        parser.error("--processes over 1 needs PostgreSQL (--database-url): SQLite is one process")
+    if "failover" in (args.only or []) and not args.database_url:
+        parser.error("the failover run needs PostgreSQL (--database-url)")
     return args
 
 
@@ -90,6 +113,8 @@ def make_setup(args: argparse.Namespace, workdir: Path) -> Setup:
             conversations_rate=50.0,
             jobs=2_000,
             reply_timeout=10.0,
+            processes=args.processes,
+            failover_rounds=2,
         )
     return Setup(
         workdir=workdir,
@@ -102,14 +127,16 @@ def make_setup(args: argparse.Namespace, workdir: Path) -> Setup:
         conversations=10_000,
         conversations_rate=100.0,
         jobs=100_000,
+        processes=args.processes,
     )
 
 
 async def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
-    names = args.only or list(RUNS)
+    names = args.only or list(DEFAULT_RUNS)
     results: list[RunResult] = []
     scheduler: dict[str, float] | None = None
+    failover: FailoverResult | None = None
     missing: list[str] = []
     workdir = Path(tempfile.mkdtemp(prefix="tawasul-bench-"))
     setup = make_setup(args, workdir)
@@ -127,6 +154,12 @@ async def main(argv: Sequence[str] | None = None) -> int:
             if isinstance(outcome, RunResult):
                 results.append(outcome)
                 summary = f"{outcome.best.rate:.0f} msg/s, {outcome.errors} errors"
+            elif isinstance(outcome, FailoverResult):
+                failover = outcome
+                summary = ", ".join(
+                    f"{what} median {median:.2f} s, max {most:.2f} s"
+                    for what, (median, most) in outcome.figures().items()
+                )
             else:
                 scheduler = outcome
                 summary = ", ".join(f"{k} {v:.2f}" for k, v in outcome.items())
@@ -150,6 +183,8 @@ async def main(argv: Sequence[str] | None = None) -> int:
         scheduler=scheduler,
         missing=missing,
         quick=args.quick,
+        processes=args.processes,
+        failover=failover,
     )
     print(f"bench: results in {args.out}", file=sys.stderr)
     return 0

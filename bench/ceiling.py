@@ -91,12 +91,14 @@ def make_app(engine: AsyncEngine) -> web.Application:
     return app
 
 
-async def serve(port: int, database_url: str) -> None:
-    """Create the table afresh, answer on 127.0.0.1:``port`` until SIGINT or SIGTERM."""
+async def serve(port: int, database_url: str, *, create: bool = True) -> None:
+    """Create the table afresh (unless another process did), answer on
+    127.0.0.1:``port`` until SIGINT or SIGTERM."""
     database = Database(database_url)
-    async with database.engine.begin() as connection:
-        await connection.run_sync(metadata.drop_all)
-        await connection.run_sync(metadata.create_all)
+    if create:
+        async with database.engine.begin() as connection:
+            await connection.run_sync(metadata.drop_all)
+            await connection.run_sync(metadata.create_all)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -116,11 +118,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.ceiling", description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--database-url", required=True)
+    parser.add_argument(
+        "--keep-table",
+        action="store_true",
+        help="another process behind the same address created the table already",
+    )
     args = parser.parse_args()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    asyncio.run(serve(args.port, args.database_url))
+    asyncio.run(serve(args.port, args.database_url, create=not args.keep_table))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Accuracy on the shipped base (bot/knowledge_example.csv) against each question s
 those tuned on (tests/knowledge_questions.py, tests/knowledge_unseen.py,
 tests/knowledge_fresh.py) and the one held out (tests/knowledge_final.py, whose misses
 ``-v`` does not print); the answer time at 500 entries on a base grown from the
-shipped one.
+shipped one. Its figures go by hand into bench/knowledge.md, which bench/report.py
+copies into bench/results.md every time it writes it.
 """
 
 from __future__ import annotations

@@ -134,13 +134,15 @@ class Tally:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """The server under load and the secrets its webhooks need."""
+    """The server under load and the secrets its webhooks need; ``others`` are further
+    processes behind the same public address, given the messages in turn with ``url``."""
 
     url: str
     public_url: str
     auth_token: str
     account_sid: str
     webhook_secret: str
+    others: tuple[str, ...] = ()
 
 
 class Beneficiary:
@@ -217,6 +219,10 @@ class Driver:
         self._whatsapp_url = target.public_url + "/webhooks/whatsapp"
         self._serials = itertools.count(1)
         self._ids = itertools.count(1)
+        # Where the next messages go, in turn (a balancer without stickiness); the
+        # failover run takes a killed process out and puts it back when restarted.
+        self.urls = [target.url, *target.others]
+        self._turns = itertools.count()
         self._http: aiohttp.ClientSession | None = None
         self.stopping = False
 
@@ -256,7 +262,8 @@ class Driver:
         sample = Sample(person.channel, time.perf_counter())
         self.tally.samples.append(sample)
         try:
-            async with self._http.post(self.target.url + path, data=body, headers=headers) as r:
+            url = self.urls[next(self._turns) % len(self.urls)]
+            async with self._http.post(url + path, data=body, headers=headers) as r:
                 await r.read()
                 sample.status = r.status
         except TimeoutError:

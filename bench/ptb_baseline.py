@@ -1,13 +1,20 @@
 """The usual way: the beneficiary's Telegram conversation as a python-telegram-bot
 ``ConversationHandler`` with its built-in ``PicklePersistence``, left at its defaults.
 
+By default PTB keeps every conversation in memory and writes them to its pickle file
+every 60 s (``--flush-interval`` changes that, so that a short measured window still
+includes flushes): a crash loses what changed since the last flush.
+``--persist-every-update`` writes the pickle after every update instead, the durability
+Tawasul gives (it stores each message, state and reply before acknowledging).
+
 The same steps, validation and Arabic texts as Tawasul's flows (menu, intake, status,
 rating, handoff), one reply per message. Updates arrive by webhook through a small
 aiohttp app that queues them for the ``Application``, as in PTB's "customwebhookbot"
 example; the bot talks to the Bot API at ``--api-base-url``.
 
     python -m bench.ptb_baseline --port 8082 --token 1:T --webhook-secret S \\
-        --api-base-url http://127.0.0.1:8090 --data-dir /tmp/ptb
+        --api-base-url http://127.0.0.1:8090 --data-dir /tmp/ptb [--flush-interval 60] \\
+        [--persist-every-update]
 
 Conversation (states are the strings below)::
 
@@ -42,6 +49,7 @@ from telegram.ext import (
     ConversationHandler,
     MessageHandler,
     PicklePersistence,
+    TypeHandler,
     filters,
 )
 
@@ -80,6 +88,8 @@ Context = ContextTypes.DEFAULT_TYPE
 Callback = Callable[[Update, Context], Coroutine[Any, Any, str | int]]
 
 ORGANIZATION = "جمعية تواصل الخيرية"
+# PicklePersistence's own default: the Application writes it every minute.
+DEFAULT_FLUSH_SECONDS = 60.0
 TIMEZONE = "Asia/Riyadh"
 DECISION_DAYS = 14
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -533,6 +543,12 @@ def conversation() -> ConversationHandler[Context]:
     )
 
 
+async def persist_now(_update: Update, context: Context) -> None:
+    """After the conversation's handler (group 1 runs after group 0): write every change
+    to the pickle file now rather than at the next flush."""
+    await context.application.update_persistence()
+
+
 # --- the webhook server ---
 
 
@@ -563,11 +579,17 @@ async def serve(args: argparse.Namespace) -> None:
         .token(args.token)
         .base_url(f"{api}/bot")
         .base_file_url(f"{api}/file/bot")
-        .persistence(PicklePersistence(filepath=Path(args.data_dir) / "ptb.pickle"))
+        .persistence(
+            PicklePersistence(
+                filepath=Path(args.data_dir) / "ptb.pickle", update_interval=args.flush_interval
+            )
+        )
         .updater(None)
         .build()
     )
     application.add_handler(conversation())
+    if args.persist_every_update:
+        application.add_handler(TypeHandler(Update, persist_now), group=1)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -592,6 +614,17 @@ def main() -> None:
     parser.add_argument("--webhook-secret", required=True)
     parser.add_argument("--api-base-url", required=True)
     parser.add_argument("--data-dir", required=True)
+    parser.add_argument(
+        "--flush-interval",
+        type=float,
+        default=DEFAULT_FLUSH_SECONDS,
+        help="seconds between PicklePersistence's writes (PTB's default: 60)",
+    )
+    parser.add_argument(
+        "--persist-every-update",
+        action="store_true",
+        help="write the pickle after every update (durable, as Tawasul)",
+    )
     args = parser.parse_args()
     Path(args.data_dir).mkdir(parents=True, exist_ok=True)
     logging.basicConfig(

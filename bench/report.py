@@ -1,16 +1,30 @@
-"""Writes ``bench/results.md``: the machine, a table per run, ratios, and the issue's targets."""
+"""Writes ``bench/results.md``: per database and process count, the machine, a table per
+run, ratios and the issues' targets; the failover; then the hand-written sections.
+
+Each ``python -m bench`` command writes its own section (``<!-- bench:KEY -->`` …
+``<!-- /bench:KEY -->``: ``sqlite``, ``postgresql-1``, ``postgresql-2``, ``failover``) and
+keeps the others already in the file, so the SQLite, PostgreSQL and failover commands
+together give one file. The analysis (bench/analysis.md) and the knowledge base's figures
+(bench/knowledge.md, from ``python -m bench.knowledge``) are written by hand and copied in
+every time.
+"""
 
 from __future__ import annotations
 
 import os
 import platform
+import re
 import sqlite3
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bench.runs import Percentiles, RunResult, Window
+from bench.runs import PTB_FLUSH_DEFAULT, Percentiles, RunResult, Window
+
+if TYPE_CHECKING:
+    from bench.failover import FailoverResult
 
 HEADER = (
     "| window | N | msg/s | ack p50 | ack p95 | ack p99 | reply p50 | reply p95 | reply p99 "
@@ -19,6 +33,16 @@ HEADER = (
 
 
 ANALYSIS = Path(__file__).with_name("analysis.md")
+KNOWLEDGE = Path(__file__).with_name("knowledge.md")
+BLOCK = re.compile(r"<!-- bench:([\w-]+) -->\n(.*?)<!-- /bench:\1 -->\n?", re.DOTALL)
+FAILOVER = "failover"
+# Within a window PTB answers from memory; the sentence the issue wants beside its figure.
+PTB_MEMORY = (
+    "The default baseline keeps conversations in memory between PicklePersistence's "
+    f"flushes (every {PTB_FLUSH_DEFAULT:g} s by default) and can lose a minute of them in a "
+    "crash; the durable one writes them after every update, as Tawasul stores each "
+    "message, state and reply before it acknowledges the webhook."
+)
 
 
 def machine(database: str) -> dict[str, str]:
@@ -68,7 +92,7 @@ def run_section(run: RunResult) -> list[str]:
     """A run's table: its headline row (the best window, whole-run errors and lost), then
     every window it measured with that window's own errors."""
     lines = [
-        f"### {run.name} ({run.system})",
+        f"#### {run.name} ({run.system})",
         "",
         f"Load: {run.load}. Started in {run.startup:.1f} s; measured {run.wall:.0f} s; "
         f"driver and stand-ins used {run.driver_cpu:.1f} CPU s.",
@@ -146,18 +170,28 @@ def targets(
                 ack < 50 and latency.best.rate >= 0.95 * 300,
             )
         )
-    ceiling, ptb, telegram = runs.get("ceiling"), runs.get("ptb"), runs.get("telegram")
-    if mixed is not None:
-        half = ceiling is not None and mixed.best.rate >= ceiling.best.rate / 2
-        ahead = ptb is not None and telegram is not None and telegram.best.rate > ptb.best.rate
-        measured = (
-            f"ceiling {_ratio(mixed.best.rate, ceiling.best.rate) if ceiling else '–'}, "
-            f"PTB {_ratio(telegram.best.rate, ptb.best.rate) if ptb and telegram else '–'}"
-        )
-        known = ceiling is not None and ptb is not None and telegram is not None
+    ceiling, telegram = runs.get("ceiling"), runs.get("telegram")
+    if mixed is not None and ceiling is not None:
+        clean = mixed.errors == 0 and not mixed.lost
         rows.append(
-            ("≥ half the ceiling and ahead of PTB", measured, half and ahead if known else None)
+            (
+                "≥ 0.5× the ceiling in the same run, zero errors, nothing lost",
+                f"{_ratio(mixed.best.rate, ceiling.best.rate)}, {mixed.errors} errors, "
+                f"{mixed.lost} lost",
+                clean and mixed.best.rate >= ceiling.best.rate / 2,
+            )
         )
+    for name, what in (("ptb", "default, flushes in the window"), ("ptb_durable", "durable")):
+        ptb = runs.get(name)
+        if telegram is not None and ptb is not None:
+            rows.append(
+                (
+                    f"ahead of PTB ({what}) on the Telegram load",
+                    f"{telegram.best.rate:.0f} against {ptb.best.rate:.0f} msg/s "
+                    f"({_ratio(telegram.best.rate, ptb.best.rate)})",
+                    telegram.best.rate > ptb.best.rate,
+                )
+            )
     held = runs.get("conversations")
     if held is not None:
         rows.append(
@@ -192,6 +226,156 @@ def targets(
     return lines
 
 
+def cpu_per_message(runs: Sequence[RunResult]) -> list[str]:
+    """Tawasul's CPU per message (its processes, PostgreSQL's backends when measured) and
+    what that allows on more cores, if CPU alone were the limit."""
+    lines: list[str] = []
+    for run in runs:
+        if run.system != "tawasul" or run.handled == 0 or run.name == "conversations":
+            continue
+        server = run.server_cpu * 1000 / run.handled
+        driver = run.driver_cpu * 1000 / run.handled
+        together = f"{run.processes} processes together" if run.processes > 1 else "one process"
+        line = (
+            f"- {run.name}: {run.handled} messages; server {server:.2f} ms of CPU a message "
+            f"({together})"
+        )
+        if run.database_cpu is not None:
+            database = run.database_cpu * 1000 / run.handled
+            both = server + database
+            line += (
+                f", PostgreSQL {database:.2f} ms, together {both:.2f} ms; driver and stand-ins "
+                f"{driver:.2f} ms. CPU alone would allow about "
+                f"{4000 / both:.0f} msg/s on 4 cores and {8000 / both:.0f} on 8 "
+                "(driver elsewhere, enough processes)"
+            )
+        else:
+            line += f"; driver and stand-ins {driver:.2f} ms"
+        lines.append(line + ".")
+    return lines
+
+
+def block_key(database: str, processes: int) -> str:
+    """Which section of the results file a command writes."""
+    return "sqlite" if database.startswith("SQLite") else f"postgresql-{processes}"
+
+
+def _order(key: str) -> tuple[int, int, str]:
+    if key == "sqlite":
+        return (0, 0, key)
+    if key.startswith("postgresql-") and key.removeprefix("postgresql-").isdigit():
+        return (1, int(key.removeprefix("postgresql-")), key)
+    return (3 if key == FAILOVER else 2, 0, key)
+
+
+def merge_blocks(previous: str, new: Mapping[str, str]) -> dict[str, str]:
+    """The sections of ``previous`` (a results file) with ``new`` ones put in their place
+    or added, in order: SQLite, PostgreSQL by process count, others, the failover."""
+    blocks = {key: body for key, body in BLOCK.findall(previous)}
+    blocks.update(new)
+    return {key: blocks[key] for key in sorted(blocks, key=_order)}
+
+
+def _machine_lines(database: str, command: str, quick: bool) -> list[str]:
+    lines = []
+    if quick:
+        lines += ["**Quick run: small loads for a smoke test; not the figures to quote.**", ""]
+    lines += [f"`{command}`", ""]
+    lines += [f"- {key}: {value}" for key, value in machine(database).items()]
+    return [*lines, ""]
+
+
+def runs_block(
+    *,
+    database: str,
+    processes: int,
+    command: str,
+    runs: Sequence[RunResult],
+    scheduler: Mapping[str, float] | None,
+    missing: Sequence[str],
+    quick: bool,
+) -> list[str]:
+    """One command's section: the machine, each run, ratios, per-message CPU, targets."""
+    by_name = {run.name: run for run in runs}
+    sqlite = database.startswith("SQLite")
+    title = "SQLite" if sqlite else "PostgreSQL"
+    count = "one process" if processes == 1 else f"{processes} processes"
+    lines = [f"## {title}, {count}", ""]
+    lines += _machine_lines(database, command, quick)
+    lines += ["### Runs", ""]
+    for run in runs:
+        lines += run_section(run)
+    if missing:
+        lines += ["Not run (their program is missing): " + ", ".join(missing), ""]
+    if scheduler:
+        lines += ["#### scheduler", "", "| figure | value |", "|---|---|"]
+        lines += [f"| {key} | {value:.2f} |" for key, value in scheduler.items()]
+        lines.append("")
+    lines += ["### Ratios", ""]
+    pairs = [("mixed", "ceiling"), ("telegram", "ptb"), ("telegram", "ptb_durable")]
+    found = [(by_name[a], by_name[b]) for a, b in pairs if a in by_name and b in by_name]
+    lines += [line for ours, theirs in found for line in comparison(ours, theirs)] or ["- none"]
+    if "ptb" in by_name or "ptb_durable" in by_name:
+        lines += ["", PTB_MEMORY]
+    per_message = cpu_per_message(runs)
+    if per_message:
+        lines += [
+            "",
+            "### CPU a message",
+            "",
+            "CPU seconds over the whole run (warm-up, every window and the waits between) "
+            "divided by the messages acknowledged in it: idle work (outbox passes, the "
+            "scheduler) weighs more at low rates, so the fastest run's figure is the one to "
+            "read.",
+            "",
+            *per_message,
+        ]
+    lines += ["", "### Targets (issues 7 and 19)", ""]
+    lines += targets(by_name, scheduler, sqlite=sqlite)
+    return [*lines, ""]
+
+
+def failover_block(result: FailoverResult, *, command: str, quick: bool) -> list[str]:
+    """The failover's rounds, their median and maximum, and the target."""
+    lines = ["## Failover (PostgreSQL, two processes)", ""]
+    lines += _machine_lines("PostgreSQL", command, quick)
+    lines += [
+        "Seconds from the scheduler leader's SIGKILL to the other process's `/healthz` "
+        "saying `leader`, and to the first follow-up that process ran being accepted by "
+        "the platform stand-in; the killed process is started again (as the standby) "
+        "before the next round.",
+        "",
+        "| round | new leader s | next follow-up sent s |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {n} | {r.leader_after:.2f} | {r.followup_after:.2f} |"
+        for n, r in enumerate(result.rounds, 1)
+    ]
+    if result.rounds:
+        figures = result.figures()
+        lines += [
+            f"| **median / max** | {figures['new leader (/healthz)'][0]:.2f} / "
+            f"{figures['new leader (/healthz)'][1]:.2f} | "
+            f"{figures['next follow-up sent'][0]:.2f} / {figures['next follow-up sent'][1]:.2f} |"
+        ]
+    lines.append("")
+    lines += [f"- {note}" for note in result.notes]
+    lines.append(f"- beneficiaries reminded more than once: {result.twice}")
+    lines.append(f"- measured {result.wall:.0f} s")
+    if result.rounds:
+        worst = max(r.followup_after for r in result.rounds)
+        verdict = "reached" if worst < 10 and result.twice == 0 else "not reached"
+        lines += [
+            "",
+            "| target | measured | |",
+            "|---|---|---|",
+            f"| the scheduler back within 10 s, no follow-up twice | next follow-up at most "
+            f"{worst:.2f} s after the kill, {result.twice} twice | {verdict} |",
+        ]
+    return [*lines, ""]
+
+
 def write(
     path: Path,
     *,
@@ -201,16 +385,27 @@ def write(
     scheduler: Mapping[str, float] | None,
     missing: Sequence[str],
     quick: bool,
+    processes: int = 1,
+    failover: FailoverResult | None = None,
 ) -> None:
-    """Write the results file."""
-    by_name = {run.name: run for run in runs}
+    """Write this command's sections into the results file, keeping the others in it."""
+    new: dict[str, str] = {}
+    if runs or scheduler or missing:
+        block = runs_block(
+            database=database,
+            processes=processes,
+            command=command,
+            runs=runs,
+            scheduler=scheduler,
+            missing=missing,
+            quick=quick,
+        )
+        new[block_key(database, processes)] = "\n".join(block)
+    if failover is not None:
+        new[FAILOVER] = "\n".join(failover_block(failover, command=command, quick=quick))
+    previous = path.read_text(encoding="utf-8") if path.exists() else ""
     lines = ["# Benchmark results", ""]
-    if quick:
-        lines += ["**Quick run: small loads for a smoke test; not the figures to quote.**", ""]
-    lines += [f"`{command}`", ""]
-    lines += [f"- {key}: {value}" for key, value in machine(database).items()]
     lines += [
-        "",
         "Latencies in milliseconds: ack = webhook sent → HTTP answer; reply = webhook sent → "
         "first reply at the platform stand-in. msg/s = acknowledged inbound messages per "
         "second in the measured window (after a warm-up). The first row of each table is the "
@@ -219,25 +414,18 @@ def write(
         "sustained when it has no errors and its p99s are under 5 s; stepping stops at the "
         "first that is not, or when throughput grew by less than 10%.",
         "",
-        "## Runs",
+        "Each section below is written by its own `python -m bench` command (SQLite; "
+        "PostgreSQL with one and with two processes; the failover) and kept when another "
+        "command rewrites the file.",
         "",
     ]
-    for run in runs:
-        lines += run_section(run)
-    if missing:
-        lines += ["Not run (their program is missing): " + ", ".join(missing), ""]
-    if scheduler:
-        lines += ["### scheduler", "", "| figure | value |", "|---|---|"]
-        lines += [f"| {key} | {value:.2f} |" for key, value in scheduler.items()]
-        lines.append("")
-    lines += ["## Ratios", ""]
-    pairs = [("mixed", "ceiling"), ("telegram", "ptb")]
-    found = [(by_name[a], by_name[b]) for a, b in pairs if a in by_name and b in by_name]
-    lines += [line for ours, theirs in found for line in comparison(ours, theirs)] or ["- none"]
-    lines += ["", "## Targets (issue 7)", ""]
-    lines += targets(by_name, scheduler, sqlite=database.startswith("SQLite"))
-    lines += ["", "## Why / profile", ""]
-    # The analysis is written by hand from a full run and its profile; it is kept here so
-    # that running the benchmark again does not lose it.
+    for key, body in merge_blocks(previous, new).items():
+        lines += [f"<!-- bench:{key} -->", body.rstrip("\n"), f"<!-- /bench:{key} -->", ""]
+    lines += ["## Why / profile", ""]
+    # The analysis is written by hand from a full run and its profile, the knowledge
+    # base's figures from python -m bench.knowledge; they are kept here so that running
+    # the benchmark again does not lose them.
     lines += [ANALYSIS.read_text(encoding="utf-8").strip() if ANALYSIS.exists() else "–", ""]
+    if KNOWLEDGE.exists():
+        lines += [KNOWLEDGE.read_text(encoding="utf-8").strip(), ""]
     path.write_text("\n".join(lines), encoding="utf-8")

@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.load import (
@@ -26,10 +26,20 @@ from bench.load import (
     open_loop,
     stop_tasks,
 )
-from bench.proc import Server, free_port, start_server, tawasul_command, write_config
+from bench.proc import (
+    Server,
+    cpu_seconds,
+    free_port,
+    start_server,
+    tawasul_command,
+    write_config,
+)
 from bench.standins import Recorder, StandIns
 from storage.db import normalize_url
 from storage.keyring import new_key_text
+
+if TYPE_CHECKING:
+    from bench.failover import FailoverResult
 
 REPO = Path(__file__).resolve().parent.parent
 ACCOUNT_SID = "AC" + "b7" * 16
@@ -38,7 +48,11 @@ BOT_TOKEN = "7000000001:AAH-bench-telegram-token_0123456789"
 WEBHOOK_SECRET = "bench-webhook-secret"
 # Stand-ins and driver are on loopback: allow far more than real platforms would.
 UNLIMITED_RATE = 100_000
-TAWASUL, CEILING, PTB = "tawasul", "ceiling", "ptb"
+TAWASUL, CEILING, PTB, PTB_DURABLE = "tawasul", "ceiling", "ptb", "ptb, durable"
+# PicklePersistence's default flush interval; a run shortens it so that each measured
+# window includes at least ``FLUSHES_PER_WINDOW`` flushes.
+PTB_FLUSH_DEFAULT = 60.0
+FLUSHES_PER_WINDOW = 2.5
 # A window whose p99 (ack or reply) is slower than this is not a sustained rate.
 SUSTAINED_P99_MS = 5000.0
 
@@ -58,6 +72,15 @@ class Setup:
     conversations_rate: float
     jobs: int
     reply_timeout: float = 30.0
+    # ``tawasul serve`` processes behind the driver (PostgreSQL only; the ceiling too)
+    processes: int = 1
+    failover_rounds: int = 5
+
+    @property
+    def ptb_flush(self) -> float:
+        """Seconds between PicklePersistence's writes: PTB's 60 s, or less so that a
+        measured window includes at least two of them."""
+        return min(PTB_FLUSH_DEFAULT, self.duration / FLUSHES_PER_WINDOW)
 
     @property
     def warmup(self) -> float:
@@ -102,6 +125,9 @@ class RunResult:
     startup: float
     notes: list[str] = field(default_factory=list)
     problems: dict[str, int] = field(default_factory=dict)
+    processes: int = 1
+    handled: int = 0  # messages acknowledged in the whole run
+    database_cpu: float | None = None  # PostgreSQL's backends, when on this machine
 
 
 def percentiles(values: Sequence[float]) -> Percentiles | None:
@@ -166,22 +192,37 @@ async def count_rows(url: str, query: str) -> dict[str, int]:
         await engine.dispose()
 
 
-def server_command(system: str, workdir: Path, port: int, database_url: str, api: str) -> list[str]:
-    """The command line that starts ``system`` listening on ``port``."""
+def server_command(
+    system: str,
+    workdir: Path,
+    port: int,
+    database_url: str,
+    api: str,
+    *,
+    public_url: str = "",
+    first: bool = True,
+    ptb_flush: float = PTB_FLUSH_DEFAULT,
+    extra: dict[str, dict[str, Any]] | None = None,
+) -> list[str]:
+    """The command line that starts ``system`` listening on ``port``; ``public_url`` is the
+    one address of several processes (``first`` the one that creates the ceiling's table)."""
     if system == CEILING:
         return [
             *(sys.executable, "-m", "bench.ceiling", "--port", str(port)),
             *("--database-url", database_url),
+            *(() if first else ("--keep-table",)),
         ]
-    if system == PTB:
+    if system in (PTB, PTB_DURABLE):
         data = workdir / "ptb"
         data.mkdir(exist_ok=True)
         return [
             *(sys.executable, "-m", "bench.ptb_baseline", "--port", str(port)),
             *("--token", BOT_TOKEN, "--webhook-secret", WEBHOOK_SECRET),
             *("--api-base-url", api, "--data-dir", str(data)),
+            *("--flush-interval", f"{ptb_flush:g}"),
+            *(("--persist-every-update",) if system == PTB_DURABLE else ()),
         ]
-    public_url = f"http://127.0.0.1:{port}"
+    public_url = public_url or f"http://127.0.0.1:{port}"
     config = write_config(
         workdir / "config.toml",
         {
@@ -206,16 +247,86 @@ def server_command(system: str, workdir: Path, port: int, database_url: str, api
                 "api_base_url": api,
                 "messages_per_second": UNLIMITED_RATE,
             },
+            **(extra or {}),
         },
     )
     return tawasul_command("serve", "--config", str(config))
 
 
+@dataclass
+class Servers:
+    """The processes of one run behind one address: their CPU summed, memory per process."""
+
+    members: list[Server] = field(default_factory=list)
+    # How each was started (command, folder, environment), to start it again.
+    launches: list[tuple[list[str], Path, dict[str, str]]] = field(default_factory=list)
+
+    async def restart(self, index: int) -> Server:
+        """Start the ``index``-th process again (after it died), as it was started."""
+        command, folder, environment = self.launches[index]
+        health = self.members[index].url + "/healthz"
+        server = await start_server(command, health, cwd=folder, env=environment)
+        self.members[index] = server
+        return server
+
+    @property
+    def started_in(self) -> float:
+        return max((s.started_in for s in self.members), default=0.0)
+
+    def mark_cpu(self) -> None:
+        for server in self.members:
+            server.mark_cpu()
+
+    def cpu_since_mark(self) -> float:
+        return sum(server.cpu_since_mark() for server in self.members)
+
+    def memory_mib(self) -> tuple[float, float]:
+        """The largest process's resident memory now and at its peak."""
+        figures = [server.memory_mib() for server in self.members]
+        return max((f[0] for f in figures), default=0.0), max((f[1] for f in figures), default=0.0)
+
+    async def stop(self) -> None:
+        for server in self.members:
+            await server.stop()
+
+
+def is_local(database_url: str) -> bool:
+    """Whether the database server runs on this machine (its CPU can be read in /proc)."""
+    host = make_url(normalize_url(database_url)).host
+    return host in (None, "", "127.0.0.1", "localhost", "::1")
+
+
+async def backend_cpu(database_url: str) -> dict[int, float]:
+    """PostgreSQL only: CPU seconds used so far by each backend connected to this database."""
+    engine = create_async_engine(normalize_url(database_url))
+    try:
+        async with engine.connect() as connection:
+            pids = (
+                await connection.execute(
+                    text(
+                        "SELECT pid FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                )
+            ).scalars()
+            return {int(pid): cpu_seconds(int(pid)) for pid in pids}
+    finally:
+        await engine.dispose()
+
+
+def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds the backends alive at the end used since ``before`` (a backend born
+    meanwhile from zero; one that ended meanwhile is not counted)."""
+    return sum(max(0.0, cpu - before.get(pid, 0.0)) for pid, cpu in after.items())
+
+
 @asynccontextmanager
 async def running(
-    setup: Setup, name: str, system: str
-) -> AsyncIterator[tuple[Server, Target, Recorder, str]]:
-    """Stand-ins, then ``system`` on a fresh database in its own directory; stopped after."""
+    setup: Setup, name: str, system: str, extra: dict[str, dict[str, Any]] | None = None
+) -> AsyncIterator[tuple[Servers, Target, Recorder, str]]:
+    """Stand-ins, then ``system`` on a fresh database in its own directory (with
+    ``setup.processes`` processes behind one address, the PTB baseline always one);
+    stopped after."""
     workdir = setup.workdir / name
     workdir.mkdir(parents=True)
     database_url = setup.database_url or f"sqlite:///{workdir / 'tawasul.db'}"
@@ -224,21 +335,42 @@ async def running(
     recorder = Recorder()
     standins = StandIns(recorder, ACCOUNT_SID, BOT_TOKEN)
     await standins.start()
+    servers = Servers()
     try:
-        port = free_port()
-        command = server_command(system, workdir, port, database_url, standins.base_url)
-        url = f"http://127.0.0.1:{port}"
         pythonpath = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
         environment = {"PYTHONPATH": pythonpath}
-        if setup.database_url:  # PostgreSQL has no key file: the run's own key
+        if setup.database_url:  # PostgreSQL has no key file: the run's own key, shared
             environment["TAWASUL_PRIVACY__KEY"] = new_key_text()
-        server = await start_server(command, url + "/healthz", cwd=workdir, env=environment)
-        try:
-            target = Target(url, url, AUTH_TOKEN, ACCOUNT_SID, WEBHOOK_SECRET)
-            yield server, target, recorder, database_url
-        finally:
-            await server.stop()
+        count = 1 if system in (PTB, PTB_DURABLE) else setup.processes
+        public_url = ""
+        for n in range(count):
+            folder = workdir if count == 1 else workdir / f"p{n}"
+            folder.mkdir(exist_ok=True)
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            public_url = public_url or url
+            command = server_command(
+                system,
+                folder,
+                port,
+                database_url,
+                standins.base_url,
+                public_url=public_url,
+                first=n == 0,
+                ptb_flush=setup.ptb_flush,
+                extra=extra,
+            )
+            # One after the other: the first brings the schema up to date.
+            server = await start_server(command, url + "/healthz", cwd=folder, env=environment)
+            servers.members.append(server)
+            servers.launches.append((command, folder, environment))
+        urls = [server.url for server in servers.members]
+        target = Target(
+            urls[0], public_url, AUTH_TOKEN, ACCOUNT_SID, WEBHOOK_SECRET, tuple(urls[1:])
+        )
+        yield servers, target, recorder, database_url
     finally:
+        await servers.stop()
         await standins.close()
 
 
@@ -256,7 +388,7 @@ async def lost_messages(
 ) -> int | None:
     """Acknowledged but not stored, plus (Tawasul) replies still unsent or failed."""
     acked = sum(1 for s in driver.tally.samples if s.status == 200)
-    if system == PTB:
+    if system in (PTB, PTB_DURABLE):
         notes.append("lost: not counted (PicklePersistence keeps no message log)")
         return None
     if system == CEILING:
@@ -288,10 +420,18 @@ async def measure(
     *,
     wait_replies: bool = True,
     upto: int | None = None,
+    notes: Sequence[str] = (),
 ) -> RunResult:
     """Start ``system``, run ``drive(driver) -> (windows, best)``, then count what was lost."""
     async with running(setup, name, system) as (server, target, recorder, database_url):
-        notes: list[str] = []
+        notes = list(notes)
+        watch_database = (
+            setup.database_url is not None
+            and system != PTB
+            and system != PTB_DURABLE
+            and is_local(setup.database_url)
+        )
+        backends = await backend_cpu(database_url) if watch_database else {}
         async with Driver(
             target,
             recorder,
@@ -308,7 +448,18 @@ async def measure(
             wall = time.perf_counter() - started
             driver_cpu = driver_cpu_seconds() - cpu_before
             server_cpu = server.cpu_since_mark()
+            database_cpu = (
+                cpu_used(backends, await backend_cpu(database_url)) if watch_database else None
+            )
             _now, peak = server.memory_mib()
+            if len(server.members) > 1:
+                notes.append(
+                    f"{len(server.members)} processes behind one address, the driver's "
+                    "messages to each in turn; server CPU is theirs together, peak MiB the "
+                    "largest one's ("
+                    + ", ".join(f"{s.memory_mib()[1]:.0f}" for s in server.members)
+                    + " MiB)"
+                )
         tally = driver.tally
         lost = await lost_messages(system, database_url, driver, notes)
         notes.append(
@@ -334,6 +485,9 @@ async def measure(
             server.started_in,
             notes,
             dict(tally.problems),
+            len(server.members),
+            sum(1 for s in tally.samples if s.status == 200),
+            database_cpu,
         )
 
 
@@ -392,10 +546,45 @@ async def held(setup: Setup, driver: Driver) -> tuple[list[Window], Window]:
     return [window], window
 
 
-RUNS = ("ceiling", "mixed", "latency", "telegram", "ptb", "conversations", "scheduler")
+RUNS = (
+    "ceiling",
+    "mixed",
+    "latency",
+    "telegram",
+    "ptb",
+    "ptb_durable",
+    "conversations",
+    "scheduler",
+    "failover",
+)
+# What ``python -m bench`` runs unless told (``--only``): the failover needs PostgreSQL.
+DEFAULT_RUNS = RUNS[:-1]
 
 
-async def run_one(setup: Setup, name: str) -> RunResult | dict[str, float] | None:
+def ptb_notes(setup: Setup, durable: bool) -> list[str]:
+    """What the reader must know beside a PTB figure: when its state reaches the disk."""
+    if durable:
+        return [
+            "durable: the pickle written after every update (a handler in group 1 calls "
+            "Application.update_persistence), the durability Tawasul gives (it stores the "
+            "message, the state and the reply before it acknowledges)"
+        ]
+    flush = setup.ptb_flush
+    if flush < PTB_FLUSH_DEFAULT:
+        when = (
+            f"PicklePersistence flushed every {flush:g} s instead of PTB's default "
+            f"{PTB_FLUSH_DEFAULT:g} s, so that each {setup.duration:g} s window includes at "
+            "least two flushes"
+        )
+    else:
+        when = f"PicklePersistence flushed every {flush:g} s (PTB's default)"
+    return [
+        f"{when}; between flushes the conversations are only in memory: with the default, "
+        "a crash loses up to a minute of them"
+    ]
+
+
+async def run_one(setup: Setup, name: str) -> RunResult | dict[str, float] | FailoverResult | None:
     """One named run (see ``RUNS``); None when its reference implementation is missing."""
     if name == "ceiling":
         if not (REPO / "bench" / "ceiling.py").exists():
@@ -424,15 +613,25 @@ async def run_one(setup: Setup, name: str) -> RunResult | dict[str, float] | Non
             f"open loop at {setup.latency_rate:g} msg/s, half WhatsApp half Telegram",
             lambda d: paced(setup, d, "mixed", setup.latency_rate),
         )
-    if name in ("telegram", "ptb"):
-        if name == "ptb" and not (REPO / "bench" / "ptb_baseline.py").exists():
-            return None
+    if name == "telegram":
         return await measure(
             setup,
             name,
-            PTB if name == "ptb" else TAWASUL,
+            TAWASUL,
             "closed loop, Telegram only",
             lambda d: stepped(setup, d, TELEGRAM),
+        )
+    if name in ("ptb", "ptb_durable"):
+        if not (REPO / "bench" / "ptb_baseline.py").exists():
+            return None
+        durable = name == "ptb_durable"
+        return await measure(
+            setup,
+            name,
+            PTB_DURABLE if durable else PTB,
+            "closed loop, Telegram only",
+            lambda d: stepped(setup, d, TELEGRAM),
+            notes=ptb_notes(setup, durable),
         )
     if name == "conversations":
         return await measure(
@@ -452,4 +651,8 @@ async def run_one(setup: Setup, name: str) -> RunResult | dict[str, float] | Non
         workdir = setup.workdir / name
         workdir.mkdir(parents=True)
         return await scheduler_scale.run(setup.database_url, workdir, setup.jobs)
+    if name == "failover":
+        from bench import failover
+
+        return await failover.run(setup)
     raise ValueError(f"unknown run {name}")
