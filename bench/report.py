@@ -276,6 +276,46 @@ def merge_blocks(previous: str, new: Mapping[str, str]) -> dict[str, str]:
     return {key: blocks[key] for key in sorted(blocks, key=_order)}
 
 
+EARLIER = " (an earlier command)"
+KEPT = "_Kept from an earlier command ({date}): not run this time._"
+
+
+def run_sections(block: str) -> dict[str, str]:
+    """A section's runs as written (``#### name (system)`` up to the next heading), by name."""
+    start = block.find("### Runs\n")
+    if start < 0:
+        return {}
+    end = block.find("\n### ", start + 1)
+    runs = block[start : end if end >= 0 else len(block)]
+    parts = re.split(r"(?m)^(?=#### )", runs)
+    return {part.split()[1]: part.rstrip() + "\n" for part in parts if part.startswith("#### ")}
+
+
+def target_rows(block: str) -> dict[str, str]:
+    """The rows of a section's targets table, by target."""
+    start = block.find("### Targets")
+    if start < 0:
+        return {}
+    rows = [line for line in block[start:].splitlines() if line.startswith("| ")]
+    return {row.split("|")[1].strip(): row for row in rows[1:]}
+
+
+def kept_runs(earlier: str, ran: set[str]) -> list[str]:
+    """The runs of ``earlier`` (the same section, written before) not in ``ran``, marked as
+    kept with the date they were measured."""
+    found = re.search(r"(?m)^- date: (.+)$", earlier)
+    date = found.group(1) if found else "date unknown"
+    lines: list[str] = []
+    for name, section in run_sections(earlier).items():
+        if name in ran:
+            continue
+        if "_Kept from an earlier command" not in section:
+            heading, _, rest = section.partition("\n")
+            section = f"{heading}\n\n{KEPT.format(date=date)}\n{rest}"
+        lines += [section.rstrip(), ""]
+    return lines
+
+
 def _machine_lines(database: str, command: str, quick: bool) -> list[str]:
     lines = []
     if quick:
@@ -294,9 +334,13 @@ def runs_block(
     scheduler: Mapping[str, float] | None,
     missing: Sequence[str],
     quick: bool,
+    earlier: str = "",
 ) -> list[str]:
-    """One command's section: the machine, each run, ratios, per-message CPU, targets."""
+    """One command's section: the machine, each run, ratios, per-message CPU, targets.
+    Runs of ``earlier`` (this section as written before) that this command did not run
+    are kept, marked, with their targets' rows."""
     by_name = {run.name: run for run in runs}
+    ran = set(by_name) | ({"scheduler"} if scheduler else set())
     sqlite = database.startswith("SQLite")
     title = "SQLite" if sqlite else "PostgreSQL"
     count = "one process" if processes == 1 else f"{processes} processes"
@@ -311,6 +355,7 @@ def runs_block(
         lines += ["#### scheduler", "", "| figure | value |", "|---|---|"]
         lines += [f"| {key} | {value:.2f} |" for key, value in scheduler.items()]
         lines.append("")
+    lines += kept_runs(earlier, ran)
     lines += ["### Ratios", ""]
     pairs = [("mixed", "ceiling"), ("telegram", "ptb"), ("telegram", "ptb_durable")]
     found = [(by_name[a], by_name[b]) for a, b in pairs if a in by_name and b in by_name]
@@ -331,7 +376,14 @@ def runs_block(
             *per_message,
         ]
     lines += ["", "### Targets (issues 7 and 19)", ""]
-    lines += targets(by_name, scheduler, sqlite=sqlite)
+    table = targets(by_name, scheduler, sqlite=sqlite)
+    if run_sections(earlier).keys() - ran:  # some runs kept: their targets too
+        measured_now = set(target_rows("### Targets\n" + "\n".join(table)))
+        for what, row in target_rows(earlier).items():
+            target = what.removesuffix(EARLIER)
+            if target not in measured_now:
+                table.append(row.replace(f"| {what} |", f"| {target}{EARLIER} |", 1))
+    lines += table
     return [*lines, ""]
 
 
@@ -389,8 +441,10 @@ def write(
     failover: FailoverResult | None = None,
 ) -> None:
     """Write this command's sections into the results file, keeping the others in it."""
+    previous = path.read_text(encoding="utf-8") if path.exists() else ""
     new: dict[str, str] = {}
     if runs or scheduler or missing:
+        key = block_key(database, processes)
         block = runs_block(
             database=database,
             processes=processes,
@@ -399,11 +453,11 @@ def write(
             scheduler=scheduler,
             missing=missing,
             quick=quick,
+            earlier=dict(BLOCK.findall(previous)).get(key, ""),
         )
-        new[block_key(database, processes)] = "\n".join(block)
+        new[key] = "\n".join(block)
     if failover is not None:
         new[FAILOVER] = "\n".join(failover_block(failover, command=command, quick=quick))
-    previous = path.read_text(encoding="utf-8") if path.exists() else ""
     lines = ["# Benchmark results", ""]
     lines += [
         "Latencies in milliseconds: ack = webhook sent → HTTP answer; reply = webhook sent → "

@@ -116,3 +116,24 @@ def test_ptb_results_say_the_default_keeps_conversations_in_memory(tmp_path: Pat
     text = _write(tmp_path / "results.md", "SQLite (a new file per run)", runs)
     assert report.PTB_MEMORY in text
     assert "| ahead of PTB (default, flushes in the window) on the Telegram load |" in text
+
+
+def test_runs_not_run_again_are_kept_with_their_date_and_targets(tmp_path: Path) -> None:
+    out = tmp_path / "results.md"
+    held = _run("conversations", "tawasul", 99, peak_mib=120.0)
+    held.best = Window("10000 conversations", 10_000, 99, None, None, 0, 20_000)
+    _write(out, "SQLite (a new file per run)", [_run("mixed", "tawasul", 150), held])
+    text = _write(out, "SQLite (a new file per run)", [_run("mixed", "tawasul", 170)])
+    assert "| 10 | 170 |" in text and "| 10 | 150 |" not in text
+    assert text.count("#### conversations (tawasul)") == 1
+    assert "_Kept from an earlier command (" in text
+    assert "| 10,000 active conversations < 300 MB (an earlier command) |" in text
+    assert text.count("≥ 1,000 msg/s on SQLite") == 1  # measured again: the new row only
+    # Kept again: one mark, the first date.
+    again = _write(out, "SQLite (a new file per run)", [_run("mixed", "tawasul", 180)])
+    assert again.count("_Kept from an earlier command") == 1
+    assert again.count("10,000 active conversations < 300 MB") == 1
+    # Another section's runs are not taken.
+    other = _write(out, "PostgreSQL", [_run("mixed", "tawasul", 90)], processes=2)
+    postgresql = other.split("<!-- bench:postgresql-2 -->")[1]
+    assert "conversations" not in postgresql.split("<!-- /bench:postgresql-2 -->")[0]
