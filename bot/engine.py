@@ -404,6 +404,9 @@ class ConversationEngine:
             appointments=await load_book(session, identity_id, self._settings, now)
             if needs_book(state, message)
             else None,
+            applicants=tuple(await RequestRepository(session).applicants_for(identity))
+            if flows.needs_applicants(state, message)
+            else (),
         )
         turn = Turn(message, state, now, lookup, self._settings)
         transition = self._respond(turn)

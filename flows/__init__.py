@@ -13,7 +13,13 @@ from flows.lifecycle import ALLOWED, STATUSES, canonical_status, transition_prob
 from flows.needs_info import ask_needs_info
 from flows.notices import status_notice
 from flows.render import as_plain_text
-from flows.router import needs_knowledge, needs_requests, respond, takes_media
+from flows.router import (
+    needs_applicants,
+    needs_knowledge,
+    needs_requests,
+    respond,
+    takes_media,
+)
 from flows.staff_texts import (
     channel_label,
     handoff_notification,
@@ -40,6 +46,7 @@ __all__ = [
     "language_label",
     "mask_ids",
     "mask_national_id",
+    "needs_applicants",
     "needs_knowledge",
     "needs_requests",
     "normalize_digits",

@@ -3,6 +3,8 @@
 Diagram: intake.md. Answers live in ``data["intake_draft"]`` from the first one on, so
 leaving (``0``, a handoff) keeps them; the next step is always derived from which
 answers are still missing, which also brings an edited field back to the summary.
+A sender who filed before is first asked whom the request is for (one phone often
+speaks for a household): an earlier applicant fills the name and national ID.
 A draft left alone is followed up by the scheduler: ``remind``, then ``expire``.
 """
 
@@ -33,10 +35,12 @@ from flows.steps import (
     stay,
     str_in,
 )
-from flows.text import localize_digits
+from flows.text import localize_digits, normalize_digits, phrase
 from flows.types import (
+    Applicant,
     Choice,
     ConversationState,
+    InboundMessage,
     Language,
     Media,
     OutboundMessage,
@@ -57,7 +61,7 @@ from flows.validation import (
     local_mobile,
     mask_national_id,
 )
-from flows.vocabulary import CONTINUE, DOCUMENTS_DONE, NO, RESTART, SIGN, YES
+from flows.vocabulary import CONTINUE, DOCUMENTS_DONE, NO, RESTART, SIGN, SOMEONE_ELSE, YES
 
 FLOW = "intake"
 DRAFT = "intake_draft"
@@ -77,6 +81,18 @@ CITY_OFFER = "city_offer"
 # The privacy notice the beneficiary agreed to (version, time, channel, message id): kept
 # in the conversation, so a new notice version is asked at the next intake.
 CONSENT = "consent"
+# "لمن هذا الطلب؟": asked first when the sender filed before. A WhatsApp list holds ten
+# rows: the last nine people first filed for (numbers stay put), and "someone else".
+FOR_WHOM = "for_whom"
+MAX_APPLICANTS = 9
+# The steps from which the first question is asked, so they read the applicants.
+_BEFORE_FOR_WHOM: Final = frozenset({"consent", "continue_or_restart", FOR_WHOM})
+# The menu entry's label, folded, in both languages (choosing it by name starts the intake).
+_ENTRY_LABELS: Final = frozenset(
+    phrase(text(language, "menu.option.intake")) for language in ("ar", "en")
+)
+# Name parts that are not a first name on their own ("عبد الله", "أم محمد").
+_NAME_PREFIXES: Final = frozenset(phrase(p) for p in ("عبد", "أبو", "ابو", "أم", "ام", "بن"))
 
 
 # --- the draft ---
@@ -133,11 +149,42 @@ def offer_continue(turn: Turn, state: ConversationState) -> Transition:
     return _move(turn, state, "continue_or_restart")
 
 
+def reads_applicants(flow: str, step: str, message: InboundMessage) -> bool:
+    """Whether the turn may ask whom a new request is for (``turn.lookup.applicants``),
+    so the engine loads them only then: at the menu on this entry (its number, button or
+    name), or at a step the first question follows (``flow`` is "menu" for any state
+    the router sends back to the menu)."""
+    if flow == FLOW:
+        return step in _BEFORE_FOR_WHOM
+    said = phrase(normalize_digits(message.text or message.payload or ""))
+    return flow == "menu" and (said == str(ENTRY.number) or said in _ENTRY_LABELS)
+
+
 def _begin(turn: Turn, state: ConversationState) -> Transition:
     if _consent_due(turn, state):
         return _move(turn, state, "consent", draft={})
     intro = text(state.language, "intake.intro", total=TOTAL_STEPS)
-    return _move(turn, state, "name", draft={}, lead=intro)
+    first = FOR_WHOM if _applicants(turn) else "name"
+    return _move(turn, state, first, draft={}, lead=intro)
+
+
+def _applicants(turn: Turn) -> tuple[Applicant, ...]:
+    """Whom this sender filed for before (the latest ``MAX_APPLICANTS``, oldest first)."""
+    sound = tuple(
+        applicant
+        for applicant in turn.lookup.applicants
+        if applicant.name and isinstance(check_national_id(applicant.national_id), str)
+    )
+    return sound[-MAX_APPLICANTS:]
+
+
+def first_name(name: str) -> str:
+    """The first name of a full name, with its second part where the first is only a
+    prefix ("عبد الله"); the whole name when it has one part."""
+    parts = name.split()
+    if len(parts) > 1 and phrase(parts[0]) in _NAME_PREFIXES:
+        return " ".join(parts[:2])
+    return parts[0] if parts else name
 
 
 def _consent_due(turn: Turn, state: ConversationState) -> bool:
@@ -195,6 +242,24 @@ def _need_choices(turn: Turn, language: Language) -> tuple[Choice, ...]:
     return tuple(Choice(str(n), need.label(language)) for n, need in enumerate(needs, start=1))
 
 
+def _for_whom_choices(turn: Turn, language: Language) -> tuple[Choice, ...]:
+    """Each earlier applicant by first name and masked ID, then "someone else"."""
+    people = tuple(
+        Choice(
+            str(number),
+            text(
+                language,
+                "intake.choice.applicant",
+                name=first_name(applicant.name),
+                national_id=mask_national_id(applicant.national_id),
+            ),
+        )
+        for number, applicant in enumerate(_applicants(turn), start=1)
+    )
+    other = Choice(str(len(people) + 1), text(language, "intake.choice.someone_else"))
+    return (*people, other)
+
+
 def _continue_choices(language: Language) -> tuple[Choice, ...]:
     return (
         Choice("1", text(language, "intake.choice.continue")),
@@ -239,6 +304,11 @@ def kept_for(language: Language, days: int) -> str:
 def ask_continue(turn: Turn, state: ConversationState) -> tuple[OutboundMessage, ...]:
     language = state.language
     return (say(language, "intake.ask.continue", choices=_continue_choices(language)),)
+
+
+def ask_for_whom(turn: Turn, state: ConversationState) -> tuple[OutboundMessage, ...]:
+    language = state.language
+    return (say(language, "intake.ask.for_whom", choices=_for_whom_choices(turn, language)),)
 
 
 def ask_name(turn: Turn, state: ConversationState) -> tuple[OutboundMessage, ...]:
@@ -351,6 +421,33 @@ def answer_consent(turn: Turn) -> Transition:
         new = goto(state, "menu", "choose", **{DRAFT: None})
         return Transition(new, (say(language, "privacy.declined"),))
     return refuse(turn, Invalid("privacy.invalid"), choices=_yes_no(language))
+
+
+def answer_for_whom(turn: Turn) -> Transition:
+    """An earlier applicant fills the name and national ID (the summary shows them to
+    confirm); "someone else" asks for them."""
+    state, language = turn.state, turn.state.language
+    draft = draft_of(state)
+    applicants = _applicants(turn)
+    if not applicants:  # nobody left to offer (erased meanwhile): ask as for anyone
+        return _move(turn, state, next_step(draft), draft=draft)
+    choices = _for_whom_choices(turn, language)
+    choice = pick(turn, choices)
+    if choice is not None:
+        index = int(choice.payload) - 1
+    elif said_one_of(turn, SOMEONE_ELSE):
+        index = len(applicants)
+    else:  # a first name alone, when it names one of them
+        said = phrase(heard(turn))
+        named = [n for n, a in enumerate(applicants) if said and phrase(first_name(a.name)) == said]
+        if len(named) != 1:
+            reason = Invalid("intake.invalid.for_whom", {"count": len(choices)})
+            return refuse(turn, reason, choices=choices)
+        index = named[0]
+    if index < len(applicants):
+        chosen = applicants[index]
+        draft = {**draft, "name": chosen.name, "national_id": chosen.national_id}
+    return _move(turn, state, next_step(draft), draft=draft)
 
 
 def answer_name(turn: Turn) -> Transition:
@@ -528,6 +625,7 @@ def tell_reference(turn: Turn) -> Transition:
 STEPS: Final = {
     "continue_or_restart": Step(ask_continue, answer_continue),
     "consent": Step(ask_consent, answer_consent),
+    FOR_WHOM: Step(ask_for_whom, answer_for_whom),
     "name": Step(ask_name, answer_name, free_text=True),
     "national_id": Step(ask_national_id, answer_national_id),
     "mobile": Step(ask_mobile, answer_mobile),

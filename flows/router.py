@@ -85,6 +85,18 @@ def needs_requests(state: ConversationState) -> bool:
     return declaration is None or declaration.reads_requests
 
 
+def needs_applicants(state: ConversationState, message: InboundMessage) -> bool:
+    """Whether a step may ask whom a new request is for (the sender's earlier applicants),
+    so the engine loads them only then. A stored state the router would send back to
+    the menu counts as the menu."""
+    flow, step = state.flow, state.step
+    declaration = DECLARATIONS.get(flow) if isinstance(flow, str) else None
+    data = state.data if isinstance(state.data, Mapping) else {}
+    if declaration is None or not declaration.accepts(step, data):
+        flow, step = menu.FLOW, "start"
+    return intake.reads_applicants(str(flow), str(step), message)
+
+
 def takes_media(state: ConversationState) -> bool:
     """Whether the step in ``state`` keeps attachments (intake documents, an answer to
     staff's question, a conversation with staff): anywhere else they are not fetched."""

@@ -196,6 +196,15 @@ class RequestSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class Applicant:
+    """Someone this sender filed a request for before, as the sender gave them: the
+    next request may be for them again ("لمن هذا الطلب؟")."""
+
+    name: str
+    national_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class OtherRequest:
     """A request filed from another phone or channel that this sender asked about.
 
@@ -273,6 +282,9 @@ class Lookup:
     ``media`` holds the kinds of attachment the sender's channel carries (``image``,
     ``document``…), none on a text-only channel.
     ``appointments`` is loaded only where the appointments flow may read it.
+    ``applicants`` holds the people this sender filed requests for (from its own requests
+    only, never another sender's), oldest first, loaded only where the intake may ask
+    whom a request is for (``flows.needs_applicants``).
     """
 
     requests: tuple[RequestSummary, ...] = ()
@@ -282,6 +294,7 @@ class Lookup:
     knowledge: KnowledgeLookup | None = None
     media: frozenset[str] = frozenset()
     appointments: AppointmentBook | None = None
+    applicants: tuple[Applicant, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,5 +93,10 @@ START_WORDS: Final = _folded(
 CONTINUE: Final = _folded("متابعة", "المتابعة", "إكمال", "استمرار", "كمل", "continue")
 RESTART: Final = _folded("من جديد", "البدء من جديد", "جديد", "start over", "restart", "new")
 
+# "Whom is this request for?": not one of the people offered.
+SOMEONE_ELSE: Final = _folded(
+    "شخص آخر", "آخر", "شخص ثاني", "someone else", "somebody else", "other", "another person",
+)  # fmt: skip
+
 # When ``handoff.keywords`` is empty the bot still promises a working word.
 DEFAULT_HANDOFF_KEYWORDS: Final = ("موظف", "staff")

@@ -74,7 +74,8 @@ def test_agreed_once_not_asked_again_until_the_notice_changes() -> None:
     chat = Transcript(SETTINGS)
     for line in (INTAKE_AR[0], INTAKE_AR[1], "نعم", *AFTER_CONSENT):
         chat.send(line)
-    assert "(١/٨)" in chat.send("١")  # the second request: straight to the first question
+    second = chat.send("١")  # the second request: straight to its first question
+    assert "لمن هذا الطلب؟" in second and "أوافق" not in second
     chat.send("٠")
     chat.send("١")
     chat.send("٢")  # start over
@@ -82,8 +83,8 @@ def test_agreed_once_not_asked_again_until_the_notice_changes() -> None:
     chat.state = dataclasses.replace(chat.state, data={**chat.state.data, "intake_draft": None})
     chat.send("٠")
     reply = chat.send("١")
-    assert "١- أوافق" in reply and "(١/٨)" not in reply
-    chat.send("١")
+    assert "١- أوافق" in reply and "لمن هذا الطلب؟" not in reply
+    assert "لمن هذا الطلب؟" in chat.send("١")  # agreed: then the first question
     assert chat.state.data["consent"]["version"] == "2027-01"
 
 

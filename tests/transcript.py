@@ -19,6 +19,7 @@ from flows.knowledge import KnowledgeIndex
 from flows.types import (
     AddCaseNote,
     Address,
+    Applicant,
     AppointmentBook,
     AppointmentSummary,
     BookAppointment,
@@ -77,6 +78,7 @@ class Transcript:
         now: datetime = START,
         knowledge: KnowledgeIndex | None = None,
         appointments: AppointmentBook | None = None,
+        applicants: Sequence[Applicant] = (),
     ) -> None:
         self.settings = settings or FlowSettings(organization_name="جمعية البر")
         self.sender_phone = sender_phone
@@ -90,6 +92,8 @@ class Transcript:
         # booking of a start in ``gone`` finds the place taken (someone was quicker).
         self.appointments = appointments or AppointmentBook()
         self.gone: set[datetime] = set()
+        # Whom the sender filed for before this transcript; what it files joins them.
+        self.applicants = list(applicants)
         self.saved: list[SaveIntake] = []
         self.ratings: list[RecordRating] = []
         self.handoffs: list[OpenHandoff] = []
@@ -130,6 +134,11 @@ class Transcript:
                 knowledge=self.knowledge,
                 media=capabilities_of(self.address.channel).media,
                 appointments=self.appointments,
+                # Loaded only where the engine would load them, so a path the engine's
+                # test misses fails here too.
+                applicants=tuple(self.applicants)
+                if flows.needs_applicants(self.state, message)
+                else (),
             )
             turn = Turn(message, self.state, self.now, lookup, self.settings)
             transition = flows.respond(turn)
@@ -167,6 +176,7 @@ class Transcript:
             self.effects.append(effect)
             if isinstance(effect, SaveIntake):
                 self.saved.append(effect)
+                self._filed_for(effect.answers["name"], effect.answers["national_id"])
                 reference = f"REQ-{len(self.saved):06d}"
                 results["reference"] = reference
                 need = effect.answers.get("need", "")
@@ -193,6 +203,15 @@ class Transcript:
             elif isinstance(effect, BookAppointment | CancelAppointment):
                 results |= self._appointment(effect)
         return results
+
+    def _filed_for(self, name: str, national_id: str) -> None:
+        """As the engine reads them: each applicant once, where first filed for, with
+        the name last given."""
+        found = [n for n, a in enumerate(self.applicants) if a.national_id == national_id]
+        if found:
+            self.applicants[found[0]] = Applicant(name, national_id)
+        else:
+            self.applicants.append(Applicant(name, national_id))
 
     def _appointment(self, effect: BookAppointment | CancelAppointment) -> dict[str, str]:
         """As the engine does, in memory: a place taken (or found gone), or given back."""

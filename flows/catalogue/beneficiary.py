@@ -184,6 +184,13 @@ BENEFICIARY: Final[Mapping[str, Mapping[Language, str]]] = {
         "en": "What is your full four-part name "
         "(first, father's, grandfather's and family name, as on your ID)?",
     },
+    "intake.ask.for_whom": {
+        "ar": "لمن هذا الطلب؟ أرسل رقم الخيار:",
+        "en": "Who is this request for? Send the number of an option:",
+    },
+    # A person filed for before: first name and masked ID (a WhatsApp button: 20 characters).
+    "intake.choice.applicant": {"ar": "{name} {national_id}", "en": "{name} {national_id}"},
+    "intake.choice.someone_else": {"ar": "شخص آخر", "en": "Someone else"},
     "intake.ask.national_id": {
         "ar": "ما رقم هويتك الوطنية أو الإقامة؟ (١٠ أرقام)",
         "en": "What is your national ID or iqama number? (10 digits)",
@@ -386,6 +393,10 @@ BENEFICIARY: Final[Mapping[str, Mapping[Language, str]]] = {
     "intake.invalid.summary": {
         "ar": 'أرسل "نعم" للتوقيع، أو رقم الحقل من ١ إلى ٧ لتعديله.',
         "en": 'Send "yes" to sign, or a field number from 1 to 7 to correct it.',
+    },
+    "intake.invalid.for_whom": {
+        "ar": "أرسل رقم صاحب الطلب من القائمة، من ١ إلى {count}:",
+        "en": "Please send the number of the person the request is for, from 1 to {count}:",
     },
     "intake.invalid.continue": {
         "ar": "أرسل ١ للمتابعة من حيث توقفت، أو ٢ للبدء من جديد:",

@@ -13,7 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
-from flows.types import Media, OtherRequest, RecordRating, RequestSummary, SaveIntake
+from flows.types import (
+    Applicant,
+    Media,
+    OtherRequest,
+    RecordRating,
+    RequestSummary,
+    SaveIntake,
+)
 from storage.columns import keyring_of
 from storage.models import (
     DIRECTION_IN,
@@ -200,6 +207,26 @@ class RequestRepository:
             )
             for reference, status, need, created_at, decision_due_at in rows
         ]
+
+    async def applicants_for(self, identity: ChannelIdentity) -> builtins.list[Applicant]:
+        """Whom this sender filed requests for, each once (by national ID), in the order
+        first filed for, with the name as the sender last gave it: the next request may
+        be for one of them again. Only this identity's own requests, never another
+        sender's; an erased applicant (no name or ID left in the answers) is not there."""
+        query = (
+            select(col(SupportRequest.answers))
+            .where(
+                col(SupportRequest.identity_id) == id_of(identity),
+                col(SupportRequest.reference).is_not(None),
+            )
+            .order_by(col(SupportRequest.id))
+        )
+        names: dict[str, str] = {}
+        for answers in await self._session.scalars(query):
+            name, national_id = answers.get("name"), answers.get("national_id")
+            if isinstance(name, str) and name and isinstance(national_id, str) and national_id:
+                names[national_id] = name
+        return [Applicant(name, national_id) for national_id, name in names.items()]
 
     async def filed_elsewhere(self, identity: ChannelIdentity, number: int) -> OtherRequest | None:
         """Request number ``number`` when another identity filed it, with the last four
