@@ -82,4 +82,4 @@ async def run(
         await news.send()
         print(f"{settled.reference} is now {settled.status}")
     else:  # argparse allows nothing else
-        raise AppointmentError(f"unknown action {action!r}")
+        raise AppointmentError("outcome", outcome=action, choices=", ".join(OUTCOMES))

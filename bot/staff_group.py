@@ -249,7 +249,7 @@ class StaffGroup:
         try:
             visit = await self._visits.schedule(reference, at, by=staff.username)
         except AppointmentError as error:
-            return _t("staff.visit.refused", reason=str(error))
+            return _t("staff.visit.refused", reason=error.said_in(STAFF_LANGUAGE))
         zone = self._settings.timezone
         return _t(
             "staff.visit.scheduled",

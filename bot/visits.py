@@ -24,8 +24,9 @@ from bot.followups import FollowUpPlanner
 from bot.templates import TemplateKind
 from flows import appointments as appointment_flow
 from flows import slots
+from flows.catalogue import text
 from flows.dates import format_date
-from flows.types import FlowSettings, TemplateRef
+from flows.types import FlowSettings, Language, TemplateRef
 from storage.appointments import (
     CANCELLED,
     DONE,
@@ -54,7 +55,17 @@ OUTCOMES = {"done": DONE, "no-show": NO_SHOW}
 
 
 class AppointmentError(Exception):
-    """A staff action on appointments refused; ``str()`` is the line to show."""
+    """A staff action on appointments refused: the catalogue's ``staff.visit.error.*``
+    sentence ``key`` with ``params``; ``str()`` is it in English (the command line),
+    ``said_in`` in the reader's language (the staff group, the dashboard)."""
+
+    def __init__(self, key: str, **params: str) -> None:
+        self.key = f"staff.visit.error.{key}"
+        self.params = params
+        super().__init__(self.said_in("en"))
+
+    def said_in(self, language: Language) -> str:
+        return text(language, self.key, **self.params)
 
 
 def parse_local(value: str, zone: str) -> datetime:
@@ -62,7 +73,7 @@ def parse_local(value: str, zone: str) -> datetime:
     try:
         local = datetime.strptime(value.strip(), "%Y-%m-%d %H:%M")
     except ValueError:
-        raise AppointmentError(f'expected "YYYY-MM-DD HH:MM", not {value!r}') from None
+        raise AppointmentError("bad_time", value=value.strip()) from None
     return slots.local_moment(local.date(), local.hour, local.minute, zone)
 
 
@@ -133,15 +144,15 @@ class VisitDesk:
         settings, now = self._settings, self._clock()
         starts_at = parse_local(at, settings.timezone)
         if starts_at <= now:
-            raise AppointmentError("a visit is scheduled for a time to come")
+            raise AppointmentError("past")
         keys: list[str] = []
         async with self._db.session() as session, session.begin():
             request = await RequestRepository(session).get_by_reference(reference)
             if request is None or not request.reference:
-                raise AppointmentError(f"no request {reference!r}")
+                raise AppointmentError("no_request", reference=reference)
             staff = await StaffRepository(session).get(by) if by else None
             if by and staff is None:
-                raise AppointmentError(f"no active staff member {by!r}")
+                raise AppointmentError("no_staff", username=by)
             appointments = AppointmentRepository(session)
             # A new time replaces the request's earlier visit (one asked to be moved).
             for earlier in await appointments.active_visits(request.id or 0):
@@ -190,16 +201,18 @@ class VisitDesk:
         """A visit (or an interview) done or missed, with staff's note in the case file."""
         status = OUTCOMES.get(outcome)
         if status is None:
-            raise AppointmentError(f"unknown outcome {outcome!r}: one of {', '.join(OUTCOMES)}")
+            raise AppointmentError("outcome", outcome=outcome, choices=", ".join(OUTCOMES))
         now = self._clock()
         keys: list[str] = []
         async with self._db.session() as session, session.begin():
             repository = AppointmentRepository(session)
             appointment = await repository.get_by_reference(reference)
             if appointment is None:
-                raise AppointmentError(f"no appointment {reference!r}")
+                raise AppointmentError("no_appointment", reference=reference)
             if appointment.status in (CANCELLED, DONE, NO_SHOW):
-                raise AppointmentError(f"{appointment.reference} is {appointment.status} already")
+                raise AppointmentError(
+                    "settled", reference=appointment.reference or "", status=appointment.status
+                )
             await repository.set_status(appointment, status, now, note=note)
             request = (
                 await session.get(SupportRequest, appointment.request_id)

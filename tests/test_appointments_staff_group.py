@@ -3,6 +3,7 @@ group, and the group's list of the day's appointments that morning."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -51,7 +52,7 @@ async def test_a_visit_from_the_group_told_answered_and_listed_that_morning(
     day = (datetime.now(UTC).astimezone(RIYADH) + timedelta(days=2)).date()
 
     refused = await said(group, f"/visit REQ-000099 {day} 10:00")
-    assert refused == "لم تُجدوَل الزيارة: no request 'REQ-000099'"
+    assert refused == "لم تُجدوَل الزيارة: لا يوجد طلب برقم REQ-000099"
     before = len(twilio.messages)
     answer = await said(group, f"/visit req-000001 {day} 10:00")
     assert answer.startswith("📅 اقتُرحت الزيارة الميدانية APT-000001 (REQ-000001)")
@@ -92,4 +93,10 @@ async def test_a_wrong_visit_command_shows_the_usage(
 ) -> None:
     _tawasul, _phone, group = office
     assert "/visit REF" in await said(group, "/visit REQ-000001")
-    assert "لم تُجدوَل الزيارة" in await said(group, "/visit REQ-000001 tomorrow 10am")
+    # Refusals in the group's language, none of the command line's English.
+    bad_date = await said(group, "/visit REQ-000001 tomorrow 10am")
+    assert bad_date == "لم تُجدوَل الزيارة: يُكتب الموعد هكذا: YYYY-MM-DD HH:MM، لا «tomorrow 10am»"
+    past = await said(group, "/visit REQ-000001 2001-01-01 10:00")
+    assert past == "لم تُجدوَل الزيارة: تُجدوَل الزيارة لوقت قادم، وهذا الوقت قد مضى"
+    for answer in (bad_date, past):
+        assert not re.search("expected|scheduled|no request", answer)

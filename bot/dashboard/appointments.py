@@ -119,7 +119,7 @@ class AppointmentPages(PageGroup):
             scheduled = await self._visits.schedule(reference, at, by=by)
         except AppointmentError as error:
             return self._problem(
-                request, visit, 400, "dash.appointments.refused", reason=str(error)
+                request, visit, 400, "dash.appointments.refused", reason=error.said_in(visit.lang)
             )
         day = slots.local_start(scheduled.starts_at, self._settings.timezone).date()
         return see_other(f"{PATH}?week={week_start(day).isoformat()}&done=visit")
@@ -134,7 +134,11 @@ class AppointmentPages(PageGroup):
             )
         except AppointmentError as error:
             return self._problem(
-                request, visit, 400, "dash.appointments.not_settled", reason=str(error)
+                request,
+                visit,
+                400,
+                "dash.appointments.not_settled",
+                reason=error.said_in(visit.lang),
             )
         day = slots.local_start(settled.starts_at, self._settings.timezone).date()
         return see_other(f"{PATH}?week={week_start(day).isoformat()}&done=settled")

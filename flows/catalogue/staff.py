@@ -37,6 +37,36 @@ STAFF: Final[Mapping[str, Mapping[Language, str]]] = {
         "ar": "لم تُجدوَل الزيارة: {reason}",
         "en": "The visit was not scheduled: {reason}",
     },
+    # Why a visit was not scheduled or settled (``bot.visits.AppointmentError``): the
+    # staff group and the dashboard in the reader's language, the command line in English.
+    "staff.visit.error.bad_time": {
+        "ar": "يُكتب الموعد هكذا: YYYY-MM-DD HH:MM، لا «{value}»",
+        "en": 'expected "YYYY-MM-DD HH:MM", not "{value}"',
+    },
+    "staff.visit.error.past": {
+        "ar": "تُجدوَل الزيارة لوقت قادم، وهذا الوقت قد مضى",
+        "en": "a visit is scheduled for a time to come",
+    },
+    "staff.visit.error.no_request": {
+        "ar": "لا يوجد طلب برقم {reference}",
+        "en": "no request {reference}",
+    },
+    "staff.visit.error.no_staff": {
+        "ar": "لا يوجد موظف نشط باسم {username}",
+        "en": "no active staff member {username}",
+    },
+    "staff.visit.error.no_appointment": {
+        "ar": "لا يوجد موعد برقم {reference}",
+        "en": "no appointment {reference}",
+    },
+    "staff.visit.error.settled": {
+        "ar": "الموعد {reference} مسجَّل من قبل ({status})",
+        "en": "{reference} is {status} already",
+    },
+    "staff.visit.error.outcome": {
+        "ar": "نتيجة غير معروفة «{outcome}»، والمقبول: {choices}",
+        "en": 'unknown outcome "{outcome}": one of {choices}',
+    },
     "staff.appointments.day": {
         "ar": "📅 مواعيد اليوم {date}:\n{lines}",
         "en": "📅 Today's appointments, {date}:\n{lines}",
