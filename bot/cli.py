@@ -40,7 +40,7 @@ from bot.texts import export_po
 from bot.visits import AppointmentError
 from flows.catalogue import use_own_wording
 from flows.inquiry import answer_text
-from flows.knowledge import KnowledgeIndex
+from flows.knowledge import KnowledgeIndex, question_key
 from handlers.console import ConsoleChannel
 from storage.cluster import Announcements
 from storage.db import Database, normalize_url
@@ -606,7 +606,7 @@ async def rotate_key(settings: Settings) -> None:
         write_key_file(key_file, [new_key_text(), *old[:1]])
     database = await open_database(settings)
     try:
-        count = await reencrypt(database)
+        count = await reencrypt(database, fold_question=question_key)
         print(f"{count} records re-encrypted under key {database.keyring.current_id}")
         media = MediaStore(Path(settings.server.media_dir), database)
         files, unreadable = await asyncio.to_thread(media.seal_all)

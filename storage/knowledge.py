@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from flows.types import KnowledgeEntry
+from storage.columns import keyring_of
 from storage.models import KnowledgeEntryRow, KnowledgeRevision, UnansweredQuestion
 
 
@@ -175,19 +176,29 @@ class KnowledgeRepository:
         return row
 
     async def record_unanswered(self, question: str, language: str, now: datetime) -> None:
-        """Count ``question`` as unanswered (its folded wording is the key)."""
+        """Count ``question`` as unanswered; repeats are found by the keyed hash of its
+        folded wording (under any configured key, so a question counted before a key
+        rotation is counted on), and the question itself is stored encrypted."""
         key = self._fold(question)
         if not key:
             return
+        keys = keyring_of(self._session.get_bind().dialect)
+        counted = await self._session.execute(
+            update(UnansweredQuestion)
+            .where(col(UnansweredQuestion.question_key).in_(keys.lookup_hashes(key)))
+            .values(count=UnansweredQuestion.count + 1, question=question, last_asked_at=now)
+        )
+        if counted.rowcount:  # type: ignore[attr-defined]
+            return
         statement = self._insert(UnansweredQuestion).values(
-            question_key=key,
+            question_key=keys.lookup_hash(key),
             question=question,
             language=language,
             count=1,
             first_asked_at=now,
             last_asked_at=now,
         )
-        statement = statement.on_conflict_do_update(
+        statement = statement.on_conflict_do_update(  # the same question asked meanwhile
             index_elements=["question_key"],
             set_={
                 "count": UnansweredQuestion.count + 1,
@@ -214,8 +225,10 @@ class KnowledgeRepository:
     async def forget_unanswered(self, keys: Sequence[str]) -> None:
         """Drop unanswered questions that an entry now answers (by folded wording)."""
         if keys:
+            keyring = keyring_of(self._session.get_bind().dialect)
+            hashes = [h for key in keys for h in keyring.lookup_hashes(key)]
             await self._session.execute(
-                delete(UnansweredQuestion).where(col(UnansweredQuestion.question_key).in_(keys))
+                delete(UnansweredQuestion).where(col(UnansweredQuestion.question_key).in_(hashes))
             )
 
     def _row(self, entry: KnowledgeEntry, position: int, now: datetime) -> KnowledgeEntryRow:

@@ -473,8 +473,10 @@ class UnansweredQuestion(SQLModel, table=True):
     __tablename__ = "knowledge_unanswered"
 
     id: int | None = Field(default=None, primary_key=True)
+    # The keyed hash of the folded wording (a question may tell someone's circumstances):
+    # what repeats are counted by.
     question_key: str = Field(unique=True)
-    question: str  # the latest wording, long digit runs masked
+    question: str = Field(sa_type=EncryptedText)  # the latest wording, long digit runs masked
     language: str = "ar"
     count: int = 1
     first_asked_at: datetime = _at()

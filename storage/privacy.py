@@ -3,7 +3,7 @@ erasing a person while keeping anonymous statistics."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -32,6 +32,7 @@ from storage.models import (
     StatusChange,
     StoredMedia,
     SupportRequest,
+    UnansweredQuestion,
     id_of,
 )
 
@@ -49,6 +50,7 @@ ENCRYPTED: Final[tuple[tuple[type[SQLModel], tuple[str, ...]], ...]] = (
     (Feedback, ("text",)),
     (FeedbackEvent, ("text",)),
     (Rating, ("comment",)),
+    (UnansweredQuestion, ("question",)),
 )
 
 
@@ -56,10 +58,17 @@ def _key_column(model: type[SQLModel]) -> Any:
     return next(iter(model.__table__.primary_key.columns))  # type: ignore[attr-defined]
 
 
-async def reencrypt(database: Database, *, batch: int = 500) -> int:
+async def reencrypt(
+    database: Database, *, fold_question: Callable[[str], str], batch: int = 500
+) -> int:
     """Write every encrypted value not yet under the current key again under it (the
     lookup hashes follow), in short transactions, so a running server goes on; then
-    forget the other keys' check values. Returns how many rows were rewritten."""
+    forget the other keys' check values. Returns how many rows were rewritten.
+
+    ``fold_question`` is the knowledge matcher's folding (``flows.knowledge.question_key``):
+    an unanswered question's keyed hash is of its folded wording, computed again under
+    the current key for every one of them (two that now fold alike become one).
+    """
     keyring = database.keyring
     current = f"tw1:{keyring.current_id}:%"
     rewritten = 0
@@ -67,6 +76,8 @@ async def reencrypt(database: Database, *, batch: int = 500) -> int:
         table = model.__tablename__
         key = _key_column(model)
         stale = " OR ".join(f"({c} IS NOT NULL AND {c} NOT LIKE :current)" for c in columns)
+        if model is UnansweredQuestion:
+            stale = "1 = 1"  # a hash under an old key may sit beside a current wording
         async with database.session() as session:
             found = await session.execute(
                 text(f"SELECT {key.name} FROM {table} WHERE {stale}"),
@@ -77,18 +88,42 @@ async def reencrypt(database: Database, *, batch: int = 500) -> int:
             async with database.session() as session, session.begin():
                 # Locked as read: a message handled meanwhile (PostgreSQL) waits rather
                 # than has its newer state overwritten with this older one.
-                rows = await session.scalars(
-                    select(model).where(key.in_(ids[start : start + batch])).with_for_update()
-                )
+                rows = (
+                    await session.scalars(
+                        select(model).where(key.in_(ids[start : start + batch])).with_for_update()
+                    )
+                ).all()
                 for row in rows:
                     for column in columns:
                         flag_modified(row, column)
+                    if isinstance(row, UnansweredQuestion):
+                        await _rehash(
+                            session, row, keyring.lookup_hash(fold_question(row.question))
+                        )
                     rewritten += 1
     async with database.session() as session, session.begin():
         await session.execute(
             delete(PrivacyKey).where(col(PrivacyKey.key_id) != keyring.current_id)
         )
     return rewritten
+
+
+async def _rehash(session: AsyncSession, row: UnansweredQuestion, question_key: str) -> None:
+    """Give an unanswered question its hash under the current key; one already counted
+    under it takes this one's count instead."""
+    if row.question_key == question_key:
+        return
+    other = await session.scalar(
+        select(UnansweredQuestion).where(col(UnansweredQuestion.question_key) == question_key)
+    )
+    if other is None:
+        row.question_key = question_key
+        return
+    other.count += row.count
+    other.first_asked_at = min(other.first_asked_at, row.first_asked_at)
+    if row.last_asked_at > other.last_asked_at:
+        other.question, other.last_asked_at = row.question, row.last_asked_at
+    await session.delete(row)
 
 
 async def find_beneficiary(session: AsyncSession, national_id: str) -> Beneficiary | None:
