@@ -3,6 +3,7 @@ and told to the beneficiary at once, and the calendar feed behind a token of one
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from test_dashboard import PASSWORD, TEAM, file_request, login, page_token, settings
 
+from bot.dashboard.appointments import calendar_token, calendar_tokens
 from bot.engine import utcnow
 from bot.passwords import hash_password
 from bot.server import Tawasul
@@ -90,3 +92,63 @@ async def test_a_bad_week_is_refused(client: TestClient[Any, Any]) -> None:
     await login(client, "amal")
     assert (await client.get("/staff/appointments?week=someday")).status == 400
     assert (await client.get("/staff/appointments?week=2030-01-09")).status == 200
+
+
+def feed_path(page: str, username: str) -> str:
+    """The path of ``username``'s calendar link on a page."""
+    found = re.search(rf'href="[^"]*(/staff/calendar\.ics\?user={username}&amp;token=\w+)"', page)
+    assert found is not None, f"no calendar link for {username}"
+    return found.group(1).replace("&amp;", "&")
+
+
+async def test_a_member_without_a_password_has_a_calendar_too(
+    client: TestClient[Any, Any], database: Database
+) -> None:
+    async with database.session() as session, session.begin():
+        member = await StaffRepository(session).add(
+            "sara", "researcher", telegram_id=42, now=utcnow()
+        )
+        accepted = calendar_tokens(member, database.keyring)
+    # No password: only the keyed token (a digest of public names would be guessable).
+    assert len(accepted) == 1
+    await file_request(client, database)
+    assert (await login(client, "adel")).status == 303
+    token = await page_token(client, "/staff/appointments")
+    form = {"csrf": token, "request": "REQ-000001", "at": f"{tomorrow()}T10:00", "by": "sara"}
+    done = await client.post("/staff/appointments/visits", data=form, allow_redirects=False)
+    assert done.status == 303
+
+    # The admin's page of the members shows each one's link, to hand to them.
+    members = await (await client.get("/staff/admin/staff?lang=en")).text()
+    path = feed_path(members, "sara")
+    calendar = await client.get(path)
+    body = await calendar.text()
+    assert calendar.status == 200 and "Field visit APT-000001 (REQ-000001)" in body
+    assert "Tawasul: sara" in body
+    # Another member's token does not open hers.
+    mona = feed_path(members, "mona").split("token=")[1]
+    assert (await client.get(f"/staff/calendar.ics?user=sara&token={mona}")).status == 403
+
+
+async def test_a_link_made_before_the_keyed_token_still_works_until_a_new_password(
+    client: TestClient[Any, Any], database: Database
+) -> None:
+    async with database.session() as session:
+        mona = await StaffRepository(session).get("mona")
+    assert mona is not None and mona.password_hash
+    material = f"tawasul-calendar\0mona\0{mona.password_hash}".encode()
+    earlier = hashlib.sha256(material).hexdigest()[:40]
+    assert earlier != calendar_token(mona, database.keyring)
+    assert (await client.get(f"/staff/calendar.ics?user=mona&token={earlier}")).status == 200
+    assert (await login(client, "adel")).status == 303
+    shown = feed_path(await (await client.get("/staff/admin/staff")).text(), "mona")
+    assert (await client.get(shown)).status == 200
+
+    token = await page_token(client, "/staff/admin/staff")
+    reset = {"csrf": token, "password": "another long password"}
+    changed = await client.post(
+        "/staff/admin/staff/mona/password", data=reset, allow_redirects=False
+    )
+    assert changed.status == 303
+    for path in (f"/staff/calendar.ics?user=mona&token={earlier}", shown):
+        assert (await client.get(path)).status == 403  # a new password revokes both

@@ -20,6 +20,7 @@ from bot.visits import AppointmentError, Listed, VisitDesk
 from flows import slots
 from flows.appointments import day_label
 from storage.appointments import CANCELLED, INTERVIEW
+from storage.keyring import Keyring
 from storage.models import Staff
 from storage.repositories import StaffRepository
 
@@ -28,15 +29,37 @@ FEED = "/staff/calendar.ics"
 # The feed covers this much before and after today.
 FEED_PAST = timedelta(days=30)
 FEED_AHEAD = 90
+# A calendar token's length (hex digits of a keyed SHA-256).
+TOKEN_CHARS = 40
 
 
-def calendar_token(staff: Staff) -> str | None:
-    """A staff member's calendar token: a digest of their username and password hash, so
-    it is theirs alone and a new password revokes the old feed; None without a password."""
-    if not staff.password_hash:
-        return None
-    material = f"tawasul-calendar\0{staff.username}\0{staff.password_hash}".encode()
-    return hashlib.sha256(material).hexdigest()[:40]
+def _material(staff: Staff) -> str:
+    return f"tawasul-calendar\0{staff.id}\0{staff.username}\0{staff.password_hash or ''}"
+
+
+def calendar_token(staff: Staff, keyring: Keyring) -> str:
+    """A staff member's calendar token: a keyed hash (under the privacy key, which only
+    the server holds) of their id, username and password hash, so every member has one,
+    a Telegram-only member too, it is theirs alone, and a new password revokes it."""
+    return keyring.lookup_hash(_material(staff))[:TOKEN_CHARS]
+
+
+def calendar_tokens(staff: Staff, keyring: Keyring) -> list[str]:
+    """Every token the feed accepts for ``staff``: under the current privacy key and the
+    previous ones (a link keeps working through a key rotation), and the digest of the
+    username and password hash that links before the keyed token were made of."""
+    tokens = [token[:TOKEN_CHARS] for token in keyring.lookup_hashes(_material(staff))]
+    if staff.password_hash:
+        earlier = f"tawasul-calendar\0{staff.username}\0{staff.password_hash}".encode()
+        tokens.append(hashlib.sha256(earlier).hexdigest()[:TOKEN_CHARS])
+    return tokens
+
+
+def calendar_url(base: str, staff: Staff, keyring: Keyring) -> str:
+    """The member's feed, to subscribe to from a calendar program."""
+    return f"{base}{FEED}?" + urlencode(
+        {"user": staff.username, "token": calendar_token(staff, keyring)}
+    )
 
 
 def week_start(day: date) -> date:
@@ -83,12 +106,8 @@ class AppointmentPages(PageGroup):
                 if slots.local_start(item.appointment.starts_at, zone).date() == day
             ]
             days.append({"label": day_label(day, visit.lang), "rows": rows})
-        staff = visit.me.staff
-        token = calendar_token(staff)
-        feed = None
-        if token is not None:
-            base = self._public_url or f"{request.scheme}://{request.host}"
-            feed = f"{base}{FEED}?" + urlencode({"user": staff.username, "token": token})
+        base = self._public_url or f"{request.scheme}://{request.host}"
+        feed = calendar_url(base, visit.me.staff, self._db.keyring)
         context = {
             "days": days,
             "previous": (first - timedelta(days=7)).isoformat(),
@@ -148,10 +167,11 @@ class AppointmentPages(PageGroup):
         token = request.query.get("token", "")
         async with self._db.session() as session:
             staff = await StaffRepository(session).get(username) if username else None
-        expected = calendar_token(staff) if staff is not None else None
-        if expected is None or not hmac.compare_digest(token.encode(), expected.encode()):
+        accepted = calendar_tokens(staff, self._db.keyring) if staff is not None else []
+        # Each compared in full, in constant time: none is skipped on a first match.
+        matches = [hmac.compare_digest(token.encode(), known.encode()) for known in accepted]
+        if staff is None or not any(matches):
             return web.Response(status=403, text="unknown calendar")
-        assert staff is not None
         now = self._clock()
         zone = self._settings.timezone
         first = slots.local_start(now - FEED_PAST, zone).date()

@@ -7,6 +7,7 @@ import asyncio
 from aiohttp import web
 
 import flows
+from bot.dashboard.appointments import calendar_url
 from bot.dashboard.site import PageGroup, Visit, see_other
 from bot.dashboard.views import audit_lines
 from bot.desk import StaffError
@@ -38,8 +39,12 @@ class StaffAdminPages(PageGroup):
             members = await StaffRepository(session).list()
             entries = await AuditRepository(session).recent(limit=50)
         form = visit.form
+        base = self._public_url or f"{request.scheme}://{request.host}"
+        keyring = self._db.keyring
         context = {
             "members": members,
+            # Each member's calendar link, for an admin to hand to one who does not log in.
+            "feeds": {m.username: calendar_url(base, m, keyring) for m in members},
             "roles": [(role, flows.text(lang, f"dash.role.{role}")) for role in StaffRole],
             "audit": audit_lines(entries, lang, self._settings.timezone),
             "error": error,

@@ -342,6 +342,7 @@ DASHBOARD: Final[Mapping[str, Mapping[Language, str]]] = {
     },
     "dash.staff.telegram": {"ar": "تيليجرام", "en": "Telegram"},
     "dash.staff.can_login": {"ar": "يدخل اللوحة", "en": "Dashboard login"},
+    "dash.staff.calendar": {"ar": "التقويم", "en": "Calendar"},
     "dash.staff.submit": {"ar": "أضف", "en": "Add"},
     "dash.staff.remove": {"ar": "إزالة", "en": "Remove"},
     "dash.staff.you": {"ar": "أنت", "en": "you"},
