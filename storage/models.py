@@ -582,7 +582,7 @@ class Appointment(SQLModel, table=True):
     staff_username: str | None = None
     channel: str | None = None
     language: str = "ar"
-    note: str | None = Field(default=None, sa_type=sa.Text)
+    note: str | None = Field(default=None, sa_type=EncryptedText)  # staff's, on settling
     created_at: datetime = _at()
     updated_at: datetime = _at()
 

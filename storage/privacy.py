@@ -19,6 +19,7 @@ from storage.models import (
     MESSAGE_FAILED,
     MESSAGE_PENDING,
     MESSAGE_SENDING,
+    Appointment,
     Beneficiary,
     ChannelIdentity,
     Conversation,
@@ -51,6 +52,7 @@ ENCRYPTED: Final[tuple[tuple[type[SQLModel], tuple[str, ...]], ...]] = (
     (FeedbackEvent, ("text",)),
     (Rating, ("comment",)),
     (UnansweredQuestion, ("question",)),
+    (Appointment, ("note",)),
 )
 
 
@@ -175,9 +177,10 @@ async def erase_beneficiary(session: AsyncSession, beneficiary_id: int) -> Erase
     Gone: the applicant's national ID, name and mobile; the requests' answers but the
     city and need; documents; the texts and attachments of every message of the
     identities that spoke for them (a phone number as user id becomes ``erased:<id>``),
-    their conversation state, staff notes and status notes, rating comments, feedback
-    texts; replies still waiting to be sent. Kept: the rows themselves, so need, city,
-    status history, ratings and message counts stay as they were.
+    their conversation state, staff notes, status notes and appointment notes, rating
+    comments, feedback texts; replies still waiting to be sent. Kept: the rows
+    themselves, so need, city, status history, ratings, appointments and message counts
+    stay as they were.
     """
     requests = (
         await session.scalars(
@@ -231,6 +234,16 @@ async def erase_beneficiary(session: AsyncSession, beneficiary_id: int) -> Erase
     )
     await session.execute(delete(Document).where(col(Document.request_id).in_(request_ids)))
     await session.execute(delete(Note).where(col(Note.request_id).in_(request_ids)))
+    await session.execute(
+        update(Appointment)
+        .where(
+            or_(
+                col(Appointment.request_id).in_(request_ids),
+                col(Appointment.identity_id).in_(identity_ids),
+            )
+        )
+        .values(note=None)
+    )
     await session.execute(
         update(StatusChange).where(col(StatusChange.request_id).in_(request_ids)).values(note=None)
     )

@@ -113,7 +113,11 @@ class CasePages(PageGroup):
     async def _requests_csv(self, request: web.Request, visit: Visit) -> web.StreamResponse:
         filters = self._filters(request)
         found = await self._filtered(filters)
-        await self._audit(visit, "export_requests", None, {"filters": filters, "rows": len(found)})
+        # What was searched for may be a name or a national ID: the log says only that.
+        logged = {k: v for k, v in filters.items() if k != "q"} | (
+            {"q": "…"} if "q" in filters else {}
+        )
+        await self._audit(visit, "export_requests", None, {"filters": logged, "rows": len(found)})
         return download("requests.csv", requests_csv(found, self._settings, self._clock()))
 
     async def _case(
