@@ -212,8 +212,12 @@ class FeedbackDesk:
                 kinds=kinds, status=status, overdue_at=self._clock() if overdue else None
             )
 
-    async def show(self, reference: str, *, by: str | Staff | None = None) -> FeedbackCase:
-        """One feedback with its timeline; a member who may not see it is refused."""
+    async def show(
+        self, reference: str, *, by: str | Staff | None = None, where: str | None = None
+    ) -> FeedbackCase:
+        """One feedback with its timeline; a member who may not see it is refused. Given
+        ``where`` (``cli``, ``dashboard``, ``staff_group``), the read is a staff member's
+        (``by``; None: the command line) and goes into the audit log, as a case file's."""
         async with self._db.session() as session:
             member = await self._member(session, by)
             repository = FeedbackRepository(session)
@@ -224,6 +228,9 @@ class FeedbackDesk:
                 if feedback.request_id is not None
                 else None
             )
+        if where is not None:
+            async with self._db.session() as session, session.begin():
+                await self._audit(session, by, "feedback_read", feedback, {"where": where})
         return FeedbackCase(
             feedback,
             events,

@@ -63,7 +63,7 @@ async def run(
         for feedback in found:
             print(line(facts(feedback), overdue=is_overdue(feedback, now())))
     elif action == "show":
-        case = await desk.show(args.reference)
+        case = await desk.show(args.reference, where="cli")
         feedback = case.feedback
         print(f"{feedback.reference}  {feedback.kind}  {feedback.status}  ({feedback.channel})")
         if feedback.due_at is not None:

@@ -229,7 +229,7 @@ class StaffGroup:
         elif command == "/case" and len(args) == 1:
             await self._answer(update, await self._case_text(args[0], staff))
         elif command == "/feedback" and len(args) == 1 and self._feedback is not None:
-            case = await self._feedback.show(args[0], by=staff)
+            case = await self._feedback.show(args[0], by=staff, where="staff_group")
             shown = feedback_alerts.in_group(
                 case.feedback,
                 case.events,

@@ -293,9 +293,10 @@ class FeedbackRepository:
     async def add_reply(
         self, feedback: Feedback, text: str, media: Sequence[Media], *, now: datetime
     ) -> FeedbackEvent:
-        """The beneficiary's reply to an answer; an answered feedback is in progress again."""
+        """The beneficiary's reply to an answer; an answered or closed feedback is in
+        progress again (staff look at open ones: a reply left closed would be read by none)."""
         previous = feedback.status
-        if previous == ANSWERED:
+        if previous in (ANSWERED, CLOSED):
             feedback.status = IN_PROGRESS
         feedback.updated_at = now
         return await self._event(

@@ -23,6 +23,7 @@ from fakes.telegram_api import FakeTelegram, group_message, private_message
 from fakes.twilio_api import FakeTwilio
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlmodel import col
 from test_followups import Clock
 
 from bot.config import Settings
@@ -275,7 +276,37 @@ async def test_the_staff_group_shows_feedback_by_role_and_a_reply_answers_it(
         )
         assert "سنصرف الباقي غداً" in await _next_body(twilio, before)
         _, events = await stored(database, reference)
-    assert [e.kind for e in events][-3:] == ["answer", "reply", "answer"]
+        assert [e.kind for e in events][-3:] == ["answer", "reply", "answer"]
+
+        # Closed, then the beneficiary writes again: open again where staff look, the
+        # reply in its timeline, the group told as before.
+        await tawasul.feedback.set_status(reference, "closed", by="huda")
+        await phone.send("لم يصلني الباقي بعد")
+        feedback, events = await stored(database, reference)
+        assert feedback.status == "in_progress"
+        assert [(e.kind, e.from_status, e.to_status) for e in events][-2:] == [
+            ("status", "answered", "closed"),
+            ("reply", "closed", "in_progress"),
+        ]
+        assert events[-1].text == "لم يصلني الباقي بعد"
+        open_ones = await tawasul.feedback.list_feedback(status="in_progress")
+        assert [f.reference for f in open_ones] == [reference]
+        await tawasul.scheduler.run_due(clock())
+        told = (await group.wait_posts(8))[-1]["text"]
+        assert reference in told and "لم يصلني" not in told
+
+    # Reads are audited like a case file's: who, where; a refused one read nothing.
+    async with database.session() as session:
+        reads = (
+            await session.scalars(
+                select(AuditEntry)
+                .where(col(AuditEntry.action) == "feedback_read")
+                .order_by(col(AuditEntry.id))
+            )
+        ).all()
+    assert [(a.target, a.username, a.detail["where"]) for a in reads] == [
+        (reference, "huda", "staff_group")
+    ]
 
 
 async def test_thanks_are_told_to_the_staff_member_named(

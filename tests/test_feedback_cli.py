@@ -54,3 +54,9 @@ def test_list_show_answer_and_set_status(tmp_path: Path) -> None:
     assert unknown.returncode == 1 and "no feedback" in unknown.stderr
     wrong = run(tmp_path, "feedback", "set-status", "FB-000001", "done")
     assert wrong.returncode == 1 and "unknown status" in wrong.stderr
+    # Each show is in the audit log, as a case file's read (the unknown one read nothing).
+    reads = "SELECT target, username, detail FROM audit_entry WHERE action='feedback_read'"
+    assert query(tmp_path / "tawasul.db", reads) == [
+        ("FB-000002", None, '{"kind": "complaint", "where": "cli"}'),
+        ("FB-000002", None, '{"kind": "complaint", "where": "cli"}'),
+    ]

@@ -88,6 +88,13 @@ async def test_roles_filters_and_an_answer_that_reaches_the_chat(
     assert "سيتصل بك المشرف اليوم" in reply
     (entry,) = await audit(tawasul.database, "feedback_answer")
     assert (entry.username, entry.target) == ("mona", complaint)
+    # Each page of a feedback read is in the audit log; the agent's refused one is not.
+    reads = await audit(tawasul.database, "feedback_read")
+    assert [(r.username, r.target, r.detail["where"]) for r in reads] == [
+        ("amal", suggestion, "dashboard"),  # the page her form's token came from
+        # the page, its form, the page again with the empty answer refused, after the answer
+        *[("mona", complaint, "dashboard")] * 4,
+    ]
 
 
 async def test_the_report_beside_the_ratings_and_its_csv(

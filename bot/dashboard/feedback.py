@@ -106,7 +106,7 @@ class FeedbackPages(PageGroup):
         lang = visit.lang
         reference = _reference(request)
         try:
-            case = await self._feedback.show(reference, by=visit.me.staff)
+            case = await self._feedback.show(reference, by=visit.me.staff, where="dashboard")
         except FeedbackError as refused:
             return self._refused(request, visit, refused)
         feedback = case.feedback
