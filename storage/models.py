@@ -15,7 +15,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from storage.columns import EncryptedJSON, EncryptedText, UtcDateTime, keyring_of, utcnow
+from storage.columns import (
+    EncryptedJSON,
+    EncryptedList,
+    EncryptedText,
+    UtcDateTime,
+    keyring_of,
+    utcnow,
+)
 
 # Deterministic constraint names: PostgreSQL needs a name to drop a constraint and
 # Alembic's SQLite batch mode needs one to recreate it. Set before any table exists.
@@ -207,7 +214,7 @@ class Message(SQLModel, table=True):
     platform_message_id: str | None = None
     text: str = Field(default="", sa_type=EncryptedText)
     payload: str | None = None  # inbound: the button pressed
-    media: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON)
+    media: list[dict[str, Any]] = Field(default_factory=list, sa_type=EncryptedList)
     choices: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON)
     inline: bool = False
     # Outbound only: {"kind": ..., "variables": {...}} for a WhatsApp template.
@@ -247,7 +254,7 @@ class Document(SQLModel, table=True):
     message_id: int | None = Field(default=None, foreign_key="message.id")
     url: str = Field(sa_type=sa.Text)
     content_type: str
-    filename: str | None = None
+    filename: str | None = Field(default=None, sa_type=EncryptedText)  # as the sender named it
     created_at: datetime = _at()
 
 
@@ -503,7 +510,7 @@ class Feedback(SQLModel, table=True):
     status: str
     text: str = Field(sa_type=EncryptedText)
     # Photos and documents by reference ({"url", "content_type", "filename"}), as sent.
-    attachments: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON)
+    attachments: list[dict[str, Any]] = Field(default_factory=list, sa_type=EncryptedList)
     request_id: int | None = Field(default=None, foreign_key="support_request.id", index=True)
     may_contact: bool | None = None  # asked of complaints only
     channel: str
@@ -533,7 +540,7 @@ class FeedbackEvent(SQLModel, table=True):
     to_status: str | None = None
     by: str | None = None
     text: str | None = Field(default=None, sa_type=EncryptedText)
-    attachments: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON)
+    attachments: list[dict[str, Any]] = Field(default_factory=list, sa_type=EncryptedList)
     created_at: datetime = _at()
 
 

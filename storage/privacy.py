@@ -45,14 +45,15 @@ ENCRYPTED: Final[tuple[tuple[type[SQLModel], tuple[str, ...]], ...]] = (
     (Beneficiary, ("national_id", "full_name", "mobile")),
     (SupportRequest, ("answers",)),
     (Conversation, ("data",)),
-    (Message, ("text",)),
+    (Message, ("text", "media")),
     (Note, ("text",)),
     (StatusChange, ("note",)),
-    (Feedback, ("text",)),
-    (FeedbackEvent, ("text",)),
+    (Feedback, ("text", "attachments")),
+    (FeedbackEvent, ("text", "attachments")),
     (Rating, ("comment",)),
     (UnansweredQuestion, ("question",)),
     (Appointment, ("note",)),
+    (Document, ("filename",)),
 )
 
 
@@ -77,7 +78,9 @@ async def reencrypt(
     for model, columns in ENCRYPTED:
         table = model.__tablename__
         key = _key_column(model)
-        stale = " OR ".join(f"({c} IS NOT NULL AND {c} NOT LIKE :current)" for c in columns)
+        stale = " OR ".join(
+            f"({c} IS NOT NULL AND {c} NOT LIKE :current AND {c} <> '[]')" for c in columns
+        )
         if model is UnansweredQuestion:
             stale = "1 = 1"  # a hash under an old key may sit beside a current wording
         async with database.session() as session:

@@ -1,7 +1,8 @@
 """Free text about a beneficiary beyond the case file, at rest, on SQLite and PostgreSQL:
-staff's note on an appointment is encrypted (migration 0014), read back in clear, rotated
-and erased with the person; the audit log of a list export does not keep what was
-searched for (a name or a national ID)."""
+staff's note on an appointment (migration 0014), the names of the files a beneficiary
+sent and the place they shared (migration 0015) are encrypted, read back in clear,
+rotated and erased with the person; the audit log of a list export does not keep what
+was searched for (a name or a national ID)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,17 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select, text
 from test_dashboard import audit, browser, file_request, login, office  # noqa: F401
-from test_privacy import NOW, file_one, key_of
+from test_privacy import NOW, PHONE, file_one, intake, key_of
 
 from bot.server import Tawasul
 from flows.knowledge import question_key
+from flows.types import InboundMessage, Location, Media
 from storage.appointments import DONE, VISIT
 from storage.db import Database
 from storage.keyring import Keyring, new_key_text
-from storage.models import Appointment, SupportRequest
+from storage.models import Appointment, Document, Message, SupportRequest
 from storage.privacy import erase_beneficiary, reencrypt
+from storage.repositories import IdentityRepository, MessageRepository, RequestRepository
 
 NOTE = "وجدنا الزوج طريح الفراش بعد جلطة، والأسرة بلا دخل منذ ثلاثة أشهر"
 
@@ -88,3 +91,34 @@ async def test_the_audit_of_a_list_export_keeps_no_search_words(
     [entry] = await audit(tawasul.database, "export_requests")
     assert "1000000008" not in str(entry.detail)
     assert entry.detail["filters"] == {"status": "submitted", "q": "…"}
+
+
+async def test_file_names_and_a_shared_place_are_encrypted(database: Database) -> None:
+    named = Media("media/0a1b.pdf", "application/pdf", "هوية نورة القحطاني 1000000008.pdf")
+    async with database.session() as session, session.begin():
+        identity = await IdentityRepository(session).get_or_create(PHONE, NOW)
+        assert identity.id is not None
+        await RequestRepository(session).create(
+            identity, intake((named,)), channel="whatsapp", signed_message_id=None,
+            status="submitted", now=NOW,
+        )  # fmt: skip
+        sent = InboundMessage(PHONE, NOW, media=(named,), location=Location(24.7136, 46.6753))
+        await MessageRepository(session).log_inbound(identity.id, sent)
+        await MessageRepository(session).log_inbound(identity.id, InboundMessage(PHONE, NOW, "؟"))
+    async with database.engine.connect() as connection:
+        media = [r[0] for r in await connection.execute(text("SELECT media FROM message"))]
+        names = [r[0] for r in await connection.execute(text("SELECT filename FROM document"))]
+    raw = " ".join(str(value) for value in (*media, *names))
+    assert "1000000008" not in raw and "القحطاني" not in raw and "24.71" not in raw
+    assert "[]" in media  # a message with no attachment: nothing to hide, nothing spent
+    async with database.session() as session:
+        [document] = (await session.scalars(select(Document))).all()
+        assert document.filename == named.filename
+        kept = [m.media for m in (await session.scalars(select(Message))).all()]
+    assert sorted(kept, key=len) == [
+        [],
+        [
+            {"url": named.url, "content_type": named.content_type, "filename": named.filename},
+            {"location": [24.7136, 46.6753]},
+        ],
+    ]
