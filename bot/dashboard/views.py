@@ -215,6 +215,9 @@ def _event(event: CaseEvent, language: Language, zone: str) -> EventView:
     others: list[str] = []
     error: str | None = None
     if event.kind in ("message_in", "message_out"):
+        choice = detail.get("choice")
+        if isinstance(choice, str) and choice:
+            text = mask_ids(choice)  # a button pressed: its label, not its bare number
         for item in detail.get("media") or []:
             url = str(item.get("url", "")) if isinstance(item, dict) else ""
             if not url:

@@ -575,6 +575,16 @@ class CaseEvent:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+def _choice_label(message: Message, offered: dict[str, str]) -> str | None:
+    """The label of the button a beneficiary pressed: the text the platform sent with it
+    (a WhatsApp button's title), else the one the bot's last choices gave its payload
+    (Telegram and the web chat send the payload alone); None when neither says."""
+    payload = message.payload or ""
+    if message.text.strip() and message.text.strip() != payload:
+        return message.text.strip()
+    return offered.get(payload)
+
+
 class CaseFileRepository:
     """A request's case file: everything that happened around it, in one timeline."""
 
@@ -614,30 +624,35 @@ class CaseFileRepository:
             )
             .order_by(col(Message.id))
         )
+        # Per identity, the labels of the choices the bot offered last, by payload.
+        offered: dict[int, dict[str, str]] = {}
         for message in messages:
             kind = "message_in" if message.direction == DIRECTION_IN else "message_out"
             message_id = id_of(message)
+            detail: dict[str, Any] = {
+                "id": message_id,
+                "channel": message.channel,
+                "kind": message.kind,
+                "status": message.status,
+                "media": message.media,
+                "platform_message_id": message.platform_message_id,
+                "payload": message.payload,
+                "error": message.error,
+                "request_id": message.request_id,
+            }
+            if kind == "message_out" and message.choices:
+                offered[message.identity_id] = {
+                    str(c.get("payload")): str(c.get("label")) for c in message.choices
+                }
+            elif kind == "message_in" and message.payload:
+                label = _choice_label(message, offered.get(message.identity_id, {}))
+                if label:
+                    detail["choice"] = label
             add(
                 message.created_at,
                 kind,
                 message_id,
-                CaseEvent(
-                    message.created_at,
-                    kind,
-                    None,
-                    message.text,
-                    {
-                        "id": message_id,
-                        "channel": message.channel,
-                        "kind": message.kind,
-                        "status": message.status,
-                        "media": message.media,
-                        "platform_message_id": message.platform_message_id,
-                        "payload": message.payload,
-                        "error": message.error,
-                        "request_id": message.request_id,
-                    },
-                ),
+                CaseEvent(message.created_at, kind, None, message.text, detail),
             )
 
         changes = await self._session.scalars(
