@@ -15,6 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from test_dashboard import PASSWORD, TEAM, file_request, login, page_token, settings
 
+from bot import outbox
 from bot.dashboard.appointments import calendar_token, calendar_tokens
 from bot.engine import utcnow
 from bot.passwords import hash_password
@@ -152,3 +153,22 @@ async def test_a_link_made_before_the_keyed_token_still_works_until_a_new_passwo
     assert changed.status == 303
     for path in (f"/staff/calendar.ics?user=mona&token={earlier}", shown):
         assert (await client.get(path)).status == 403  # a new password revokes both
+
+
+@pytest.fixture
+def woken_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The outbox looks again only when woken (set before the server starts)."""
+    monkeypatch.setattr(outbox, "IDLE_CHECK", 3600.0)
+
+
+async def test_a_visit_from_the_dashboard_wakes_the_outbox(
+    woken_only: None, client: TestClient[Any, Any], database: Database
+) -> None:
+    visitor = await file_request(client, database)  # each message wakes it: replies go
+    assert (await login(client, "mona")).status == 303
+    token = await page_token(client, "/staff/appointments")
+    form = {"csrf": token, "request": "REQ-000001", "at": f"{tomorrow()}T10:00"}
+    done = await client.post("/staff/appointments/visits", data=form, allow_redirects=False)
+    assert done.status == 303
+    told = await visitor.wait_for("APT-000001")
+    assert "زيارة ميدانية" in told
