@@ -133,7 +133,7 @@ class Keyring:
         aead = self._aead.get(key_id)
         if aead is None:
             raise PrivacyKeyError(f"file encrypted under key {key_id}, which is not configured")
-        body = stored[_FILE_HEADER:]
+        body = memoryview(stored)[_FILE_HEADER:]  # no copy of a large file
         try:
             return aead.decrypt(body[:_NONCE_BYTES], body[_NONCE_BYTES:], context)
         except (InvalidTag, ValueError):
