@@ -6,7 +6,6 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import col
 
 from flows.types import Address, ConversationState
@@ -30,6 +29,16 @@ _TOUCH_IDENTITY = (
     .returning(*_IDENTITY.c)
 )
 
+# The same, its row loaded by the ORM as the session's object for the identity (no
+# second query, no constructor or merge: an object built and merged by hand cost more
+# than the statement). The session's changes are flushed first and the object, if the
+# session holds it already (a batch with two of its messages), takes the row as stored.
+_TOUCH_IDENTITY_LOADED = (
+    select(ChannelIdentity)
+    .from_statement(_TOUCH_IDENTITY)
+    .execution_options(populate_existing=True)
+)
+
 
 _LOAD_STATE = (
     select(
@@ -50,28 +59,29 @@ class IdentityRepository:
         """The identity behind ``address``, created on first contact; notes ``now`` as its
         last inbound time. Its row stays locked until the transaction ends (PostgreSQL)."""
         where = {"at_channel": address.channel, "at_user_id": address.user_id, "at_now": now}
-        row = (await self._session.execute(_TOUCH_IDENTITY, where)).one_or_none()
-        if row is None:
-            # Two processes may see the same newcomer at once; the unique index decides
-            # and the loser reads the winner's row instead of failing the message.
-            insert = _insert(self._session, ChannelIdentity).values(
-                channel=address.channel,
-                user_id=address.user_id,
-                language="ar",
-                opted_out=False,
-                unreachable=False,
-                created_at=now,
-                last_inbound_at=now,
-            )
-            await self._session.execute(
-                insert.on_conflict_do_nothing(index_elements=["channel", "user_id"])
-            )
-            row = (await self._session.execute(_TOUCH_IDENTITY, where)).one()
-        # Into the session as it is stored (no query, nothing to flush): what the turn
-        # changes on it later is written as usual.
-        identity = ChannelIdentity(**row._mapping)
-        make_transient_to_detached(identity)
-        return await self._session.merge(identity, load=False)
+        identity: ChannelIdentity | None = (
+            await self._session.execute(_TOUCH_IDENTITY_LOADED, where)
+        ).scalar()
+        if identity is not None:
+            return identity
+        # Two processes may see the same newcomer at once; the unique index decides
+        # and the loser reads the winner's row instead of failing the message.
+        insert = _insert(self._session, ChannelIdentity).values(
+            channel=address.channel,
+            user_id=address.user_id,
+            language="ar",
+            opted_out=False,
+            unreachable=False,
+            created_at=now,
+            last_inbound_at=now,
+        )
+        await self._session.execute(
+            insert.on_conflict_do_nothing(index_elements=["channel", "user_id"])
+        )
+        created: ChannelIdentity = (
+            await self._session.execute(_TOUCH_IDENTITY_LOADED, where)
+        ).scalar_one()
+        return created
 
     async def find(self, address: Address) -> ChannelIdentity | None:
         """The identity behind ``address`` if it ever wrote, without creating one."""
