@@ -16,6 +16,10 @@ from flows.types import KnowledgeEntry
 from storage.columns import keyring_of
 from storage.models import KnowledgeEntryRow, KnowledgeRevision, UnansweredQuestion
 
+_REVISION_TABLE = KnowledgeRevision.__table__  # type: ignore[attr-defined]
+# Read for every message the knowledge base may answer: built once, run on the table.
+_REVISION = select(_REVISION_TABLE.c.revision).where(_REVISION_TABLE.c.id == 1)
+
 
 @dataclass(frozen=True, slots=True)
 class ImportCounts:
@@ -67,9 +71,7 @@ class KnowledgeRepository:
 
     async def revision(self) -> int | None:
         """The base's revision; None when it was never written."""
-        result = await self._session.execute(
-            select(col(KnowledgeRevision.revision)).where(col(KnowledgeRevision.id) == 1)
-        )
+        result = await self._session.execute(_REVISION)
         return result.scalar_one_or_none()
 
     async def seed(self, entries: Sequence[KnowledgeEntry], now: datetime) -> bool:

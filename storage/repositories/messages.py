@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import builtins
+import functools
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, bindparam, case, func, select, update
+from sqlalchemy import Integer, Select, String, bindparam, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -38,6 +39,8 @@ from storage.models import (
     id_of,
 )
 from storage.repositories._shared import _MESSAGE, _hot, _language
+
+_IDENTITY = ChannelIdentity.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,77 @@ _OUTBOX_COLUMNS = (
     "inline",
     "template",
 )
+
+
+@functools.cache
+def _due_query(first: tuple[str, ...], only: bool, skip: bool, ids: bool) -> Select[Any]:
+    """``MessageRepository.due``'s query, built once per shape (building it cost more than
+    running it, on every pass of the outbox); its values are parameters."""
+    table = _MESSAGE
+    # Each beneficiary's unsettled messages, numbered in the order they must go, with
+    # the status of the first (``sending``: its sender may still be on the platform).
+    window = {"partition_by": table.c.identity_id, "order_by": table.c.id}
+    queue = select(
+        table.c.id.label("queued_id"),
+        func.row_number().over(**window).label("place"),
+        func.first_value(table.c.status).over(**window).label("head_status"),
+    ).where(
+        table.c.direction == DIRECTION_OUT,
+        table.c.status.in_((MESSAGE_PENDING, MESSAGE_SENDING)),
+    )
+    if only:
+        queue = queue.where(table.c.kind.in_(bindparam("due_only", expanding=True)))
+    if skip:
+        queue = queue.where(table.c.identity_id.not_in(bindparam("due_skip", expanding=True)))
+    queued = queue.subquery("queued")
+    order: builtins.list[Any] = [queued.c.place, table.c.id]
+    if first:
+        whens = ((table.c.kind == kind, n) for n, kind in enumerate(first))
+        order.insert(0, case(*whens, else_=len(first)))
+    identity = _IDENTITY
+    # Columns, not ORM objects: the sender only reads them, and loading objects
+    # cost more than the query itself on every pass.
+    query = (
+        select(
+            *(table.c[name] for name in _OUTBOX_COLUMNS),
+            identity.c.user_id,
+            identity.c.opted_out,
+            identity.c.last_inbound_at,
+        )
+        .join(queued, queued.c.queued_id == table.c.id)
+        .join(identity, identity.c.id == table.c.identity_id)
+        .where(
+            table.c.status == MESSAGE_PENDING,
+            table.c.channel.in_(bindparam("due_channels", expanding=True)),
+            queued.c.place <= bindparam("due_per", type_=Integer),
+            queued.c.head_status == MESSAGE_PENDING,
+        )
+        .order_by(*order)
+        .limit(bindparam("due_limit", type_=Integer))
+    )
+    if ids:
+        query = query.where(table.c.id.in_(bindparam("due_ids", expanding=True)))
+    return query
+
+
+def _unsettled_query(only: bool) -> Select[Any]:
+    table = _MESSAGE
+    query = (
+        select(table.c.identity_id, table.c.id)
+        .where(
+            table.c.identity_id.in_(bindparam("unsettled_ids", expanding=True)),
+            table.c.direction == DIRECTION_OUT,
+            table.c.status.in_((MESSAGE_PENDING, MESSAGE_SENDING)),
+        )
+        .order_by(table.c.id)
+    )
+    if only:
+        query = query.where(table.c.kind.in_(bindparam("unsettled_only", expanding=True)))
+    return query
+
+
+# ``MessageRepository.unsettled``'s two queries (all kinds, some kinds), built once.
+_UNSETTLED = {only: _unsettled_query(only) for only in (False, True)}
 
 
 class MessageRepository:
@@ -380,50 +454,19 @@ class MessageRepository:
         The address is the message's own channel with the identity's user id, so a
         WhatsApp message moved to SMS goes to the same number.
         """
-        table = _MESSAGE
-        # Each beneficiary's unsettled messages, numbered in the order they must go, with
-        # the status of the first (``sending``: its sender may still be on the platform).
-        window = {"partition_by": table.c.identity_id, "order_by": table.c.id}
-        queue = select(
-            table.c.id.label("queued_id"),
-            func.row_number().over(**window).label("place"),
-            func.first_value(table.c.status).over(**window).label("head_status"),
-        ).where(
-            table.c.direction == DIRECTION_OUT,
-            table.c.status.in_((MESSAGE_PENDING, MESSAGE_SENDING)),
-        )
+        query = _due_query(tuple(first), only is not None, bool(skip), ids is not None)
+        params: dict[str, Any] = {
+            "due_channels": builtins.list(channels),
+            "due_per": per_beneficiary,
+            "due_limit": limit,
+        }
         if only is not None:
-            queue = queue.where(table.c.kind.in_(only))
+            params["due_only"] = builtins.list(only)
         if skip:
-            queue = queue.where(table.c.identity_id.not_in(skip))
-        queued = queue.subquery("queued")
-        order: builtins.list[Any] = [queued.c.place, table.c.id]
-        if first:
-            whens = ((table.c.kind == kind, n) for n, kind in enumerate(first))
-            order.insert(0, case(*whens, else_=len(first)))
-        # Columns, not ORM objects: the sender only reads them, and loading objects
-        # cost more than the query itself on every pass.
-        query = (
-            select(
-                *(table.c[name] for name in _OUTBOX_COLUMNS),
-                col(ChannelIdentity.user_id),
-                col(ChannelIdentity.opted_out),
-                col(ChannelIdentity.last_inbound_at),
-            )
-            .join(queued, queued.c.queued_id == table.c.id)
-            .join(ChannelIdentity, col(ChannelIdentity.id) == table.c.identity_id)
-            .where(
-                table.c.status == MESSAGE_PENDING,
-                table.c.channel.in_(channels),
-                queued.c.place <= per_beneficiary,
-                queued.c.head_status == MESSAGE_PENDING,
-            )
-            .order_by(*order)
-            .limit(limit)
-        )
+            params["due_skip"] = builtins.list(skip)
         if ids is not None:
-            query = query.where(table.c.id.in_(ids))
-        rows = (await self._session.execute(query)).all()
+            params["due_ids"] = builtins.list(ids)
+        rows = (await self._session.execute(query, params)).all()
         return [
             OutboxItem(
                 id=row.id,
@@ -446,19 +489,12 @@ class MessageRepository:
         the order in which they must reach the beneficiary."""
         if not identity_ids:
             return {}
-        query = (
-            select(col(Message.identity_id), col(Message.id))
-            .where(
-                col(Message.identity_id).in_(identity_ids),
-                col(Message.direction) == DIRECTION_OUT,
-                col(Message.status).in_((MESSAGE_PENDING, MESSAGE_SENDING)),
-            )
-            .order_by(col(Message.id))
-        )
+        params: dict[str, Any] = {"unsettled_ids": builtins.list(identity_ids)}
         if only is not None:
-            query = query.where(col(Message.kind).in_(only))
+            params["unsettled_only"] = builtins.list(only)
+        rows = await self._session.execute(_UNSETTLED[only is not None], params)
         queues: dict[int, builtins.list[int]] = {}
-        for identity_id, message_id in (await self._session.execute(query)).all():
+        for identity_id, message_id in rows.all():
             if message_id is not None:  # always: a stored row has its id
                 queues.setdefault(identity_id, []).append(message_id)
         return queues

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
@@ -40,6 +40,21 @@ from storage.models import (
 
 # What a signed request must hold; ``description`` may be short but is stored as given.
 REQUIRED_ANSWERS = ("name", "national_id", "mobile", "city", "need")
+
+_REQUEST = SupportRequest.__table__  # type: ignore[attr-defined]
+# What the flows are given of a sender's requests (read for the menu and status steps):
+# built once, run on the table.
+_SUMMARIES = (
+    select(
+        _REQUEST.c.reference,
+        _REQUEST.c.status,
+        _REQUEST.c.need,
+        _REQUEST.c.created_at,
+        _REQUEST.c.decision_due_at,
+    )
+    .where(_REQUEST.c.identity_id == bindparam("of_identity"), _REQUEST.c.reference.is_not(None))
+    .order_by(_REQUEST.c.id.desc())
+)
 
 
 def reference_for(request_id: int) -> str:
@@ -182,21 +197,7 @@ class RequestRepository:
         from another phone or channel are linked for staff but not shown here; the
         second factor for those is the channels' business.
         """
-        query = (
-            select(
-                col(SupportRequest.reference),
-                col(SupportRequest.status),
-                col(SupportRequest.need),
-                col(SupportRequest.created_at),
-                col(SupportRequest.decision_due_at),
-            )
-            .where(
-                col(SupportRequest.identity_id) == id_of(identity),
-                col(SupportRequest.reference).is_not(None),
-            )
-            .order_by(col(SupportRequest.id).desc())
-        )
-        rows = (await self._session.execute(query)).all()
+        rows = (await self._session.execute(_SUMMARIES, {"of_identity": id_of(identity)})).all()
         return [
             RequestSummary(
                 reference=reference or "",
