@@ -3,16 +3,44 @@
 from __future__ import annotations
 
 import builtins
+import functools
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from storage.models import FOLLOWUP_CANCELLED, FOLLOWUP_PENDING, FollowUp, Rating
-from storage.repositories._shared import _dialect, _insert, _plain
+from storage.repositories._shared import _dialect, _plain
+
+# The columns ``schedule_many`` writes; all but the key are started afresh on a conflict.
+_PLANNED = (
+    "key",
+    "kind",
+    "due_at",
+    "status",
+    "attempts",
+    "detail",
+    "identity_id",
+    "request_id",
+    "handoff_id",
+    "created_at",
+    "done_at",
+)
+
+
+@functools.cache
+def _upsert(dialect: str) -> Any:
+    """``schedule_many``'s statement, built once per dialect (a turn that files a request
+    or moves a draft's reminder runs it). The table, not the model: a plain executemany,
+    without the ORM's bulk bookkeeping."""
+    table = FollowUp.__table__  # type: ignore[attr-defined]
+    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    fresh = {name: insert.excluded[name] for name in _PLANNED if name != "key"}
+    return insert.on_conflict_do_update(index_elements=["key"], set_=fresh)
 
 
 class FollowUpRepository:
@@ -96,12 +124,7 @@ class FollowUpRepository:
             }
             for plan in plans
         ]
-        # The table, not the model: a plain executemany, without the ORM's bulk bookkeeping.
-        insert = _insert(self._session, FollowUp.__table__)  # type: ignore[attr-defined]
-        fresh = {name: insert.excluded[name] for name in rows[0] if name != "key"}
-        await self._session.execute(
-            insert.on_conflict_do_update(index_elements=["key"], set_=fresh), rows
-        )
+        await self._session.execute(_upsert(_dialect(self._session)), rows)
 
     async def move(self, key: str, due_at: datetime) -> None:
         """Change when a pending follow-up is due (nothing happens to a finished one)."""
