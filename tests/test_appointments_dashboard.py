@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from test_dashboard import PASSWORD, TEAM, file_request, login, page_token, settings
 
 from bot import outbox
-from bot.dashboard.appointments import calendar_token, calendar_tokens
+from bot.dashboard.calendar_feed import calendar_token, calendar_tokens
 from bot.engine import utcnow
 from bot.passwords import hash_password
 from bot.server import Tawasul

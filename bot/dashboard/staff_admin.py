@@ -7,7 +7,7 @@ import asyncio
 from aiohttp import web
 
 import flows
-from bot.dashboard.appointments import calendar_url
+from bot.dashboard.calendar_feed import calendar_url
 from bot.dashboard.site import PageGroup, Visit, see_other
 from bot.dashboard.views import audit_lines
 from bot.desk import StaffError
