@@ -32,6 +32,7 @@ WHATSAPP = "whatsapp"
 TELEGRAM = "telegram"
 REFERENCE = re.compile(r"REQ-[0-9]+")
 GREETING = "السلام عليكم"
+AGREE = "أوافق"  # the privacy notice, asked before a first intake
 FIRST_NAMES = ("محمد", "أحمد", "فاطمة", "نورة", "عبدالله", "سارة", "خالد", "مريم", "سلمان", "هند")
 FAMILY_NAMES = ("الزهراني", "القحطاني", "العتيبي", "الغامدي", "الشهري", "الدوسري", "المطيري")
 CITIES = ("جدة", "الرياض", "مكة", "الدمام", "المدينة", "الطائف", "أبها")
@@ -66,7 +67,8 @@ class Step:
 
 
 def script(channel: str, serial: int, *, upto: int | None = None) -> tuple[Step, ...]:
-    """The whole conversation of one beneficiary: greeting, menu, intake, status, rating.
+    """The whole conversation of one beneficiary: greeting, menu, the privacy notice
+    agreed to, intake, status, rating.
 
     On WhatsApp the mobile is offered from the sender's number and confirmed with "نعم";
     on Telegram it is typed. ``upto`` keeps only the first steps (a conversation left
@@ -78,7 +80,8 @@ def script(channel: str, serial: int, *, upto: int | None = None) -> tuple[Step,
     # Each intake answer must bring the next question, numbered "(n/8)".
     steps = (
         Step(GREETING),
-        Step("١", expect="(١/٨)"),
+        Step("١", expect="لدراسة طلبك فقط"),  # the privacy notice, asked by default
+        Step(AGREE, expect="(١/٨)"),
         Step(name, expect="(٢/٨)"),
         Step(national_id(serial).translate(_ARABIC_DIGITS), expect="(٣/٨)"),
         Step(mobile, expect="(٤/٨)"),

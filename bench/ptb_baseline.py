@@ -19,7 +19,8 @@ example; the bot talks to the Bot API at ``--api-base-url``.
 Conversation (states are the strings below)::
 
     entry --> menu
-    menu --1--> continue_or_restart (a draft exists) or name
+    menu --1--> continue_or_restart (a draft exists), consent (not yet agreed) or name
+    consent --agree--> name; --decline--> menu
     name --> national_id --> mobile --> city --> need --> description --> documents
     documents --تم--> summary --نعم--> menu (REQ-… reference)
     summary --field number--> that field --> summary
@@ -57,6 +58,7 @@ from flows.catalogue import DEFAULT_NEEDS, text
 from flows.dates import format_date, period
 from flows.hours import DEFAULT_WORKING_HOURS
 from flows.hours import describe as describe_hours
+from flows.intake import kept_for
 from flows.text import localize_digits, phrase
 from flows.validation import (
     DESCRIPTION_MAX,
@@ -75,11 +77,13 @@ from flows.vocabulary import (
     DOCUMENTS_DONE,
     GREETINGS,
     MENU_WORDS,
+    NO,
     RESTART,
     SALAM_WORDS,
     SIGN,
     SKIP,
     THANKS,
+    YES,
 )
 
 log = logging.getLogger(__name__)
@@ -95,6 +99,7 @@ DECISION_DAYS = 14
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 MENU, CONTINUE_OR_RESTART, SUMMARY = "menu", "continue_or_restart", "summary"
+CONSENT = "consent"
 RATING_SCORE, RATING_COMMENT = "rating_score", "rating_comment"
 # Intake questions in order; the summary numbers its lines the same way.
 FIELDS: Final = ("name", "national_id", "mobile", "city", "need", "description", "documents")
@@ -132,6 +137,14 @@ MENU_LABELS: Final = tuple(
 NEED_LABELS: Final = tuple(need.label("ar") for need in DEFAULT_NEEDS)
 NEED_BY_KEY: Final = {need.key: need.label("ar") for need in DEFAULT_NEEDS}
 CONTINUE_LABELS: Final = (say("intake.choice.continue"), say("intake.choice.restart"))
+CONSENT_LABELS: Final = (say("privacy.choice.agree"), say("privacy.choice.decline"))
+# The privacy notice Tawasul asks by default before a first intake (its built-in text).
+NOTICE: Final = "\n".join(
+    (
+        say("privacy.notice", organization=ORGANIZATION, kept=kept_for("ar", 5 * 365)),
+        say("privacy.ask"),
+    )
+)
 SCORE_LABELS: Final = tuple(say(f"rating.score.{n}") for n in range(1, 6))
 
 
@@ -329,7 +342,23 @@ async def start_intake(update: Update, context: Context) -> str:
     if draft_of(context):
         await reply(update, say("intake.ask.continue"), keyboard(CONTINUE_LABELS))
         return CONTINUE_OR_RESTART
+    if not user_data(context).get("consent"):
+        await reply(update, NOTICE, keyboard(CONSENT_LABELS))
+        return CONSENT
     return await begin_intake(update, context)
+
+
+async def answer_consent(update: Update, context: Context) -> str:
+    """Agreed: kept, and the intake begins; declined: back to the menu, nothing kept."""
+    option, folded = chosen(update, CONSENT_LABELS), phrase(said(update))
+    if option == 1 or folded in YES or folded in SIGN:
+        user_data(context)["consent"] = datetime.now(UTC).isoformat()
+        return await begin_intake(update, context)
+    if option == 2 or folded in NO:
+        await reply(update, say("privacy.declined"), keyboard(MENU_LABELS))
+        return MENU
+    invalid = Invalid("privacy.invalid")
+    return await refuse(update, context, CONSENT, invalid, keyboard(CONSENT_LABELS))
 
 
 async def begin_intake(update: Update, context: Context) -> str:
@@ -523,6 +552,7 @@ def conversation() -> ConversationHandler[Context]:
         states={
             MENU: [MessageHandler(ANSWER, choose)],
             CONTINUE_OR_RESTART: [MessageHandler(ANSWER, continue_or_restart)],
+            CONSENT: [MessageHandler(ANSWER, answer_consent)],
             "name": [MessageHandler(ANSWER, answer_field("name"))],
             "national_id": [MessageHandler(ANSWER, answer_field("national_id"))],
             "mobile": [MessageHandler(ANSWER, answer_field("mobile"))],

@@ -641,7 +641,7 @@ async def run_one(setup: Setup, name: str) -> RunResult | dict[str, float] | Fai
             f"{setup.conversations} beneficiaries left mid-intake, "
             f"open loop at {setup.conversations_rate:g} msg/s",
             lambda d: held(setup, d),
-            upto=2,
+            upto=3,  # greeting, menu, consent: at the name question
         )
     if name == "scheduler":
         try:

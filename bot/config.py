@@ -30,7 +30,14 @@ from bot.templates import TemplateKind
 from bot.texts import OwnWordingError, read_own_wording
 from flows.catalogue import DEFAULT_NEEDS
 from flows.hours import DEFAULT_WORKING_HOURS, parse_working_hours
-from flows.types import AppointmentRules, FlowSettings, Language, Need, OpeningHours
+from flows.types import (
+    BUILT_IN_NOTICE,
+    AppointmentRules,
+    FlowSettings,
+    Language,
+    Need,
+    OpeningHours,
+)
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdy])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -402,9 +409,11 @@ class TextSettings(_Section):
 class PrivacySettings(_Section):
     """Personal data under the Saudi PDPL: the notice asked before an intake, retention."""
 
-    # The version of the charity's privacy notice; empty asks no notice. A new version
-    # is asked again at each beneficiary's next intake.
-    notice_version: str = ""
+    # The version of the privacy notice asked before each beneficiary's first intake:
+    # the built-in one by default (PDPL consent out of the box). A new version is asked
+    # again at the next intake; an explicit empty value asks none (for a charity that
+    # collects consent another way).
+    notice_version: str = BUILT_IN_NOTICE
     # The notice's full text, linked in the two lines the bot says.
     notice_url: str = ""
     # Personal data is purged this long after a request is closed.

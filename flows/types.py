@@ -158,6 +158,11 @@ class AppointmentRules:
     closed_dates: tuple[date, ...] = ()
 
 
+# The version of the built-in privacy notice (the catalogue's "privacy.notice"), asked
+# unless the charity configures another version, or none (an explicit empty value).
+BUILT_IN_NOTICE = "1"
+
+
 @dataclass(frozen=True, slots=True)
 class FlowSettings:
     """The part of the configuration the flows read."""
@@ -179,7 +184,7 @@ class FlowSettings:
     appointments: AppointmentRules = AppointmentRules()
     # The privacy notice asked before an intake (Saudi PDPL): its version ("" asks none),
     # the link to its full text, and how many days data is kept after a request closes.
-    notice_version: str = ""
+    notice_version: str = BUILT_IN_NOTICE
     notice_url: str = ""
     retention_days: int = 5 * 365
 

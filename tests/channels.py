@@ -25,7 +25,7 @@ BENEFICIARY = "+966551234567"
 PUBLIC_URL = "https://bot.example.org"
 
 # Over WhatsApp the mobile is offered from the sender's number: "نعم" confirms it.
-INTAKE_WHATSAPP = [*INTAKE_AR[:4], "نعم", *INTAKE_AR[5:]]
+INTAKE_WHATSAPP = [*INTAKE_AR[:5], "نعم", *INTAKE_AR[6:]]
 
 
 async def eventually(check: Callable[[], Any], what: str, seconds: float = 10.0) -> Any:

@@ -90,7 +90,7 @@ async def test_photos_at_the_documents_step_are_fetched_recorded_and_private(
 ) -> None:
     tawasul, client = service
     phone = WhatsApp(client, twilio, tawasul.database)
-    for line in INTAKE_WHATSAPP[:8]:
+    for line in INTAKE_WHATSAPP[:9]:
         await phone.send(line)
     await phone.send("", **photos(twilio, 1))
     assert fetched(twilio) == 1
@@ -118,7 +118,7 @@ async def test_a_media_url_on_another_host_is_never_fetched(
     app.router.add_get("/{path:.*}", elsewhere)
     async with TestServer(app, host="127.0.0.1") as other:
         phone = WhatsApp(client, twilio, tawasul.database)
-        for line in INTAKE_WHATSAPP[:8]:
+        for line in INTAKE_WHATSAPP[:9]:
             await phone.send(line)
         for url in (
             str(other.make_url("/latest/meta-data/")),  # another port on this machine
@@ -142,14 +142,14 @@ async def test_each_sender_keeps_at_most_the_quota(
     )
     try:
         phone = WhatsApp(client, twilio, tawasul.database)
-        for line in INTAKE_WHATSAPP[:8]:
+        for line in INTAKE_WHATSAPP[:9]:
             await phone.send(line)
         await phone.send("", **photos(twilio, 3))
         assert await count(tawasul.database, StoredMedia) == 2
         assert fetched(twilio) == 2
         # Another sender has a quota of their own.
         other = WhatsApp(client, twilio, tawasul.database, "+966551234568")
-        for line in INTAKE_WHATSAPP[:8]:
+        for line in INTAKE_WHATSAPP[:9]:
             await other.send(line)
         await other.send("", **photos(twilio, 1))
         assert await count(tawasul.database, StoredMedia) == 3
@@ -165,7 +165,7 @@ async def test_the_byte_quota_stops_a_file_that_would_pass_it(
     )
     try:
         phone = WhatsApp(client, twilio, tawasul.database)
-        for line in INTAKE_WHATSAPP[:8]:
+        for line in INTAKE_WHATSAPP[:9]:
             await phone.send(line)
         await phone.send("", **photos(twilio, 2))
         async with tawasul.database.session() as session:

@@ -39,7 +39,7 @@ def test_the_csv_holds_the_applicant_and_a_readable_timeline(tmp_path: Path) -> 
     assert fields["mobile"] == ("الجوال", "0551234567")  # as written, never a formula
     assert fields["city"] == ("المدينة", "جدة")
     assert fields["need"] == ("نوع الدعم", "سلة غذائية")
-    assert fields["description"][1] == INTAKE_AR[7]
+    assert fields["description"][1] == INTAKE_AR[8]
     assert fields["status"] == ("الحالة", "قيد الدراسة لدى لجنة البحث")
     assert fields["masked"][1] == "لا"
     kinds = [row["kind"] for row in timeline]

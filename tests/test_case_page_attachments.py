@@ -46,13 +46,13 @@ async def office(
 
 async def file_with_attachments(phone: WhatsApp, twilio: FakeTwilio) -> None:
     """The intake up to its documents step, a kept photo and one from elsewhere, then done."""
-    for line in INTAKE_WHATSAPP[:8]:
+    for line in INTAKE_WHATSAPP[:9]:
         await phone.send(line)
     kept = twilio.add_media("lease.jpg", PHOTO, "image/jpeg")
     await phone.send("", NumMedia="1", MediaUrl0=kept, MediaContentType0="image/jpeg")
     elsewhere = "https://cdn.example.net/contract.pdf"  # never fetched: not Twilio's
     await phone.send("", NumMedia="1", MediaUrl0=elsewhere, MediaContentType0="application/pdf")
-    for line in INTAKE_WHATSAPP[8:]:
+    for line in INTAKE_WHATSAPP[9:]:
         await phone.send(line)
 
 

@@ -68,10 +68,11 @@ def test_a_whole_arabic_conversation_on_the_embedded_default(tmp_path: Path) -> 
     replies = blocks(result.stdout)
     assert len(replies) == len(lines)
     assert "١- طلب دعم جديد" in replies[0]
-    assert "(٨/٨)" in replies[9 - 1] and "******0008" in replies[8]
-    assert "REQ-000001" in replies[9]
-    assert "هـ" in replies[9] and "٢٠٢٦م" in replies[9]  # Hijri beside Gregorian
-    assert "REQ-000001" in replies[10]  # status shows the request
+    assert "لدراسة طلبك فقط" in replies[1]  # the privacy notice, asked by default
+    assert "(٨/٨)" in replies[9] and "******0008" in replies[9]
+    assert "REQ-000001" in replies[10]
+    assert "هـ" in replies[10] and "٢٠٢٦م" in replies[10]  # Hijri beside Gregorian
+    assert "REQ-000001" in replies[11]  # status shows the request
     assert "شكراً" in replies[-1]
     database = tmp_path / "tawasul.db"  # the embedded default: a file in the working directory
     assert query(database, "SELECT reference, status, need FROM support_request") == [
@@ -81,18 +82,19 @@ def test_a_whole_arabic_conversation_on_the_embedded_default(tmp_path: Path) -> 
         (5, "خدمة ممتازة وسريعة", "service")
     ]
     # Every message both ways is in the log, and every reply was marked sent.
-    assert query(database, "SELECT count(*) FROM message WHERE direction = 'in'") == [(14,)]
+    assert query(database, "SELECT count(*) FROM message WHERE direction = 'in'") == [(15,)]
     assert query(database, "SELECT count(*) FROM message WHERE status = 'pending'") == [(0,)]
     # Personal data never reaches the logs.
     assert "1000000008" not in result.stderr and "الزهراني" not in result.stderr
 
 
 def test_english_on_request(tmp_path: Path) -> None:
-    lines = ["hello", "English", "1", "Sara Ali Hassan Omar", "123"]
+    lines = ["hello", "English", "1", "yes", "Sara Ali Hassan Omar", "123"]
     replies = blocks(run(tmp_path, "chat", "--user", "sara", lines=lines).stdout)
     assert "1- New support request" in replies[1]
-    assert "(1/8)" in replies[2]
-    assert "10 digits" in replies[4]
+    assert "only to study your request" in replies[2]
+    assert "(1/8)" in replies[3]
+    assert "10 digits" in replies[5]
 
 
 @pytest.mark.parametrize(
@@ -106,10 +108,10 @@ def test_english_on_request(tmp_path: Path) -> None:
 def test_a_bad_national_id_is_refused_and_asked_again(
     tmp_path: Path, answers: list[str], reason: str
 ) -> None:
-    lines = [*INTAKE_AR[:3], *answers, "١٠٠٠٠٠٠٠٠٨"]
+    lines = [*INTAKE_AR[:4], *answers, "١٠٠٠٠٠٠٠٠٨"]
     replies = blocks(run(tmp_path, "chat", lines=lines).stdout)
-    assert reason in replies[3]
-    assert "(٣/٨)" in replies[4]  # the valid answer moves on to the mobile
+    assert reason in replies[4]
+    assert "(٣/٨)" in replies[5]  # the valid answer moves on to the mobile
 
 
 # Each line sent with a fragment its reply must hold: every refusal gives its reason and
@@ -117,7 +119,9 @@ def test_a_bad_national_id_is_refused_and_asked_again(
 BAD_ANSWERS = [
     ("مرحبا", "١- طلب دعم جديد"),
     ("٩", "أرسل رقماً من ١ إلى ٧"),  # out of range: still the menu
-    ("١", "(١/٨)"),
+    ("١", "لدراسة طلبك فقط"),  # the privacy notice
+    ("ربما", "الرجاء إرسال ١ للموافقة"),  # neither yes nor no: asked again
+    ("أوافق", "(١/٨)"),
     ("محمد 123", "بالحروف فقط"),
     ("محمد أحمد علي الزهراني", "(٢/٨)"),
     ("12345", "١٠ أرقام"),
@@ -163,9 +167,9 @@ def test_bytes_that_are_not_utf8_do_not_end_the_chat(tmp_path: Path) -> None:
 
 
 def test_a_half_done_intake_resumes_in_a_new_process(tmp_path: Path) -> None:
-    first = blocks(run(tmp_path, "chat", lines=INTAKE_AR[:4]).stdout)
+    first = blocks(run(tmp_path, "chat", lines=INTAKE_AR[:5]).stdout)
     assert "(٣/٨)" in first[-1]
-    second = blocks(run(tmp_path, "chat", lines=INTAKE_AR[4:]).stdout)
+    second = blocks(run(tmp_path, "chat", lines=INTAKE_AR[5:]).stdout)
     assert "(٤/٨)" in second[0]
     assert "REQ-000001" in second[-1]
 

@@ -13,7 +13,7 @@ from bot.desk import MIN_PASSWORD_CHARS
 
 
 def test_jobs_list_shows_what_the_database_will_do_in_the_charitys_time(tmp_path: Path) -> None:
-    chatted = run(tmp_path, "chat", lines=INTAKE_AR[:3])  # an intake left half done
+    chatted = run(tmp_path, "chat", lines=INTAKE_AR[:4])  # an intake left half done
     assert chatted.returncode == 0, chatted.stderr
     listed = run(tmp_path, "jobs", "list")
     assert listed.returncode == 0, listed.stderr

@@ -112,7 +112,7 @@ async def chatter(pool: Pool, public: str, who: str | int, stop: asyncio.Event) 
 
 async def begin_intake(pool: Pool, public: str, phone: str) -> None:
     """An intake begun and left: a draft, and its reminder due ``REMINDER_AFTER`` later."""
-    for text in INTAKE_AR[:3]:
+    for text in INTAKE_AR[:4]:
         params = inbound_params(ACCOUNT_SID, f"whatsapp:{phone}", f"whatsapp:{CHARITY}", text)
         form = signed_form(public + "/webhooks/whatsapp", params, AUTH_TOKEN)
         path = "/webhooks/whatsapp"

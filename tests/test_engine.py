@@ -94,14 +94,14 @@ async def test_whole_intake_is_stored_with_its_declaration(database: Database) -
 
 async def test_half_done_intake_resumes_after_restart(database: Database) -> None:
     first = Chat(make_engine(database))
-    for line in INTAKE_AR[:4]:
+    for line in INTAKE_AR[:5]:
         await first.send(line)
     # A new engine (as after a restart) on the same database picks up at the mobile step.
     second = Chat(make_engine(database))
     second.count = first.count
-    reply = await second.send(INTAKE_AR[4])
+    reply = await second.send(INTAKE_AR[5])
     assert "(٤/٨)" in reply
-    for line in INTAKE_AR[5:]:
+    for line in INTAKE_AR[6:]:
         reply = await second.send(line)
     assert "REQ-000001" in reply
 
@@ -141,13 +141,14 @@ async def test_concurrent_messages_of_one_beneficiary_are_serialised(database: D
     engine = make_engine(database)
     chat = Chat(engine)
     await chat.send("١")
+    await chat.send("أوافق")  # the privacy notice
     texts = ["محمد أحمد علي الزهراني", "١٠٠٠٠٠٠٠٠٨", "٠٥٥١٢٣٤٥٦٧", "الرياض"]
     messages = [
         InboundMessage(address=chat.address, received_at=START, text=t, platform_message_id=f"c{i}")
         for i, t in enumerate(texts)
     ]
     await asyncio.gather(*(engine.handle(m) for m in messages))
-    assert await count(database, Message, col(Message.direction) == "in") == 5
+    assert await count(database, Message, col(Message.direction) == "in") == 6
     # Each message moved the intake one step on: the next question is the need.
     reply = await chat.send("١")
     assert "(٦/٨)" in reply
@@ -201,12 +202,13 @@ async def test_one_failing_message_in_a_batch_costs_only_itself(database: Databa
     # each is handled again alone.
     replies = await asyncio.gather(*(chat.send("١") for chat in chats))
     assert replies[1] == flows.text("ar", "error.generic")
-    assert "(١/٨)" in replies[0] and "(١/٨)" in replies[2]
+    notice = "لدراسة طلبك فقط"  # the privacy notice comes first
+    assert notice in replies[0] and notice in replies[2]
     assert await count(database, Message, col(Message.direction) == "in") == 3
     assert await count(database, Message, col(Message.direction) == "out") == 3
     # The others' intakes went on; u2 is still at the menu.
-    assert "(٢/٨)" in await Chat(make_engine(database), user="u1").send("محمد أحمد علي", "x1")
-    assert "(١/٨)" in await Chat(make_engine(database), user="u2").send("١", "x2")
+    assert "(١/٨)" in await Chat(make_engine(database), user="u1").send("أوافق", "x1")
+    assert notice in await Chat(make_engine(database), user="u2").send("١", "x2")
 
 
 async def test_a_failing_flow_apologises_in_english_too(database: Database) -> None:

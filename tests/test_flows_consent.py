@@ -6,14 +6,14 @@ import dataclasses
 
 from transcript import INTAKE_AR, Transcript, play
 
-from flows.types import FlowSettings, OpenHandoff
+from flows.types import BUILT_IN_NOTICE, FlowSettings, OpenHandoff
 
 SETTINGS = FlowSettings(
     organization_name="جمعية البر",
     notice_version="2026-11",
     notice_url="https://example.org/privacy",
 )
-AFTER_CONSENT = INTAKE_AR[2:]  # the name, the ID … the signature
+AFTER_CONSENT = INTAKE_AR[3:]  # the name, the ID … the signature
 
 
 def test_the_notice_comes_before_the_first_question_and_the_consent_is_filed() -> None:
@@ -88,8 +88,19 @@ def test_agreed_once_not_asked_again_until_the_notice_changes() -> None:
     assert chat.state.data["consent"]["version"] == "2027-01"
 
 
-def test_no_notice_configured_asks_none() -> None:
-    chat = Transcript(FlowSettings())
+def test_the_built_in_notice_is_asked_by_default() -> None:
+    chat = Transcript(FlowSettings(organization_name="جمعية البر"))
+    chat.send("السلام عليكم")
+    reply = chat.send("١")
+    assert "لدراسة طلبك فقط" in reply and "جمعية البر" in reply and "٥ سنوات" in reply
+    assert "http" not in reply  # no link unless the charity gives one
+    assert chat.step == ("intake", "consent")
+    assert "(١/٨)" in chat.send("١")
+    assert chat.state.data["consent"]["version"] == BUILT_IN_NOTICE
+
+
+def test_an_explicit_empty_version_asks_none() -> None:
+    chat = Transcript(FlowSettings(notice_version=""))
     chat.send("السلام عليكم")
     assert "(١/٨)" in chat.send("١")
     assert "consent" not in chat.state.data

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from transcript import Transcript
+from transcript import AGREE, Transcript
 
 from bot.config import ConfigError, Settings, load_settings
 from flows.cities import ALL_CITIES, CITIES, city_key, city_label, known_city, suggest_city
@@ -19,7 +19,7 @@ NAME = "نورة عبدالله سعد القحطاني"
 
 
 def at_city(transcript: Transcript) -> None:
-    for line in ("1", NAME, "1000000008", "0551234567"):
+    for line in ("1", AGREE, NAME, "1000000008", "0551234567"):
         transcript.send(line)
     assert transcript.step == ("intake", "city")
 
@@ -94,7 +94,8 @@ def test_english_readers_see_the_city_in_english() -> None:
 def test_two_part_names_are_refused_and_the_four_part_name_is_asked_for() -> None:
     transcript = Transcript()
     transcript.send("مرحبا")
-    assert "الرباعي" in transcript.send("1")
+    transcript.send("1")
+    assert "الرباعي" in transcript.send(AGREE)
     assert "ثلاثة أجزاء على الأقل" in transcript.send("نورة عبدالله")
     assert "(٢/٨)" in transcript.send("نورة عبدالله القحطاني")
 
@@ -113,14 +114,17 @@ def test_the_declaration_and_the_checksum_are_worded_for_anyone() -> None:
     transcript = Transcript()
     transcript.send("مرحبا")
     transcript.send("1")
+    transcript.send(AGREE)
     transcript.send(NAME)
     refused = transcript.send("1000000009")
     assert "خانة التحقق" not in refused and "مكتوباً خطأً" in refused
     english = Transcript()
     english.send("English")
     english.send("1")
+    english.send("yes")
     english.send("Noura Abdullah Alqahtani")
-    assert "check digit" not in english.send("1000000009")
+    refused = english.send("1000000009")
+    assert "check digit" not in refused and "may be mistyped" in refused
 
 
 FRIDAY_NOON = datetime(2026, 12, 4, 9, tzinfo=UTC)  # 12:00 in Riyadh, a Friday

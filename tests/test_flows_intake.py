@@ -30,7 +30,8 @@ FULL_DRAFT: dict[str, Any] = {
 
 ARABIC_ON_WHATSAPP: Script = [
     ("السلام عليكم", ["وعليكم السلام ورحمة الله", "جمعية البر", "١- طلب دعم جديد"]),
-    ("١", ["(٨ خطوات)", "(١/٨)", "اسمك الرباعي"]),
+    ("١", ["لدراسة طلبك فقط", "جمعية البر", "٥ سنوات", "١- أوافق", "٢- لا أوافق"]),
+    ("أوافق", ["(٨ خطوات)", "(١/٨)", "اسمك الرباعي"]),
     ("محمد أحمد علي الزهراني", ["(٢/٨)", "هويتك الوطنية أو الإقامة"]),
     ("١٠٠٠٠٠٠٠٠٩", ["أحد أرقامه مكتوباً خطأً"]),
     ("١٠٠٠٠٠٠٠٠٨", ["(٣/٨)", "هذا الرقم ٠٥٥١٢٣٤٥٦٧", '"نعم"']),
@@ -69,7 +70,8 @@ ARABIC_ON_WHATSAPP: Script = [
 ENGLISH_ON_TELEGRAM: Script = [
     ("hi", ["أهلاً بك في جمعية البر"]),
     ("English", ["1- New support request", "4- Talk to a staff member", "عربي"]),
-    ("1", ["(8 steps)", "(1/8)", "four-part name"]),
+    ("1", ["only to study your request", "1- I agree", "2- I decline"]),
+    ("yes", ["(8 steps)", "(1/8)", "four-part name"]),
     ("Mohammed Ahmed Ali Alzahrani", ["(2/8)", "iqama"]),
     ("2000000006", ["(3/8)", "mobile number"]),
     ("+966 55 123 4567", ["(4/8)", "city"]),
@@ -240,7 +242,8 @@ def test_zero_cancels_keeps_the_draft_and_offers_to_continue() -> None:
     play(
         transcript,
         [
-            ("١", ["(١/٨)"]),
+            ("١", ["لدراسة طلبك فقط"]),
+            ("أوافق", ["(١/٨)"]),
             ("محمد أحمد علي الزهراني", ["(٢/٨)"]),
             ("٠", ["حفظنا ما أدخلته", "١- طلب دعم جديد"]),
             ("١", ["طلب دعم لم يكتمل", "١- المتابعة من حيث توقفت", "٢- البدء من جديد"]),
@@ -256,7 +259,8 @@ def test_start_over_clears_the_draft() -> None:
     play(
         transcript,
         [
-            ("1", ["(١/٨)"]),
+            ("1", ["لدراسة طلبك فقط"]),
+            ("أوافق", ["(١/٨)"]),
             ("محمد أحمد علي الزهراني", ["(٢/٨)"]),
             ("القائمة", ["حفظنا ما أدخلته"]),
             ("1", ["طلب دعم لم يكتمل"]),
@@ -278,7 +282,7 @@ def test_a_half_done_intake_resumes_after_a_restart() -> None:
 @pytest.mark.parametrize(("hours", "asks"), [(13, True), (11, False)])
 def test_coming_back_after_twelve_hours_asks_continue_or_start_over(hours: int, asks: bool) -> None:
     transcript = Transcript(SETTINGS)
-    play(transcript, [("1", []), ("محمد أحمد علي الزهراني", ["(٢/٨)"])])
+    play(transcript, [("1", []), ("أوافق", []), ("محمد أحمد علي الزهراني", ["(٢/٨)"])])
     transcript.advance(hours=hours)
     reply = transcript.send("1000000008")
     assert ("طلب دعم لم يكتمل" in reply) is asks

@@ -93,7 +93,8 @@ def test_a_crisis_word_inside_a_question_opens_the_urgent_handoff() -> None:
 
 def test_a_digit_at_the_menu_is_a_menu_choice_and_a_name_in_intake_is_a_name() -> None:
     transcript = talk()
-    assert "(١/٨)" in transcript.send("١")
+    transcript.send("١")
+    assert "(١/٨)" in transcript.send("أوافق")
     # A name that happens to share words with the base is still a name.
     assert "(٢/٨)" in transcript.send("أوراق الجمعية الدوام")
     assert transcript.step == ("intake", "national_id")
@@ -101,7 +102,7 @@ def test_a_digit_at_the_menu_is_a_menu_choice_and_a_name_in_intake_is_a_name() -
 
 def test_a_question_where_a_step_cannot_use_it_is_answered_and_the_step_asked_again() -> None:
     transcript = talk()
-    for line in INTAKE_AR[1:6]:
+    for line in INTAKE_AR[1:7]:
         transcript.send(line)
     assert transcript.step == ("intake", "need")
     reply = transcript.send("وش الاوراق اللي تبونها؟")

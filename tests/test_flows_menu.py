@@ -65,7 +65,7 @@ def test_a_button_payload_picks_an_option() -> None:
 
 def test_a_first_message_that_is_a_number_acts_on_it() -> None:
     transcript = Transcript()
-    assert "(١/٨)" in transcript.send("١")
+    assert "لدراسة طلبك فقط" in transcript.send("١")  # the privacy notice, then the intake
 
 
 MISUNDERSTOOD: Script = [

@@ -176,7 +176,7 @@ async def eventually(check: Callable[[], Any], what: str, seconds: float = 10.0)
 
 
 async def test_a_half_done_intake_is_reminded_then_dropped(office: Office) -> None:
-    await office.say_all(INTAKE_AR[:3])  # the name answered: a draft
+    await office.say_all(INTAKE_AR[:4])  # the name answered: a draft
     key = followup_key(FollowUpKind.INTAKE_REMINDER, 1)
     row = (await office.followups())[key]
     assert (row.kind, row.status, row.due_at) == (
@@ -222,7 +222,7 @@ async def test_the_reminder_follows_the_last_message_without_touching_the_job_st
 ) -> None:
     synced: list[list[str]] = []
     monkeypatch.setattr(office.tawasul.scheduler, "sync", lambda keys: synced.append(list(keys)))
-    await office.say_all(INTAKE_AR[:3])
+    await office.say_all(INTAKE_AR[:4])
     key = followup_key(FollowUpKind.INTAKE_REMINDER, 1)
     assert synced == [[key]]  # the draft appeared: its job is set
 
@@ -262,7 +262,7 @@ async def test_signing_cancels_the_reminder_and_plans_the_decision_and_checkins(
 
 
 async def test_starting_over_cancels_the_reminder(office: Office) -> None:
-    await office.say_all([*INTAKE_AR[:3], "٠", "١", "٢"])  # leave, come back, start over
+    await office.say_all([*INTAKE_AR[:4], "٠", "١", "٢"])  # leave, come back, start over
     assert (await office.followups())[
         followup_key(FollowUpKind.INTAKE_REMINDER, 1)
     ].status == "cancelled"
@@ -445,7 +445,7 @@ async def test_an_open_handoff_mutes_checkins_and_rating_prompts(office: Office)
 
 
 async def test_a_reminder_in_a_handoff_waits(office: Office) -> None:
-    await office.say_all([*INTAKE_AR[:3], "موظف"])  # a draft, then a person
+    await office.say_all([*INTAKE_AR[:4], "موظف"])  # a draft, then a person
     assert (await office.state()).flow == "handoff"
     await office.run_due(days=1, minutes=1)
     assert await office.sent() == []
@@ -512,7 +512,7 @@ async def test_the_real_scheduler_fires_a_reminder_within_seconds(
     office = Office(tawasul, Clock(START))
     await tawasul.scheduler.start()
     try:
-        for line in INTAKE_AR[:3]:
+        for line in INTAKE_AR[:4]:
             office.clock.now = utcnow()
             await office.say(line)
         reminders = await eventually(lambda: office.sent("intake_reminder"), "the reminder", 8)
@@ -763,13 +763,13 @@ def _jobs(tmp_path: Path) -> list[tuple[str, datetime, str]]:
 
 
 def test_jobs_list_shows_pending_followups_in_the_organisation_s_time(tmp_path: Path) -> None:
-    assert run(tmp_path, "chat", lines=INTAKE_AR[:3]).returncode == 0
+    assert run(tmp_path, "chat", lines=INTAKE_AR[:4]).returncode == 0
     [(kind, due, key)] = _jobs(tmp_path)
     assert (kind, key) == ("intake_reminder", "intake_reminder:identity:1")
     assert due.utcoffset() == timedelta(hours=3)  # Asia/Riyadh
     assert abs(due - (utcnow() + timedelta(days=1))) < timedelta(minutes=1)
 
-    assert run(tmp_path, "chat", lines=INTAKE_AR[3:]).returncode == 0  # signed
+    assert run(tmp_path, "chat", lines=INTAKE_AR[4:]).returncode == 0  # signed
     assert [(kind, key) for kind, _, key in _jobs(tmp_path)] == [
         ("checkin", "checkin:request:1"),
         ("decision_due", "decision_due:request:1"),

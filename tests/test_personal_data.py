@@ -40,7 +40,7 @@ ID_IN_CLEAR = ("1000000008", "1000-000-008", "1000 000 008", "١٠٠٠٠٠٠٠٠
 PHONE_IN_CLEAR = ("0551234567", "966551234567", "٠٥٥١٢٣٤٥٦٧", "055 123 4567")
 FORMULA = '=HYPERLINK("http://evil.example/x","انقر هنا للمساعدة")'
 # The intake over WhatsApp, the ID typed with dashes and a formula in the description.
-INTAKE = [*INTAKE_AR[:3], "1000-000-008", "نعم", INTAKE_AR[5], INTAKE_AR[6], FORMULA, "تم", "نعم"]
+INTAKE = [*INTAKE_AR[:4], "1000-000-008", "نعم", INTAKE_AR[6], INTAKE_AR[7], FORMULA, "تم", "نعم"]
 
 
 @pytest.fixture

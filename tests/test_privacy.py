@@ -68,7 +68,7 @@ async def test_the_notice_over_telegram_with_buttons_and_the_consent_in_the_case
     # A reply-keyboard tap sends its label.
     first = await chat.send(private_message(CHAT, "أوافق"))
     assert "(١/٨)" in first[-1]["text"]
-    for line in INTAKE_AR[2:]:
+    for line in INTAKE_AR[3:]:
         await chat.send(private_message(CHAT, line))
     async with tawasul.database.session() as session:
         request = (await session.scalars(select(SupportRequest))).one()
@@ -88,7 +88,7 @@ async def test_the_notice_over_telegram_with_buttons_and_the_consent_in_the_case
 
 
 def test_consent_shown_by_requests_show_and_no_keeps_nothing(tmp_path: Path) -> None:
-    filed = run(tmp_path, "chat", lines=[*INTAKE_AR[:2], "نعم", *INTAKE_AR[2:]], env=NOTICE_ENV)
+    filed = run(tmp_path, "chat", lines=INTAKE_AR, env=NOTICE_ENV)
     assert filed.returncode == 0, filed.stderr
     assert "REQ-000001" in blocks(filed.stdout)[-1]
     shown = run(tmp_path, "requests", "show", "REQ-000001", env=NOTICE_ENV)
@@ -117,7 +117,7 @@ def test_consent_shown_by_requests_show_and_no_keeps_nothing(tmp_path: Path) -> 
 NAME = "نورة عبدالله سعد القحطاني"
 NATIONAL_ID = "1000000008"
 DESCRIPTION = "أعاني من اكتئاب شديد منذ وفاة زوجي وأحتاج مساعدة في الإيجار"
-FILING = [INTAKE_AR[0], INTAKE_AR[1], NAME, NATIONAL_ID, *INTAKE_AR[4:7], DESCRIPTION, "تم", "نعم"]
+FILING = [*INTAKE_AR[:3], NAME, NATIONAL_ID, *INTAKE_AR[5:8], DESCRIPTION, "تم", "نعم"]
 
 
 def _stored_bytes(folder: Path) -> dict[str, bytes]:

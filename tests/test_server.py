@@ -64,7 +64,7 @@ async def test_a_whole_intake_over_whatsapp(
     tawasul, client = service
     phone = WhatsApp(client, twilio, tawasul.database)
     replies = [await phone.send(line) for line in INTAKE_WHATSAPP]
-    assert "٠٥٥١٢٣٤٥٦٧" in replies[3]  # the sender's number offered for confirmation
+    assert "٠٥٥١٢٣٤٥٦٧" in replies[4]  # the sender's number offered for confirmation
     assert "REQ-000001" in replies[-1]
     sent = twilio.messages[-1]
     assert sent["To"] == f"whatsapp:{BENEFICIARY}" and sent["From"] == f"whatsapp:{CHARITY}"
@@ -134,7 +134,7 @@ async def test_a_photo_is_kept_with_the_request(
 ) -> None:
     tawasul, client = service
     phone = WhatsApp(client, twilio, tawasul.database)
-    for line in INTAKE_WHATSAPP[:8]:
+    for line in INTAKE_WHATSAPP[:9]:
         await phone.send(line)
     photo = b"\xff\xd8\xff\xe0 a photo of the lease"
     url = twilio.add_media("lease.jpg", photo, "image/jpeg")
@@ -290,11 +290,11 @@ async def test_a_whole_intake_over_telegram_with_buttons(
     assert "طلب دعم جديد" in _keyboard(menu[-1])  # the menu as a reply keyboard
     # Tapping a reply-keyboard button sends its label.
     await chat.send(private_message(CHAT, "طلب دعم جديد"))
-    for line in INTAKE_AR[2:6]:
+    for line in INTAKE_AR[2:7]:
         await chat.send(private_message(CHAT, line))
     need = await chat.send(private_message(CHAT, "سلة غذائية"))
     assert "(٦/٨)" in need[-1]["text"]
-    await chat.send(private_message(CHAT, INTAKE_AR[7]))
+    await chat.send(private_message(CHAT, INTAKE_AR[8]))
     photo = [{"file_id": "PHOTO1", "file_unique_id": "u1", "width": 640, "height": 480}]
     telegram.add_file("PHOTO1", b"\xff\xd8 an id card", "photos/file_1.jpg")
     await chat.send(private_message(CHAT, None, photo=photo, caption="الهوية"))

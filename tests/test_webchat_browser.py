@@ -52,6 +52,9 @@ async def test_a_visitor_starts_an_intake_in_the_browser(
         menu = page.get_by_role("button", name="طلب دعم جديد")
         await menu.wait_for()
         await menu.click()
+        agree = page.get_by_role("button", name="أوافق", exact=True)  # the privacy notice
+        await agree.wait_for()
+        await agree.click()
         await page.get_by_text("(١/٨)").wait_for()
         box = page.get_by_role("textbox")
         await box.fill("محمد أحمد علي الزهراني")

@@ -77,6 +77,9 @@ async def test_a_visitor_chats_through_the_frame_on_the_charitys_site(
         menu = frame.get_by_role("button", name="طلب دعم جديد")
         await menu.wait_for()
         await menu.click()
+        agree = frame.get_by_role("button", name="أوافق", exact=True)  # the privacy notice
+        await agree.wait_for()
+        await agree.click()
         await frame.get_by_text("(١/٨)").wait_for()
         box = frame.get_by_role("textbox")
         await box.fill("محمد أحمد علي الزهراني")

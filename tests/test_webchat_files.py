@@ -105,9 +105,9 @@ async def visitor(database: Database, tmp_path: Path) -> AsyncIterator[FileVisit
 
 
 async def at_documents(web: FileVisitor) -> None:
-    for line in INTAKE_AR[:7]:
+    for line in INTAKE_AR[:8]:
         await web.send(line)
-    asked = await web.send(INTAKE_AR[7])  # the description; then the documents
+    asked = await web.send(INTAKE_AR[8])  # the description; then the documents
     assert "أرسل صور المستندات" in asked and "لا تستقبل الملفات" not in asked
 
 
@@ -207,7 +207,7 @@ def test_a_channel_that_cannot_bring_files_is_never_asked_for_them(
     said = [chat.send("السلام عليكم")]
     if language == "en":
         said.append(chat.send("English"))
-    lines = [*INTAKE_AR[1:8], "done" if language == "en" else "تم", "نعم"]
+    lines = [*INTAKE_AR[1:9], "done" if language == "en" else "تم", "نعم"]
     said += [chat.send(line) for line in lines]
     assert chat.saved, said[-1]
     reference = chat.requests[0].reference
@@ -243,7 +243,7 @@ async def test_a_visitor_attaches_a_pdf_in_the_browser(
             page = await browser.new_page(locale="ar")
             await page.goto(str(server.make_url("/chat")))
             box = page.get_by_role("textbox")
-            for line in INTAKE_AR[:8]:
+            for line in INTAKE_AR[:9]:
                 replies = await page.locator(".bubble.bot").count()
                 await box.fill(line)
                 await box.press("Enter")

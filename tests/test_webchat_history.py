@@ -80,13 +80,20 @@ async def test_a_new_tab_shows_pressed_buttons_by_their_labels(
     web = WebVisitor(client, tawasul.database)
     await web.open()
     await web.send("السلام عليكم")
-    assert "(١/٨)" in await press(web, "1")  # طلب دعم جديد
+    assert "لدراسة طلبك فقط" in await press(web, "1")  # طلب دعم جديد: the privacy notice
+    assert "(١/٨)" in await press(web, "1")  # أوافق
     await web.send("محمد أحمد علي الزهراني")
     await web.send("١٠٠٠٠٠٠٠٠٨")
     history = await (await client.get(HISTORY)).json()
     mine = [m["text"] for m in history["messages"] if m["mine"]]
     # The national ID typed is shown again masked: a browser may be shared.
-    assert mine == ["السلام عليكم", "طلب دعم جديد", "محمد أحمد علي الزهراني", "******0008"]
+    assert mine == [
+        "السلام عليكم",
+        "طلب دعم جديد",
+        "أوافق",
+        "محمد أحمد علي الزهراني",
+        "******0008",
+    ]
     bots = [m for m in history["messages"] if not m["mine"]]
     assert bots and all(m["author"] is None for m in bots)
     # Polling goes on from the last reply shown, not from a message of the visitor's.

@@ -49,10 +49,15 @@ PHOTO = Media("https://example.invalid/photo.jpg", "image/jpeg", "id.jpg")
 PDF = Media("https://example.invalid/report.pdf", "application/pdf", "report.pdf")
 AUDIO = Media("https://example.invalid/voice.ogg", "audio/ogg")
 
-# A whole Arabic intake, from the greeting to the signature, as a beneficiary types it.
+# The answer to the privacy notice asked before a first intake (on by default).
+AGREE = "أوافق"
+
+# A whole Arabic intake, from the greeting to the signature, as a beneficiary types it:
+# the menu's option, the consent, the eight answers, the documents ("تم") and signature.
 INTAKE_AR = (
     "السلام عليكم",
     "١",
+    AGREE,
     "محمد أحمد علي الزهراني",
     "١٠٠٠٠٠٠٠٠٨",
     "٠٥٥١٢٣٤٥٦٧",
@@ -62,6 +67,8 @@ INTAKE_AR = (
     "تم",
     "نعم",
 )
+# The same, from a sender who already agreed to the notice: no consent asked again.
+INTAKE_AGAIN_AR = tuple(line for line in INTAKE_AR if line != AGREE)
 
 
 class Transcript:
