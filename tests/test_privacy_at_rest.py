@@ -36,7 +36,7 @@ DOCUMENT = (
     + f"{NAME} {NATIONAL_ID} {DESCRIPTION}".encode()
     + b") Tj ET\nendstream endobj\n%%EOF\n"
 )
-_OURS = {INTAKE_AR[2]: NAME, INTAKE_AR[3]: NATIONAL_ID, INTAKE_AR[7]: DESCRIPTION}
+_OURS = {INTAKE_AR[3]: NAME, INTAKE_AR[4]: NATIONAL_ID, INTAKE_AR[8]: DESCRIPTION}
 FILING = [_OURS.get(line, line) for line in INTAKE_WHATSAPP]
 DOCUMENTS_STEP = FILING.index(DESCRIPTION) + 1  # where the intake asks for documents
 
