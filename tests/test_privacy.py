@@ -87,6 +87,23 @@ async def test_the_notice_over_telegram_with_buttons_and_the_consent_in_the_case
     assert any(event["kind"] == "consent" for event in exported["events"])
 
 
+def test_out_of_the_box_the_built_in_notice_is_asked_and_can_be_turned_off(
+    tmp_path: Path,
+) -> None:
+    # No configuration at all: the notice is asked and the consent kept with version "1".
+    filed = run(tmp_path, "chat", lines=INTAKE_AR)
+    assert filed.returncode == 0, filed.stderr
+    assert "لدراسة طلبك فقط" in blocks(filed.stdout)[1]
+    shown = run(tmp_path, "requests", "show", "REQ-000001")
+    assert shown.returncode == 0, shown.stderr
+    assert "consent  1" in shown.stdout
+    # An explicit empty version: a charity that collects consent another way.
+    off = {"TAWASUL_PRIVACY__NOTICE_VERSION": ""}
+    unasked = run(tmp_path, "chat", "--user", "other", lines=["١"], env=off)
+    assert unasked.returncode == 0, unasked.stderr
+    assert "(١/٨)" in blocks(unasked.stdout)[0] and "لدراسة طلبك فقط" not in unasked.stdout
+
+
 def test_consent_shown_by_requests_show_and_no_keeps_nothing(tmp_path: Path) -> None:
     filed = run(tmp_path, "chat", lines=INTAKE_AR, env=NOTICE_ENV)
     assert filed.returncode == 0, filed.stderr
