@@ -16,8 +16,9 @@ from storage.repositories import CaseFileRepository, RequestRepository
 
 __all__ = ["office"]  # the fixture, used by name
 
-# The intake's steps answered by a button: the menu (a new request) and the need.
-PRESSED = {1, 6}
+# The intake's steps answered by a button: the menu (a new request), the privacy notice
+# (agreed) and the need.
+PRESSED = {1, 2, 7}
 
 
 class Presser(Visitor):
@@ -59,7 +60,7 @@ async def test_a_pressed_button_shows_its_label_on_the_case_page(
         else:
             reply = await visitor.send(line)
     assert "REQ-000001" in reply
-    assert len(set(labels)) == 2 and all(not label.isdigit() for label in labels)
+    assert len(set(labels)) == 3 and all(not label.isdigit() for label in labels)
 
     assert (await login(client, "mona")).status == 303
     page = await (await client.get("/staff/requests/REQ-000001")).text()

@@ -67,8 +67,6 @@ INTAKE_AR = (
     "تم",
     "نعم",
 )
-# The same, from a sender who already agreed to the notice: no consent asked again.
-INTAKE_AGAIN_AR = tuple(line for line in INTAKE_AR if line != AGREE)
 
 
 class Transcript:
