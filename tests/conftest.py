@@ -27,6 +27,27 @@ BACKENDS = ("sqlite", "postgresql")
 POSTGRESQL_SKIP = f"set {POSTGRESQL_URL_ENV} to run PostgreSQL tests"
 
 
+def _database_per_worker() -> None:
+    """Under pytest-xdist (``-n 2``) each worker gets a PostgreSQL database of its own
+    (``test_gw0``, ...), created once: advisory locks, LISTEN/NOTIFY and the per-test
+    truncation are per database, so workers never see each other's rows."""
+    worker, url = os.environ.get("PYTEST_XDIST_WORKER"), os.environ.get(POSTGRESQL_URL_ENV)
+    if not worker or not url:
+        return
+    import psycopg
+
+    base, _, name = url.partition("?")[0].rpartition("/")
+    own = f"{name}_{worker}"
+    with psycopg.connect(url, autocommit=True) as connection:
+        query = "SELECT 1 FROM pg_database WHERE datname = %s"
+        if connection.execute(query, (own,)).fetchone() is None:
+            connection.execute(f'CREATE DATABASE "{own}"')
+    os.environ[POSTGRESQL_URL_ENV] = f"{base}/{own}"
+
+
+_database_per_worker()
+
+
 # Migrating from nothing costs about 2 s on PostgreSQL and 0.6 s on SQLite, once per
 # test: the first test of a run migrates, the others start from what it left.
 _migrated: dict[str, Any] = {}
@@ -166,7 +187,8 @@ async def session(database: Database) -> AsyncIterator[AsyncSession]:
 
 def _skip_reason(report: pytest.TestReport) -> str:
     longrepr = report.longrepr
-    return str(longrepr[2]) if isinstance(longrepr, tuple) and len(longrepr) == 3 else ""
+    # A tuple in one process, a list once pytest-xdist has sent it from a worker.
+    return str(longrepr[2]) if isinstance(longrepr, tuple | list) and len(longrepr) == 3 else ""
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -147,6 +147,7 @@ def delivered(twilio: FakeTwilio, telegram: FakeTelegram) -> list[tuple[str, str
     found += [
         ("telegram", str(c.params["chat_id"]), c.params["text"], c.at)
         for c in telegram.calls("sendMessage")
+        if c.status == 200  # not the ones refused with 429 and sent again later
     ]
     return found
 
@@ -239,9 +240,10 @@ async def test_kill_9_under_load_loses_nothing_and_answers_others_at_once(
         f"{len(load.messages) - len(acked)}; {len(rows)} replies; in flight at the kill "
         f"{in_flight}, sent again {interrupted}, arrived twice {duplicates}"
     )
-    # Only what was on its way at the kill went again, and that is bounded by the sends
-    # under way at once (and the sent marks of one pass, written together).
-    assert duplicates <= interrupted <= in_flight <= 4 * SENDS_AT_ONCE
+    # Only what was on its way at the kill arrived twice, and that is bounded by the sends
+    # under way at once (and the sent marks of one pass, written together). Attempts also
+    # count Telegram's 429s on a loaded machine, so "sent again" is printed, not bounded.
+    assert duplicates <= in_flight <= 4 * SENDS_AT_ONCE
 
     # Replies resumed at once, for everyone the interrupted messages did not hold.
     held = {(ch, user) for ch, user, _t, _s, attempts in rows if attempts > 1}

@@ -130,13 +130,14 @@ _Update = TypeVar("_Update", bound=Mapping[str, Any])
 MethodHandler = Callable[[Params], Any | Awaitable[Any]]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ApiCall:
     """One Bot API request the fake received."""
 
     method: str
     params: Params
     at: float = field(default_factory=time.monotonic)  # when it arrived (time.monotonic)
+    status: int | None = None  # the HTTP status it was answered with; None while pending
 
 
 @dataclass(frozen=True, slots=True)
@@ -425,9 +426,13 @@ class FakeTelegram:
     # The server
 
     async def _api(self, request: web.Request) -> web.Response:
-        method = request.match_info["method"]
-        params = await _params(request)
-        self._state.calls.append(ApiCall(method, params))
+        call = ApiCall(request.match_info["method"], await _params(request))
+        self._state.calls.append(call)
+        response = await self._answer(request, call.method, call.params)
+        call.status = response.status
+        return response
+
+    async def _answer(self, request: web.Request, method: str, params: Params) -> web.Response:
         if request.match_info["token"] != self.token:
             return _error(401, "Unauthorized")
         delays = self._state.delays.get(method.lower())
