@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, Select, String, bindparam, case, func, select, update
+from sqlalchemy import Integer, Select, String, Update, bindparam, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -154,6 +154,57 @@ def _unsettled_query(only: bool) -> Select[Any]:
 
 # ``MessageRepository.unsettled``'s two queries (all kinds, some kinds), built once.
 _UNSETTLED = {only: _unsettled_query(only) for only in (False, True)}
+
+
+# ``MessageRepository.claim_all``'s statement for one channel (run on every outbox pass
+# that sends), built once.
+_CLAIM = (
+    update(_MESSAGE)
+    .where(
+        _MESSAGE.c.id.in_(
+            select(_MESSAGE.c.id)
+            .where(
+                _MESSAGE.c.id.in_(bindparam("claim_ids", expanding=True)),
+                _MESSAGE.c.status == MESSAGE_PENDING,
+            )
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        ),
+        _MESSAGE.c.status == MESSAGE_PENDING,
+    )
+    .values(
+        status=MESSAGE_SENDING,
+        last_attempt_at=bindparam("claim_at"),
+        channel=bindparam("claim_channel"),
+    )
+    .returning(_MESSAGE.c.id)
+)
+
+
+@functools.cache
+def _recover_statement(keep: bool, channels: bool) -> Update:
+    """``MessageRepository.recover_interrupted``'s statement (every outbox pass runs it),
+    built once per shape."""
+    table = _MESSAGE
+    statement = (
+        update(table)
+        .where(
+            table.c.status == MESSAGE_SENDING,
+            table.c.last_attempt_at < bindparam("claimed_before"),
+        )
+        .values(
+            status=MESSAGE_PENDING,
+            error="interrupted while sending",
+            attempts=table.c.attempts + 1,
+        )
+    )
+    if keep:
+        statement = statement.where(table.c.id.not_in(bindparam("recover_keep", expanding=True)))
+    if channels:
+        statement = statement.where(
+            table.c.channel.in_(bindparam("recover_channels", expanding=True))
+        )
+    return statement
 
 
 class MessageRepository:
@@ -510,19 +561,8 @@ class MessageRepository:
         for channel, ids in by_channel.items():
             # PostgreSQL: rows another sender is claiming are skipped, not waited for
             # (it takes them); the status, checked again, settles any other race.
-            free = (
-                select(col(Message.id))
-                .where(col(Message.id).in_(ids), col(Message.status) == MESSAGE_PENDING)
-                .with_for_update(skip_locked=True)
-            )
-            result = await self._session.execute(
-                update(Message)
-                .where(col(Message.id).in_(free.scalar_subquery()))
-                .where(col(Message.status) == MESSAGE_PENDING)
-                .values(status=MESSAGE_SENDING, last_attempt_at=now, channel=channel)
-                .returning(col(Message.id))
-                .execution_options(synchronize_session=False)
-            )
+            params = {"claim_ids": ids, "claim_at": now, "claim_channel": channel}
+            result = await self._session.execute(_CLAIM, params)
             claimed.update(message_id for message_id in result.scalars() if message_id)
         return claimed
 
@@ -555,24 +595,13 @@ class MessageRepository:
         Whether the platform got them is unknown: they will be sent again. ``keep``
         are this sender's own, still on their way; ``channels`` limits it to those.
         """
-        statement = (
-            update(Message)
-            .where(
-                col(Message.status) == MESSAGE_SENDING,
-                col(Message.last_attempt_at) < claimed_before,
-            )
-            .values(
-                status=MESSAGE_PENDING,
-                error="interrupted while sending",
-                attempts=col(Message.attempts) + 1,
-            )
-            .execution_options(synchronize_session=False)
-        )
+        statement = _recover_statement(bool(keep), channels is not None)
+        params: dict[str, Any] = {"claimed_before": claimed_before}
         if keep:
-            statement = statement.where(col(Message.id).not_in(keep))
+            params["recover_keep"] = builtins.list(keep)
         if channels is not None:
-            statement = statement.where(col(Message.channel).in_(channels))
-        result = await self._session.execute(statement)
+            params["recover_channels"] = builtins.list(channels)
+        result = await self._session.execute(statement, params)
         return int(getattr(result, "rowcount", 0) or 0)
 
     async def still_sending(self, message_id: int, now: datetime) -> None:
