@@ -1,0 +1,90 @@
+"""Storage's less travelled paths, on SQLite and PostgreSQL: encrypted JSON columns with
+no value or not yet migrated, a database without a privacy key, feedback references that
+are not one, an unknown feedback status, and a second answer in the case file."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy.dialects import sqlite
+from test_storage_feedback import give
+from test_storage_staff import NOW, WIDOW_PHONE, file_request
+
+from storage.columns import EncryptedJSON, EncryptedText, keyring_of
+from storage.db import Database
+from storage.feedback import ANSWERED, FeedbackRepository, NewFeedback
+from storage.repositories import RequestRepository
+
+
+async def test_an_encrypted_json_column_keeps_null_and_reads_unmigrated_values_as_they_are(
+    database: Database,
+) -> None:
+    dialect = database.engine.dialect
+    column = EncryptedJSON()
+    # No value stays no value: never an encrypted "null" a later reader would decode.
+    assert column.process_bind_param(None, dialect) is None
+    assert column.process_result_value(None, dialect) is None
+    # A JSON column a migration has not reached yet hands back objects: read as they are.
+    assert column.process_result_value({"need": "food"}, dialect) == {"need": "food"}
+    stored = column.process_bind_param({"need": "سلة غذائية"}, dialect)
+    assert stored is not None and "سلة" not in stored  # encrypted at rest
+    assert column.process_result_value(stored, dialect) == {"need": "سلة غذائية"}
+
+
+def test_a_database_without_a_privacy_key_refuses_to_read_or_write_personal_data() -> None:
+    keyless = sqlite.dialect()
+    with pytest.raises(RuntimeError, match="no privacy key is set"):
+        keyring_of(keyless)
+    with pytest.raises(RuntimeError, match="no privacy key is set"):
+        EncryptedText().process_bind_param("١٠٠٠٠٠٠٠٠٨", keyless)
+
+
+async def test_a_feedback_reference_that_is_not_one_finds_nothing_to_lock(
+    database: Database,
+) -> None:
+    await give(database, WIDOW_PHONE, NewFeedback("suggestion", "توصيل للمنازل"))
+    async with database.session() as session, session.begin():
+        feedback = FeedbackRepository(session)
+        assert await feedback.get_for_update("REQ-000001") is None
+        assert await feedback.get_for_update("") is None
+        found = await feedback.get_for_update("fb-1")
+        assert found is not None and found.reference == "FB-000001"
+
+
+async def test_an_unknown_feedback_status_is_refused_and_nothing_changes(
+    database: Database,
+) -> None:
+    await give(database, WIDOW_PHONE, NewFeedback("suggestion", "توصيل للمنازل"))
+    async with database.session() as session, session.begin():
+        feedback = FeedbackRepository(session)
+        stored = await feedback.get("FB-000001")
+        assert stored is not None
+        with pytest.raises(ValueError, match="unknown feedback status 'archived'"):
+            await feedback.change_status(stored, "archived", now=NOW, by="huda")
+    async with database.session() as session:
+        feedback = FeedbackRepository(session)
+        stored = await feedback.get("FB-000001")
+        assert stored is not None and stored.status == "received"
+        assert [e.kind for e in await feedback.events(stored)] == ["received"]
+
+
+async def test_a_second_answer_is_noted_in_the_case_file_by_whom_without_a_status_change(
+    database: Database,
+) -> None:
+    own = await file_request(database, WIDOW_PHONE)
+    given = NewFeedback("suggestion", "توصيل للمنازل", request_reference=own)
+    await give(database, WIDOW_PHONE, given)
+    async with database.session() as session, session.begin():
+        feedback = FeedbackRepository(session)
+        stored = await feedback.get("FB-000001")
+        assert stored is not None
+        await feedback.answer(stored, "سننظر فيه", by="huda", now=NOW + timedelta(hours=1))
+        await feedback.answer(stored, "بدأنا التوصيل", by="huda", now=NOW + timedelta(hours=2))
+        assert stored.status == ANSWERED
+        request_id = stored.request_id
+    assert request_id is not None
+    async with database.session() as session:
+        notes = [n.text for n in await RequestRepository(session).notes(request_id)]
+    assert notes[-2].startswith("FB-000001 (suggestion): answer -> answered by huda")
+    assert notes[-1] == "FB-000001 (suggestion): answer by huda\nبدأنا التوصيل"
