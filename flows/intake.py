@@ -161,6 +161,7 @@ def reads_applicants(flow: str, step: str, message: InboundMessage) -> bool:
 
 
 def _begin(turn: Turn, state: ConversationState) -> Transition:
+    """A new intake: the privacy notice when due, then whom it is for or the name."""
     if _consent_due(turn, state):
         return _move(turn, state, "consent", draft={})
     intro = text(state.language, "intake.intro", total=TOTAL_STEPS)
@@ -192,6 +193,14 @@ def _consent_due(turn: Turn, state: ConversationState) -> bool:
     conversation has not agreed to its version."""
     version = turn.settings.notice_version
     return bool(version) and dict_in(state.data, CONSENT).get("version") != version
+
+
+def _resume(turn: Turn, state: ConversationState) -> Transition:
+    """Back to a draft where it stopped; the privacy notice first when it is due (a draft
+    begun before the notice or before its current version), keeping the draft."""
+    if _consent_due(turn, state):
+        return _move(turn, state, "consent")
+    return _move(turn, state, next_step(draft_of(state)))
 
 
 def _move(
@@ -395,7 +404,7 @@ def answer_continue(turn: Turn) -> Transition:
     state = turn.state
     choice = pick(turn, _continue_choices(state.language))
     if (choice and choice.payload == "1") or said_one_of(turn, CONTINUE):
-        return _move(turn, state, next_step(draft_of(state)))
+        return _resume(turn, state)
     if (choice and choice.payload == "2") or said_one_of(turn, RESTART):
         return _begin(turn, state)
     reason = Invalid("intake.invalid.continue")
@@ -403,8 +412,9 @@ def answer_continue(turn: Turn) -> Transition:
 
 
 def answer_consent(turn: Turn) -> Transition:
-    """Agreed: the consent is kept with the notice's version and the intake begins.
-    Declined: nothing of the intake is kept, and a person is offered."""
+    """Agreed: the consent is kept with the notice's version and the intake begins, or
+    resumes where it stopped when asked on "continue". Declined: nothing of the intake
+    is kept (a draft is dropped), and a person is offered."""
     state, language = turn.state, turn.state.language
     choice = pick(turn, _yes_no(language))
     message = turn.message
@@ -415,7 +425,8 @@ def answer_consent(turn: Turn) -> Transition:
             "channel": message.address.channel,
             "message_id": message.platform_message_id or "",
         }
-        return _begin(turn, stay(state, **{CONSENT: consent}))
+        agreed = stay(state, **{CONSENT: consent})
+        return _resume(turn, agreed) if draft_of(state) else _begin(turn, agreed)
     if (choice and choice.payload == "2") or said_one_of(turn, NO):
         # At the menu, where "4" (in the text) is the menu's own "talk to a staff member".
         new = goto(state, "menu", "choose", **{DRAFT: None})

@@ -104,3 +104,65 @@ def test_an_explicit_empty_version_asks_none() -> None:
     chat.send("السلام عليكم")
     assert "(١/٨)" in chat.send("١")
     assert "consent" not in chat.state.data
+
+
+# A draft begun with no notice configured: the name and ID given, then the menu.
+BEFORE_THE_NOTICE = dataclasses.replace(SETTINGS, notice_version="")
+
+
+def draft_begun_before_the_notice() -> Transcript:
+    chat = Transcript(BEFORE_THE_NOTICE)
+    for line in ("السلام عليكم", "١", "محمد أحمد علي الزهراني", "١٠٠٠٠٠٠٠٠٨", "٠"):
+        chat.send(line)
+    chat.settings = SETTINGS  # the charity turns the notice on
+    assert "لديك طلب دعم لم يكتمل" in chat.send("١")
+    return chat
+
+
+def test_continuing_a_draft_begun_before_the_notice_asks_it_then_resumes() -> None:
+    chat = draft_begun_before_the_notice()
+    reply = chat.send("١")  # continue
+    assert "لدراسة طلبك فقط" in reply and "١- أوافق" in reply and "(٣/٨)" not in reply
+    assert chat.step == ("intake", "consent")
+    assert chat.state.data["intake_draft"]["national_id"] == "1000000008"  # kept meanwhile
+    assert "(٣/٨)" in chat.send("نعم")  # where it stopped: the mobile
+    for line in ("٠٥٥١٢٣٤٥٦٧", "جده", "١", "نحتاج سلة غذائية للأسرة المكونة من خمسة أفراد"):
+        chat.send(line)
+    chat.send("تم")
+    assert "REQ-000001" in chat.send("نعم")
+    (saved,) = chat.saved
+    assert saved.answers["name"] == "محمد أحمد علي الزهراني"
+    assert saved.consent is not None and saved.consent["version"] == "2026-11"
+    assert saved.consent["message_id"] == "m8"  # the "yes" after "continue"
+
+
+def test_declining_on_continue_drops_the_draft_and_offers_a_person() -> None:
+    chat = draft_begun_before_the_notice()
+    chat.send("متابعة")
+    reply = chat.send("لا")
+    assert "لم نحفظ شيئاً" in reply and "أرسل ٤" in reply
+    assert chat.step == ("menu", "choose")
+    assert "intake_draft" not in chat.state.data and "consent" not in chat.state.data
+    assert "١- أوافق" in chat.send("١")  # a new intake, not "continue or start over"
+    assert chat.state.data["intake_draft"] == {}
+    assert chat.saved == []
+
+
+def test_a_new_notice_version_is_asked_on_continue_and_after_a_long_silence() -> None:
+    chat = Transcript(SETTINGS)
+    for line in ("السلام عليكم", "١", "نعم", "محمد أحمد علي الزهراني"):
+        chat.send(line)
+    chat.settings = dataclasses.replace(SETTINGS, notice_version="2027-01")
+    chat.advance(hours=13)  # back after a long silence: "continue or start over"
+    assert "لديك طلب دعم لم يكتمل" in chat.send("١٠٠٠٠٠٠٠٠٨")
+    assert "١- أوافق" in chat.send("١")
+    assert "(٢/٨)" in chat.send(payload="1")  # the ID: the silence's message was not kept
+    assert chat.state.data["consent"]["version"] == "2027-01"
+
+
+def test_continuing_with_the_notice_agreed_is_not_asked_again() -> None:
+    chat = Transcript(SETTINGS)
+    for line in ("السلام عليكم", "١", "نعم", "محمد أحمد علي الزهراني", "٠", "١"):
+        chat.send(line)
+    reply = chat.send("١")
+    assert "(٢/٨)" in reply and "أوافق" not in reply

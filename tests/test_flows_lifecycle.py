@@ -9,6 +9,7 @@ from transcript import AUDIO, PDF, PHOTO, START, Transcript, play
 import flows
 from flows.lifecycle import ALLOWED, STATUSES, canonical_status, transition_problem
 from flows.types import (
+    BUILT_IN_NOTICE,
     AddCaseNote,
     ConversationState,
     FlowSettings,
@@ -307,7 +308,9 @@ def test_a_question_no_longer_open_shows_the_status_instead() -> None:
 
 def test_leaving_keeps_the_intake_draft() -> None:
     draft = {"name": "محمد أحمد"}
-    transcript = _asked(state=ConversationState("intake", "city", {"intake_draft": draft}))
+    agreed = {"version": BUILT_IN_NOTICE}  # the privacy notice agreed before the draft
+    data = {"intake_draft": draft, "consent": agreed}
+    transcript = _asked(state=ConversationState("intake", "city", data))
     reply = transcript.send("0")
     assert "حفظنا ما أدخلته" not in reply  # said when leaving the intake, not here
     assert transcript.state.data["intake_draft"] == draft
