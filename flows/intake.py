@@ -85,6 +85,8 @@ CONSENT = "consent"
 # rows: the last nine people first filed for (numbers stay put), and "someone else".
 FOR_WHOM = "for_whom"
 MAX_APPLICANTS = 9
+# In the draft: "someone else" was chosen, so the name and ID are asked about the applicant.
+FOR_SOMEONE_ELSE = "for_someone_else"
 # The steps from which the first question is asked, so they read the applicants.
 _BEFORE_FOR_WHOM: Final = frozenset({"consent", "continue_or_restart", FOR_WHOM})
 # The menu entry's label, folded, in both languages (choosing it by name starts the intake).
@@ -320,12 +322,19 @@ def ask_for_whom(turn: Turn, state: ConversationState) -> tuple[OutboundMessage,
     return (say(language, "intake.ask.for_whom", choices=_for_whom_choices(turn, language)),)
 
 
+def _for_someone_else(state: ConversationState) -> bool:
+    return draft_of(state).get(FOR_SOMEONE_ELSE) is True
+
+
 def ask_name(turn: Turn, state: ConversationState) -> tuple[OutboundMessage, ...]:
-    return (_question(state, "name", "intake.ask.name"),)
+    key = "intake.ask.name_applicant" if _for_someone_else(state) else "intake.ask.name"
+    return (_question(state, "name", key),)
 
 
 def ask_national_id(turn: Turn, state: ConversationState) -> tuple[OutboundMessage, ...]:
-    return (_question(state, "national_id", "intake.ask.national_id"),)
+    applicant = _for_someone_else(state)
+    key = "intake.ask.national_id_applicant" if applicant else "intake.ask.national_id"
+    return (_question(state, "national_id", key),)
 
 
 def ask_mobile(turn: Turn, state: ConversationState) -> tuple[OutboundMessage, ...]:
@@ -458,6 +467,8 @@ def answer_for_whom(turn: Turn) -> Transition:
     if index < len(applicants):
         chosen = applicants[index]
         draft = {**draft, "name": chosen.name, "national_id": chosen.national_id}
+    else:  # the name and ID are then asked about the applicant, not the sender
+        draft = {**draft, FOR_SOMEONE_ELSE: True}
     return _move(turn, state, next_step(draft), draft=draft)
 
 

@@ -212,3 +212,46 @@ def test_the_engine_loads_applicants_only_where_the_question_may_come() -> None:
     assert not loads("menu", "choose", "٢") and not loads("menu", "choose", "السلام عليكم")
     assert not loads("intake", "name", "١") and not loads("intake", "need", "1")
     assert not loads("rating", "score", "1")
+
+
+def test_someone_else_is_asked_the_applicants_name_and_id() -> None:
+    transcript = chat(MOTHER)
+    transcript.send("١")
+    name = transcript.send("شخص آخر")
+    assert "(١/٨) ما الاسم الرباعي لصاحب الطلب؟" in name and "اسمك" not in name
+    national_id = transcript.send(SON.name)
+    assert "(٢/٨)" in national_id and "الإقامة لصاحب الطلب؟" in national_id
+    assert "هويتك" not in national_id
+    assert "(٣/٨)" in transcript.send("٢٠٠٠٠٠٠٠٠٦")
+    for line in REST:
+        transcript.send(line)
+    again = transcript.send("١")  # corrected from the summary: still about the applicant
+    assert "لصاحب الطلب" in again and "اسمك" not in again
+    transcript.send("خالد محمد أحمد الشهري")
+    transcript.send("نعم")
+    (saved,) = transcript.saved
+    assert saved.answers["name"] == "خالد محمد أحمد الشهري"
+    assert saved.answers["national_id"] == SON.national_id
+    assert "for_someone_else" not in saved.answers
+    transcript.send("١")  # the next request starts afresh
+    assert transcript.state.data["intake_draft"] == {}
+
+
+def test_someone_else_in_english_is_asked_about_the_applicant() -> None:
+    transcript = chat(MOTHER)
+    transcript.send("English")
+    transcript.send("1")
+    name = transcript.send("someone else")
+    assert "(1/8) What is the applicant's full four-part name" in name and "your" not in name
+    national_id = transcript.send(SON.name)
+    assert "(2/8) What is the applicant's national ID or iqama number?" in national_id
+
+
+def test_the_sender_is_asked_for_their_own_name_and_id_otherwise() -> None:
+    transcript = chat()
+    assert "ما اسمك الرباعي؟" in transcript.send("١")
+    assert "ما رقم هويتك الوطنية" in transcript.send(MOTHER.name)
+    english = chat()
+    english.send("English")
+    assert "What is your full four-part name" in english.send("1")
+    assert "What is your national ID" in english.send(MOTHER.name)

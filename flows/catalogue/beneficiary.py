@@ -184,6 +184,16 @@ BENEFICIARY: Final[Mapping[str, Mapping[Language, str]]] = {
         "en": "What is your full four-part name "
         "(first, father's, grandfather's and family name, as on your ID)?",
     },
+    # After "someone else" at "لمن هذا الطلب؟": the same two questions, about the applicant.
+    "intake.ask.name_applicant": {
+        "ar": "ما الاسم الرباعي لصاحب الطلب؟ (الاسم الأول واسم الأب والجد والعائلة كما في الهوية)",
+        "en": "What is the applicant's full four-part name "
+        "(first, father's, grandfather's and family name, as on their ID)?",
+    },
+    "intake.ask.national_id_applicant": {
+        "ar": "ما رقم الهوية الوطنية أو الإقامة لصاحب الطلب؟ (١٠ أرقام)",
+        "en": "What is the applicant's national ID or iqama number? (10 digits)",
+    },
     "intake.ask.for_whom": {
         "ar": "لمن هذا الطلب؟ أرسل رقم الخيار:",
         "en": "Who is this request for? Send the number of an option:",
