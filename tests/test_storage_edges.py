@@ -1,6 +1,7 @@
 """Storage's less travelled paths, on SQLite and PostgreSQL: encrypted JSON columns with
 no value or not yet migrated, a database without a privacy key, feedback references that
-are not one, an unknown feedback status, and a second answer in the case file."""
+are not one, an unknown feedback status, a second answer in the case file, and knowledge
+base edits of an entry removed meanwhile."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from sqlalchemy.dialects import sqlite
 from test_storage_feedback import give
 from test_storage_staff import NOW, WIDOW_PHONE, file_request
 
+from flows.knowledge import KnowledgeEntry, question_key
 from storage.columns import EncryptedJSON, EncryptedText, keyring_of
 from storage.db import Database
 from storage.feedback import ANSWERED, FeedbackRepository, NewFeedback
+from storage.knowledge import KnowledgeRepository
 from storage.repositories import RequestRepository
 
 
@@ -88,3 +91,35 @@ async def test_a_second_answer_is_noted_in_the_case_file_by_whom_without_a_statu
         notes = [n.text for n in await RequestRepository(session).notes(request_id)]
     assert notes[-2].startswith("FB-000001 (suggestion): answer -> answered by huda")
     assert notes[-1] == "FB-000001 (suggestion): answer by huda\nبدأنا التوصيل"
+
+
+async def test_editing_or_removing_an_entry_removed_meanwhile_changes_nothing(
+    database: Database,
+) -> None:
+    entry = KnowledgeEntry(0, "ما أوقات الدوام؟", "الأحد إلى الخميس.")
+    async with database.session() as session, session.begin():
+        added = await KnowledgeRepository(session, question_key).add(entry, NOW)
+        assert added.id is not None
+        gone = added.id + 1000  # another staff member removed it a moment ago
+    async with database.session() as session, session.begin():
+        knowledge = KnowledgeRepository(session, question_key)
+        revision = await knowledge.revision()
+        changed = KnowledgeEntry(gone, "ما أوقات العمل؟", "من ٨ إلى ٢.")
+        assert await knowledge.change(changed, NOW) is None
+        assert await knowledge.remove(gone, NOW) is None
+        assert await knowledge.revision() == revision  # no new revision for nothing
+        assert [(e.question, e.answer) for e in await knowledge.entries()] == [
+            ("ما أوقات الدوام؟", "الأحد إلى الخميس.")
+        ]
+
+
+async def test_a_question_of_no_words_is_not_counted_and_forgetting_nothing_keeps_all(
+    database: Database,
+) -> None:
+    async with database.session() as session, session.begin():
+        knowledge = KnowledgeRepository(session, question_key)
+        await knowledge.record_unanswered("؟؟ !!", "ar", NOW)
+        assert await knowledge.unanswered() == []
+        await knowledge.record_unanswered("متى توزيع السلال؟", "ar", NOW)
+        await knowledge.forget_unanswered([])
+        assert [q.question for q in await knowledge.unanswered()] == ["متى توزيع السلال؟"]
