@@ -16,6 +16,7 @@ from flows.knowledge import KnowledgeEntry, question_key
 from storage.columns import EncryptedJSON, EncryptedText, keyring_of
 from storage.db import Database
 from storage.feedback import ANSWERED, FeedbackRepository, NewFeedback
+from storage.keyring import PrivacyKeyError
 from storage.knowledge import KnowledgeRepository
 from storage.repositories import RequestRepository
 
@@ -33,6 +34,14 @@ async def test_an_encrypted_json_column_keeps_null_and_reads_unmigrated_values_a
     stored = column.process_bind_param({"need": "سلة غذائية"}, dialect)
     assert stored is not None and "سلة" not in stored  # encrypted at rest
     assert column.process_result_value(stored, dialect) == {"need": "سلة غذائية"}
+
+
+def test_postgresql_without_a_privacy_key_is_refused_with_how_to_make_one() -> None:
+    # No connection is made: the key is asked for before anything is read or written.
+    database = Database("postgresql://tawasul@127.0.0.1:9/tawasul")
+    with pytest.raises(PrivacyKeyError, match="set TAWASUL_PRIVACY__KEY") as refused:
+        _ = database.keyring
+    assert "openssl rand -base64 32" in str(refused.value)
 
 
 def test_a_database_without_a_privacy_key_refuses_to_read_or_write_personal_data() -> None:
