@@ -102,3 +102,16 @@ def test_someone_else_typed_asks_the_applicant_s_name() -> None:
     reply = transcript.send("آخر")  # not the button's label ("شخص آخر"), still understood
     assert "(١/٨)" in reply and "الاسم الرباعي لصاحب الطلب" in reply
     assert transcript.step == ("intake", "name")
+
+
+def test_the_earlier_applicants_erased_meanwhile_the_name_is_asked_as_for_anyone() -> None:
+    settings = FlowSettings(organization_name="جمعية البر", notice_version="")
+    mother = Applicant("فاطمة أحمد علي الزهراني", "1000000008")
+    transcript = Transcript(settings, channel="telegram", applicants=[mother])
+    transcript.send("السلام عليكم")
+    assert "لمن هذا الطلب؟" in transcript.send("١")
+    transcript.applicants = []  # staff erased her record while the question was open
+    reply = transcript.send("١")
+    assert "(١/٨)" in reply and "فاطمة" not in reply
+    assert transcript.step == ("intake", "name")
+    assert "name" not in transcript.state.data["intake_draft"]
