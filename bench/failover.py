@@ -2,14 +2,14 @@
 due all the time, and the scheduler's leader killed with SIGKILL, a few times over.
 
 A driver starts a new Telegram beneficiary's intake every ``EVERY`` seconds (greeting,
-menu 1, a name: a draft whose reminder is due ``REMINDER_AFTER`` later), sending to the
-processes in turn. Each round waits for one leader and one standby, takes the leader out
-of the driver's turns, kills it and measures two figures from the kill: when the
-survivor's ``/healthz`` says ``leader``, and when the first follow-up it ran (an outbound
-proactive message stored after the kill: the standby runs none and the dead process
-nothing) was accepted by the platform stand-in (its ``sent_at``). Then the killed process
-is started again and rejoins the turns as the standby.
-"""
+menu 1, the notice agreed, a name: a draft whose reminder is due ``REMINDER_AFTER``
+later), sending to the processes in turn. Each round waits for one leader and one
+standby, takes the leader out of the driver's turns, kills it and measures two figures
+from the kill: when the survivor's ``/healthz`` says ``leader``, and when the first
+follow-up it ran (an outbound proactive message stored after the kill: the standby runs
+none and the dead process nothing) was accepted by the platform stand-in (its
+``sent_at``). Then the killed process is started again and rejoins the turns as the
+standby."""
 
 from __future__ import annotations
 
@@ -35,8 +35,8 @@ from storage.models import Message, MessageKind
 # follow-ups fall due about twice a second, so a gap is measured to within about 0.5 s.
 EVERY = 0.5
 REMINDER_AFTER = 1
-# Greeting, menu option 1, a name: a draft with its first answer.
-INTAKE_STEPS = 3
+# Greeting, menu option 1, the privacy notice agreed, a name: a draft with its first answer.
+INTAKE_STEPS = 4
 WAIT = 30.0  # seconds; a safety net, not a figure
 
 
