@@ -83,9 +83,10 @@ class Tawasul:
         self.database = database
         self.clock = clock
         self.followups = FollowUpPlanner(FollowUpPolicy.from_settings(settings))
+        flow_settings = settings.flow_settings()
         self.engine = ConversationEngine(
             database,
-            settings.flow_settings(),
+            flow_settings,
             clock=clock,
             followups=self.followups,
             on_followups=self._followups_changed,
@@ -108,7 +109,7 @@ class Tawasul:
         )
         self.desk = StaffDesk(
             database,
-            settings.flow_settings(),
+            flow_settings,
             clock,
             on_outbox=self.outbox.wake,
             followups=self.followups,
@@ -116,7 +117,7 @@ class Tawasul:
         )
         self.feedback = FeedbackDesk(
             database,
-            settings.flow_settings(),
+            flow_settings,
             clock,
             on_outbox=self.outbox.wake,
             followups=self.followups,
@@ -124,7 +125,7 @@ class Tawasul:
         )
         self.visits = VisitDesk(
             database,
-            settings.flow_settings(),
+            flow_settings,
             clock,
             on_outbox=self.outbox.wake,
             followups=self.followups,
@@ -145,7 +146,7 @@ class Tawasul:
                 self.desk,
                 posts,
                 database,
-                settings.flow_settings(),
+                flow_settings,
                 pace=self._staff_pace,
                 feedback=self.feedback,
                 visits=self.visits,

@@ -136,7 +136,9 @@ def _due_query(first: tuple[str, ...], only: bool, skip: bool, ids: bool) -> Sel
     return query
 
 
+@functools.cache
 def _unsettled_query(only: bool) -> Select[Any]:
+    """``MessageRepository.unsettled``'s query (all kinds, or some), built once."""
     table = _MESSAGE
     query = (
         select(table.c.identity_id, table.c.id)
@@ -150,10 +152,6 @@ def _unsettled_query(only: bool) -> Select[Any]:
     if only:
         query = query.where(table.c.kind.in_(bindparam("unsettled_only", expanding=True)))
     return query
-
-
-# ``MessageRepository.unsettled``'s two queries (all kinds, some kinds), built once.
-_UNSETTLED = {only: _unsettled_query(only) for only in (False, True)}
 
 
 # ``MessageRepository.claim_all``'s statement for one channel (run on every outbox pass
@@ -543,7 +541,7 @@ class MessageRepository:
         params: dict[str, Any] = {"unsettled_ids": builtins.list(identity_ids)}
         if only is not None:
             params["unsettled_only"] = builtins.list(only)
-        rows = await self._session.execute(_UNSETTLED[only is not None], params)
+        rows = await self._session.execute(_unsettled_query(only is not None), params)
         queues: dict[int, builtins.list[int]] = {}
         for identity_id, message_id in rows.all():
             if message_id is not None:  # always: a stored row has its id
