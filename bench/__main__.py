@@ -83,6 +83,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "one message a second per chat; default 1.5)",
     )
     parser.add_argument(
+        "--steps",
+        metavar="N,N,…",
+        help="the closed loops' numbers of beneficiaries, stepped up in this order "
+        "(default 50,100,200,… up to 6400; 10,20 with --quick)",
+    )
+    parser.add_argument(
         "--keep", action="store_true", help="keep the work directory (server logs, databases)"
     )
     args = parser.parse_args(argv)
@@ -90,6 +96,13 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--think must be over 1.25 s: Telegram sends one message a second per chat")
     if args.database_url and not args.database_url.startswith(("postgres://", "postgresql")):
         parser.error("--database-url must be a postgresql:// URL (SQLite is the default)")
+    if args.steps is not None:
+        try:
+            args.steps = tuple(int(n) for n in args.steps.split(","))
+        except ValueError:
+            parser.error("--steps must be numbers separated by commas: 50,100,200")
+        if not args.steps or min(args.steps) < 1:
+            parser.error("--steps must be numbers of beneficiaries, each at least 1")
     if args.processes < 1:
         parser.error("--processes must be at least 1")
     if args.processes > 1 and not args.database_url:
@@ -107,7 +120,7 @@ def make_setup(args: argparse.Namespace, workdir: Path) -> Setup:
             quick=True,
             duration=args.duration or 4.0,
             think=args.think,
-            steps=(10, 20),
+            steps=args.steps or (10, 20),
             latency_rate=20.0,
             conversations=100,
             conversations_rate=50.0,
@@ -122,7 +135,7 @@ def make_setup(args: argparse.Namespace, workdir: Path) -> Setup:
         quick=False,
         duration=args.duration or 20.0,
         think=args.think,
-        steps=(50, 100, 200, 400, 800, 1200, 1600, 2400, 3200, 4800, 6400),
+        steps=args.steps or (50, 100, 200, 400, 800, 1200, 1600, 2400, 3200, 4800, 6400),
         latency_rate=300.0,
         conversations=10_000,
         conversations_rate=100.0,

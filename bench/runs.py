@@ -402,13 +402,19 @@ async def lost_messages(
         database_url,
         "SELECT status, count(*) FROM message WHERE direction = 'out' GROUP BY status",
     )
+    unanswered = await count_rows(
+        database_url,
+        "SELECT 'queued', count(*) FROM message WHERE direction = 'in' AND status = 'queued'",
+    )
     stored = directions.get("in", 0)
+    queued = unanswered.get("queued", 0)  # stored, acknowledged, its turn never taken
     unsent = sum(n for status, n in outbound.items() if status not in ("sent", "delivered", "read"))
     notes.append(
-        f"stored {stored} inbound of {acked} acknowledged; outbound by status: "
+        f"stored {stored} inbound of {acked} acknowledged ({queued} never answered); "
+        "outbound by status: "
         + ", ".join(f"{status} {n}" for status, n in sorted(outbound.items()))
     )
-    return max(0, acked - stored) + unsent
+    return max(0, acked - stored) + queued + unsent
 
 
 async def measure(

@@ -376,6 +376,10 @@ class InboundSettings(_Section):
     # queue_wait for room, then is answered 503 with Retry-After (the platform resends).
     queue_limit: int = Field(1000, ge=1, le=1_000_000)
     queue_wait: Duration = timedelta(seconds=10)
+    # When a webhook is answered: "answered", once the reply is stored with the message;
+    # "stored", once the message is, its turn following at once from the inbox (the
+    # platform's wait no longer grows with the load; a crash leaves nothing unanswered).
+    acknowledge: Literal["answered", "stored"] = "answered"
 
 
 class TextSettings(_Section):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import unicodedata
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -99,6 +100,9 @@ class _StaffNews:
 
 # Messages stored in one transaction at most; more waiting go in the next one.
 BATCH = 64
+# Turns taken from the inbox in one transaction at most, between two passes that store
+# what arrived: a webhook waits for at most this many turns before its message is stored.
+INBOX_TURNS = 4
 # What the inbound row of a message beyond its sender's limit says (the case timeline
 # and the dashboard show it): stored, not run through the flows, not answered.
 OVER_LIMIT = "over the sender's rate limit: stored, not answered"
@@ -194,6 +198,20 @@ class SenderLimits:
         self._senders = {a: s for a, s in self._senders.items() if not rested(s)}
 
 
+@dataclass(frozen=True, slots=True)
+class _Inboxed:
+    """A beneficiary whose stored messages wait for their turn, up to ``upto``; the
+    message itself when this process stored it (else it is read back)."""
+
+    identity_id: int
+    upto: int
+    message: InboundMessage | None = None
+
+
+# Called once a message's turn is committed, with what became of it (inbox mode).
+AfterTurn = Callable[[InboundMessage, HandleResult], None]
+
+
 @dataclass(slots=True)
 class _Step:
     """One message handled inside a batch's transaction: its result and the follow-up
@@ -213,6 +231,15 @@ class ConversationEngine:
     them fails, the batch is rolled back and its messages are handled again one per
     transaction, the failing one stored with an apology. A platform's redelivery is
     recognised by its message id and handled once. Delivery happens after.
+
+    Two ways to take a message. ``handle`` returns once its turn is committed (the
+    webhook acknowledges the platform after the reply is stored). ``accept`` returns
+    once the message itself is stored (``queued``), so the platform is acknowledged
+    at once whatever the load; its turn follows from the inbox, in the order each
+    beneficiary wrote, and ``after_turn`` is told of it. What a crash leaves in the
+    inbox is taken again by ``recover`` (at start, and on PostgreSQL by any process
+    once it has waited long enough): the claim that marks a message received is in its
+    turn's transaction, so each is answered once, whichever process takes it.
 
     Limits (issue 11): a sender beyond ``limits`` (``SenderLimits``) has what they send
     stored, marked ``OVER_LIMIT`` and relayed into an open handoff, but not run through
@@ -236,6 +263,8 @@ class ConversationEngine:
         batch: int = BATCH,
         knowledge: KnowledgeSource | None = None,
         limits: InboundLimits | None = None,
+        after_turn: AfterTurn = lambda _message, _result: None,
+        inbox_turns: int = INBOX_TURNS,
     ) -> None:
         self._db = database
         self._settings = settings
@@ -248,6 +277,13 @@ class ConversationEngine:
         self._knowledge = knowledge if knowledge is not None else KnowledgeSource()
         self._appointments = AppointmentEffects(settings, followups)
         self._waiting: list[tuple[InboundMessage, asyncio.Future[HandleResult]]] = []
+        # Inbox mode: messages to store, then the turns of those stored.
+        self._arriving: list[tuple[InboundMessage, asyncio.Future[bool]]] = []
+        self._inbox: deque[_Inboxed] = deque()
+        self._after_turn = after_turn
+        self._inbox_turns = inbox_turns
+        self._idle = asyncio.Event()  # set while nothing is waiting
+        self._idle.set()
         self._worker: asyncio.Task[None] | None = None
         self._limits = limits or InboundLimits()
         self._senders = SenderLimits(self._limits)
@@ -265,17 +301,58 @@ class ConversationEngine:
         await self._wait_for_room()
         future: asyncio.Future[HandleResult] = asyncio.get_running_loop().create_future()
         self._waiting.append((message, future))
+        self._start_worker()
+        return await future
+
+    async def accept(self, message: InboundMessage) -> bool:
+        """Store ``message`` for its turn, which follows (``after_turn`` is told); returns
+        once it is stored: False when the platform had sent it before.
+
+        Raises ``Overloaded`` when the inbox stays full (the platform sends it again).
+        """
+        await self._wait_for_room()
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._arriving.append((message, future))
+        self._start_worker()
+        return await future
+
+    async def recover(self, older_than: timedelta = timedelta(0), limit: int = 1000) -> int:
+        """Take into the inbox the messages stored more than ``older_than`` ago whose
+        turn never came (a process stopped first); how many beneficiaries have some."""
+        cutoff = self._clock() - older_than
+        async with self._db.session() as session:
+            waiting = await MessageRepository(session).queued_before(cutoff, limit)
+        for identity_id, upto in waiting:
+            self._inbox.append(_Inboxed(identity_id, upto))
+        if waiting:
+            log.info("%d beneficiaries' stored messages taken for their turn", len(waiting))
+            self._start_worker()
+        return len(waiting)
+
+    async def drain(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` for every message taken to have had its turn
+        (shutdown); whether it did. What is left stays stored for ``recover``."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
+    def _pending(self) -> int:
+        return len(self._waiting) + len(self._arriving) + len(self._inbox)
+
+    def _start_worker(self) -> None:
+        self._idle.clear()
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._work(), name="conversation-engine")
-        return await future
 
     async def _wait_for_room(self) -> None:
         """Back-pressure: a full queue makes the caller wait (bounded), never grow."""
-        if len(self._waiting) < self._limits.queue_limit:
+        if self._pending() < self._limits.queue_limit:
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._limits.queue_wait
-        while len(self._waiting) >= self._limits.queue_limit:
+        while self._pending() >= self._limits.queue_limit:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 log.warning("the engine's queue is full: a message refused for now")
@@ -287,22 +364,133 @@ class ConversationEngine:
                 continue
 
     async def _work(self) -> None:
-        while self._waiting:
-            batch = self._waiting[: self._batch]
-            del self._waiting[: len(batch)]
+        while self._pending():
+            # What arrived is stored first: its webhook waits for no one's turn.
+            if self._arriving:
+                await self._store_arrivals()
+            if self._inbox:
+                await self._run_inbox()
+            if self._waiting:
+                await self._run_waiting()
             self._room.set()
+            await asyncio.sleep(0)  # webhooks come in between two passes
+        self._idle.set()
+
+    async def _run_waiting(self) -> None:
+        batch = self._waiting[: self._batch]
+        del self._waiting[: len(batch)]
+        try:
+            outcomes = await self._handle_batch([message for message, _future in batch])
+        except Exception as error:  # a bug here: every waiting webhook must still answer
+            log.exception("the conversation engine failed on a batch")
+            outcomes = [error] * len(batch)
+        _settle(batch, outcomes)
+
+    async def _store_arrivals(self) -> None:
+        """Store what arrived (one transaction, one by one if it fails); into the inbox."""
+        batch = self._arriving[: self._batch]
+        del self._arriving[: len(batch)]
+        # The same lock order as every other transaction (see _handle_batch).
+        batch.sort(key=lambda pair: (pair[0].address.channel, pair[0].address.user_id))
+        outcomes: list[_Inboxed | BaseException | None] = []
+        try:
+            async with self._db.session() as session, session.begin():
+                outcomes = [await self._arrive(session, message) for message, _ in batch]
+        except Exception:
+            outcomes = [await self._arrive_alone(message) for message, _ in batch]
+        for outcome in outcomes:
+            if isinstance(outcome, _Inboxed):
+                self._inbox.append(outcome)
+        _settle(batch, [o if isinstance(o, BaseException) else o is not None for o in outcomes])
+
+    async def _arrive(self, session: AsyncSession, message: InboundMessage) -> _Inboxed | None:
+        identity = await IdentityRepository(session).get_or_create(message.address, self._clock())
+        identity_id = _id(identity)
+        stored = await MessageRepository(session).log_inbound(identity_id, message, queued=True)
+        return None if stored is None else _Inboxed(identity_id, stored, message)
+
+    async def _arrive_alone(self, message: InboundMessage) -> _Inboxed | BaseException | None:
+        for attempt in (message, _storable(message)):
             try:
-                outcomes = await self._handle_batch([message for message, _future in batch])
-            except Exception as error:  # a bug here: every waiting webhook must still answer
-                log.exception("the conversation engine failed on a batch")
-                outcomes = [error] * len(batch)
-            for (_message, future), outcome in zip(batch, outcomes, strict=True):
-                if future.done():
-                    continue
-                if isinstance(outcome, BaseException):
-                    future.set_exception(outcome)
-                else:
-                    future.set_result(outcome)
+                async with self._db.session() as session, session.begin():
+                    return await self._arrive(session, attempt)
+            except Exception as error:  # the database is away: the webhook fails, retried
+                failure: BaseException = error
+        return failure
+
+    async def _run_inbox(self) -> None:
+        """The turns of a few beneficiaries from the inbox: one transaction, else each
+        alone, a failing one answered with an apology; then ``after_turn``."""
+        batch = [self._inbox.popleft() for _ in range(min(self._inbox_turns, len(self._inbox)))]
+        batch.sort(key=lambda entry: entry.identity_id)  # one lock order (stable)
+        done: list[tuple[InboundMessage, _Step]] | None = None
+        if len(batch) > 1:
+            self._telling = []
+            try:
+                async with self._db.session() as session, session.begin():
+                    done = [turn for entry in batch for turn in await self._turns(session, entry)]
+            except Exception:
+                self._untell()
+                log.info("a batch of %d turns failed: taking them one by one", len(batch))
+        if done is None:
+            done = [turn for entry in batch for turn in await self._turns_alone(entry)]
+        self._committed([step for _message, step in done])
+        for message, step in done:
+            try:
+                self._after_turn(message, step.result)
+            except Exception:
+                log.exception("after a turn on %s", message.address.channel)
+
+    async def _turns(
+        self, session: AsyncSession, entry: _Inboxed
+    ) -> list[tuple[InboundMessage, _Step]]:
+        identity = await IdentityRepository(session).lock(entry.identity_id)
+        if identity is None:
+            return []  # erased meanwhile, with what it sent
+        taken = await MessageRepository(session).claim_queued(
+            entry.identity_id, identity.user_id, entry.upto
+        )
+        now = self._clock()
+        done = []
+        for queued in taken:
+            own = entry.message if queued.id == entry.upto else None
+            message = own or queued.message
+            done.append((message, await self._turn(session, identity, queued.id, message, now)))
+        return done
+
+    async def _turns_alone(self, entry: _Inboxed) -> list[tuple[InboundMessage, _Step]]:
+        self._telling = []
+        try:
+            async with self._db.session() as session, session.begin():
+                return await self._turns(session, entry)
+        except Exception:
+            self._untell()
+            log.exception("could not take a turn from the inbox")
+        try:
+            return await self._apologise_inboxed(entry)
+        except Exception:  # the database is away: they stay stored for ``recover``
+            log.exception("a turn from the inbox left for later")
+            return []
+
+    async def _apologise_inboxed(self, entry: _Inboxed) -> list[tuple[InboundMessage, _Step]]:
+        """A turn that fails (a fault in a flow): its messages are marked received and
+        answered with an apology, nothing else changes."""
+        now = self._clock()
+        async with self._db.session() as session, session.begin():
+            messages = MessageRepository(session)
+            identity = await IdentityRepository(session).lock(entry.identity_id)
+            if identity is None:
+                return []
+            taken = await messages.claim_queued(entry.identity_id, identity.user_id, entry.upto)
+            if not taken:
+                return []
+            language = (await ConversationRepository(session).load(entry.identity_id)).language
+            apology = OutboundMessage(flows.text(language, "error.generic"), language)
+            message = taken[-1].message
+            outbox = await self._enqueue(
+                messages, entry.identity_id, message.address, [apology], now
+            )
+        return [(entry.message or message, _Step(HandleResult(replies=outbox), []))]
 
     async def _handle_batch(
         self, messages: list[InboundMessage]
@@ -374,14 +562,25 @@ class ConversationEngine:
 
     async def _step(self, session: AsyncSession, message: InboundMessage) -> _Step:
         now = self._clock()
-        channel = message.address.channel
-        messages = MessageRepository(session)
         identity = await IdentityRepository(session).get_or_create(message.address, now)
-        identity_id = _id(identity)
-        inbound_id = await messages.log_inbound(identity_id, message)
+        inbound_id = await MessageRepository(session).log_inbound(_id(identity), message)
         if inbound_id is None:
             # Stored before: only the identity's "last heard from" moved.
             return _Step(HandleResult(duplicate=True), [])
+        return await self._turn(session, identity, inbound_id, message, now)
+
+    async def _turn(
+        self,
+        session: AsyncSession,
+        identity: ChannelIdentity,
+        inbound_id: int,
+        message: InboundMessage,
+        now: datetime,
+    ) -> _Step:
+        """The stored message ``inbound_id`` through the flows, and what it leads to."""
+        identity_id = _id(identity)
+        channel = message.address.channel
+        messages = MessageRepository(session)
         conversations = ConversationRepository(session)
         state = await conversations.load(identity_id)
         if not self._senders.admit(message.address, now):
@@ -642,6 +841,17 @@ class ConversationEngine:
             apology = OutboundMessage(flows.text(language, "error.generic"), language)
             outbox = await self._enqueue(messages, identity_id, message.address, [apology], now)
         return HandleResult(replies=outbox)
+
+
+def _settle(batch: list[tuple[InboundMessage, asyncio.Future[Any]]], outcomes: list[Any]) -> None:
+    """Each waiting caller its outcome (an exception raised to it), unless it left."""
+    for (_message, future), outcome in zip(batch, outcomes, strict=True):
+        if future.done():
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
 
 
 def _storable(message: InboundMessage) -> InboundMessage:

@@ -9,7 +9,7 @@ import logging
 import resource
 import signal
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,11 @@ from storage.repositories import IdentityRepository, MessageRepository
 
 log = logging.getLogger(__name__)
 
+# On PostgreSQL, a message stored this long ago and still waiting for its turn was left
+# by a process that stopped: any process takes it (see ConversationEngine.recover).
+INBOX_RECOVERY = timedelta(seconds=30)
+# How long shutdown waits for the turns of messages already acknowledged.
+INBOX_DRAIN_SECONDS = 10.0
 # Webhook payloads are small; anything larger is refused before it is read.
 MAX_BODY_BYTES = 1024 * 1024
 # Open files kept free of held web chat polls (each holds a connection): the database,
@@ -79,6 +84,7 @@ class Tawasul:
         cluster_retry: float = RETRY_SECONDS,
     ) -> None:
         self.settings = settings
+        self._acknowledge_stored = settings.inbound.acknowledge == "stored"
         self._channel_retry_seconds = channel_retry_seconds
         self.database = database
         self.clock = clock
@@ -91,6 +97,7 @@ class Tawasul:
             followups=self.followups,
             on_followups=self._followups_changed,
             limits=InboundLimits.from_settings(settings),
+            after_turn=self._after_turn,
         )
         self.media = MediaStore(
             Path(settings.server.media_dir), database, quota=MediaQuota.of(settings), clock=clock
@@ -294,6 +301,13 @@ class Tawasul:
                 self._retries.append(asyncio.create_task(self._keep_starting(channel)))
         self.outbox.start()
         self.outbox.wake()  # whatever was pending before a restart goes out now
+        if self._acknowledge_stored:
+            # What a stopped process stored but never answered gets its turn: at once
+            # when this is the only process, else once its own process had time for it.
+            first = timedelta(0) if self.cluster is None else INBOX_RECOVERY
+            await self.engine.recover(first)
+            if self.cluster is not None:
+                self._in_background(self._recover_inbox())
         if self.cluster is not None:
             self.cluster.start()  # the scheduler starts here once this process leads
             return
@@ -321,7 +335,21 @@ class Tawasul:
                 return
             delay = min(delay * 2, 600)
 
+    async def _recover_inbox(self) -> None:
+        """Another process may stop with messages stored and unanswered: any process
+        takes them once they waited ``INBOX_RECOVERY`` (the claim keeps it to one)."""
+        while True:
+            await asyncio.sleep(INBOX_RECOVERY.total_seconds() / 2)
+            try:
+                await self.engine.recover(INBOX_RECOVERY)
+            except Exception as error:
+                log.warning("the inbox was not looked over (%s)", type(error).__name__)
+
     async def _stop(self, _app: web.Application) -> None:
+        # Turns of messages already acknowledged are taken before the outbox stops;
+        # what is left stays stored and is taken at the next start.
+        if not await self.engine.drain(INBOX_DRAIN_SECONDS):
+            log.warning("stopping with stored messages still waiting for their turn")
         if self.cluster is not None:
             await self.cluster.stop()
         await self.scheduler.stop()
@@ -339,14 +367,19 @@ class Tawasul:
             if message.media and not await self._redelivered(message):
                 # Fetched only once: a redelivery is dropped by the engine anyway.
                 message = await self.media.keep(message, channel)
-            result = await self.engine.handle(message)
-            self.dashboard.heard(message, result)  # the live handoff inbox
-            if result.replies:
-                self.outbox.wake()
-            if self.staff_group is not None:
-                self._tell_staff(self.staff_group, message, result)
+            if self._acknowledge_stored:
+                await self.engine.accept(message)  # its turn follows: _after_turn
+            else:
+                self._after_turn(message, await self.engine.handle(message))
 
         return receive
+
+    def _after_turn(self, message: InboundMessage, result: HandleResult) -> None:
+        self.dashboard.heard(message, result)  # the live handoff inbox
+        if result.replies:
+            self.outbox.wake()
+        if self.staff_group is not None:
+            self._tell_staff(self.staff_group, message, result)
 
     async def _redelivered(self, message: InboundMessage) -> bool:
         if message.platform_message_id is None:

@@ -40,6 +40,9 @@ metadata = SQLModel.metadata
 DIRECTION_IN = "in"
 DIRECTION_OUT = "out"
 MESSAGE_RECEIVED = "received"
+# Inbound, stored and acknowledged, its turn not yet taken (``inbound.acknowledge =
+# "stored"``): the engine's inbox, kept across a crash.
+MESSAGE_QUEUED = "queued"
 MESSAGE_PENDING = "pending"
 # Claimed by an outbox sender and on its way to the platform (see ``bot.outbox``).
 MESSAGE_SENDING = "sending"

@@ -14,7 +14,13 @@ from __future__ import annotations
 from storage.repositories.conversations import ConversationRepository, IdentityRepository
 from storage.repositories.followups import FollowUpRepository
 from storage.repositories.handoffs import HandoffRepository
-from storage.repositories.messages import MediaRepository, MessageRepository, OutboxItem, SentMark
+from storage.repositories.messages import (
+    MediaRepository,
+    MessageRepository,
+    OutboxItem,
+    Queued,
+    SentMark,
+)
 from storage.repositories.requests import (
     CASE_EVENT_KINDS,
     REQUIRED_ANSWERS,
@@ -46,6 +52,7 @@ __all__ = [
     "MediaRepository",
     "MessageRepository",
     "OutboxItem",
+    "Queued",
     "RatingRepository",
     "RatingRow",
     "RequestRepository",

@@ -39,6 +39,12 @@ _TOUCH_IDENTITY_LOADED = (
     .execution_options(populate_existing=True)
 )
 
+_LOCK_IDENTITY = (
+    select(ChannelIdentity)
+    .where(_IDENTITY.c.id == bindparam("identity_id"))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
 
 _LOAD_STATE = (
     select(
@@ -82,6 +88,14 @@ class IdentityRepository:
             await self._session.execute(_TOUCH_IDENTITY_LOADED, where)
         ).scalar_one()
         return created
+
+    async def lock(self, identity_id: int) -> ChannelIdentity | None:
+        """The identity, its row locked until the transaction ends (PostgreSQL; SQLite
+        has one writer): the per-beneficiary lock of a turn taken from the inbox."""
+        identity: ChannelIdentity | None = (
+            await self._session.execute(_LOCK_IDENTITY, {"identity_id": identity_id})
+        ).scalar()
+        return identity
 
     async def find(self, address: Address) -> ChannelIdentity | None:
         """The identity behind ``address`` if it ever wrote, without creating one."""

@@ -18,6 +18,8 @@ from flows.types import (
     Choice,
     ConversationState,
     InboundMessage,
+    Location,
+    Media,
     OutboundMessage,
     TemplateRef,
 )
@@ -27,6 +29,7 @@ from storage.models import (
     MESSAGE_DELIVERED,
     MESSAGE_FAILED,
     MESSAGE_PENDING,
+    MESSAGE_QUEUED,
     MESSAGE_READ,
     MESSAGE_RECEIVED,
     MESSAGE_SENDING,
@@ -205,6 +208,58 @@ def _recover_statement(keep: bool, channels: bool) -> Update:
     return statement
 
 
+# ``MessageRepository.claim_queued``: a beneficiary's inbound messages waiting for their
+# turn, up to one, taken in one statement (whoever takes them runs their turns).
+_CLAIM_QUEUED = (
+    update(_MESSAGE)
+    .where(
+        _MESSAGE.c.identity_id == bindparam("queued_identity"),
+        _MESSAGE.c.direction == DIRECTION_IN,
+        _MESSAGE.c.status == MESSAGE_QUEUED,
+        _MESSAGE.c.id <= bindparam("queued_upto"),
+    )
+    .values(status=MESSAGE_RECEIVED)
+    .returning(
+        _MESSAGE.c.id,
+        _MESSAGE.c.channel,
+        _MESSAGE.c.platform_message_id,
+        _MESSAGE.c.text,
+        _MESSAGE.c.payload,
+        _MESSAGE.c.media,
+        _MESSAGE.c.created_at,
+    )
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """An inbound message taken from the inbox for its turn: its id and the message."""
+
+    id: int
+    message: InboundMessage
+
+
+def _inbound_from_row(row: Any, user_id: str) -> InboundMessage:
+    """The message as its webhook gave it, from its stored row (the inbox after a crash)."""
+    media: list[Media] = []
+    location = None
+    for item in row.media or []:
+        if "location" in item:
+            latitude, longitude = item["location"]
+            location = Location(float(latitude), float(longitude))
+        else:
+            media.append(Media(item["url"], item["content_type"], item.get("filename")))
+    return InboundMessage(
+        address=Address(row.channel, user_id),
+        received_at=row.created_at,
+        text=row.text or "",
+        payload=row.payload,
+        media=tuple(media),
+        platform_message_id=row.platform_message_id,
+        location=location,
+    )
+
+
 class MessageRepository:
     """The message log and the outbox."""
 
@@ -224,10 +279,13 @@ class MessageRepository:
         )
         return found is not None
 
-    async def log_inbound(self, identity_id: int, message: InboundMessage) -> int | None:
+    async def log_inbound(
+        self, identity_id: int, message: InboundMessage, *, queued: bool = False
+    ) -> int | None:
         """Store an inbound message; its id, or None when the platform redelivered one
         stored before (the unique index on channel and platform id decides, in one
-        statement, whichever process stored it)."""
+        statement, whichever process stored it). ``queued``: its turn comes later
+        (``claim_queued``)."""
         media: list[dict[str, Any]] = [
             {"url": item.url, "content_type": item.content_type, "filename": item.filename}
             for item in message.media
@@ -235,7 +293,8 @@ class MessageRepository:
         if message.location:
             # A shared place is kept with the attachments, so the case file shows it.
             media.append({"location": [message.location.latitude, message.location.longitude]})
-        row = self._row(identity_id, message.address.channel, DIRECTION_IN, MESSAGE_RECEIVED)
+        status = MESSAGE_QUEUED if queued else MESSAGE_RECEIVED
+        row = self._row(identity_id, message.address.channel, DIRECTION_IN, status)
         row.update(
             platform_message_id=message.platform_message_id,
             text=message.text,
@@ -247,6 +306,36 @@ class MessageRepository:
         result = await self._session.execute(insert, row)
         message_id: int | None = result.scalar_one_or_none()
         return message_id
+
+    async def claim_queued(self, identity_id: int, user_id: str, upto: int) -> list[Queued]:
+        """The beneficiary's queued inbound messages up to id ``upto``, oldest first, now
+        marked received: the caller runs their turns in this transaction. Taking every
+        earlier one with it keeps the beneficiary's order, whichever process stored them;
+        none when another took them first."""
+        params = {"queued_identity": identity_id, "queued_upto": upto}
+        rows = (await self._session.execute(_CLAIM_QUEUED, params)).all()
+        return [
+            Queued(row.id, _inbound_from_row(row, user_id))
+            for row in sorted(rows, key=lambda row: row.id)
+        ]
+
+    async def queued_before(self, cutoff: datetime, limit: int) -> list[tuple[int, int]]:
+        """Beneficiaries with inbound messages stored before ``cutoff`` and still waiting
+        for their turn (a process stopped before it took them): identity id and the
+        newest such message's id."""
+        table = _MESSAGE
+        query = (
+            select(table.c.identity_id, func.max(table.c.id))
+            .where(
+                table.c.status == MESSAGE_QUEUED,
+                table.c.direction == DIRECTION_IN,
+                table.c.created_at < cutoff,
+            )
+            .group_by(table.c.identity_id)
+            .order_by(func.min(table.c.id))
+            .limit(limit)
+        )
+        return [(identity_id, newest) for identity_id, newest in await self._session.execute(query)]
 
     async def enqueue(
         self,
