@@ -45,7 +45,8 @@ async def conversations(driver: Driver, count: int) -> int:
     """``count`` beneficiaries through their whole scripts; the messages acknowledged."""
     before = sum(1 for s in driver.tally.samples if s.status == 200)
     tasks = await closed_loop(driver, MIX, count, recycle=False)
-    await asyncio.wait(tasks)
+    if tasks:
+        await asyncio.wait(tasks)
     await stop_tasks(driver, tasks)
     driver.stopping = False
     return sum(1 for s in driver.tally.samples if s.status == 200) - before
