@@ -8,9 +8,11 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import col
 
 from storage.models import FOLLOWUP_CANCELLED, FOLLOWUP_PENDING, FollowUp, Rating
@@ -29,6 +31,32 @@ _PLANNED = (
     "handoff_id",
     "created_at",
     "done_at",
+)
+
+
+_FOLLOWUP = FollowUp.__table__  # type: ignore[attr-defined]
+
+# The cancels, built once and run with parameters: a finished draft, a rating, a decided
+# request each run one, and building the statement cost more than running it. On the
+# table, so the session's objects of the rows are brought in line by hand (``_cancelled``).
+_CANCEL_KEYS = (
+    update(_FOLLOWUP)
+    .where(
+        _FOLLOWUP.c.key.in_(bindparam("cancel_keys", expanding=True)),
+        _FOLLOWUP.c.status == FOLLOWUP_PENDING,
+    )
+    .values(status=FOLLOWUP_CANCELLED, done_at=bindparam("cancelled_at"))
+    .returning(_FOLLOWUP.c.id, _FOLLOWUP.c.key)
+)
+_CANCEL_KINDS = (
+    update(_FOLLOWUP)
+    .where(
+        _FOLLOWUP.c.identity_id == bindparam("of_identity"),
+        _FOLLOWUP.c.kind.in_(bindparam("cancel_kinds", expanding=True)),
+        _FOLLOWUP.c.status == FOLLOWUP_PENDING,
+    )
+    .values(status=FOLLOWUP_CANCELLED, done_at=bindparam("cancelled_at"))
+    .returning(_FOLLOWUP.c.id, _FOLLOWUP.c.key)
 )
 
 
@@ -139,31 +167,30 @@ class FollowUpRepository:
         """Cancel the pending ones among ``keys``; returns the keys that were pending."""
         if not keys:
             return []
-        statement = (
-            update(FollowUp)
-            .where(col(FollowUp.key).in_(keys), col(FollowUp.status) == FOLLOWUP_PENDING)
-            .values(status=FOLLOWUP_CANCELLED, done_at=now)
-            .returning(col(FollowUp.key))
-            .execution_options(synchronize_session="fetch")
-        )
-        return builtins.list((await self._session.scalars(statement)).all())
+        return await self._cancel(_CANCEL_KEYS, {"cancel_keys": keys, "cancelled_at": now}, now)
 
     async def cancel_for(
         self, identity_id: int, kinds: builtins.list[str], now: datetime
     ) -> builtins.list[str]:
         """Cancel the identity's pending follow-ups of these kinds; returns their keys."""
-        statement = (
-            update(FollowUp)
-            .where(
-                col(FollowUp.identity_id) == identity_id,
-                col(FollowUp.kind).in_(kinds),
-                col(FollowUp.status) == FOLLOWUP_PENDING,
-            )
-            .values(status=FOLLOWUP_CANCELLED, done_at=now)
-            .returning(col(FollowUp.key))
-            .execution_options(synchronize_session="fetch")
-        )
-        return builtins.list((await self._session.scalars(statement)).all())
+        where = {"of_identity": identity_id, "cancel_kinds": kinds, "cancelled_at": now}
+        return await self._cancel(_CANCEL_KINDS, where, now)
+
+    async def _cancel(
+        self, statement: Any, parameters: dict[str, Any], now: datetime
+    ) -> builtins.list[str]:
+        """Run a cancel as the ORM's update would: the session's changes flushed first, its
+        objects of the cancelled rows updated after (as if loaded so)."""
+        session = self._session
+        if session.new or session.deleted or session.dirty:
+            await session.flush()
+        rows = (await session.execute(statement, parameters)).all()
+        for row in rows:
+            loaded = session.identity_map.get(identity_key(FollowUp, row[0]))
+            if loaded is not None:
+                set_committed_value(loaded, "status", FOLLOWUP_CANCELLED)
+                set_committed_value(loaded, "done_at", now)
+        return [row[1] for row in rows]
 
     async def pending(self, *, due_by: datetime | None = None) -> builtins.list[FollowUp]:
         """Pending follow-ups, soonest first; only those due by ``due_by`` when given."""
