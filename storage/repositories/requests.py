@@ -55,6 +55,26 @@ _SUMMARIES = (
     .where(_REQUEST.c.identity_id == bindparam("of_identity"), _REQUEST.c.reference.is_not(None))
     .order_by(_REQUEST.c.id.desc())
 )
+# Whom a sender filed for (the intake's "for whom" step reads it on each request).
+_APPLICANT_ANSWERS = (
+    select(_REQUEST.c.answers)
+    .where(_REQUEST.c.identity_id == bindparam("of_identity"), _REQUEST.c.reference.is_not(None))
+    .order_by(_REQUEST.c.id)
+)
+# An applicant found by any of the lookup hashes of their national ID (the current key's
+# and those of keys not yet rotated out), when a request is filed.
+_APPLICANT_BY_HASHES = select(Beneficiary).where(
+    col(Beneficiary.national_id_hash).in_(bindparam("hashes", expanding=True))
+)
+# Whether another identity filed for this applicant before.
+_FILED_BY_OTHER = (
+    select(_REQUEST.c.id)
+    .where(
+        _REQUEST.c.beneficiary_id == bindparam("of_beneficiary"),
+        _REQUEST.c.identity_id != bindparam("not_identity"),
+    )
+    .limit(1)
+)
 
 
 def reference_for(request_id: int) -> str:
@@ -214,16 +234,9 @@ class RequestRepository:
         first filed for, with the name as the sender last gave it: the next request may
         be for one of them again. Only this identity's own requests, never another
         sender's; an erased applicant (no name or ID left in the answers) is not there."""
-        query = (
-            select(col(SupportRequest.answers))
-            .where(
-                col(SupportRequest.identity_id) == id_of(identity),
-                col(SupportRequest.reference).is_not(None),
-            )
-            .order_by(col(SupportRequest.id))
-        )
+        found = await self._session.scalars(_APPLICANT_ANSWERS, {"of_identity": id_of(identity)})
         names: dict[str, str] = {}
-        for answers in await self._session.scalars(query):
+        for answers in found:
             name, national_id = answers.get("name"), answers.get("national_id")
             if isinstance(name, str) and name and isinstance(national_id, str) and national_id:
                 names[national_id] = name
@@ -428,8 +441,7 @@ class RequestRepository:
         national_id = answers.get("national_id") or None
         if national_id is not None:
             hashes = keys.lookup_hashes(national_id)  # rows not yet rotated match too
-            query = select(Beneficiary).where(col(Beneficiary.national_id_hash).in_(hashes))
-            found = await self._session.scalar(query)
+            found = await self._session.scalar(_APPLICANT_BY_HASHES, {"hashes": hashes})
             if found is not None:
                 return found
         beneficiary = Beneficiary(  # its lookup hashes are set as it is written
@@ -444,15 +456,8 @@ class RequestRepository:
         return beneficiary
 
     async def _filed_by_other(self, beneficiary_id: int, identity_id: int) -> bool:
-        query = (
-            select(col(SupportRequest.id))
-            .where(
-                col(SupportRequest.beneficiary_id) == beneficiary_id,
-                col(SupportRequest.identity_id) != identity_id,
-            )
-            .limit(1)
-        )
-        return await self._session.scalar(query) is not None
+        where = {"of_beneficiary": beneficiary_id, "not_identity": identity_id}
+        return await self._session.scalar(_FILED_BY_OTHER, where) is not None
 
 
 class RatingRepository:
