@@ -41,7 +41,8 @@ PTB_MEMORY = (
     "The default baseline keeps conversations in memory between PicklePersistence's "
     f"flushes (every {PTB_FLUSH_DEFAULT:g} s by default) and can lose a minute of them in a "
     "crash; the durable one writes them after every update, as Tawasul stores each "
-    "message, state and reply before it acknowledges the webhook."
+    "message before it acknowledges the webhook, and its state and reply before the "
+    "reply is sent."
 )
 
 

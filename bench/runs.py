@@ -573,7 +573,7 @@ def ptb_notes(setup: Setup, durable: bool) -> list[str]:
         return [
             "durable: the pickle written after every update (a handler in group 1 calls "
             "Application.update_persistence), the durability Tawasul gives (it stores the "
-            "message, the state and the reply before it acknowledges)"
+            "message before it acknowledges, the state and the reply before it sends it)"
         ]
     flush = setup.ptb_flush
     if flush < PTB_FLUSH_DEFAULT:

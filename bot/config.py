@@ -379,7 +379,7 @@ class InboundSettings(_Section):
     # When a webhook is answered: "answered", once the reply is stored with the message;
     # "stored", once the message is, its turn following at once from the inbox (the
     # platform's wait no longer grows with the load; a crash leaves nothing unanswered).
-    acknowledge: Literal["answered", "stored"] = "answered"
+    acknowledge: Literal["answered", "stored"] = "stored"
 
 
 class TextSettings(_Section):

@@ -100,9 +100,11 @@ class _StaffNews:
 
 # Messages stored in one transaction at most; more waiting go in the next one.
 BATCH = 64
-# Turns taken from the inbox in one transaction at most, between two passes that store
-# what arrived: a webhook waits for at most this many turns before its message is stored.
+# Beneficiaries whose turns are taken from the inbox in one transaction at most, between
+# two passes that store what arrived, and the turns one of them may take there: a webhook
+# waits for no more before its message is stored, and a flood goes round with the rest.
 INBOX_TURNS = 4
+INBOX_TURNS_EACH = 8
 # What the inbound row of a message beyond its sender's limit says (the case timeline
 # and the dashboard show it): stored, not run through the flows, not answered.
 OVER_LIMIT = "over the sender's rate limit: stored, not answered"
@@ -198,18 +200,22 @@ class SenderLimits:
         self._senders = {a: s for a, s in self._senders.items() if not rested(s)}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Inboxed:
-    """A beneficiary whose stored messages wait for their turn, up to ``upto``; the
-    message itself when this process stored it (else it is read back)."""
+    """A beneficiary whose stored messages wait for their turn, up to id ``upto``, with
+    those this process stored (the others are read back); one place in the inbox each."""
 
     identity_id: int
     upto: int
-    message: InboundMessage | None = None
+    messages: dict[int, InboundMessage] = field(default_factory=dict)
+    claimed: int = 0  # the newest message its last turns took
+    more: bool = False  # those turns took as many as one may: more of theirs may wait
 
 
 # Called once a message's turn is committed, with what became of it (inbox mode).
 AfterTurn = Callable[[InboundMessage, HandleResult], None]
+# A message stored for its turn: its sender's identity and its id.
+_Arrived = tuple[int, int]
 
 
 @dataclass(slots=True)
@@ -280,6 +286,7 @@ class ConversationEngine:
         # Inbox mode: messages to store, then the turns of those stored.
         self._arriving: list[tuple[InboundMessage, asyncio.Future[bool]]] = []
         self._inbox: deque[_Inboxed] = deque()
+        self._inboxed: dict[int, _Inboxed] = {}  # the inbox's entries, by identity
         self._after_turn = after_turn
         self._inbox_turns = inbox_turns
         self._idle = asyncio.Event()  # set while nothing is waiting
@@ -322,12 +329,14 @@ class ConversationEngine:
         cutoff = self._clock() - older_than
         async with self._db.session() as session:
             waiting = await MessageRepository(session).queued_before(cutoff, limit)
-        for identity_id, upto in waiting:
-            self._inbox.append(_Inboxed(identity_id, upto))
-        if waiting:
-            log.info("%d beneficiaries' stored messages taken for their turn", len(waiting))
+        # Those already in this inbox (a backlog) wait for their place in it.
+        taken = [(i, upto) for i, upto in waiting if i not in self._inboxed]
+        for identity_id, upto in taken:
+            self._inbox_append(identity_id, upto)
+        if taken:
+            log.info("%d beneficiaries' stored messages taken for their turn", len(taken))
             self._start_worker()
-        return len(waiting)
+        return len(taken)
 
     async def drain(self, seconds: float) -> bool:
         """Wait up to ``seconds`` for every message taken to have had its turn
@@ -337,6 +346,19 @@ class ConversationEngine:
         except TimeoutError:
             return False
         return True
+
+    def _inbox_append(
+        self, identity_id: int, upto: int, message: InboundMessage | None = None
+    ) -> None:
+        """A beneficiary's stored message(s) up to ``upto`` wait for their turn: at the
+        back of the inbox, or in the place the beneficiary already has there."""
+        entry = self._inboxed.get(identity_id)
+        if entry is None:
+            entry = self._inboxed[identity_id] = _Inboxed(identity_id, upto)
+            self._inbox.append(entry)
+        entry.upto = max(entry.upto, upto)
+        if message is not None:
+            entry.messages[upto] = message
 
     def _pending(self) -> int:
         return len(self._waiting) + len(self._arriving) + len(self._inbox)
@@ -392,24 +414,25 @@ class ConversationEngine:
         del self._arriving[: len(batch)]
         # The same lock order as every other transaction (see _handle_batch).
         batch.sort(key=lambda pair: (pair[0].address.channel, pair[0].address.user_id))
-        outcomes: list[_Inboxed | BaseException | None] = []
+        outcomes: list[_Arrived | BaseException | None] = []
         try:
             async with self._db.session() as session, session.begin():
                 outcomes = [await self._arrive(session, message) for message, _ in batch]
         except Exception:
             outcomes = [await self._arrive_alone(message) for message, _ in batch]
-        for outcome in outcomes:
-            if isinstance(outcome, _Inboxed):
-                self._inbox.append(outcome)
+        for (message, _future), outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, tuple):
+                self._inbox_append(*outcome, message)
         _settle(batch, [o if isinstance(o, BaseException) else o is not None for o in outcomes])
 
-    async def _arrive(self, session: AsyncSession, message: InboundMessage) -> _Inboxed | None:
-        identity = await IdentityRepository(session).get_or_create(message.address, self._clock())
-        identity_id = _id(identity)
+    async def _arrive(self, session: AsyncSession, message: InboundMessage) -> _Arrived | None:
+        """``message`` stored for its turn: its sender's identity and its id; None when
+        the platform had sent it before."""
+        identity_id = await IdentityRepository(session).touch(message.address, self._clock())
         stored = await MessageRepository(session).log_inbound(identity_id, message, queued=True)
-        return None if stored is None else _Inboxed(identity_id, stored, message)
+        return None if stored is None else (identity_id, stored)
 
-    async def _arrive_alone(self, message: InboundMessage) -> _Inboxed | BaseException | None:
+    async def _arrive_alone(self, message: InboundMessage) -> _Arrived | BaseException | None:
         for attempt in (message, _storable(message)):
             try:
                 async with self._db.session() as session, session.begin():
@@ -422,6 +445,8 @@ class ConversationEngine:
         """The turns of a few beneficiaries from the inbox: one transaction, else each
         alone, a failing one answered with an apology; then ``after_turn``."""
         batch = [self._inbox.popleft() for _ in range(min(self._inbox_turns, len(self._inbox)))]
+        for entry in batch:
+            del self._inboxed[entry.identity_id]
         batch.sort(key=lambda entry: entry.identity_id)  # one lock order (stable)
         done: list[tuple[InboundMessage, _Step]] | None = None
         if len(batch) > 1:
@@ -434,6 +459,11 @@ class ConversationEngine:
                 log.info("a batch of %d turns failed: taking them one by one", len(batch))
         if done is None:
             done = [turn for entry in batch for turn in await self._turns_alone(entry)]
+        for entry in batch:
+            if entry.more:  # the rest of a flood: back in the inbox, after everyone else
+                self._inbox_append(entry.identity_id, entry.upto)
+                left = {n: m for n, m in entry.messages.items() if n > entry.claimed}
+                self._inboxed[entry.identity_id].messages.update(left)
         self._committed([step for _message, step in done])
         for message, step in done:
             try:
@@ -448,13 +478,14 @@ class ConversationEngine:
         if identity is None:
             return []  # erased meanwhile, with what it sent
         taken = await MessageRepository(session).claim_queued(
-            entry.identity_id, identity.user_id, entry.upto
+            entry.identity_id, identity.user_id, entry.upto, INBOX_TURNS_EACH
         )
+        entry.more = len(taken) == INBOX_TURNS_EACH
+        entry.claimed = taken[-1].id if taken else entry.upto
         now = self._clock()
         done = []
         for queued in taken:
-            own = entry.message if queued.id == entry.upto else None
-            message = own or queued.message
+            message = entry.messages.get(queued.id) or queued.message
             done.append((message, await self._turn(session, identity, queued.id, message, now)))
         return done
 
@@ -481,16 +512,20 @@ class ConversationEngine:
             identity = await IdentityRepository(session).lock(entry.identity_id)
             if identity is None:
                 return []
-            taken = await messages.claim_queued(entry.identity_id, identity.user_id, entry.upto)
+            taken = await messages.claim_queued(
+                entry.identity_id, identity.user_id, entry.upto, INBOX_TURNS_EACH
+            )
+            entry.more = len(taken) == INBOX_TURNS_EACH
+            entry.claimed = taken[-1].id if taken else entry.upto
             if not taken:
                 return []
             language = (await ConversationRepository(session).load(entry.identity_id)).language
             apology = OutboundMessage(flows.text(language, "error.generic"), language)
-            message = taken[-1].message
+            message = entry.messages.get(taken[-1].id, taken[-1].message)
             outbox = await self._enqueue(
                 messages, entry.identity_id, message.address, [apology], now
             )
-        return [(entry.message or message, _Step(HandleResult(replies=outbox), []))]
+        return [(message, _Step(HandleResult(replies=outbox), []))]
 
     async def _handle_batch(
         self, messages: list[InboundMessage]

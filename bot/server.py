@@ -48,9 +48,9 @@ from storage.repositories import IdentityRepository, MessageRepository
 
 log = logging.getLogger(__name__)
 
-# On PostgreSQL, a message stored this long ago and still waiting for its turn was left
-# by a process that stopped: any process takes it (see ConversationEngine.recover).
-INBOX_RECOVERY = timedelta(seconds=30)
+# A message stored this long ago and still waiting for its turn was left by a process
+# that stopped, or by a turn the database failed: taken again (ConversationEngine.recover).
+INBOX_RECOVERY = timedelta(seconds=10)
 # How long shutdown waits for the turns of messages already acknowledged.
 INBOX_DRAIN_SECONDS = 10.0
 # Webhook payloads are small; anything larger is refused before it is read.
@@ -190,6 +190,8 @@ class Tawasul:
             cluster.listen(OUTBOX_CHANNEL, lambda _payload: self.outbox.wake())
             cluster.listen(LIVE_CHANNEL, live.relayed)
             live.relay_to(lambda event: self._in_background(cluster.notify(LIVE_CHANNEL, [event])))
+        # Work that runs as long as the server does (channels' start retries, the inbox
+        # sweep), cancelled at stop; ``_background`` is work that ends on its own.
         self._retries: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
 
@@ -305,9 +307,7 @@ class Tawasul:
             # What a stopped process stored but never answered gets its turn: at once
             # when this is the only process, else once its own process had time for it.
             first = timedelta(0) if self.cluster is None else INBOX_RECOVERY
-            await self.engine.recover(first)
-            if self.cluster is not None:
-                self._in_background(self._recover_inbox())
+            self._retries.append(asyncio.create_task(self._recover_inbox(first)))
         if self.cluster is not None:
             self.cluster.start()  # the scheduler starts here once this process leads
             return
@@ -335,15 +335,18 @@ class Tawasul:
                 return
             delay = min(delay * 2, 600)
 
-    async def _recover_inbox(self) -> None:
-        """Another process may stop with messages stored and unanswered: any process
-        takes them once they waited ``INBOX_RECOVERY`` (the claim keeps it to one)."""
+    async def _recover_inbox(self, first: timedelta) -> None:
+        """Messages stored and still unanswered after ``INBOX_RECOVERY`` are taken again:
+        another process stopped before their turn, or the database was away when it
+        came (the claim keeps each turn to one, whoever takes it). ``first``: at start."""
+        waited = first
         while True:
-            await asyncio.sleep(INBOX_RECOVERY.total_seconds() / 2)
             try:
-                await self.engine.recover(INBOX_RECOVERY)
-            except Exception as error:
+                await self.engine.recover(waited)
+            except Exception as error:  # the database is away: the next look finds them
                 log.warning("the inbox was not looked over (%s)", type(error).__name__)
+            await asyncio.sleep(INBOX_RECOVERY.total_seconds() / 2)
+            waited = INBOX_RECOVERY
 
     async def _stop(self, _app: web.Application) -> None:
         # Turns of messages already acknowledged are taken before the outbox stops;

@@ -16,7 +16,14 @@ from transcript import INTAKE_AR
 
 from bot.config import Settings
 from storage.db import Database
-from storage.models import DIRECTION_OUT, MESSAGE_PENDING, MESSAGE_SENDING, Message
+from storage.models import (
+    DIRECTION_IN,
+    DIRECTION_OUT,
+    MESSAGE_PENDING,
+    MESSAGE_QUEUED,
+    MESSAGE_SENDING,
+    Message,
+)
 
 ACCOUNT_SID = "AC" + "a1" * 16
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
@@ -46,19 +53,28 @@ async def count(database: Database, model: type, *where: object) -> int:
 
 
 async def settled(database: Database, *channels: str) -> None:
-    """Wait (bounded) until the outbox has sent everything queued on ``channels``.
+    """Wait (bounded) until every message stored on ``channels`` had its turn and the
+    outbox has sent everything queued on them.
 
-    A webhook is answered once its turn is stored, replies included: when nothing of
-    theirs is pending or on its way, every reply of the turn has reached the stand-in.
+    A webhook is answered once its message is stored (the inbox): when none of theirs
+    waits for its turn and no reply is pending or on its way, every reply of the turns
+    has reached the stand-in.
     """
     on_its_way = (
         col(Message.direction) == DIRECTION_OUT,
         col(Message.channel).in_(channels),
         col(Message.status).in_((MESSAGE_PENDING, MESSAGE_SENDING)),
     )
+    unanswered = (
+        col(Message.direction) == DIRECTION_IN,
+        col(Message.channel).in_(channels),
+        col(Message.status) == MESSAGE_QUEUED,
+    )
 
     async def waiting() -> int:
-        return await count(database, Message, *on_its_way)
+        return await count(database, Message, *unanswered) + await count(
+            database, Message, *on_its_way
+        )
 
     deadline = asyncio.get_running_loop().time() + 10.0
     while await waiting():
@@ -150,8 +166,8 @@ class WhatsApp:
             ACCOUNT_SID, self.prefix + self.number, self.prefix + CHARITY, text, **extra
         )
         assert await self.post(params) == 200
+        await settled(self.database, "whatsapp", "sms")  # its turn, and every reply sent
         await eventually(lambda: len(self.twilio.messages) > before, "a reply")
-        await settled(self.database, "whatsapp", "sms")  # a turn may have a second reply
         return "\n\n".join(m["Body"] for m in self.twilio.messages[before:])
 
 
@@ -172,8 +188,8 @@ class TelegramChat:
         self.update_id += 1
         before = len(self.api.calls("sendMessage"))
         assert await self.post({"update_id": self.update_id, **update}) == 200
+        await settled(self.database, "telegram")  # its turn, and every reply sent
         await eventually(lambda: len(self.api.calls("sendMessage")) > before, "a reply")
-        await settled(self.database, "telegram")
         return [call.params for call in self.api.calls("sendMessage")[before:]]
 
 

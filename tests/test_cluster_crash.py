@@ -36,6 +36,7 @@ from test_crash import (
     Sent,
     delivered,
     inbound_ids,
+    inbound_statuses,
     outbound_rows,
     telegram_update,
     whatsapp,
@@ -252,7 +253,12 @@ async def test_three_processes_lose_nothing_when_the_leader_is_killed(
                         for f in await followup_rows(url)
                         if f[1:3] == ("intake_reminder", "pending")
                     ]
-                    if rows and not waiting and all(row[3] == "sent" for row in rows):
+                    # What the killed process stored and never answered is taken by
+                    # another (after 10 s): its turns, then their replies and reminders.
+                    statuses = await inbound_statuses(url, POSTGRESQL_KEYS)
+                    unanswered = any(status == "queued" for *_m, status in statuses)
+                    sent = all(row[3] == "sent" for row in rows)
+                    if rows and not waiting and not unanswered and sent:
                         return
                     await asyncio.sleep(0.5)
 

@@ -27,7 +27,7 @@ from transcript import INTAKE_AR
 
 import flows
 from bot.config import Settings
-from bot.engine import ConversationEngine, HandleResult, InboundLimits
+from bot.engine import INBOX_TURNS_EACH, ConversationEngine, HandleResult, InboundLimits
 from bot.server import Tawasul
 from flows.types import Address, InboundMessage, Transition, Turn
 from handlers.base import Overloaded
@@ -249,4 +249,19 @@ async def test_a_restart_answers_what_was_stored_and_never_answered(
     bodies = [m["Body"] for m in twilio.messages]
     assert "١- طلب دعم جديد" in bodies[0]  # the menu, then the privacy notice, in order
     assert "لدراسة طلبك فقط" in bodies[-1]
+    assert set(await inbound_statuses(database)) == {"received"}
+
+
+async def test_a_flood_goes_round_with_everyone_else(database: Database) -> None:
+    turns = Turns()
+    engine = engine_for(database, turns)
+    flooder, neighbour = "+966550000021", "+966550000022"
+    texts = [f"رسالة {n}" for n in range(5 * INBOX_TURNS_EACH)]
+    await asyncio.gather(*(engine.accept(message(flooder, t, n)) for n, t in enumerate(texts)))
+    assert await engine.accept(message(neighbour, "مرحبا", 0))
+    assert await engine.drain(30)
+    order = [who for who, _result in turns.results]
+    # The neighbour waited for a round of the flood, not for all of it.
+    assert order.index(neighbour) <= 2 * INBOX_TURNS_EACH
+    assert turns.seen[flooder] == texts  # the flood's own order kept, none lost or twice
     assert set(await inbound_statuses(database)) == {"received"}

@@ -10,6 +10,7 @@ from sqlmodel import col
 
 from flows.types import Address, ConversationState
 from storage.models import ChannelIdentity
+from storage.models import id_of as _id
 from storage.repositories._shared import _CONVERSATION, _hot, _insert, _language, _plain
 
 _IDENTITY = ChannelIdentity.__table__  # type: ignore[attr-defined]
@@ -19,15 +20,16 @@ _IDENTITY = ChannelIdentity.__table__  # type: ignore[attr-defined]
 # also locks the row until the transaction ends: the engine's per-beneficiary lock,
 # taken before anything of theirs is read, so that two processes given two messages of
 # one beneficiary at once handle them one after the other (SQLite has one writer).
-_TOUCH_IDENTITY = (
+_TOUCH = (
     update(_IDENTITY)
     .where(
         _IDENTITY.c.channel == bindparam("at_channel"),
         _IDENTITY.c.user_id == bindparam("at_user_id"),
     )
     .values(last_inbound_at=bindparam("at_now"), unreachable=False)
-    .returning(*_IDENTITY.c)
 )
+_TOUCH_IDENTITY = _TOUCH.returning(*_IDENTITY.c)
+_TOUCH_IDENTITY_ID = _TOUCH.returning(_IDENTITY.c.id)
 
 # The same, its row loaded by the ORM as the session's object for the identity (no
 # second query, no constructor or merge: an object built and merged by hand cost more
@@ -88,6 +90,15 @@ class IdentityRepository:
             await self._session.execute(_TOUCH_IDENTITY_LOADED, where)
         ).scalar_one()
         return created
+
+    async def touch(self, address: Address, now: datetime) -> int:
+        """``get_or_create``'s id alone, without loading the identity (storing a message
+        for the inbox needs no more)."""
+        where = {"at_channel": address.channel, "at_user_id": address.user_id, "at_now": now}
+        found: int | None = (await self._session.execute(_TOUCH_IDENTITY_ID, where)).scalar()
+        if found is not None:
+            return found
+        return _id(await self.get_or_create(address, now))
 
     async def lock(self, identity_id: int) -> ChannelIdentity | None:
         """The identity, its row locked until the transaction ends (PostgreSQL; SQLite

@@ -213,10 +213,19 @@ def _recover_statement(keep: bool, channels: bool) -> Update:
 _CLAIM_QUEUED = (
     update(_MESSAGE)
     .where(
-        _MESSAGE.c.identity_id == bindparam("queued_identity"),
-        _MESSAGE.c.direction == DIRECTION_IN,
+        _MESSAGE.c.id.in_(
+            select(_MESSAGE.c.id)
+            .where(
+                _MESSAGE.c.identity_id == bindparam("queued_identity"),
+                _MESSAGE.c.direction == DIRECTION_IN,
+                _MESSAGE.c.status == MESSAGE_QUEUED,
+                _MESSAGE.c.id <= bindparam("queued_upto"),
+            )
+            .order_by(_MESSAGE.c.id)
+            .limit(bindparam("queued_limit", type_=Integer))
+            .scalar_subquery()
+        ),
         _MESSAGE.c.status == MESSAGE_QUEUED,
-        _MESSAGE.c.id <= bindparam("queued_upto"),
     )
     .values(status=MESSAGE_RECEIVED)
     .returning(
@@ -307,12 +316,14 @@ class MessageRepository:
         message_id: int | None = result.scalar_one_or_none()
         return message_id
 
-    async def claim_queued(self, identity_id: int, user_id: str, upto: int) -> list[Queued]:
-        """The beneficiary's queued inbound messages up to id ``upto``, oldest first, now
-        marked received: the caller runs their turns in this transaction. Taking every
-        earlier one with it keeps the beneficiary's order, whichever process stored them;
-        none when another took them first."""
-        params = {"queued_identity": identity_id, "queued_upto": upto}
+    async def claim_queued(
+        self, identity_id: int, user_id: str, upto: int, limit: int
+    ) -> list[Queued]:
+        """The beneficiary's oldest ``limit`` queued inbound messages up to id ``upto``,
+        oldest first, now marked received: the caller runs their turns in this
+        transaction (under the identity's lock). Taking the oldest first keeps the
+        beneficiary's order, whichever process stored them; none when another took them."""
+        params = {"queued_identity": identity_id, "queued_upto": upto, "queued_limit": limit}
         rows = (await self._session.execute(_CLAIM_QUEUED, params)).all()
         return [
             Queued(row.id, _inbound_from_row(row, user_id))
