@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import logging
 import re
@@ -27,7 +28,7 @@ from telegram import (
 from telegram.error import TelegramError, TimedOut
 
 from flows.render import as_plain_text
-from flows.types import Address, Media, OutboundMessage
+from flows.types import Address, Choice, Media, OutboundMessage
 from handlers.base import (
     MAX_MEDIA_BYTES,
     BadBody,
@@ -390,17 +391,27 @@ def _keyboard(message: OutboundMessage) -> InlineKeyboardMarkup | ReplyKeyboardM
     choices = message.choices
     if not choices:
         return None
-    if message.inline:
-        if all(0 < len(c.payload.encode()) <= MAX_CALLBACK_DATA_BYTES for c in choices):
-            buttons = [InlineKeyboardButton(c.label, callback_data=c.payload) for c in choices]
-            return InlineKeyboardMarkup(
-                [
-                    buttons[start : start + INLINE_ROW_SIZE]
-                    for start in range(0, len(buttons), INLINE_ROW_SIZE)
-                ]
-            )
+    inline = message.inline
+    if inline and not all(0 < len(c.payload.encode()) <= MAX_CALLBACK_DATA_BYTES for c in choices):
         # A tapped reply-keyboard button sends its label, which the flows accept too.
         log.warning("telegram: a choice payload exceeds 64 bytes; sending a reply keyboard")
+        inline = False
+    return _markup(choices, inline=inline)
+
+
+# The flows offer the same few choice lists over and over (the menu, yes/no, the
+# ratings), and PTB's objects cost more to build than to send: each is built once. They
+# are frozen once built, and sending only reads them. A label may be a name the sender
+# gave ("for whom"): kept in memory only, as the messages being sent are, and pushed out
+# by newer keyboards.
+@functools.lru_cache(maxsize=256)
+def _markup(
+    choices: tuple[Choice, ...], *, inline: bool
+) -> InlineKeyboardMarkup | ReplyKeyboardMarkup:
+    if inline:
+        buttons = [InlineKeyboardButton(c.label, callback_data=c.payload) for c in choices]
+        rows = range(0, len(buttons), INLINE_ROW_SIZE)
+        return InlineKeyboardMarkup([buttons[start : start + INLINE_ROW_SIZE] for start in rows])
     return ReplyKeyboardMarkup(
         [[KeyboardButton(c.label)] for c in choices],
         resize_keyboard=True,
