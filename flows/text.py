@@ -73,19 +73,24 @@ def phrase(s: str) -> str:
     return " ".join(words(s))
 
 
-def _same_word(token: str, word: str) -> bool:
-    return any(token == prefix + word for prefix in _PROCLITICS)
+@functools.lru_cache(maxsize=4096)
+def _forms(word: str) -> frozenset[str]:
+    # The word with each particle it may carry; asked for the keywords on every message.
+    return frozenset(prefix + word for prefix in _PROCLITICS)
 
 
 def contains_phrase(tokens: Sequence[str], target: Sequence[str]) -> bool:
     """Whether ``target`` words occur in a row in ``tokens`` (first one may carry a particle)."""
     if not target or len(target) > len(tokens):
         return False
-    last = len(tokens) - len(target)
+    forms = _forms(target[0])
+    if len(target) == 1:
+        return any(token in forms for token in tokens)
+    rest = tuple(target[1:])
+    size = len(target)
     return any(
-        _same_word(tokens[i], target[0])
-        and tuple(tokens[i + 1 : i + len(target)]) == tuple(target[1:])
-        for i in range(last + 1)
+        tokens[i] in forms and tuple(tokens[i + 1 : i + size]) == rest
+        for i in range(len(tokens) - size + 1)
     )
 
 
