@@ -24,7 +24,10 @@ from twilio.base.exceptions import (  # type: ignore[import-untyped]
 )
 from twilio.http.async_http_client import AsyncTwilioHttpClient  # type: ignore[import-untyped]
 from twilio.http.response import Response as TwilioResponse  # type: ignore[import-untyped]
-from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
+from twilio.request_validator import (  # type: ignore[import-untyped]
+    RequestValidator,
+    compare,
+)
 from twilio.rest import Client  # type: ignore[import-untyped]
 
 from flows.render import as_plain_text, split_text
@@ -302,10 +305,19 @@ class TwilioChannel:
         form = MultiDictProxy(MultiDict(pairs))
         signature = request.headers.get("X-Twilio-Signature", "")
         url = self._public_url + request.raw_path
-        if not signature or not self._validator.validate(url, form, signature):
+        if not signature or not self._signed(url, form, signature):
             logger.warning("webhook %s refused: bad or missing signature", request.path)
             raise web.HTTPForbidden(text="invalid signature")
         return form
+
+    def _signed(self, url: str, form: MultiDictProxy[str], signature: str) -> bool:
+        """Whether Twilio signed ``form`` at ``url``. The URL as Twilio was given it first
+        (one HMAC, constant-time compared); only when that fails the library's check,
+        which computes it twice more (the URL with and without its port)."""
+        expected = self._validator.compute_signature(url, form)
+        return bool(compare(expected, signature)) or bool(
+            self._validator.validate(url, form, signature)
+        )
 
     # --- sending ---
 
