@@ -38,6 +38,11 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--beneficiaries", type=int, default=300, help="measured (300)")
     parser.add_argument("--warmup", type=int, default=30, help="unmeasured first (30)")
     parser.add_argument("--think", type=float, default=0.5, help="seconds between turns (0.5)")
+    parser.add_argument(
+        "--acknowledge",
+        choices=("stored", "answered"),
+        help="inbound.acknowledge for the server (its default otherwise)",
+    )
     parser.add_argument("--profile", action="store_true", help="sample the server with py-spy")
     parser.add_argument("--top", type=int, default=25, help="functions listed per table (25)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
@@ -68,7 +73,8 @@ async def measure(options: argparse.Namespace, workdir: Path) -> int:
         conversations_rate=0.0,
         jobs=0,
     )
-    async with running(setup, "cpu", TAWASUL) as (servers, target, recorder, _url):
+    extra = {"inbound": {"acknowledge": options.acknowledge}} if options.acknowledge else None
+    async with running(setup, "cpu", TAWASUL, extra) as (servers, target, recorder, _url):
         server = servers.members[0]
         async with Driver(target, recorder, think=options.think) as driver:
             await conversations(driver, options.warmup)
