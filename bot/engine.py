@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import unicodedata
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -100,10 +101,14 @@ class _StaffNews:
 
 # Messages stored in one transaction at most; more waiting go in the next one.
 BATCH = 64
-# Beneficiaries whose turns are taken from the inbox in one transaction at most, between
-# two passes that store what arrived, and the turns one of them may take there: a webhook
-# waits for no more before its message is stored, and a flood goes round with the rest.
-INBOX_TURNS = 4
+# Turns are taken from the inbox in transactions of at most BATCH beneficiaries that end
+# once this many seconds have passed, between two passes that store what arrived: a
+# webhook waits for no more before its message is stored. Fewer, larger transactions cost
+# less a message (the commit, and the outbox's pass after each).
+INBOX_SECONDS = 0.025
+# Arrivals this few, with no one waiting for a turn, are stored with their turns.
+INBOX_TOGETHER = 8
+# Turns one beneficiary may take in one of them: a flood goes round with everyone else.
 INBOX_TURNS_EACH = 8
 # What the inbound row of a message beyond its sender's limit says (the case timeline
 # and the dashboard show it): stored, not run through the flows, not answered.
@@ -270,7 +275,7 @@ class ConversationEngine:
         knowledge: KnowledgeSource | None = None,
         limits: InboundLimits | None = None,
         after_turn: AfterTurn = lambda _message, _result: None,
-        inbox_turns: int = INBOX_TURNS,
+        inbox_seconds: float = INBOX_SECONDS,
     ) -> None:
         self._db = database
         self._settings = settings
@@ -288,7 +293,7 @@ class ConversationEngine:
         self._inbox: deque[_Inboxed] = deque()
         self._inboxed: dict[int, _Inboxed] = {}  # the inbox's entries, by identity
         self._after_turn = after_turn
-        self._inbox_turns = inbox_turns
+        self._inbox_seconds = inbox_seconds
         self._idle = asyncio.Event()  # set while nothing is waiting
         self._idle.set()
         self._worker: asyncio.Task[None] | None = None
@@ -387,8 +392,12 @@ class ConversationEngine:
 
     async def _work(self) -> None:
         while self._pending():
-            # What arrived is stored first: its webhook waits for no one's turn.
-            if self._arriving:
+            # What arrived is stored first: its webhook waits for no one's turn. With no
+            # one waiting, a few arrivals take their turns in the same transaction (one
+            # commit, one outbox pass), as cheap as it gets and still a short wait.
+            if self._arriving and not self._inbox and len(self._arriving) <= INBOX_TOGETHER:
+                await self._store_and_answer()
+            elif self._arriving:
                 await self._store_arrivals()
             if self._inbox:
                 await self._run_inbox()
@@ -407,6 +416,23 @@ class ConversationEngine:
             log.exception("the conversation engine failed on a batch")
             outcomes = [error] * len(batch)
         _settle(batch, outcomes)
+
+    async def _store_and_answer(self) -> None:
+        """What arrived, stored with its turns (as ``handle`` does), then ``after_turn``."""
+        batch, self._arriving = self._arriving, []
+        messages = [message for message, _future in batch]
+        try:
+            outcomes = await self._handle_batch(messages)
+        except Exception as error:  # a bug here: every waiting webhook must still answer
+            log.exception("the conversation engine failed on a batch")
+            outcomes = [error] * len(batch)
+        _settle(batch, [o if isinstance(o, BaseException) else not o.duplicate for o in outcomes])
+        for message, outcome in zip(messages, outcomes, strict=True):
+            if isinstance(outcome, HandleResult) and not outcome.duplicate:
+                try:
+                    self._after_turn(message, outcome)
+                except Exception:
+                    log.exception("after a turn on %s", message.address.channel)
 
     async def _store_arrivals(self) -> None:
         """Store what arrived (one transaction, one by one if it fails); into the inbox."""
@@ -442,9 +468,10 @@ class ConversationEngine:
         return failure
 
     async def _run_inbox(self) -> None:
-        """The turns of a few beneficiaries from the inbox: one transaction, else each
-        alone, a failing one answered with an apology; then ``after_turn``."""
-        batch = [self._inbox.popleft() for _ in range(min(self._inbox_turns, len(self._inbox)))]
+        """Turns from the inbox in one transaction (else each alone, a failing one
+        answered with an apology), then ``after_turn``. The transaction ends after about
+        ``INBOX_SECONDS`` of turns; the beneficiaries it did not reach keep their place."""
+        batch = [self._inbox.popleft() for _ in range(min(self._batch, len(self._inbox)))]
         for entry in batch:
             del self._inboxed[entry.identity_id]
         batch.sort(key=lambda entry: entry.identity_id)  # one lock order (stable)
@@ -453,10 +480,22 @@ class ConversationEngine:
             self._telling = []
             try:
                 async with self._db.session() as session, session.begin():
-                    done = [turn for entry in batch for turn in await self._turns(session, entry)]
+                    # From when the database is this transaction's (it may wait for it).
+                    deadline = time.perf_counter() + self._inbox_seconds
+                    done = []
+                    reached = 0
+                    for entry in batch:
+                        reached += 1
+                        done += await self._turns(session, entry)
+                        if time.perf_counter() > deadline:
+                            break
             except Exception:
                 self._untell()
+                done = None
                 log.info("a batch of %d turns failed: taking them one by one", len(batch))
+            else:
+                self._inbox_return(batch[reached:])
+                del batch[reached:]
         if done is None:
             done = [turn for entry in batch for turn in await self._turns_alone(entry)]
         for entry in batch:
@@ -471,6 +510,17 @@ class ConversationEngine:
             except Exception:
                 log.exception("after a turn on %s", message.address.channel)
 
+    def _inbox_return(self, entries: list[_Inboxed]) -> None:
+        """Entries a transaction did not reach: back at the front, in their order."""
+        for entry in reversed(entries):
+            merged = self._inboxed.get(entry.identity_id)
+            if merged is not None:  # taken in again meanwhile (``recover``)
+                self._inbox.remove(merged)
+                entry.upto = max(entry.upto, merged.upto)
+                entry.messages.update(merged.messages)
+            self._inbox.appendleft(entry)
+            self._inboxed[entry.identity_id] = entry
+
     async def _turns(
         self, session: AsyncSession, entry: _Inboxed
     ) -> list[tuple[InboundMessage, _Step]]:
@@ -478,14 +528,14 @@ class ConversationEngine:
         if identity is None:
             return []  # erased meanwhile, with what it sent
         taken = await MessageRepository(session).claim_queued(
-            entry.identity_id, identity.user_id, entry.upto, INBOX_TURNS_EACH
+            entry.identity_id, identity.user_id, entry.upto, INBOX_TURNS_EACH, entry.messages
         )
         entry.more = len(taken) == INBOX_TURNS_EACH
         entry.claimed = taken[-1].id if taken else entry.upto
         now = self._clock()
         done = []
         for queued in taken:
-            message = entry.messages.get(queued.id) or queued.message
+            message = queued.message
             done.append((message, await self._turn(session, identity, queued.id, message, now)))
         return done
 
@@ -513,7 +563,7 @@ class ConversationEngine:
             if identity is None:
                 return []
             taken = await messages.claim_queued(
-                entry.identity_id, identity.user_id, entry.upto, INBOX_TURNS_EACH
+                entry.identity_id, identity.user_id, entry.upto, INBOX_TURNS_EACH, entry.messages
             )
             entry.more = len(taken) == INBOX_TURNS_EACH
             entry.claimed = taken[-1].id if taken else entry.upto
@@ -521,7 +571,7 @@ class ConversationEngine:
                 return []
             language = (await ConversationRepository(session).load(entry.identity_id)).language
             apology = OutboundMessage(flows.text(language, "error.generic"), language)
-            message = entry.messages.get(taken[-1].id, taken[-1].message)
+            message = taken[-1].message
             outbox = await self._enqueue(
                 messages, entry.identity_id, message.address, [apology], now
             )

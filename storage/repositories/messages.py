@@ -228,16 +228,19 @@ _CLAIM_QUEUED = (
         _MESSAGE.c.status == MESSAGE_QUEUED,
     )
     .values(status=MESSAGE_RECEIVED)
-    .returning(
-        _MESSAGE.c.id,
-        _MESSAGE.c.channel,
-        _MESSAGE.c.platform_message_id,
-        _MESSAGE.c.text,
-        _MESSAGE.c.payload,
-        _MESSAGE.c.media,
-        _MESSAGE.c.created_at,
-    )
+    .returning(_MESSAGE.c.id)
 )
+# The messages the claim took that the caller does not hold (stored by another process,
+# or before a restart): read back, decrypted.
+_READ_INBOUND = select(
+    _MESSAGE.c.id,
+    _MESSAGE.c.channel,
+    _MESSAGE.c.platform_message_id,
+    _MESSAGE.c.text,
+    _MESSAGE.c.payload,
+    _MESSAGE.c.media,
+    _MESSAGE.c.created_at,
+).where(_MESSAGE.c.id.in_(bindparam("read_ids", expanding=True)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,18 +320,26 @@ class MessageRepository:
         return message_id
 
     async def claim_queued(
-        self, identity_id: int, user_id: str, upto: int, limit: int
+        self,
+        identity_id: int,
+        user_id: str,
+        upto: int,
+        limit: int,
+        held: Mapping[int, InboundMessage],
     ) -> list[Queued]:
         """The beneficiary's oldest ``limit`` queued inbound messages up to id ``upto``,
         oldest first, now marked received: the caller runs their turns in this
         transaction (under the identity's lock). Taking the oldest first keeps the
-        beneficiary's order, whichever process stored them; none when another took them."""
+        beneficiary's order, whichever process stored them; none when another took them.
+        ``held``: those the caller has in hand, by id (the others are read back)."""
         params = {"queued_identity": identity_id, "queued_upto": upto, "queued_limit": limit}
-        rows = (await self._session.execute(_CLAIM_QUEUED, params)).all()
-        return [
-            Queued(row.id, _inbound_from_row(row, user_id))
-            for row in sorted(rows, key=lambda row: row.id)
-        ]
+        ids = sorted((await self._session.execute(_CLAIM_QUEUED, params)).scalars())
+        missing = [n for n in ids if n not in held]
+        read = {}
+        if missing:
+            rows = await self._session.execute(_READ_INBOUND, {"read_ids": missing})
+            read = {row.id: _inbound_from_row(row, user_id) for row in rows}
+        return [Queued(n, held[n] if n in held else read[n]) for n in ids]
 
     async def queued_before(self, cutoff: datetime, limit: int) -> list[tuple[int, int]]:
         """Beneficiaries with inbound messages stored before ``cutoff`` and still waiting
