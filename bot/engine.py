@@ -292,6 +292,7 @@ class ConversationEngine:
         self._arriving: list[tuple[InboundMessage, asyncio.Future[bool]]] = []
         self._inbox: deque[_Inboxed] = deque()
         self._inboxed: dict[int, _Inboxed] = {}  # the inbox's entries, by identity
+        self._overflow = False  # messages stored while the inbox was full wait in the database
         self._after_turn = after_turn
         self._inbox_seconds = inbox_seconds
         self._idle = asyncio.Event()  # set while nothing is waiting
@@ -366,7 +367,8 @@ class ConversationEngine:
             entry.messages[upto] = message
 
     def _pending(self) -> int:
-        return len(self._waiting) + len(self._arriving) + len(self._inbox)
+        """What waits to be stored: the bound on webhooks (the inbox has its own)."""
+        return len(self._waiting) + len(self._arriving)
 
     def _start_worker(self) -> None:
         self._idle.clear()
@@ -391,16 +393,22 @@ class ConversationEngine:
                 continue
 
     async def _work(self) -> None:
-        while self._pending():
+        while self._pending() or self._inbox or self._overflow:
             # What arrived is stored first: its webhook waits for no one's turn. With no
             # one waiting, a few arrivals take their turns in the same transaction (one
             # commit, one outbox pass), as cheap as it gets and still a short wait.
-            if self._arriving and not self._inbox and len(self._arriving) <= INBOX_TOGETHER:
+            quiet = not (self._inbox or self._overflow)
+            if self._arriving and quiet and len(self._arriving) <= INBOX_TOGETHER:
                 await self._store_and_answer()
-            elif self._arriving:
+            if self._arriving:
                 await self._store_arrivals()
             if self._inbox:
                 await self._run_inbox()
+            if self._overflow and len(self._inbox) < self._limits.queue_limit // 2:
+                # Stored beyond the inbox's room: taken from the database, oldest first.
+                self._overflow = False
+                room = self._limits.queue_limit - len(self._inbox)
+                await self.recover(timedelta(0), limit=room)
             if self._waiting:
                 await self._run_waiting()
             self._room.set()
@@ -418,28 +426,41 @@ class ConversationEngine:
         _settle(batch, outcomes)
 
     async def _store_and_answer(self) -> None:
-        """What arrived, stored with its turns (as ``handle`` does), then ``after_turn``."""
-        batch, self._arriving = self._arriving, []
-        messages = [message for message, _future in batch]
+        """What arrived, stored and taken from the inbox in one transaction (the claim
+        still takes any older message of the sender first), then ``after_turn``; when
+        that fails, stored as usual, their turns to follow."""
+        batch = self._take_arrivals()
+        self._telling = []
         try:
-            outcomes = await self._handle_batch(messages)
-        except Exception as error:  # a bug here: every waiting webhook must still answer
-            log.exception("the conversation engine failed on a batch")
-            outcomes = [error] * len(batch)
-        _settle(batch, [o if isinstance(o, BaseException) else not o.duplicate for o in outcomes])
-        for message, outcome in zip(messages, outcomes, strict=True):
-            if isinstance(outcome, HandleResult) and not outcome.duplicate:
-                try:
-                    self._after_turn(message, outcome)
-                except Exception:
-                    log.exception("after a turn on %s", message.address.channel)
+            async with self._db.session() as session, session.begin():
+                arrived = [await self._arrive(session, message) for message, _ in batch]
+                entries = [
+                    _Inboxed(*outcome, {outcome[1]: message})
+                    for (message, _future), outcome in zip(batch, arrived, strict=True)
+                    if outcome is not None
+                ]
+                done = [turn for entry in entries for turn in await self._turns(session, entry)]
+        except Exception:
+            self._untell()
+            log.info("%d arrivals and their turns failed: stored first", len(batch))
+            await self._store(batch)
+            return
+        _settle(batch, [outcome is not None for outcome in arrived])
+        self._after(entries, done)
 
     async def _store_arrivals(self) -> None:
-        """Store what arrived (one transaction, one by one if it fails); into the inbox."""
+        await self._store(self._take_arrivals())
+
+    def _take_arrivals(self) -> list[tuple[InboundMessage, asyncio.Future[bool]]]:
         batch = self._arriving[: self._batch]
         del self._arriving[: len(batch)]
         # The same lock order as every other transaction (see _handle_batch).
         batch.sort(key=lambda pair: (pair[0].address.channel, pair[0].address.user_id))
+        return batch
+
+    async def _store(self, batch: list[tuple[InboundMessage, asyncio.Future[bool]]]) -> None:
+        """Store what arrived (one transaction, one by one if it fails); into the inbox
+        while it has room (the rest is taken from the database once it has)."""
         outcomes: list[_Arrived | BaseException | None] = []
         try:
             async with self._db.session() as session, session.begin():
@@ -447,8 +468,12 @@ class ConversationEngine:
         except Exception:
             outcomes = [await self._arrive_alone(message) for message, _ in batch]
         for (message, _future), outcome in zip(batch, outcomes, strict=True):
-            if isinstance(outcome, tuple):
+            if not isinstance(outcome, tuple):
+                continue
+            if len(self._inbox) < self._limits.queue_limit or outcome[0] in self._inboxed:
                 self._inbox_append(*outcome, message)
+            else:
+                self._overflow = True
         _settle(batch, [o if isinstance(o, BaseException) else o is not None for o in outcomes])
 
     async def _arrive(self, session: AsyncSession, message: InboundMessage) -> _Arrived | None:
@@ -498,8 +523,13 @@ class ConversationEngine:
                 del batch[reached:]
         if done is None:
             done = [turn for entry in batch for turn in await self._turns_alone(entry)]
-        for entry in batch:
-            if entry.more:  # the rest of a flood: back in the inbox, after everyone else
+        self._after(batch, done)
+
+    def _after(self, entries: list[_Inboxed], done: list[tuple[InboundMessage, _Step]]) -> None:
+        """Committed: the rest of a flood back in the inbox (after everyone else), the
+        follow-ups' jobs, ``after_turn``."""
+        for entry in entries:
+            if entry.more:
                 self._inbox_append(entry.identity_id, entry.upto)
                 left = {n: m for n, m in entry.messages.items() if n > entry.claimed}
                 self._inboxed[entry.identity_id].messages.update(left)

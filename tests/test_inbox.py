@@ -265,3 +265,23 @@ async def test_a_flood_goes_round_with_everyone_else(database: Database) -> None
     assert order.index(neighbour) <= 2 * INBOX_TURNS_EACH
     assert turns.seen[flooder] == texts  # the flood's own order kept, none lost or twice
     assert set(await inbound_statuses(database)) == {"received"}
+
+
+async def test_stored_beyond_the_inboxs_room_they_are_answered_from_the_database(
+    database: Database,
+) -> None:
+    turns = Turns()
+    limits = InboundLimits(queue_limit=2, queue_wait=30.0)
+    engine = engine_for(database, turns, limits=limits)
+    users = [f"+9665500002{n:02d}" for n in range(12)]
+    lines = INTAKE_AR[:3]
+
+    async def write(user: str) -> list[bool]:
+        return [await engine.accept(message(user, line, n)) for n, line in enumerate(lines)]
+
+    # 36 messages, at most two beneficiaries in memory: the others wait in the database.
+    assert all(all(flags) for flags in await asyncio.gather(*(write(u) for u in users)))
+    assert await engine.drain(30)
+    for user in users:
+        assert turns.seen[user] == list(lines)  # each answered once, in order
+    assert set(await inbound_statuses(database)) == {"received"}
