@@ -25,9 +25,10 @@ Runs (each with its own server and a fresh database):
                  (acks only: it sends no replies)
   mixed          Tawasul, the same load: its maximum sustained throughput
   latency        Tawasul, open loop at a fixed rate (300 msg/s)
-  telegram       Tawasul, closed loop stepped up, Telegram only
-  ptb            bench/ptb_baseline.py, the same Telegram load; PicklePersistence flushed
-                 every 60 s, or often enough for two flushes in each measured window
+  telegram       Tawasul, closed loop stepped up, Telegram only, in windows of at least
+                 150 s (two of PicklePersistence's flushes at PTB's default 60 s)
+  ptb            bench/ptb_baseline.py, the same Telegram load and windows;
+                 PicklePersistence flushed every 60 s (more often with --quick)
   ptb_durable    the same, its pickle written after every update (Tawasul's durability)
   conversations  10,000 beneficiaries left mid-intake: the server's peak memory
   scheduler      bench/scheduler_scale.py: 100,000 pending follow-ups

@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -81,6 +81,13 @@ class Setup:
         """Seconds between PicklePersistence's writes: PTB's 60 s, or less so that a
         measured window includes at least two of them."""
         return min(PTB_FLUSH_DEFAULT, self.duration / FLUSHES_PER_WINDOW)
+
+    def against_ptb(self) -> Setup:
+        """The Telegram runs' setup: windows long enough for two of PicklePersistence's
+        flushes at PTB's default interval (150 s), unless a quick run."""
+        if self.quick:
+            return self
+        return replace(self, duration=max(self.duration, FLUSHES_PER_WINDOW * PTB_FLUSH_DEFAULT))
 
     @property
     def warmup(self) -> float:
@@ -619,6 +626,8 @@ async def run_one(setup: Setup, name: str) -> RunResult | dict[str, float] | Fai
             f"open loop at {setup.latency_rate:g} msg/s, half WhatsApp half Telegram",
             lambda d: paced(setup, d, "mixed", setup.latency_rate),
         )
+    if name in ("telegram", "ptb", "ptb_durable"):
+        setup = setup.against_ptb()
     if name == "telegram":
         return await measure(
             setup,
