@@ -248,18 +248,20 @@ class ConversationEngine:
     once the message itself is stored (``queued``), so the platform is acknowledged
     at once whatever the load; its turn follows from the inbox, in the order each
     beneficiary wrote, and ``after_turn`` is told of it. What a crash leaves in the
-    inbox is taken again by ``recover`` (at start, and on PostgreSQL by any process
-    once it has waited long enough): the claim that marks a message received is in its
-    turn's transaction, so each is answered once, whichever process takes it.
+    inbox is taken again by ``recover`` (at start, then by any process once it has
+    waited long enough): the claim that marks a message received is in its turn's
+    transaction, so each is answered once, whichever process takes it.
 
     Limits (issue 11): a sender beyond ``limits`` (``SenderLimits``) has what they send
     stored, marked ``OVER_LIMIT`` and relayed into an open handoff, but not run through
     the flows; the first such message gets one polite answer (``limit.slow_down``).
-    Waiting messages are bounded by ``limits.queue_limit``: beyond it ``handle`` waits
-    up to ``limits.queue_wait`` for room, then raises ``Overloaded`` (the webhook
-    answers 503 with Retry-After). A message that fails even alone (a poison message)
-    is stored with an apology and remembered: if its platform sends it again, it is
-    handled alone, never again in a batch it could roll back.
+    Messages waiting to be stored are bounded by ``limits.queue_limit``: beyond it
+    ``handle`` and ``accept`` wait up to ``limits.queue_wait`` for room, then raise
+    ``Overloaded`` (the webhook answers 503 with Retry-After). The inbox keeps as many
+    beneficiaries in memory at most; the rest wait in the database. A message that
+    fails even alone (a poison message) is stored with an apology and remembered: if its
+    platform sends it again, it is handled alone, never again in a batch it could roll
+    back.
     """
 
     def __init__(

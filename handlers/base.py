@@ -25,10 +25,11 @@ from flows.types import (
 
 log = logging.getLogger(__name__)
 
-# Given to a channel by the server: stores the message and its replies (one transaction)
-# and returns when they are safe, so the channel may acknowledge the platform only then.
-# It raises when they could not be stored; the channel then answers 5xx so the platform
-# sends the message again.
+# Given to a channel by the server: stores the message (with inbound.acknowledge =
+# "answered", its replies too, in one transaction) and returns when it is safe, so the
+# channel may acknowledge the platform only then. It raises when it could not be stored;
+# the channel then answers 5xx (503 when the bot is too busy) so the platform sends the
+# message again.
 Receiver = Callable[[InboundMessage], Awaitable[None]]
 
 
