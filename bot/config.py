@@ -378,8 +378,10 @@ class InboundSettings(_Section):
     queue_wait: Duration = timedelta(seconds=10)
     # When a webhook is answered: "answered", once the reply is stored with the message;
     # "stored", once the message is, its turn following at once from the inbox (the
-    # platform's wait no longer grows with the load; a crash leaves nothing unanswered).
-    acknowledge: Literal["answered", "stored"] = "stored"
+    # platform's wait no longer grows with the load; a crash leaves nothing unanswered);
+    # "auto": "stored" on SQLite, "answered" on PostgreSQL (where the inbox's extra
+    # statements still cost more than they give: docs/decisions.md, "The inbox").
+    acknowledge: Literal["auto", "answered", "stored"] = "auto"
 
 
 class TextSettings(_Section):

@@ -84,7 +84,10 @@ class Tawasul:
         cluster_retry: float = RETRY_SECONDS,
     ) -> None:
         self.settings = settings
-        self._acknowledge_stored = settings.inbound.acknowledge == "stored"
+        acknowledge = settings.inbound.acknowledge
+        if acknowledge == "auto":  # the inbox where it is measured to pay (docs/decisions.md)
+            acknowledge = "stored" if database.is_sqlite else "answered"
+        self._acknowledge_stored = acknowledge == "stored"
         self._channel_retry_seconds = channel_retry_seconds
         self.database = database
         self.clock = clock
