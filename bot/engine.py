@@ -63,6 +63,7 @@ from storage.repositories import (
     IdentityRepository,
     MessageRepository,
     OutboxItem,
+    Queued,
     RatingRepository,
     RequestRepository,
 )
@@ -553,23 +554,31 @@ class ConversationEngine:
             self._inbox.appendleft(entry)
             self._inboxed[entry.identity_id] = entry
 
-    async def _turns(
+    async def _claim(
         self, session: AsyncSession, entry: _Inboxed
-    ) -> list[tuple[InboundMessage, _Step]]:
+    ) -> tuple[ChannelIdentity | None, list[Queued]]:
+        """The beneficiary locked and their oldest waiting messages claimed (at most
+        ``INBOX_TURNS_EACH``); nothing when they were erased or another took them."""
         identity = await IdentityRepository(session).lock(entry.identity_id)
         if identity is None:
-            return []  # erased meanwhile, with what it sent
+            return None, []  # erased meanwhile, with what it sent
         taken = await MessageRepository(session).claim_queued(
             entry.identity_id, identity.user_id, entry.upto, INBOX_TURNS_EACH, entry.messages
         )
         entry.more = len(taken) == INBOX_TURNS_EACH
         entry.claimed = taken[-1].id if taken else entry.upto
+        return identity, taken
+
+    async def _turns(
+        self, session: AsyncSession, entry: _Inboxed
+    ) -> list[tuple[InboundMessage, _Step]]:
+        identity, taken = await self._claim(session, entry)
+        if identity is None:
+            return []
         now = self._clock()
-        done = []
-        for queued in taken:
-            message = queued.message
-            done.append((message, await self._turn(session, identity, queued.id, message, now)))
-        return done
+        return [
+            (q.message, await self._turn(session, identity, q.id, q.message, now)) for q in taken
+        ]
 
     async def _turns_alone(self, entry: _Inboxed) -> list[tuple[InboundMessage, _Step]]:
         self._telling = []
@@ -590,23 +599,11 @@ class ConversationEngine:
         answered with an apology, nothing else changes."""
         now = self._clock()
         async with self._db.session() as session, session.begin():
-            messages = MessageRepository(session)
-            identity = await IdentityRepository(session).lock(entry.identity_id)
-            if identity is None:
-                return []
-            taken = await messages.claim_queued(
-                entry.identity_id, identity.user_id, entry.upto, INBOX_TURNS_EACH, entry.messages
-            )
-            entry.more = len(taken) == INBOX_TURNS_EACH
-            entry.claimed = taken[-1].id if taken else entry.upto
+            _identity, taken = await self._claim(session, entry)
             if not taken:
                 return []
-            language = (await ConversationRepository(session).load(entry.identity_id)).language
-            apology = OutboundMessage(flows.text(language, "error.generic"), language)
             message = taken[-1].message
-            outbox = await self._enqueue(
-                messages, entry.identity_id, message.address, [apology], now
-            )
+            outbox = await self._apology(session, entry.identity_id, message.address, now)
         return [(message, _Step(HandleResult(replies=outbox), []))]
 
     async def _handle_batch(
@@ -949,15 +946,20 @@ class ConversationEngine:
     async def _store_apologising(self, message: InboundMessage) -> HandleResult:
         now = self._clock()
         async with self._db.session() as session, session.begin():
-            messages = MessageRepository(session)
-            identity = await IdentityRepository(session).get_or_create(message.address, now)
-            identity_id = _id(identity)
-            if await messages.log_inbound(identity_id, message) is None:
+            identity_id = await IdentityRepository(session).touch(message.address, now)
+            if await MessageRepository(session).log_inbound(identity_id, message) is None:
                 return HandleResult(duplicate=True)
-            language = (await ConversationRepository(session).load(identity_id)).language
-            apology = OutboundMessage(flows.text(language, "error.generic"), language)
-            outbox = await self._enqueue(messages, identity_id, message.address, [apology], now)
+            outbox = await self._apology(session, identity_id, message.address, now)
         return HandleResult(replies=outbox)
+
+    async def _apology(
+        self, session: AsyncSession, identity_id: int, address: Address, now: datetime
+    ) -> tuple[OutboxItem, ...]:
+        """The generic apology, in the conversation's language, into the outbox."""
+        language = (await ConversationRepository(session).load(identity_id)).language
+        apology = OutboundMessage(flows.text(language, "error.generic"), language)
+        messages = MessageRepository(session)
+        return await self._enqueue(messages, identity_id, address, [apology], now)
 
 
 def _settle(batch: list[tuple[InboundMessage, asyncio.Future[Any]]], outcomes: list[Any]) -> None:
