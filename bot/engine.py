@@ -502,7 +502,10 @@ class ConversationEngine:
         batch = [self._inbox.popleft() for _ in range(min(self._batch, len(self._inbox)))]
         for entry in batch:
             del self._inboxed[entry.identity_id]
-        batch.sort(key=lambda entry: entry.identity_id)  # one lock order (stable)
+        # In the inbox's order, not sorted by identity as other batches are: a
+        # transaction cut short by its time would otherwise leave the same beneficiaries
+        # out every time. Two processes locking two beneficiaries in opposite orders is a
+        # deadlock PostgreSQL breaks; the batch is then taken one by one.
         done: list[tuple[InboundMessage, _Step]] | None = None
         if len(batch) > 1:
             self._telling = []
