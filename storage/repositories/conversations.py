@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from flows.types import Address, ConversationState
+from storage import prepared
 from storage.models import ChannelIdentity
 from storage.models import id_of as _id
 from storage.repositories._shared import _CONVERSATION, _hot, _insert, _language, _plain
@@ -95,9 +96,10 @@ class IdentityRepository:
         """``get_or_create``'s id alone, without loading the identity (storing a message
         for the inbox needs no more)."""
         where = {"at_channel": address.channel, "at_user_id": address.user_id, "at_now": now}
-        found: int | None = (await self._session.execute(_TOUCH_IDENTITY_ID, where)).scalar()
-        if found is not None:
-            return found
+        found = await prepared.rows(self._session, _TOUCH_IDENTITY_ID, where)
+        if found:
+            identity_id: int = found[0][0]
+            return identity_id
         return _id(await self.get_or_create(address, now))
 
     async def lock(self, identity_id: int) -> ChannelIdentity | None:
@@ -156,10 +158,10 @@ class ConversationRepository:
         ends, so two workers cannot step one conversation at once; SQLite serialises
         writers anyway and ignores the clause.
         """
-        row = (await self._session.execute(_LOAD_STATE, {"identity_id": identity_id})).one_or_none()
-        if row is None:
+        found = await prepared.rows(self._session, _LOAD_STATE, {"identity_id": identity_id})
+        if not found:
             return ConversationState()
-        flow, step, data, language = row
+        flow, step, data, language = found[0]
         return ConversationState(
             flow=flow, step=step, data=dict(data or {}), language=_language(language)
         )
@@ -180,7 +182,7 @@ class ConversationRepository:
             "updated_at": now,
             "version": 1,
         }
-        await self._session.execute(_hot(self._session).state, values)
+        await prepared.rows(self._session, _hot(self._session).state, values)
         # Usually already in the session from get_or_create: no query, and an UPDATE
         # only when the language really changed.
         identity = await self._session.get(ChannelIdentity, identity_id)

@@ -23,6 +23,7 @@ from flows.types import (
     OutboundMessage,
     TemplateRef,
 )
+from storage import prepared
 from storage.models import (
     DIRECTION_IN,
     DIRECTION_OUT,
@@ -208,6 +209,22 @@ def _recover_statement(keep: bool, channels: bool) -> Update:
     return statement
 
 
+# ``MessageRepository.mark_all_sent``: a message the platform accepted.
+_MARK_SENT = (
+    update(_MESSAGE)
+    .where(_MESSAGE.c.id == bindparam("mark_id"))
+    .values(
+        status=MESSAGE_SENT,
+        sent_at=bindparam("mark_at"),
+        last_attempt_at=bindparam("mark_at"),
+        error=None,
+        attempts=_MESSAGE.c.attempts + 1,
+        platform_message_id=func.coalesce(
+            bindparam("mark_platform_id", type_=String), _MESSAGE.c.platform_message_id
+        ),
+    )
+)
+
 # ``MessageRepository.claim_queued``: a beneficiary's inbound messages waiting for their
 # turn, up to one, taken in one statement (whoever takes them runs their turns).
 _CLAIM_QUEUED = (
@@ -314,9 +331,8 @@ class MessageRepository:
             media=media,
             created_at=message.received_at,
         )
-        insert = _hot(self._session).inbound
-        result = await self._session.execute(insert, row)
-        message_id: int | None = result.scalar_one_or_none()
+        found = await prepared.rows(self._session, _hot(self._session).inbound, row)
+        message_id: int | None = found[0][0] if found else None
         return message_id
 
     async def claim_queued(
@@ -333,7 +349,7 @@ class MessageRepository:
         beneficiary's order, whichever process stored them; none when another took them.
         ``held``: those the caller has in hand, by id (the others are read back)."""
         params = {"queued_identity": identity_id, "queued_upto": upto, "queued_limit": limit}
-        ids = sorted((await self._session.execute(_CLAIM_QUEUED, params)).scalars())
+        ids = sorted(row[0] for row in await prepared.rows(self._session, _CLAIM_QUEUED, params))
         missing = [n for n in ids if n not in held]
         read = {}
         if missing:
@@ -389,8 +405,8 @@ class MessageRepository:
             created_at=now,
             request_id=request_id,
         )
-        insert = _hot(self._session).outbound
-        message_id: int = (await self._session.execute(insert, row)).scalar_one()
+        found = await prepared.rows(self._session, _hot(self._session).outbound, row)
+        message_id: int = found[0][0]
         return message_id
 
     async def enqueue_to(
@@ -477,26 +493,11 @@ class MessageRepository:
 
     async def mark_all_sent(self, marks: Sequence[SentMark]) -> None:
         """Several accepted messages at once (one statement, run for each)."""
-        table = _MESSAGE
-        statement = (
-            update(table)
-            .where(table.c.id == bindparam("mark_id"))
-            .values(
-                status=MESSAGE_SENT,
-                sent_at=bindparam("mark_at"),
-                last_attempt_at=bindparam("mark_at"),
-                error=None,
-                attempts=table.c.attempts + 1,
-                platform_message_id=func.coalesce(
-                    bindparam("mark_platform_id", type_=String), table.c.platform_message_id
-                ),
-            )
-        )
         params = [
             {"mark_id": m.message_id, "mark_at": m.at, "mark_platform_id": m.platform_message_id}
             for m in marks
         ]
-        await self._session.execute(statement, params)
+        await prepared.many(self._session, _MARK_SENT, params)
 
     async def mark_failed(self, message_id: int, now: datetime, error: str) -> None:
         """The message cannot be sent (blocked, invalid number, too old): stop trying.
@@ -626,7 +627,7 @@ class MessageRepository:
             params["due_skip"] = builtins.list(skip)
         if ids is not None:
             params["due_ids"] = builtins.list(ids)
-        rows = (await self._session.execute(query, params)).all()
+        rows = await prepared.rows(self._session, query, params)
         return [
             OutboxItem(
                 id=row.id,
@@ -652,9 +653,9 @@ class MessageRepository:
         params: dict[str, Any] = {"unsettled_ids": builtins.list(identity_ids)}
         if only is not None:
             params["unsettled_only"] = builtins.list(only)
-        rows = await self._session.execute(_unsettled_query(only is not None), params)
+        rows = await prepared.rows(self._session, _unsettled_query(only is not None), params)
         queues: dict[int, builtins.list[int]] = {}
-        for identity_id, message_id in rows.all():
+        for identity_id, message_id in rows:
             if message_id is not None:  # always: a stored row has its id
                 queues.setdefault(identity_id, []).append(message_id)
         return queues
@@ -671,8 +672,8 @@ class MessageRepository:
             # PostgreSQL: rows another sender is claiming are skipped, not waited for
             # (it takes them); the status, checked again, settles any other race.
             params = {"claim_ids": ids, "claim_at": now, "claim_channel": channel}
-            result = await self._session.execute(_CLAIM, params)
-            claimed.update(message_id for message_id in result.scalars() if message_id)
+            rows = await prepared.rows(self._session, _CLAIM, params)
+            claimed.update(message_id for (message_id,) in rows if message_id)
         return claimed
 
     async def mark_over_limit(self, message_id: int, note: str) -> None:

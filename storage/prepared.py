@@ -1,0 +1,155 @@
+"""The hot path's statements, run on SQLite's own connection.
+
+SQLAlchemy's execution of a statement (the session, the execution context, the result)
+costs about 0.1 ms, several times what SQLite takes to run it, and a message runs about
+ten. So the statements every message runs (``rows``) are compiled once per dialect
+and, on SQLite, which runs in this thread (``storage.db._InlineSQLite``), executed on
+the driver's connection in the session's transaction, their parameters and rows
+processed by the same types (encryption, dates, JSON) SQLAlchemy would use. On
+PostgreSQL they go through the session as any other statement.
+
+Only statements built once (module level, or once per dialect) belong here: each is
+compiled once and kept. Expanding parameters (``IN`` a list) are spelled out per call,
+as SQLAlchemy does.
+"""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+from collections import namedtuple
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ClauseElement
+
+_Processor = Callable[[Any], Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    compiled: Any  # SQLAlchemy's, for statements with expanding parameters
+    expanding: bool
+    sql: str
+    names: tuple[str, ...]  # the parameters, in their places
+    binds: tuple[_Processor, ...]
+    defaults: Mapping[str, Any]  # values the statement gives itself (``.values(x=False)``)
+    results: tuple[_Processor, ...]
+    row: Callable[[Sequence[Any]], tuple[Any, ...]]  # a row with its columns' names
+
+
+@functools.lru_cache(maxsize=64)
+def _compile(statement: ClauseElement, dialect: Dialect, keys: tuple[str, ...]) -> _Compiled:
+    # An INSERT or UPDATE names the columns it is given: one compilation per set of them.
+    compiled: Any = statement.compile(dialect=dialect, column_keys=list(keys))
+    names = tuple(compiled.positiontup or ())
+    processors = compiled._bind_processors  # SQLAlchemy's own, types' bind_param included
+    defaults = {
+        name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required
+    }
+    columns = compiled._result_columns
+    results = tuple(column.type._cached_result_processor(dialect, None) for column in columns)
+    row: Any = namedtuple("Row", [column.keyname for column in columns], rename=True)  # type: ignore[misc]
+    return _Compiled(
+        compiled,
+        bool(compiled.post_compile_params or compiled.literal_execute_params),
+        compiled.string,
+        names,
+        tuple(processors.get(name) for name in names),
+        defaults,
+        results,
+        row._make,
+    )
+
+
+async def rows(
+    session: AsyncSession, statement: ClauseElement, params: Mapping[str, Any]
+) -> Sequence[Any]:
+    """Run ``statement`` in ``session``'s transaction; the rows it returns (RETURNING
+    included), none when it returns none."""
+    bind = session.get_bind()
+    if bind.dialect.name != "sqlite":
+        result = await session.execute(statement, params)  # type: ignore[call-overload]
+        return result.all() if result.returns_rows else []
+    connection = await _driver_connection(session)
+    prepared = _compile(statement, bind.dialect, tuple(params))
+    sql, values = _values(prepared, params)
+    try:
+        cursor = connection.execute(sql, values)
+        fetched = cursor.fetchall() if cursor.description else []
+        cursor.close()
+    except sqlite3.Error as error:
+        raise DBAPIError.instance(sql, None, error, sqlite3.Error, hide_parameters=True) from error
+    results, make = prepared.results, prepared.row
+    if not any(results):
+        return [make(row) for row in fetched]
+    return [
+        make([v if p is None or v is None else p(v) for p, v in zip(results, row, strict=True)])
+        for row in fetched
+    ]
+
+
+async def many(
+    session: AsyncSession, statement: ClauseElement, params: Sequence[Mapping[str, Any]]
+) -> None:
+    """Run ``statement`` once for each of ``params`` (no rows returned), in ``session``'s
+    transaction."""
+    bind = session.get_bind()
+    if bind.dialect.name != "sqlite" or not params:
+        if params:
+            await session.execute(statement, params)  # type: ignore[call-overload]
+        return
+    connection = await _driver_connection(session)
+    prepared = _compile(statement, bind.dialect, tuple(params[0]))
+    if prepared.expanding:
+        raise ValueError("run many times: no expanding parameters")
+    try:
+        connection.executemany(prepared.sql, [_values(prepared, p)[1] for p in params])
+    except sqlite3.Error as error:
+        sql = prepared.sql
+        raise DBAPIError.instance(sql, None, error, sqlite3.Error, hide_parameters=True) from error
+
+
+def _values(prepared: _Compiled, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """The SQL to run and its parameters in their places, each processed by its type."""
+    if prepared.expanding:
+        state = prepared.compiled.construct_expanded_state(params)
+        processors = state.processors or {}
+        given = state.parameters
+        values = []
+        for name in state.positiontup:
+            value = given[name]
+            process = processors.get(name)
+            values.append(value if process is None or value is None else process(value))
+        return state.statement, values
+    defaults = prepared.defaults
+    values = []
+    for name, process in zip(prepared.names, prepared.binds, strict=True):
+        value = params[name] if name in params else defaults[name]
+        values.append(value if process is None or value is None else process(value))
+    return prepared.sql, values
+
+
+_DRIVER = "tawasul.sqlite_driver"
+
+
+async def _driver_connection(session: AsyncSession) -> sqlite3.Connection:
+    """SQLite's connection under ``session``'s transaction (begun here if it was not),
+    after what the session holds unflushed (as SQLAlchemy would before a statement)."""
+    sync = session.sync_session
+    if sync.new or sync.dirty or sync.deleted:
+        await session.flush()
+    transaction = sync.get_transaction()
+    held = session.info.get(_DRIVER)
+    if held is not None and transaction is not None and held[0] is transaction:
+        driver: sqlite3.Connection = held[1]
+        return driver
+    connection = await session.connection()
+    fairy: Any = connection.sync_connection.connection  # type: ignore[union-attr]
+    driver = fairy.driver_connection._connection
+    session.info[_DRIVER] = (sync.get_transaction(), driver)
+    return driver

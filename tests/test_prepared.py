@@ -1,0 +1,112 @@
+"""storage.prepared: the hot path's statements on SQLite's own connection give what
+SQLAlchemy's execution gives (types, expanding parameters, errors, unflushed objects)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
+
+from flows.types import Address, OutboundMessage
+from storage import prepared
+from storage.db import Database
+from storage.models import ChannelIdentity, Message
+from storage.repositories import IdentityRepository, MessageRepository
+from storage.repositories._shared import _MESSAGE, _hot_statements
+from storage.repositories.conversations import _TOUCH_IDENTITY_ID
+from storage.repositories.messages import SentMark, _due_query, _unsettled_query
+
+NOW = datetime(2026, 12, 3, 9, 30, tzinfo=UTC)
+
+
+def _outbound_row(identity_id: int, text_: str, platform_id: str | None = None) -> dict[str, Any]:
+    row = MessageRepository._row(identity_id, "whatsapp", "out", "pending")
+    row.update(
+        text=text_,
+        platform_message_id=platform_id,
+        choices=[{"payload": "1", "label": "نعم"}],
+        created_at=NOW,
+        language="ar",
+    )
+    return row
+
+
+async def test_what_is_written_is_read_back_as_sqlalchemy_reads_it(database: Database) -> None:
+    """Encrypted text, JSON and dates go through their types both ways."""
+    async with database.session() as session, session.begin():
+        identity_id = await IdentityRepository(session).touch(Address("whatsapp", "+966500"), NOW)
+        insert = _hot_statements(session.get_bind().dialect.name).outbound
+        found = await prepared.rows(session, insert, _outbound_row(identity_id, "نص سري"))
+        message_id = found[0].id
+    async with database.session() as session:
+        stored = await session.get(Message, message_id)
+        assert stored is not None
+        assert (stored.text, stored.choices) == ("نص سري", [{"payload": "1", "label": "نعم"}])
+        assert stored.created_at == NOW
+        raw = await session.execute(
+            text("SELECT text FROM message WHERE id = :id"), {"id": message_id}
+        )
+        assert "نص سري" not in raw.scalar_one()  # encrypted at rest, as by the ORM
+        # Expanding parameters (IN a list), rows with their columns' names.
+        params = {"due_channels": ["whatsapp", "sms"], "due_per": 4, "due_limit": 10}
+        query = _due_query(("reply",), False, False, False)
+        ours = await prepared.rows(session, query, params)
+        theirs = (await session.execute(query, params)).all()
+        assert [tuple(row) for row in ours] == [tuple(row) for row in theirs]
+        assert [(row.id, row.text, row.user_id) for row in ours] == [
+            (message_id, "نص سري", "+966500")
+        ]
+        unsettled = await prepared.rows(
+            session, _unsettled_query(False), {"unsettled_ids": [identity_id, 999]}
+        )
+        assert [tuple(row) for row in unsettled] == [(identity_id, message_id)]
+
+
+async def test_a_clash_is_sqlalchemys_integrity_error_and_the_rest_stands(
+    database: Database,
+) -> None:
+    async with database.session() as session, session.begin():
+        identity_id = await IdentityRepository(session).touch(Address("whatsapp", "+966501"), NOW)
+        insert = _hot_statements(session.get_bind().dialect.name).outbound
+        await prepared.rows(session, insert, _outbound_row(identity_id, "أولى", "wamid.1"))
+        with pytest.raises(IntegrityError):
+            async with session.begin_nested():
+                await prepared.rows(session, insert, _outbound_row(identity_id, "ثانية", "wamid.1"))
+    async with database.session() as session:
+        texts = (await session.execute(select(_MESSAGE.c.text))).scalars().all()
+        assert texts == ["أولى"]
+
+
+async def test_what_the_session_holds_unflushed_is_written_first(database: Database) -> None:
+    async with database.session() as session, session.begin():
+        session.add(ChannelIdentity(channel="sms", user_id="+966502", created_at=NOW))
+        where = {"at_channel": "sms", "at_user_id": "+966502", "at_now": NOW}
+        found = await prepared.rows(session, _TOUCH_IDENTITY_ID, where)
+        assert len(found) == 1
+
+
+async def test_many_runs_the_statement_for_each(database: Database) -> None:
+    async with database.session() as session, session.begin():
+        identity_id = await IdentityRepository(session).touch(Address("whatsapp", "+966503"), NOW)
+        messages = MessageRepository(session)
+        ids = [
+            await messages.enqueue(identity_id, "whatsapp", OutboundMessage("مرحبا", "ar"), NOW)
+            for _ in range(3)
+        ]
+        await messages.mark_all_sent([SentMark(n, NOW, f"SM{n}") for n in ids[:2]])
+    async with database.session() as session:
+        rows = (
+            await session.execute(
+                select(_MESSAGE.c.id, _MESSAGE.c.status, _MESSAGE.c.platform_message_id).order_by(
+                    _MESSAGE.c.id
+                )
+            )
+        ).all()
+        assert [tuple(row) for row in rows] == [
+            (ids[0], "sent", f"SM{ids[0]}"),
+            (ids[1], "sent", f"SM{ids[1]}"),
+            (ids[2], "pending", None),
+        ]
