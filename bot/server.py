@@ -4,6 +4,7 @@ follow-up scheduler."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import ipaddress
 import logging
 import resource
@@ -578,6 +579,11 @@ async def serve(settings: Settings, database: Database, *, telegram_polling: boo
             settings.server.port,
             channels,
         )
+        # What start-up made (modules, metadata, clients) lives as long as the process:
+        # kept out of the collector's full passes, which otherwise scan all of it and
+        # pause every webhook for 50 to 80 ms a few times a minute under load.
+        gc.collect()
+        gc.freeze()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
