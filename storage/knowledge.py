@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from flows.types import KnowledgeEntry
+from storage import prepared
 from storage.columns import keyring_of
 from storage.models import KnowledgeEntryRow, KnowledgeRevision, UnansweredQuestion
 
@@ -71,8 +72,9 @@ class KnowledgeRepository:
 
     async def revision(self) -> int | None:
         """The base's revision; None when it was never written."""
-        result = await self._session.execute(_REVISION)
-        return result.scalar_one_or_none()
+        found = await prepared.rows(self._session, _REVISION, {})  # every turn asks
+        revision: int | None = found[0][0] if found else None
+        return revision
 
     async def seed(self, entries: Sequence[KnowledgeEntry], now: datetime) -> bool:
         """Write ``entries`` as the base if it was never written; whether it did.
