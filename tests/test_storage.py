@@ -570,3 +570,4 @@ async def test_one_message_costs_few_statements(database: Database) -> None:
     # select identity, update last_inbound_at, insert inbound (refused when a redelivery),
     # select state, upsert state, insert reply.
     assert len(data) <= 6, data
+    assert any(s.startswith("INSERT INTO message") for s in data)  # counted on both
