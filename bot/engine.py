@@ -404,7 +404,7 @@ class ConversationEngine:
             if self._arriving and quiet and len(self._arriving) <= INBOX_TOGETHER:
                 await self._store_and_answer()
             if self._arriving:
-                await self._store_arrivals()
+                await self._store(self._take_arrivals())
             if self._inbox:
                 await self._run_inbox()
             if self._overflow and len(self._inbox) < self._limits.queue_limit // 2:
@@ -450,9 +450,6 @@ class ConversationEngine:
             return
         _settle(batch, [outcome is not None for outcome in arrived])
         self._after(entries, done)
-
-    async def _store_arrivals(self) -> None:
-        await self._store(self._take_arrivals())
 
     def _take_arrivals(self) -> list[tuple[InboundMessage, asyncio.Future[bool]]]:
         batch = self._arriving[: self._batch]

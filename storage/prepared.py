@@ -18,12 +18,12 @@ from __future__ import annotations
 import functools
 import sqlite3
 from collections import namedtuple
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ClauseElement
 
@@ -75,23 +75,20 @@ async def rows(
     if bind.dialect.name != "sqlite":
         result = await session.execute(statement, params)  # type: ignore[call-overload]
         return result.all() if result.returns_rows else []
-    connection = await _driver_connection(session)
+    driver, connection = await _driver_connection(session)
     prepared = _compile(statement, bind.dialect, tuple(params))
     sql, values = _values(prepared, params)
-    _announce(session, sql, values, many=False)
+    _announce(connection, sql, values, many=False)
     try:
-        cursor = connection.execute(sql, values)
+        cursor = driver.execute(sql, values)
         fetched = cursor.fetchall() if cursor.description else []
         cursor.close()
     except sqlite3.Error as error:
-        raise DBAPIError.instance(sql, None, error, sqlite3.Error, hide_parameters=True) from error
+        raise _as_sqlalchemys(sql, error) from error
     results, make = prepared.results, prepared.row
     if not any(results):
         return [make(row) for row in fetched]
-    return [
-        make([v if p is None or v is None else p(v) for p, v in zip(results, row, strict=True)])
-        for row in fetched
-    ]
+    return [make(_processed(zip(row, results, strict=True))) for row in fetched]
 
 
 async def many(
@@ -104,17 +101,16 @@ async def many(
         if params:
             await session.execute(statement, params)  # type: ignore[call-overload]
         return
-    connection = await _driver_connection(session)
+    driver, connection = await _driver_connection(session)
     prepared = _compile(statement, bind.dialect, tuple(params[0]))
     if prepared.expanding:
         raise ValueError("run many times: no expanding parameters")
     values = [_values(prepared, p)[1] for p in params]
-    _announce(session, prepared.sql, values, many=True)
+    _announce(connection, prepared.sql, values, many=True)
     try:
-        connection.executemany(prepared.sql, values)
+        driver.executemany(prepared.sql, values)
     except sqlite3.Error as error:
-        sql = prepared.sql
-        raise DBAPIError.instance(sql, None, error, sqlite3.Error, hide_parameters=True) from error
+        raise _as_sqlalchemys(prepared.sql, error) from error
 
 
 def _values(prepared: _Compiled, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
@@ -123,44 +119,52 @@ def _values(prepared: _Compiled, params: Mapping[str, Any]) -> tuple[str, list[A
         state = prepared.compiled.construct_expanded_state(params)
         processors = state.processors or {}
         given = state.parameters
-        values = []
-        for name in state.positiontup:
-            value = given[name]
-            process = processors.get(name)
-            values.append(value if process is None or value is None else process(value))
-        return state.statement, values
+        placed = ((given[name], processors.get(name)) for name in state.positiontup)
+        return state.statement, _processed(placed)
     defaults = prepared.defaults
-    values = []
-    for name, process in zip(prepared.names, prepared.binds, strict=True):
-        value = params[name] if name in params else defaults[name]
-        values.append(value if process is None or value is None else process(value))
-    return prepared.sql, values
+    placed = (
+        (params[name] if name in params else defaults[name], process)
+        for name, process in zip(prepared.names, prepared.binds, strict=True)
+    )
+    return prepared.sql, _processed(placed)
+
+
+def _processed(pairs: Iterable[tuple[Any, _Processor]]) -> list[Any]:
+    """Each value through its type's processor (None stays None, as in SQLAlchemy)."""
+    return [
+        value if process is None or value is None else process(value) for value, process in pairs
+    ]
+
+
+def _as_sqlalchemys(sql: str, error: sqlite3.Error) -> StatementError:
+    """SQLite's error as SQLAlchemy raises it (``IntegrityError`` and the rest), its
+    parameters (names, national IDs) left out."""
+    return DBAPIError.instance(sql, None, error, sqlite3.Error, hide_parameters=True)
 
 
 _DRIVER = "tawasul.sqlite_driver"
 
 
-def _announce(session: AsyncSession, sql: str, values: Any, *, many: bool) -> None:
+def _announce(connection: Connection, sql: str, values: Any, *, many: bool) -> None:
     """Tell the engine's ``before_cursor_execute`` listeners, as SQLAlchemy would (the
     tests' statement budget counts with one)."""
-    connection: Any = session.info[_DRIVER][2]
     if connection._has_events or connection.engine._has_events:
         connection.dispatch.before_cursor_execute(connection, None, sql, values, None, many)
 
 
-async def _driver_connection(session: AsyncSession) -> sqlite3.Connection:
+async def _driver_connection(session: AsyncSession) -> tuple[sqlite3.Connection, Connection]:
     """SQLite's connection under ``session``'s transaction (begun here if it was not),
-    after what the session holds unflushed (as SQLAlchemy would before a statement)."""
+    and SQLAlchemy's over it; after what the session holds unflushed (as SQLAlchemy
+    would before a statement)."""
     sync = session.sync_session
     if sync.new or sync.dirty or sync.deleted:
         await session.flush()
     transaction = sync.get_transaction()
     held = session.info.get(_DRIVER)
     if held is not None and transaction is not None and held[0] is transaction:
-        driver: sqlite3.Connection = held[1]
-        return driver
-    connection = (await session.connection()).sync_connection
-    fairy: Any = connection.connection  # type: ignore[union-attr]
-    driver = fairy.driver_connection._connection
+        return held[1], held[2]
+    connection: Connection = (await session.connection()).sync_connection  # type: ignore[assignment]
+    fairy: Any = connection.connection
+    driver: sqlite3.Connection = fairy.driver_connection._connection
     session.info[_DRIVER] = (sync.get_transaction(), driver, connection)
-    return driver
+    return driver, connection
