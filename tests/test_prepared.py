@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
+from statements import counting_statements
 
 from flows.types import Address, OutboundMessage
 from storage import prepared
@@ -17,7 +18,7 @@ from storage.models import ChannelIdentity, Message
 from storage.repositories import IdentityRepository, MessageRepository
 from storage.repositories._shared import _MESSAGE, _hot_statements
 from storage.repositories.conversations import _TOUCH_IDENTITY_ID
-from storage.repositories.messages import SentMark, _due_query, _unsettled_query
+from storage.repositories.messages import _MARK_SENT, SentMark, _due_query, _unsettled_query
 
 NOW = datetime(2026, 12, 3, 9, 30, tzinfo=UTC)
 
@@ -110,3 +111,17 @@ async def test_many_runs_the_statement_for_each(database: Database) -> None:
             (ids[1], "sent", f"SM{ids[1]}"),
             (ids[2], "pending", None),
         ]
+
+
+async def test_many_with_nothing_to_run_runs_nothing(database: Database) -> None:
+    with counting_statements(database) as statements:
+        async with database.session() as session, session.begin():
+            await prepared.many(session, _MARK_SENT, [])
+    assert [s for s in statements if not s.upper().startswith(("BEGIN", "COMMIT"))] == []
+
+
+async def test_many_refuses_a_statement_with_a_list_parameter(sqlite_database: Database) -> None:
+    """One SQL for every run: a list spelled out per run would not be."""
+    async with sqlite_database.session() as session, session.begin():
+        with pytest.raises(ValueError, match="expanding"):
+            await prepared.many(session, _unsettled_query(False), [{"unsettled_ids": [1, 2]}])
