@@ -7,6 +7,7 @@ out, not taken from the catalogue, so an empty or wrong text fails.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -32,7 +33,8 @@ from bot.engine import utcnow
 from bot.server import Tawasul
 from storage.db import Database
 from storage.models import AuditEntry, Handoff, Message, Note
-from storage.repositories import StaffRepository
+from storage.models import id_of as _id
+from storage.repositories import HandoffRepository, StaffRepository
 
 GROUP = -1001234567777
 SARA, NOURA = 4242, 4343  # registered staff members' Telegram ids
@@ -197,16 +199,29 @@ async def test_an_announcement_telegram_refuses_is_logged_and_the_handoff_stays_
     assert listing.startswith("طلبات التواصل المفتوحة (١):\n#1 ")
 
 
+async def thread_recorded(database: Database, seconds: float = 10.0) -> None:
+    """Wait (bounded) until the one handoff's first staff group post is recorded."""
+    for _ in range(int(seconds / 0.05)):
+        async with database.session() as session:
+            handoff = (await session.scalars(select(Handoff))).one()
+            if await HandoffRepository(session).first_post(_id(handoff)) is not None:
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the staff group post was never recorded")
+
+
 async def test_an_announcement_telegram_asks_to_retry_is_posted_and_threaded(
     office: tuple[Tawasul, WhatsApp, StaffGroup], telegram: FakeTelegram, twilio: FakeTwilio
 ) -> None:
-    _tawasul, phone, group = office
+    tawasul, phone, group = office
     telegram.fail("sendMessage", 429, "Too Many Requests: retry after 1", retry_after=1)
     await phone.send("مرحبا")
     await phone.send("٤")
     posts = await group.wait_posts(2)  # refused once, then posted
     assert posts[0] == posts[1]
-    # The post was recorded as the conversation's thread: a reply to it reaches WhatsApp.
+    # The post was recorded as the conversation's thread (just after Telegram took it:
+    # a reply sooner than that has nothing to match): a reply to it reaches WhatsApp.
+    await thread_recorded(tawasul.database)
     sent = len(twilio.messages)
     await group.update(
         group_message(GROUP, SARA, "أهلاً، معك سارة", reply_to_message_id=group.message_id(0))
