@@ -113,6 +113,8 @@ class Text(Protocol):
 
 # Largest attachment fetched from a platform; larger ones are refused with a reason.
 MAX_MEDIA_BYTES = 10 * 1024 * 1024
+# The body the platforms' APIs take their fields in (files apart).
+FORM = "application/x-www-form-urlencoded"
 
 # Deepest nesting of objects and arrays a webhook's JSON may have: a Telegram update
 # (a reply to a message with its entities and keyboard) stays well within it.

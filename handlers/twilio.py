@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Final
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -33,6 +33,7 @@ from twilio.rest import Client  # type: ignore[import-untyped]
 from flows.render import as_plain_text, split_text
 from flows.types import Address, InboundMessage, Location, Media, OutboundMessage
 from handlers.base import (
+    FORM,
     MAX_MEDIA_BYTES,
     BadBody,
     BeforePart,
@@ -168,6 +169,8 @@ class BaseUrlHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
         sent_headers = dict(headers or {})
         if auth is not None:
             sent_headers["Authorization"] = basic_authorization(*auth)
+        if isinstance(data, dict):
+            data, sent_headers["Content-Type"] = urlencode(data, doseq=True), FORM
         async with self.session.request(
             method.upper(),
             self.rewrite(url),
