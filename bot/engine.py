@@ -54,7 +54,7 @@ from flows.types import (
 from handlers.base import Overloaded
 from storage.db import Database
 from storage.feedback import FeedbackRepository
-from storage.models import ChannelIdentity, MessageKind
+from storage.models import Identity, MessageKind
 from storage.models import id_of as _id
 from storage.privacy import held_for
 from storage.repositories import (
@@ -556,7 +556,7 @@ class ConversationEngine:
 
     async def _claim(
         self, session: AsyncSession, entry: _Inboxed
-    ) -> tuple[ChannelIdentity | None, list[Queued]]:
+    ) -> tuple[Identity | None, list[Queued]]:
         """The beneficiary locked and their oldest waiting messages claimed (at most
         ``INBOX_TURNS_EACH``); nothing when they were erased or another took them."""
         identity = await IdentityRepository(session).lock(entry.identity_id)
@@ -686,7 +686,7 @@ class ConversationEngine:
     async def _turn(
         self,
         session: AsyncSession,
-        identity: ChannelIdentity,
+        identity: Identity,
         inbound_id: int,
         message: InboundMessage,
         now: datetime,
@@ -787,7 +787,7 @@ class ConversationEngine:
     async def _others(
         self,
         session: AsyncSession,
-        identity: ChannelIdentity,
+        identity: Identity,
         state: ConversationState,
         message: InboundMessage,
     ) -> tuple[OtherRequest, ...]:
@@ -802,19 +802,24 @@ class ConversationEngine:
     async def _perform(
         self,
         session: AsyncSession,
-        identity: ChannelIdentity,
+        sender: Identity,
         message: InboundMessage,
         effects: tuple[Effect, ...],
         now: datetime,
         news: _StaffNews,
     ) -> Mapping[str, Any]:
+        """Carry out ``effects``; what they report for the flow to resume with. Those
+        that change the identity, or read more of it than its id, use the session's
+        object for it (``full``): the row the turn began with may be out of date."""
         results: dict[str, Any] = {}
         channel = message.address.channel
+        identity_id = _id(sender)
+        full = IdentityRepository(session).full
         for effect in effects:
             match effect:
                 case SaveIntake():
                     request = await RequestRepository(session).create(
-                        identity,
+                        await full(sender),
                         effect,
                         channel=channel,
                         signed_message_id=message.platform_message_id,
@@ -826,17 +831,17 @@ class ConversationEngine:
                     if self._followups is not None:
                         news.followups += await self._followups.request_filed(session, request, now)
                 case ReadMyData():
-                    results["my_data"] = await held_for(session, identity)
+                    results["my_data"] = await held_for(session, await full(sender))
                 case RecordRating():
                     rating = await RatingRepository(session).add(
-                        identity, effect, channel=channel, now=now
+                        await full(sender), effect, channel=channel, now=now
                     )
                     if self._followups is not None:
                         news.followups += await self._followups.rating_recorded(
                             session, rating, now
                         )
                 case OpenHandoff():
-                    handoff = await HandoffRepository(session).open(_id(identity), effect, now)
+                    handoff = await HandoffRepository(session).open(identity_id, effect, now)
                     news.opened.append(_id(handoff))
                     log.info("handoff opened on %s (%s)", channel, effect.reason)
                     if self._followups is not None:
@@ -845,7 +850,7 @@ class ConversationEngine:
                         )
                 case RequestCallback():
                     callback = OpenHandoff("low_rating")
-                    handoff = await HandoffRepository(session).open(_id(identity), callback, now)
+                    handoff = await HandoffRepository(session).open(identity_id, callback, now)
                     news.opened.append(_id(handoff))
                     if self._followups is not None:
                         news.followups += await self._followups.handoff_opened(
@@ -853,7 +858,7 @@ class ConversationEngine:
                         )
                 case CloseHandoff():
                     handoffs = HandoffRepository(session)
-                    left = await handoffs.get_open(_id(identity))
+                    left = await handoffs.get_open(identity_id)
                     if left is not None:
                         await handoffs.close(_id(left), now)
                         news.left.append(_id(left))
@@ -862,14 +867,14 @@ class ConversationEngine:
                                 session, _id(left), now
                             )
                 case AddCaseNote():
-                    await self._answer_question(session, identity, message, effect, now, news)
+                    await self._answer_question(session, identity_id, effect, now, news)
                 case RecordUnanswered():
                     await repository(session).record_unanswered(
                         effect.question, effect.language, now
                     )
                 case SaveFeedback():
                     feedback = await store_feedback(
-                        session, identity, effect, channel=channel, now=now
+                        session, await full(sender), effect, channel=channel, now=now
                     )
                     results["feedback_reference"] = feedback.reference
                     if self._followups is not None:
@@ -877,7 +882,7 @@ class ConversationEngine:
                             session, feedback, now
                         )
                 case AddFeedbackReply():
-                    replied = await add_feedback_reply(session, identity, effect, now)
+                    replied = await add_feedback_reply(session, await full(sender), effect, now)
                     if replied is not None and self._followups is not None:
                         news.followups += await self._followups.feedback_replied(
                             session, replied, now
@@ -886,10 +891,15 @@ class ConversationEngine:
                     news.private = True
                 case BookAppointment() | CancelAppointment() | AnswerVisit():
                     results |= await self._appointments.perform(
-                        session, identity, effect, channel=channel, now=now, keys=news.followups
+                        session,
+                        await full(sender),
+                        effect,
+                        channel=channel,
+                        now=now,
+                        keys=news.followups,
                     )
                 case SetOptOut():
-                    await IdentityRepository(session).set_opted_out(_id(identity), effect.opted_out)
+                    await IdentityRepository(session).set_opted_out(identity_id, effect.opted_out)
                     state_word = "stopped" if effect.opted_out else "resumed"
                     log.info("proactive messages %s on %s", state_word, channel)
         return results
@@ -897,8 +907,7 @@ class ConversationEngine:
     async def _answer_question(
         self,
         session: AsyncSession,
-        identity: ChannelIdentity,
-        message: InboundMessage,
+        identity_id: int,
         answer: AddCaseNote,
         now: datetime,
         news: _StaffNews,
@@ -906,7 +915,7 @@ class ConversationEngine:
         """The beneficiary answered staff's question: into the case, and back to review."""
         requests = RequestRepository(session)
         request = await requests.get_by_reference(answer.reference)
-        if request is None or request.identity_id != identity.id:
+        if request is None or request.identity_id != identity_id:
             return  # only the identity that filed it may add to its case
         await requests.add_note(request, author="beneficiary", text=answer.text, now=now)
         for media in answer.media:

@@ -10,7 +10,7 @@ in production; a test keeps the two in agreement.
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -80,7 +80,7 @@ class StaffRole(StrEnum):
     ADMIN = "admin"
 
 
-def id_of(row: SQLModel) -> int:
+def id_of(row: object) -> int:
     """A row's id, which it gets when flushed; asking before that is a bug."""
     value = getattr(row, "id", None)
     if not isinstance(value, int):
@@ -140,6 +140,22 @@ class ChannelIdentity(SQLModel, table=True):
     unreachable: bool = False
     created_at: datetime = _at()
     last_inbound_at: datetime | None = _at(nullable=True)
+
+
+class Identity(Protocol):
+    """What a turn reads of its sender's identity: a ``ChannelIdentity``, or its row as
+    the inbox's lock reads it (``IdentityRepository.lock``)."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def beneficiary_id(self) -> int | None: ...
+    @property
+    def opted_out(self) -> bool: ...
 
 
 class Conversation(SQLModel, table=True):

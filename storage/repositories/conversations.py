@@ -10,7 +10,7 @@ from sqlmodel import col
 
 from flows.types import Address, ConversationState
 from storage import prepared
-from storage.models import ChannelIdentity
+from storage.models import ChannelIdentity, Identity
 from storage.models import id_of as _id
 from storage.repositories._shared import _CONVERSATION, _hot, _insert, _language, _plain
 
@@ -42,11 +42,19 @@ _TOUCH_IDENTITY_LOADED = (
     .execution_options(populate_existing=True)
 )
 
+# The inbox's per-beneficiary lock: the identity's row, not an ORM object (a turn reads
+# it; the effects that change the identity load the object, see ``full``).
 _LOCK_IDENTITY = (
-    select(ChannelIdentity)
-    .where(_IDENTITY.c.id == bindparam("identity_id"))
-    .with_for_update()
-    .execution_options(populate_existing=True)
+    select(*_IDENTITY.c).where(_IDENTITY.c.id == bindparam("identity_id")).with_for_update()
+)
+# The conversation's language kept on its identity, written only when it changed.
+_KEEP_LANGUAGE = (
+    update(_IDENTITY)
+    .where(
+        _IDENTITY.c.id == bindparam("identity_id"),
+        _IDENTITY.c.language != bindparam("to_language"),
+    )
+    .values(language=bindparam("to_language"))
 )
 
 _LOAD_STATE = (
@@ -102,13 +110,19 @@ class IdentityRepository:
             return identity_id
         return _id(await self.get_or_create(address, now))
 
-    async def lock(self, identity_id: int) -> ChannelIdentity | None:
-        """The identity, its row locked until the transaction ends (PostgreSQL; SQLite
-        has one writer): the per-beneficiary lock of a turn taken from the inbox."""
-        identity: ChannelIdentity | None = (
-            await self._session.execute(_LOCK_IDENTITY, {"identity_id": identity_id})
-        ).scalar()
-        return identity
+    async def lock(self, identity_id: int) -> Identity | None:
+        """The identity's row, locked until the transaction ends (PostgreSQL; SQLite has
+        one writer): the per-beneficiary lock of a turn taken from the inbox."""
+        found = await prepared.rows(self._session, _LOCK_IDENTITY, {"identity_id": identity_id})
+        return found[0] if found else None
+
+    async def full(self, identity: Identity) -> ChannelIdentity:
+        """``identity`` as the session's object, for what changes it (from the session's
+        identity map when it is there already)."""
+        loaded = await self.get(_id(identity))
+        if loaded is None:  # its row is locked by this transaction: it cannot be gone
+            raise LookupError("the identity of this turn is gone")
+        return loaded
 
     async def find(self, address: Address) -> ChannelIdentity | None:
         """The identity behind ``address`` if it ever wrote, without creating one."""
@@ -183,8 +197,5 @@ class ConversationRepository:
             "version": 1,
         }
         await prepared.rows(self._session, _hot(self._session).state, values)
-        # Usually already in the session from get_or_create: no query, and an UPDATE
-        # only when the language really changed.
-        identity = await self._session.get(ChannelIdentity, identity_id)
-        if identity is not None and identity.language != state.language:
-            identity.language = state.language
+        language = {"identity_id": identity_id, "to_language": state.language}
+        await prepared.rows(self._session, _KEEP_LANGUAGE, language)

@@ -21,6 +21,7 @@ from flows.types import (
     RequestSummary,
     SaveIntake,
 )
+from storage import prepared
 from storage.columns import keyring_of
 from storage.models import (
     DIRECTION_IN,
@@ -28,6 +29,7 @@ from storage.models import (
     ChannelIdentity,
     Document,
     Handoff,
+    Identity,
     Message,
     Note,
     PrivateMessage,
@@ -210,14 +212,14 @@ class RequestRepository:
         )
         return set(await self._session.scalars(query))
 
-    async def summaries_for(self, identity: ChannelIdentity) -> list[RequestSummary]:
+    async def summaries_for(self, identity: Identity) -> list[RequestSummary]:
         """The requests this sender filed, newest first. Never anyone else's.
 
         Typing a national ID proves nothing, so requests of the same applicant filed
         from another phone or channel are linked for staff but not shown here; the
         second factor for those is the channels' business.
         """
-        rows = (await self._session.execute(_SUMMARIES, {"of_identity": id_of(identity)})).all()
+        rows = await prepared.rows(self._session, _SUMMARIES, {"of_identity": id_of(identity)})
         return [
             RequestSummary(
                 reference=reference or "",
@@ -229,20 +231,22 @@ class RequestRepository:
             for reference, status, need, created_at, decision_due_at in rows
         ]
 
-    async def applicants_for(self, identity: ChannelIdentity) -> builtins.list[Applicant]:
+    async def applicants_for(self, identity: Identity) -> builtins.list[Applicant]:
         """Whom this sender filed requests for, each once (by national ID), in the order
         first filed for, with the name as the sender last gave it: the next request may
         be for one of them again. Only this identity's own requests, never another
         sender's; an erased applicant (no name or ID left in the answers) is not there."""
-        found = await self._session.scalars(_APPLICANT_ANSWERS, {"of_identity": id_of(identity)})
+        found = await prepared.rows(
+            self._session, _APPLICANT_ANSWERS, {"of_identity": id_of(identity)}
+        )
         names: dict[str, str] = {}
-        for answers in found:
+        for (answers,) in found:
             name, national_id = answers.get("name"), answers.get("national_id")
             if isinstance(name, str) and name and isinstance(national_id, str) and national_id:
                 names[national_id] = name
         return [Applicant(name, national_id) for national_id, name in names.items()]
 
-    async def filed_elsewhere(self, identity: ChannelIdentity, number: int) -> OtherRequest | None:
+    async def filed_elsewhere(self, identity: Identity, number: int) -> OtherRequest | None:
         """Request number ``number`` when another identity filed it, with the last four
         digits of its applicant's national ID (the second factor); else None."""
         request = await self.get_by_reference(reference_for(number))
