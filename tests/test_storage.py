@@ -36,6 +36,7 @@ from storage.models import (
     Rating,
     StatusChange,
 )
+from storage.models import id_of as _id
 from storage.repositories import (
     ConversationRepository,
     HandoffRepository,
@@ -115,6 +116,25 @@ async def test_get_or_create_identity_is_idempotent(database: Database) -> None:
         assert stored.created_at == NOW
         count = await session.scalar(text("SELECT count(*) FROM channel_identity"))
         assert count == 2
+
+
+async def test_the_inboxs_lock_reads_the_identitys_row_and_full_gives_its_object(
+    database: Database,
+) -> None:
+    async with database.session() as session, session.begin():
+        identities = IdentityRepository(session)
+        created = await identities.get_or_create(WIDOW_PHONE, NOW)
+        await identities.set_opted_out(_id(created), True)
+    async with database.session() as session, session.begin():
+        identities = IdentityRepository(session)
+        row = await identities.lock(_id(created))
+        assert row is not None and not isinstance(row, ChannelIdentity)
+        assert (row.id, row.channel, row.user_id) == (created.id, "whatsapp", WIDOW_PHONE.user_id)
+        assert (row.opted_out, row.beneficiary_id) == (True, None)
+        assert await identities.lock(_id(created) + 1000) is None
+        full = await identities.full(row)
+        assert isinstance(full, ChannelIdentity) and full.id == row.id and full.opted_out
+        assert await identities.full(row) is full  # the session's one object
 
 
 # Conversations
