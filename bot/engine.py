@@ -819,7 +819,7 @@ class ConversationEngine:
             match effect:
                 case SaveIntake():
                     request = await RequestRepository(session).create(
-                        await full(sender),
+                        sender,
                         effect,
                         channel=channel,
                         signed_message_id=message.platform_message_id,

@@ -23,6 +23,7 @@ from storage.columns import (
     keyring_of,
     utcnow,
 )
+from storage.keyring import Keyring
 
 # Deterministic constraint names: PostgreSQL needs a name to drop a constraint and
 # Alembic's SQLite batch mode needs one to recreate it. Set before any table exists.
@@ -117,9 +118,17 @@ class Beneficiary(SQLModel, table=True):
 @sa.event.listens_for(Beneficiary, "before_update")
 def _hash_for_lookups(_mapper: Any, connection: sa.Connection, row: Beneficiary) -> None:
     """The keyed hashes follow the values they are looked up for, whoever writes them."""
-    keys = keyring_of(connection.dialect)
-    row.national_id_hash = keys.lookup_hash(row.national_id) if row.national_id else None
-    row.mobile_hash = keys.lookup_hash(row.mobile) if row.mobile else None
+    hashes = lookup_hashes(keyring_of(connection.dialect), row.national_id, row.mobile)
+    row.national_id_hash, row.mobile_hash = hashes["national_id_hash"], hashes["mobile_hash"]
+
+
+def lookup_hashes(keys: Keyring, national_id: str | None, mobile: str | None) -> dict[str, Any]:
+    """A beneficiary's lookup hashes, as its row keeps them (a statement that writes
+    the row without the ORM gives them itself)."""
+    return {
+        "national_id_hash": keys.lookup_hash(national_id) if national_id else None,
+        "mobile_hash": keys.lookup_hash(mobile) if mobile else None,
+    }
 
 
 class ChannelIdentity(SQLModel, table=True):

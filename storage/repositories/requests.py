@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
 
 from flows.types import (
@@ -38,12 +39,16 @@ from storage.models import (
     StatusChange,
     SupportRequest,
     id_of,
+    lookup_hashes,
 )
 
 # What a signed request must hold; ``description`` may be short but is stored as given.
 REQUIRED_ANSWERS = ("name", "national_id", "mobile", "city", "need")
 
 _REQUEST = SupportRequest.__table__  # type: ignore[attr-defined]
+_BENEFICIARY = Beneficiary.__table__  # type: ignore[attr-defined]
+_IDENTITY = ChannelIdentity.__table__  # type: ignore[attr-defined]
+_STATUS_CHANGE = StatusChange.__table__  # type: ignore[attr-defined]
 # What the flows are given of a sender's requests (read for the menu and status steps):
 # built once, run on the table.
 _SUMMARIES = (
@@ -65,8 +70,10 @@ _APPLICANT_ANSWERS = (
 )
 # An applicant found by any of the lookup hashes of their national ID (the current key's
 # and those of keys not yet rotated out), when a request is filed.
-_APPLICANT_BY_HASHES = select(Beneficiary).where(
-    col(Beneficiary.national_id_hash).in_(bindparam("hashes", expanding=True))
+_APPLICANT_BY_HASHES = (
+    select(_BENEFICIARY.c.id)
+    .where(_BENEFICIARY.c.national_id_hash.in_(bindparam("hashes", expanding=True)))
+    .limit(1)
 )
 # Whether another identity filed for this applicant before.
 _FILED_BY_OTHER = (
@@ -77,6 +84,22 @@ _FILED_BY_OTHER = (
     )
     .limit(1)
 )
+# Filing a request: the applicant, the request, its reference and first status written
+# by statements built once, not by the ORM's flushes (three of them, each costing
+# several times its statement).
+_NEW_APPLICANT = insert(_BENEFICIARY).returning(_BENEFICIARY.c.id)
+_SPEAKS_FOR = (
+    update(_IDENTITY)
+    .where(_IDENTITY.c.id == bindparam("identity_id"))
+    .values(beneficiary_id=bindparam("to_beneficiary"))
+)
+_NEW_REQUEST = insert(_REQUEST).returning(_REQUEST.c.id)
+_REFERENCE = (
+    update(_REQUEST)
+    .where(_REQUEST.c.id == bindparam("request_id"))
+    .values(reference=bindparam("to_reference"))
+)
+_FIRST_STATUS = insert(_STATUS_CHANGE)
 
 
 def reference_for(request_id: int) -> str:
@@ -97,7 +120,7 @@ class RequestRepository:
 
     async def create(
         self,
-        identity: ChannelIdentity,
+        identity: Identity,
         intake: SaveIntake,
         *,
         channel: str,
@@ -114,7 +137,8 @@ class RequestRepository:
         known from requests filed by another identity the request is marked
         ``linked_existing`` for staff, and the applicant's stored details are left
         as they are: the new answers stay in the request, for staff to compare.
-        ``identity`` must belong to this session; it now speaks for the applicant.
+        ``identity`` now speaks for the applicant (its row, and the session's object
+        when ``identity`` is that).
 
         Raises:
             ValueError: an answer in ``REQUIRED_ANSWERS`` is missing or empty.
@@ -124,48 +148,50 @@ class RequestRepository:
         if missing:
             # A request nobody can be reached about or identified by must never be stored.
             raise ValueError(f"intake answers missing: {', '.join(missing)}")
-        beneficiary = await self._applicant(answers, now)
-        beneficiary_id = id_of(beneficiary)
+        beneficiary_id = await self._applicant(answers, now)
         identity_id = id_of(identity)
         linked_existing = await self._filed_by_other(beneficiary_id, identity_id)
-        identity.beneficiary_id = beneficiary_id
-
-        request = SupportRequest(
-            beneficiary_id=beneficiary_id,
-            identity_id=identity_id,
-            channel=channel,
-            answers=answers,
-            need=answers["need"],
-            status=status,
-            decision_due_at=intake.decision_due_at,
-            signed_at=intake.signed_at,
-            signed_channel=channel,
-            signed_message_id=signed_message_id,
-            consent=dict(intake.consent) if intake.consent else None,
-            linked_existing=linked_existing,
-            created_at=now,
-            updated_at=now,
-        )
-        self._session.add(request)
-        await self._session.flush()
-        request_id = id_of(request)
-        request.reference = reference_for(request_id)
-        self._session.add_all(
-            [
-                Document(
-                    request_id=request_id,
-                    url=document.url,
-                    content_type=document.content_type,
-                    filename=document.filename,
-                    created_at=now,
-                )
-                for document in intake.documents
-            ]
-        )
-        self._session.add(
-            StatusChange(request_id=request_id, from_status=None, to_status=status, created_at=now)
-        )
-        await self._session.flush()
+        speaks_for = {"identity_id": identity_id, "to_beneficiary": beneficiary_id}
+        await prepared.rows(self._session, _SPEAKS_FOR, speaks_for)
+        if isinstance(identity, ChannelIdentity):  # the session's object, kept true
+            set_committed_value(identity, "beneficiary_id", beneficiary_id)
+        row = {
+            "reference": None,
+            "beneficiary_id": beneficiary_id,
+            "identity_id": identity_id,
+            "channel": channel,
+            "answers": answers,
+            "need": answers["need"],
+            "status": status,
+            "decision_due_at": intake.decision_due_at,
+            "signed_at": intake.signed_at,
+            "signed_channel": channel,
+            "signed_message_id": signed_message_id,
+            "consent": dict(intake.consent) if intake.consent else None,
+            "linked_existing": linked_existing,
+            "created_at": now,
+            "updated_at": now,
+        }
+        (request_id,) = (await prepared.rows(self._session, _NEW_REQUEST, row))[0]
+        reference = {"request_id": request_id, "to_reference": reference_for(request_id)}
+        await prepared.rows(self._session, _REFERENCE, reference)
+        first = {"request_id": request_id, "from_status": None, "to_status": status}
+        await prepared.rows(self._session, _FIRST_STATUS, {**first, "created_at": now})
+        if intake.documents:
+            self._session.add_all(
+                [
+                    Document(
+                        request_id=request_id,
+                        url=document.url,
+                        content_type=document.content_type,
+                        filename=document.filename,
+                        created_at=now,
+                    )
+                    for document in intake.documents
+                ]
+            )
+        request = await self._session.get(SupportRequest, request_id)
+        assert request is not None  # written just now, in this transaction
         return request
 
     async def household(
@@ -440,28 +466,30 @@ class RequestRepository:
             or (name and name in fold(str(request.answers.get("name", ""))))
         ]
 
-    async def _applicant(self, answers: Mapping[str, str], now: datetime) -> Beneficiary:
+    async def _applicant(self, answers: Mapping[str, str], now: datetime) -> int:
         keys = keyring_of(self._session.get_bind().dialect)
         national_id = answers.get("national_id") or None
         if national_id is not None:
             hashes = keys.lookup_hashes(national_id)  # rows not yet rotated match too
-            found = await self._session.scalar(_APPLICANT_BY_HASHES, {"hashes": hashes})
-            if found is not None:
-                return found
-        beneficiary = Beneficiary(  # its lookup hashes are set as it is written
-            national_id=national_id,
-            full_name=answers.get("name", ""),
-            mobile=answers.get("mobile", ""),
-            city=answers.get("city", ""),
-            created_at=now,
-        )
-        self._session.add(beneficiary)
-        await self._session.flush()
-        return beneficiary
+            found = await prepared.rows(self._session, _APPLICANT_BY_HASHES, {"hashes": hashes})
+            if found:
+                applicant_id: int = found[0][0]
+                return applicant_id
+        mobile = answers.get("mobile", "")
+        row = {
+            "national_id": national_id,
+            "full_name": answers.get("name", ""),
+            "mobile": mobile,
+            "city": answers.get("city", ""),
+            "created_at": now,
+            **lookup_hashes(keys, national_id, mobile),
+        }
+        (applicant_id,) = (await prepared.rows(self._session, _NEW_APPLICANT, row))[0]
+        return applicant_id
 
     async def _filed_by_other(self, beneficiary_id: int, identity_id: int) -> bool:
         where = {"of_beneficiary": beneficiary_id, "not_identity": identity_id}
-        return await self._session.scalar(_FILED_BY_OTHER, where) is not None
+        return bool(await prepared.rows(self._session, _FILED_BY_OTHER, where))
 
 
 class RatingRepository:
