@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from storage import prepared
 from storage.columns import KEYRING_ATTRIBUTE
 from storage.keyring import Keyring, PrivacyKeyError, new_key_text
 
@@ -99,13 +100,6 @@ def _set_sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPo
         cursor.close()
 
 
-def _begin_immediate(connection: Connection) -> None:
-    # A transaction that reads and then writes fails at once ("database is locked") when
-    # another connection wrote in between; taking the write lock first makes it wait
-    # (busy_timeout) instead. It also makes savepoints work as SQLAlchemy expects.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-
 def _pragma_outside_transaction(connection: Connection, pragma: str) -> None:
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
@@ -135,7 +129,7 @@ class _InlineSQLite(aiosqlite.Connection):
     this gives up: while another process holds SQLite's write lock, the wait for it
     (``busy_timeout``) holds up the whole server; writers keep their transactions short.
     The driver's own transaction handling is off (``isolation_level=None``):
-    ``_begin_immediate`` starts every transaction.
+    ``prepared.begin_immediate`` starts every transaction.
     """
 
     def __init__(self, path: str) -> None:
@@ -247,7 +241,11 @@ class Database:
         )
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _set_sqlite_pragmas)
-            event.listen(self.engine.sync_engine, "begin", _begin_immediate)
+            # A transaction that reads and then writes fails at once ("database is
+            # locked") when another connection wrote in between; taking the write lock
+            # first makes it wait (busy_timeout) instead. It also makes savepoints work
+            # as SQLAlchemy expects.
+            event.listen(self.engine.sync_engine, "begin", prepared.begin_immediate)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         if self._key_file is None and (keyring is not None or self.is_sqlite):
             # An in-memory database lives as long as this process: so may its key.

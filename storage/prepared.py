@@ -136,6 +136,19 @@ def _processed(pairs: Iterable[tuple[Any, _Processor]]) -> list[Any]:
     ]
 
 
+def begin_immediate(connection: Connection) -> None:
+    """SQLite's ``BEGIN IMMEDIATE`` on the driver's connection, as the engine's ``begin``
+    listener (``storage.db``): through SQLAlchemy's execution it cost ten times SQLite's
+    work on it."""
+    sql = "BEGIN IMMEDIATE"
+    _announce(connection, sql, (), many=False)
+    fairy: Any = connection.connection
+    try:
+        fairy.driver_connection._connection.execute(sql)
+    except sqlite3.Error as error:  # busy beyond busy_timeout: SQLAlchemy's error, as before
+        raise _as_sqlalchemys(sql, error) from error
+
+
 def _as_sqlalchemys(sql: str, error: sqlite3.Error) -> StatementError:
     """SQLite's error as SQLAlchemy raises it (``IntegrityError`` and the rest), its
     parameters (names, national IDs) left out."""

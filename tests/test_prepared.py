@@ -3,12 +3,13 @@ SQLAlchemy's execution gives (types, expanding parameters, errors, unflushed obj
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from statements import counting_statements
 
 from flows.types import Address, OutboundMessage
@@ -125,3 +126,31 @@ async def test_many_refuses_a_statement_with_a_list_parameter(sqlite_database: D
     async with sqlite_database.session() as session, session.begin():
         with pytest.raises(ValueError, match="expanding"):
             await prepared.many(session, _unsettled_query(False), [{"unsettled_ids": [1, 2]}])
+
+
+async def test_a_transaction_that_cannot_take_the_write_lock_fails_as_sqlalchemy_says(
+    sqlite_database: Database,
+) -> None:
+    """``BEGIN IMMEDIATE`` runs on the driver: while another connection holds SQLite's
+    write lock beyond ``busy_timeout``, the session fails with SQLAlchemy's
+    ``OperationalError`` (what callers catch), and works once the lock is let go."""
+    async with sqlite_database.engine.connect() as connection:  # the pool's one connection
+        await connection.exec_driver_sql("PRAGMA busy_timeout=50")
+        path = connection.sync_connection.engine.url.database  # type: ignore[union-attr]
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(OperationalError, match="locked"):
+            async with sqlite_database.session() as session, session.begin():
+                await IdentityRepository(session).touch(Address("whatsapp", "+966500"), NOW)
+        other.execute("ROLLBACK")
+        async with sqlite_database.session() as session, session.begin():
+            await IdentityRepository(session).touch(Address("whatsapp", "+966500"), NOW)
+        assert await count_identities(sqlite_database) == 1
+    finally:
+        other.close()
+
+
+async def count_identities(database: Database) -> int:
+    async with database.session() as session:
+        return len((await session.execute(select(ChannelIdentity))).all())
