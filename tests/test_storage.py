@@ -35,6 +35,7 @@ from storage.models import (
     Message,
     Rating,
     StatusChange,
+    SupportRequest,
 )
 from storage.models import id_of as _id
 from storage.repositories import (
@@ -354,6 +355,37 @@ async def test_requests_get_sequential_references_history_and_documents(
         assert await requests.get_by_reference("REQ-999999") is None
         beneficiaries = (await session.scalars(select(Beneficiary))).all()
         assert [(b.national_id, b.full_name) for b in beneficiaries] == [(WIDOW_ID, "فاطمة أحمد")]
+
+
+async def test_the_filed_request_is_the_sessions_object_and_as_stored(
+    database: Database,
+) -> None:
+    """``create`` writes with statements and hands back an object it built: every column
+    of it as a fresh read gives, and the session's own (changes to it are written)."""
+    async with database.session() as session, session.begin():
+        identity = await identity_for(session, WIDOW_PHONE)
+        requests = RequestRepository(session)
+        filed = await requests.create(
+            identity,
+            replace(intake(), consent={"version": "1", "channel": "whatsapp"}),
+            channel="whatsapp",
+            signed_message_id="SM7",
+            status=SUBMITTED,
+            now=NOW,
+        )
+        assert await requests.get_by_reference(str(filed.reference)) is filed
+        assert filed not in session.dirty
+        built = {column: getattr(filed, column) for column in SupportRequest.model_fields}
+        filed.need = "rent"  # the session's object: flushed with the transaction
+    async with database.session() as session:
+        stored = await session.get(SupportRequest, filed.id)
+        assert stored is not None
+        read = {column: getattr(stored, column) for column in SupportRequest.model_fields}
+        assert read == {**built, "need": "rent"}
+        assert read["reference"] == "REQ-000001" and read["consent"] == {
+            "version": "1",
+            "channel": "whatsapp",
+        }
 
 
 async def test_a_request_without_its_required_answers_is_refused(database: Database) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import col
 
+from storage import prepared
 from storage.models import FOLLOWUP_CANCELLED, FOLLOWUP_PENDING, FollowUp, Rating
 from storage.repositories._shared import _dialect, _plain
 
@@ -152,7 +153,7 @@ class FollowUpRepository:
             }
             for plan in plans
         ]
-        await self._session.execute(_upsert(_dialect(self._session)), rows)
+        await prepared.many(self._session, _upsert(_dialect(self._session)), rows)
 
     async def move(self, key: str, due_at: datetime) -> None:
         """Change when a pending follow-up is due (nothing happens to a finished one)."""
@@ -182,9 +183,7 @@ class FollowUpRepository:
         """Run a cancel as the ORM's update would: the session's changes flushed first, its
         objects of the cancelled rows updated after (as if loaded so)."""
         session = self._session
-        if session.new or session.deleted or session.dirty:
-            await session.flush()
-        rows = (await session.execute(statement, parameters)).all()
+        rows = await prepared.rows(session, statement, parameters)  # flushes first
         for row in rows:
             loaded = session.identity_map.get(identity_key(FollowUp, row[0]))
             if loaded is not None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
 
@@ -155,7 +155,7 @@ class RequestRepository:
         await prepared.rows(self._session, _SPEAKS_FOR, speaks_for)
         if isinstance(identity, ChannelIdentity):  # the session's object, kept true
             set_committed_value(identity, "beneficiary_id", beneficiary_id)
-        row = {
+        row: dict[str, Any] = {
             "reference": None,
             "beneficiary_id": beneficiary_id,
             "identity_id": identity_id,
@@ -190,8 +190,11 @@ class RequestRepository:
                     for document in intake.documents
                 ]
             )
-        request = await self._session.get(SupportRequest, request_id)
-        assert request is not None  # written just now, in this transaction
+        # The session's object for the row, as written: no statement to read it back.
+        request = SupportRequest(**row, id=request_id)
+        request.reference = reference["to_reference"]
+        make_transient_to_detached(request)
+        self._session.add(request)
         return request
 
     async def household(
