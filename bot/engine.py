@@ -740,7 +740,8 @@ class ConversationEngine:
         if state.flow == transition.state.flow == "handoff":
             handoff = await HandoffRepository(session).get_open(identity_id)
             relayed_to = handoff.id if handoff else None
-        await conversations.save(identity_id, transition.state, now)
+        language_was = identity.language
+        await conversations.save(identity_id, transition.state, now, language_was=language_was)
         if self._followups is not None:
             news.followups += await self._followups.after_turn(
                 session, identity_id, state, transition.state, now
@@ -809,8 +810,9 @@ class ConversationEngine:
         news: _StaffNews,
     ) -> Mapping[str, Any]:
         """Carry out ``effects``; what they report for the flow to resume with. Those
-        that change the identity, or read more of it than its id, use the session's
-        object for it (``full``): the row the turn began with may be out of date."""
+        that read more of the identity than its id use the session's object for it
+        (``full``): the row the turn began with may be out of date (a request filed
+        changes whom it speaks for)."""
         results: dict[str, Any] = {}
         channel = message.address.channel
         identity_id = _id(sender)

@@ -181,6 +181,23 @@ async def test_conversation_round_trip_keeps_arabic_and_counts_versions(
         assert identity_row is not None and identity_row.language == "en"
 
 
+async def test_the_conversations_language_reaches_its_identity_once(database: Database) -> None:
+    """Saving a state in another language writes the identity's (and keeps the
+    session's object of it true); saving one in the language it had writes nothing more."""
+    english = ConversationState("menu", "start", {}, "en")
+    async with database.session() as session, session.begin():
+        identity = await identity_for(session, WIDOW_PHONE)
+        conversations = ConversationRepository(session)
+        await conversations.save(_id(identity), english, NOW, language_was=identity.language)
+        assert identity.language == "en" and identity not in session.dirty
+        with counting_statements(database) as statements:
+            await conversations.save(_id(identity), english, NOW, language_was="en")
+        assert len(statements) == 1  # the state's upsert alone
+    async with database.session() as session:
+        stored = await session.get(ChannelIdentity, _id(identity))
+        assert stored is not None and stored.language == "en"
+
+
 # Messages
 
 

@@ -6,6 +6,8 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import col
 
 from flows.types import Address, ConversationState
@@ -180,8 +182,17 @@ class ConversationRepository:
             flow=flow, step=step, data=dict(data or {}), language=_language(language)
         )
 
-    async def save(self, identity_id: int, state: ConversationState, now: datetime) -> None:
-        """Store ``state`` (one upsert), bump its version and keep the identity's language.
+    async def save(
+        self,
+        identity_id: int,
+        state: ConversationState,
+        now: datetime,
+        *,
+        language_was: str | None = None,
+    ) -> None:
+        """Store ``state`` (one upsert), bump its version and keep the identity's language
+        (no statement for it when ``language_was``, the identity's as read in this
+        transaction, is the state's already).
 
         Staff actions that change a conversation from outside the engine (closing a
         handoff, asking for more information) use this too, after ``load`` in the same
@@ -197,5 +208,10 @@ class ConversationRepository:
             "version": 1,
         }
         await prepared.rows(self._session, _hot(self._session).state, values)
-        language = {"identity_id": identity_id, "to_language": state.language}
-        await prepared.rows(self._session, _KEEP_LANGUAGE, language)
+        if language_was != state.language:
+            language = {"identity_id": identity_id, "to_language": state.language}
+            await prepared.rows(self._session, _KEEP_LANGUAGE, language)
+            key = identity_key(ChannelIdentity, identity_id)
+            loaded = self._session.sync_session.identity_map.get(key)
+            if loaded is not None:  # the session's object, kept true
+                set_committed_value(loaded, "language", state.language)
