@@ -45,7 +45,7 @@ _TOUCH_IDENTITY_LOADED = (
 )
 
 # The inbox's per-beneficiary lock: the identity's row, not an ORM object (a turn reads
-# it; the effects that change the identity load the object, see ``full``).
+# it; the effects that read more than its id take the object, see ``full``).
 _LOCK_IDENTITY = (
     select(*_IDENTITY.c).where(_IDENTITY.c.id == bindparam("identity_id")).with_for_update()
 )
@@ -119,8 +119,8 @@ class IdentityRepository:
         return found[0] if found else None
 
     async def full(self, identity: Identity) -> ChannelIdentity:
-        """``identity`` as the session's object, for what changes it (from the session's
-        identity map when it is there already)."""
+        """``identity`` as the session's object, up to date in this transaction (from the
+        session's identity map when it is there already)."""
         loaded = await self.get(_id(identity))
         if loaded is None:  # its row is locked by this transaction: it cannot be gone
             raise LookupError("the identity of this turn is gone")
