@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from statements import counting_statements
 
@@ -112,6 +112,15 @@ async def test_many_runs_the_statement_for_each(database: Database) -> None:
             (ids[1], "sent", f"SM{ids[1]}"),
             (ids[2], "pending", None),
         ]
+
+
+async def test_a_clash_in_many_is_sqlalchemys_integrity_error(database: Database) -> None:
+    async with database.session() as session, session.begin():
+        identity_id = await IdentityRepository(session).touch(Address("whatsapp", "+966504"), NOW)
+        rows = [_outbound_row(identity_id, text_, "wamid.2") for text_ in ("أولى", "ثانية")]
+        with pytest.raises(IntegrityError):
+            async with session.begin_nested():
+                await prepared.many(session, insert(_MESSAGE), rows)
 
 
 async def test_many_with_nothing_to_run_runs_nothing(database: Database) -> None:

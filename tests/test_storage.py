@@ -136,6 +136,13 @@ async def test_the_inboxs_lock_reads_the_identitys_row_and_full_gives_its_object
         full = await identities.full(row)
         assert isinstance(full, ChannelIdentity) and full.id == row.id and full.opted_out
         assert await identities.full(row) is full  # the session's one object
+    async with database.session() as session, session.begin():
+        identities = IdentityRepository(session)
+        gone = await identities.lock(_id(created))
+        assert gone is not None
+        await session.execute(text("DELETE FROM channel_identity WHERE id = :id"), {"id": gone.id})
+        with pytest.raises(LookupError, match="gone"):
+            await identities.full(gone)
 
 
 # Conversations
