@@ -740,8 +740,7 @@ class ConversationEngine:
         if state.flow == transition.state.flow == "handoff":
             handoff = await HandoffRepository(session).get_open(identity_id)
             relayed_to = handoff.id if handoff else None
-        language_was = identity.language
-        await conversations.save(identity_id, transition.state, now, language_was=language_was)
+        await conversations.save(identity_id, transition.state, now, language_was=identity.language)
         if self._followups is not None:
             news.followups += await self._followups.after_turn(
                 session, identity_id, state, transition.state, now

@@ -142,9 +142,8 @@ def begin_immediate(connection: Connection) -> None:
     work on it."""
     sql = "BEGIN IMMEDIATE"
     _announce(connection, sql, (), many=False)
-    fairy: Any = connection.connection
     try:
-        fairy.driver_connection._connection.execute(sql)
+        _sqlite_of(connection).execute(sql)
     except sqlite3.Error as error:  # busy beyond busy_timeout: SQLAlchemy's error, as before
         raise _as_sqlalchemys(sql, error) from error
 
@@ -177,7 +176,14 @@ async def _driver_connection(session: AsyncSession) -> tuple[sqlite3.Connection,
     if held is not None and transaction is not None and held[0] is transaction:
         return held[1], held[2]
     connection: Connection = (await session.connection()).sync_connection  # type: ignore[assignment]
-    fairy: Any = connection.connection
-    driver: sqlite3.Connection = fairy.driver_connection._connection
+    driver = _sqlite_of(connection)
     session.info[_DRIVER] = (sync.get_transaction(), driver, connection)
     return driver, connection
+
+
+def _sqlite_of(connection: Connection) -> sqlite3.Connection:
+    """The sqlite3 connection under SQLAlchemy's (through aiosqlite's, which runs it in
+    this thread: ``storage.db._InlineSQLite``)."""
+    fairy: Any = connection.connection
+    driver: sqlite3.Connection = fairy.driver_connection._connection
+    return driver

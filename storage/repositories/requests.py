@@ -175,8 +175,13 @@ class RequestRepository:
         (request_id,) = (await prepared.rows(self._session, _NEW_REQUEST, row))[0]
         reference = {"request_id": request_id, "to_reference": reference_for(request_id)}
         await prepared.rows(self._session, _REFERENCE, reference)
-        first = {"request_id": request_id, "from_status": None, "to_status": status}
-        await prepared.rows(self._session, _FIRST_STATUS, {**first, "created_at": now})
+        first = {
+            "request_id": request_id,
+            "from_status": None,
+            "to_status": status,
+            "created_at": now,
+        }
+        await prepared.rows(self._session, _FIRST_STATUS, first)
         if intake.documents:
             self._session.add_all(
                 [
