@@ -384,7 +384,7 @@ class Tawasul:
     def _after_turn(self, message: InboundMessage, result: HandleResult) -> None:
         self.dashboard.heard(message, result)  # the live handoff inbox
         if result.replies:
-            self.outbox.wake()
+            self.outbox.wake(*{reply.address.channel for reply in result.replies})
         if self.staff_group is not None:
             self._tell_staff(self.staff_group, message, result)
 

@@ -385,6 +385,37 @@ async def test_two_channels_sending_together_mark_every_message_sent(
     assert len({r.platform_message_id for r in rows}) == 48
 
 
+async def test_a_wake_up_for_one_channel_leaves_the_others_resting(
+    database: Database,
+    twilio: FakeTwilio,
+    twilio_channel: TwilioChannel,
+    telegram: FakeTelegram,
+    telegram_channel: TelegramChannel,
+) -> None:
+    # A turn wakes the lane of its replies' channel only: under load, a lane woken for
+    # nothing would run the outbox's query for nothing, hundreds of times a second.
+    clock = FakeTime()
+    phone = await beneficiary(database, Address("whatsapp", BENEFICIARY), NOON)
+    chat = await beneficiary(database, Address("telegram", str(CHAT)), NOON)
+    outbox = sender(database, [twilio_channel, telegram_channel], clock)
+
+    async def all_resting() -> None:
+        async with clock.rested:
+            await asyncio.wait_for(clock.rested.wait_for(clock.all_rest), 30)
+
+    await all_resting()
+    await store(database, phone, "whatsapp", "W1", NOON)
+    await store(database, chat, "telegram", "T1", NOON)
+    outbox.wake("sms")  # Twilio's lane serves both of its names
+    await eventually(lambda: len(twilio.messages) == 1, "the WhatsApp message sent")
+    await all_resting()
+    assert twilio.bodies() == ["W1"]
+    assert telegram.calls("sendMessage") == []
+    outbox.wake("telegram")
+    await eventually(lambda: telegram.calls("sendMessage"), "the Telegram message sent")
+    assert telegram.calls("sendMessage")[0].params["text"] == "T1"
+
+
 async def test_telegram_flood_control_is_waited_out_and_each_chat_gets_one_a_second(
     database: Database, telegram: FakeTelegram, telegram_channel: TelegramChannel
 ) -> None:
