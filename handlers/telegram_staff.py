@@ -65,7 +65,7 @@ class TelegramStaffGroup:
         sent = await send_text(
             self._bot, self.chat_id, text, _inline_buttons(buttons), reply_parameters=reply
         )
-        return platform_id(sent.chat.id, sent.message_id)
+        return platform_id(sent.chat_id, sent.message_id)
 
 
 async def answer_whoami(bot: Bot, asked: WhoAmI, answer: Callable[[int, int], str]) -> None:

@@ -124,6 +124,27 @@ async def test_a_token_telegram_no_longer_knows_is_retried_not_dropped(
     assert raised.value.reason == "telegram: InvalidToken"
 
 
+@pytest.mark.parametrize("answer", [True, {}, {"message_id": "7", "chat": {"id": 1}}])
+async def test_an_answer_that_is_not_a_message_is_a_permanent_refusal_not_a_resend(
+    channel: TelegramChannel, api: FakeTelegram, answer: object
+) -> None:
+    # Telegram accepted the call; sending it again could give the beneficiary it twice.
+    api.handle("sendMessage", lambda _params: answer)
+    with pytest.raises(DeliveryError) as raised:
+        await channel.send(ADDRESS, OutboundMessage("مرحبا", "ar"))
+    assert raised.value.permanent
+    assert raised.value.reason == "telegram: sendMessage answered without a message"
+    assert len(api.calls("sendMessage")) == 1
+
+
+async def test_the_sent_message_is_named_by_its_chat_and_telegrams_id(
+    channel: TelegramChannel, api: FakeTelegram
+) -> None:
+    sent = await channel.send(ADDRESS, OutboundMessage("مرحبا", "ar"))
+    [message_id] = api.message_ids(int(ADDRESS.user_id))
+    assert sent.platform_message_id == f"{ADDRESS.user_id}:{message_id}"
+
+
 # --- receiving ---
 
 
