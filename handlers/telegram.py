@@ -68,6 +68,7 @@ from handlers.telegram_updates import (
     WhoAmI,
     kind_of,
     parse_update,
+    plain_text,
     translate,
 )
 
@@ -200,19 +201,19 @@ class TelegramChannel:
             # Not parsed at all: a kind we never asked for need not match this PTB's model.
             log.info("telegram update %s ignored: %s", data["update_id"], kind_of(data))
             return web.Response(status=200)
+        update_id: int = data["update_id"]
+        if not self._started:
+            # Telegram sends it again later; by then start() has succeeded, one hopes.
+            log.error("telegram update %s arrived before the channel started", update_id)
+            return web.Response(status=503, text="not ready")
         try:
-            update = parse_update(data)
-            if not self._started:
-                # Telegram sends it again later; by then start() has succeeded, one hopes.
-                log.error("telegram update %s arrived before the channel started", update.update_id)
-                return web.Response(status=503, text="not ready")
-            translated = self._translate(update)
+            translated = plain_text(data) or self._translate(parse_update(data))
         except Malformed as error:
             log.warning("telegram webhook: malformed update (%s)", error)
             return web.Response(status=400, text="malformed update")
         # Answered 5xx when not stored (503 when busy), so that Telegram sends it again.
-        work = self._dispatch(update.update_id, translated, receive)
-        await store(work, f"telegram update {update.update_id}")
+        work = self._dispatch(update_id, translated, receive)
+        await store(work, f"telegram update {update_id}")
         return web.Response(status=200)
 
     def _translate(self, update: Update) -> Translated:

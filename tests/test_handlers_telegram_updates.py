@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from fakes.telegram_api import group_callback, group_message
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from flows.types import Address, InboundMessage
 from handlers.base import StaffUpdate
@@ -19,6 +22,7 @@ from handlers.telegram_updates import (
     Translated,
     WhoAmI,
     parse_update,
+    plain_text,
     translate,
 )
 
@@ -216,3 +220,104 @@ def test_an_update_is_for_one_place(
 def test_a_malformed_update_is_refused(data: dict[str, Any]) -> None:
     with pytest.raises(Malformed):
         translate(parse_update(data), now=NOW)
+
+
+# --- a private chat's plain text, read without PTB's objects ---
+
+_ANY_VALUE = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False),
+    st.text(max_size=8),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.sampled_from(["id", "type", "x"]), st.integers(), max_size=2),
+)
+
+
+@st.composite
+def _near_plain(draw: st.DrawFn) -> dict[str, Any]:
+    """A private text message as Telegram sends it, with some of its fields dropped,
+    replaced by a value of another type, or joined by others."""
+    user = {"id": SARA, "is_bot": False, "first_name": "سارة", "language_code": "ar"}
+    chat = {"id": CHAT, "type": "private", "first_name": "سارة", "username": "sara"}
+    message: dict[str, Any] = {
+        "message_id": 7,
+        "from": user,
+        "chat": chat,
+        "date": DATE,
+        "text": draw(st.text(min_size=0, max_size=20)),
+    }
+    update: dict[str, Any] = {"update_id": 99, "message": message}
+    keys = ["update_id", "message", "entities", "caption", "photo", "reply_to_message"]
+    for part, names in ((update, keys[:2]), (message, [*message, *keys[2:]])):
+        for name in draw(st.lists(st.sampled_from(names), max_size=2)):
+            if draw(st.booleans()):
+                part.pop(name, None)
+            else:
+                part[name] = draw(_ANY_VALUE)
+    for part, names in ((chat, [*chat, "is_forum"]), (user, [*user, "is_premium", "x"])):
+        for name in draw(st.lists(st.sampled_from(names), max_size=2)):
+            if draw(st.booleans()):
+                part.pop(name, None)
+            else:
+                part[name] = draw(_ANY_VALUE)
+    return update
+
+
+def _by_ptb(data: dict[str, Any]) -> Translated | str:
+    try:
+        update = parse_update(data)
+        return translate(update, now=NOW, staff_chat_id=STAFF, bot_username=BOT_NAME, whoami=True)
+    except Malformed:
+        return "malformed"
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=_near_plain())
+def test_a_plain_text_message_read_without_ptb_reads_as_ptb_reads_it(
+    data: dict[str, Any],
+) -> None:
+    plain = plain_text(copy.deepcopy(data))
+    if plain is not None:
+        assert _by_ptb(data) == plain
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        private(5, text="السلام عليكم"),
+        {
+            "update_id": 6,
+            "message": {
+                "message_id": 11,
+                "from": BEN | {"last_name": "ع", "username": "n", "language_code": "ar"},
+                "chat": PRIVATE | {"last_name": "ع", "username": "n"},
+                "date": DATE,
+                "text": "١",
+            },
+        },
+    ],
+)
+def test_what_beneficiaries_usually_send_is_read_without_ptb(data: dict[str, Any]) -> None:
+    plain = plain_text(data)
+    assert plain is not None
+    assert plain == _by_ptb(data)
+    assert plain.message.platform_message_id == str(data["update_id"])
+    assert plain.message.received_at == datetime.fromtimestamp(DATE, UTC)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"entities": [{"type": "bot_command", "offset": 0, "length": 6}]},
+        {"caption": "x"},
+        {"chat": {"id": STAFF, "type": "supergroup", "title": "staff"}},
+        {"date": "today"},
+        {"text": ""},
+    ],
+)
+def test_anything_else_is_left_to_ptb(fields: dict[str, Any]) -> None:
+    data = private(8, text="مرحبا")
+    data["message"] = data["message"] | fields
+    assert plain_text(data) is None
