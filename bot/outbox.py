@@ -453,15 +453,19 @@ class OutboxSender:
         first: bool,
     ) -> list[tuple[OutboxItem, Address, OutboundMessage]]:
         """The messages to send now, with the channel and form each goes in; their first
-        part's share of the rate limits is taken. After the ``first`` pick of a pass, none
-        once something new was stored: the pass then ends, and the next one starts with
-        the newest replies (the first pick always goes, or a steady stream of new
-        messages would keep every pass from sending)."""
+        part's share of the rate limits is taken. After the ``first`` pick of a pass, only
+        replies once something new was stored: what was stored may be a reply that should
+        not wait behind the pass's bulk messages, so those are left to the next pass,
+        which starts with it. The replies found go on (new ones come after them, as they
+        would in the next pass): ending the pass for each one stored would query the
+        outbox again every few sends under load. The first pick always goes, or a steady
+        stream of new messages would keep every pass from sending."""
         picks: list[tuple[OutboxItem, Address, OutboundMessage]] = []
         taken = held | {item.identity_id for item in busy.values()}
         now = self._clock()
-        while len(busy) + len(picks) < self._sends_at_once and (first or not lane.wake.is_set()):
-            chosen = self._next(lane, ready, queues, taken, outcome)
+        while len(busy) + len(picks) < self._sends_at_once:
+            replies_only = not first and lane.wake.is_set()
+            chosen = self._next(lane, ready, queues, taken, outcome, replies_only=replies_only)
             if chosen is None:
                 break
             ready.remove(chosen)
@@ -487,10 +491,14 @@ class OutboxSender:
         queues: Mapping[int, Sequence[int]],
         held: set[int],
         outcome: _Outcome,
+        *,
+        replies_only: bool = False,
     ) -> OutboxItem | None:
         """The first message (replies first, then oldest) that may go now, if any."""
         now = self._monotonic()
         for item in ready:
+            if replies_only and item.kind not in CONVERSATION_KINDS:
+                continue
             queue = queues.get(item.identity_id, ())
             if item.identity_id in held or not queue or queue[0] != item.id:
                 continue  # an earlier message of the same beneficiary goes first

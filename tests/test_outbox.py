@@ -36,6 +36,7 @@ from fakes.telegram_api import FakeTelegram
 from fakes.twilio_api import FakeTwilio, inbound_params, status_params
 from sqlalchemy import select
 from sqlmodel import col
+from statements import counting_statements
 
 from bot.engine import utcnow
 from bot.outbox import DeliveryRules, FailedDelivery, OutboxSender, TokenBucket
@@ -354,6 +355,42 @@ async def test_a_steady_stream_of_new_messages_does_not_keep_the_outbox_from_sen
     await asyncio.wait_for(keep_waking(), 30)
     await settle(outbox, clock)
     assert twilio.bodies() == ["A1", "A2"]
+
+
+async def test_replies_go_on_while_new_ones_are_stored_and_bulk_waits_for_the_next_pass(
+    database: Database, twilio: FakeTwilio, twilio_channel: TwilioChannel
+) -> None:
+    # Under load a reply is stored during every pass. The pass's replies still go (new
+    # replies come after them anyway); its bulk messages wait for the next pass, which
+    # starts with whatever was stored. Ending the pass at each one stored would query
+    # the outbox again for every few messages sent.
+    clock = FakeTime()
+    people = [
+        await beneficiary(database, Address("whatsapp", f"+9665{n:08d}"), NOON) for n in range(6)
+    ]
+    for n, person in enumerate(people[:5]):
+        await store(database, person, "whatsapp", f"R{n}", NOON)
+    await store(database, people[5], "whatsapp", "bulk", NOON, kind="proactive")
+    twilio.answer_after = 0.1  # the new reply is stored while R1 is on its way
+    stored_during_the_pass = False
+
+    async def keep_storing() -> None:
+        nonlocal stored_during_the_pass
+        await eventually(lambda: twilio.messages, "the first reply sent")
+        await store(database, people[0], "whatsapp", "R-new", NOON)
+        stored_during_the_pass = True
+        while len(twilio.messages) < 7:
+            outbox.wake("whatsapp")
+            await asyncio.sleep(0)
+
+    with counting_statements(database) as statements:
+        outbox = sender(database, [twilio_channel], clock, sends_at_once=1)
+        await asyncio.wait_for(keep_storing(), 30)
+        await settle(outbox, clock)
+    assert stored_during_the_pass
+    assert twilio.bodies() == ["R0", "R1", "R2", "R3", "R4", "R-new", "bulk"]
+    outbox_queries = [sql for sql in statements if "row_number()" in sql]
+    assert len(outbox_queries) <= 4  # a pass, the next one, and the last finding nothing
 
 
 async def test_two_channels_sending_together_mark_every_message_sent(
