@@ -638,7 +638,9 @@ async def _params(request: web.Request) -> Params:
     if request.content_type == "application/json":
         body = await request.json()
         if isinstance(body, dict):
-            params.update(body)
+            # As Telegram does, a string where a number or an object goes is read as JSON
+            # ("123" is the chat 123, a reply_markup may come JSON-encoded).
+            params.update({k: _typed(k, v) if isinstance(v, str) else v for k, v in body.items()})
     elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
         form = await request.post()
         for key, value in form.items():
