@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import pickle
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -64,6 +65,12 @@ SWEEP_SECONDS = 60.0
 # Jobs set or removed per transaction: the event loop waits for the job store's lock at most
 # this long when APScheduler wakes meanwhile (and every id is a bound parameter).
 WRITE_BATCH = 1_000
+# Jobs are written at most this often (seconds): under load the turns change follow-ups
+# (a draft's reminder moves with every answer) hundreds of times a second, and each
+# write is a transaction on the job store's own connection, which SQLite's other writers
+# wait for, and a wake-up of APScheduler, which reads the store. The rows are the truth
+# meanwhile: a job is only the alarm clock.
+SYNC_SPACING = 0.25
 # A job whose time differs from its row's by less than this (seconds) is left alone at start-up.
 _SAME_SECONDS = 1.0
 
@@ -401,9 +408,15 @@ class FollowUpScheduler:
             log.exception("follow-up sweep failed")
 
     async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        written_at = -math.inf
         while not self._stopping:
             await self._wake.wait()
+            pause = written_at + SYNC_SPACING - loop.time()
+            if pause > 0:
+                await asyncio.sleep(pause)  # what is changed meanwhile goes along
             self._wake.clear()
+            written_at = loop.time()
             try:
                 async with self._writing:
                     await self._sync_now()

@@ -25,7 +25,8 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.util import datetime_to_utc_timestamp
 from channels import SECRET, TOKEN
 from fakes.telegram_api import FakeTelegram
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
+from sqlalchemy.engine import Engine
 from sqlmodel import col
 from test_cli import run
 from transcript import INTAKE_AR
@@ -720,6 +721,44 @@ async def test_thousands_of_followups_are_reconciled_and_synced_in_batches(
         assert await second.jobs() == await pending()
     finally:
         await second.stop()
+
+
+async def test_followups_changed_in_a_burst_have_their_jobs_written_together(
+    database: Database, tmp_path: Path
+) -> None:
+    # Under load every answer moves a draft's reminder: the jobs are written a few times
+    # a second, each write taking every change since the last, not once per change.
+    now = utcnow()
+    due = now + timedelta(days=1)
+    dispatcher = FollowUpDispatcher(database, FollowUpPolicy.from_settings(_settings(tmp_path)))
+    scheduler = FollowUpScheduler(database, dispatcher, clock=utcnow)
+    writes: list[str] = []
+
+    def record(*args: Any) -> None:
+        if args[2].startswith("INSERT INTO apscheduler_jobs"):
+            writes.append(args[2])
+
+    await scheduler.start()
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        for burst in range(20):
+            plans = [
+                {"key": f"checkin:request:{burst}-{n}", "kind": "checkin", "due_at": due}
+                for n in range(5)
+            ]
+            async with database.session() as session, session.begin():
+                await FollowUpRepository(session).schedule_many(plans, now=now)
+            scheduler.sync(plan["key"] for plan in plans)
+            await asyncio.sleep(0.01)
+
+        async def written() -> bool:
+            return len(await scheduler.jobs()) == 100
+
+        await eventually(written, "every job written")
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+        await scheduler.stop()
+    assert 1 <= len(writes) <= 4
 
 
 async def test_due_times_reads_pending_followups_only(database: Database) -> None:
