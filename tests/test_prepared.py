@@ -163,3 +163,23 @@ async def test_a_transaction_that_cannot_take_the_write_lock_fails_as_sqlalchemy
 async def count_identities(database: Database) -> int:
     async with database.session() as session:
         return len((await session.execute(select(ChannelIdentity))).all())
+
+
+async def test_a_newcomer_touched_is_created_in_two_statements_with_the_defaults(
+    database: Database,
+) -> None:
+    later = NOW.replace(hour=10)
+    address = Address("telegram", "512345678")
+    with counting_statements(database) as statements:
+        async with database.session() as session, session.begin():
+            first = await IdentityRepository(session).touch(address, NOW)
+    assert len(statements) == 2  # the touch finding nobody, the insert
+    async with database.session() as session, session.begin():
+        again = await IdentityRepository(session).touch(address, later)
+    async with database.session() as session:
+        identity = await session.get(ChannelIdentity, first)
+        assert identity is not None
+        assert again == first
+        assert (identity.channel, identity.user_id) == ("telegram", "512345678")
+        assert (identity.language, identity.opted_out, identity.unreachable) == ("ar", False, False)
+        assert (identity.created_at, identity.last_inbound_at) == (NOW, later)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
 from flows.types import Language
-from storage.models import Conversation, Message
+from storage.models import ChannelIdentity, Conversation, Message
 
 
 def _insert(
@@ -31,6 +31,7 @@ _MESSAGE = Message.__table__  # type: ignore[attr-defined]
 
 
 _CONVERSATION = Conversation.__table__  # type: ignore[attr-defined]
+_IDENTITY = ChannelIdentity.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,7 @@ class _HotStatements:
     inbound: Any  # INSERT of an inbound message, nothing on a redelivery; its id
     outbound: Any  # INSERT of an outbound message; its id
     state: Any  # the conversation's upsert
+    identity: Any  # INSERT of a newcomer's identity, nothing when another made it; its id
 
 
 def _hot(session: AsyncSession) -> _HotStatements:
@@ -62,7 +64,12 @@ def _hot_statements(dialect: str) -> _HotStatements:
             "version": _CONVERSATION.c.version + 1,
         },
     )
-    return _HotStatements(inbound, outbound, state)
+    identity = (
+        insert(_IDENTITY)
+        .on_conflict_do_nothing(index_elements=["channel", "user_id"])
+        .returning(_IDENTITY.c.id)
+    )
+    return _HotStatements(inbound, outbound, state, identity)
 
 
 def _dialect(session: AsyncSession) -> str:

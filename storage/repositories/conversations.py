@@ -14,7 +14,7 @@ from flows.types import Address, ConversationState
 from storage import prepared
 from storage.models import ChannelIdentity, Identity
 from storage.models import id_of as _id
-from storage.repositories._shared import _CONVERSATION, _hot, _insert, _language, _plain
+from storage.repositories._shared import _CONVERSATION, _hot, _language, _plain
 
 _IDENTITY = ChannelIdentity.__table__  # type: ignore[attr-defined]
 
@@ -68,6 +68,19 @@ _LOAD_STATE = (
 )
 
 
+def _new_identity(address: Address, now: datetime) -> dict[str, object]:
+    """A newcomer's identity row: Arabic until they choose, reachable, not opted out."""
+    return {
+        "channel": address.channel,
+        "user_id": address.user_id,
+        "language": "ar",
+        "opted_out": False,
+        "unreachable": False,
+        "created_at": now,
+        "last_inbound_at": now,
+    }
+
+
 class IdentityRepository:
     """Channel identities: who wrote, on which channel."""
 
@@ -85,17 +98,8 @@ class IdentityRepository:
             return identity
         # Two processes may see the same newcomer at once; the unique index decides
         # and the loser reads the winner's row instead of failing the message.
-        insert = _insert(self._session, ChannelIdentity).values(
-            channel=address.channel,
-            user_id=address.user_id,
-            language="ar",
-            opted_out=False,
-            unreachable=False,
-            created_at=now,
-            last_inbound_at=now,
-        )
-        await self._session.execute(
-            insert.on_conflict_do_nothing(index_elements=["channel", "user_id"])
+        await prepared.rows(
+            self._session, _hot(self._session).identity, _new_identity(address, now)
         )
         created: ChannelIdentity = (
             await self._session.execute(_TOUCH_IDENTITY_LOADED, where)
@@ -107,6 +111,10 @@ class IdentityRepository:
         for the inbox needs no more)."""
         where = {"at_channel": address.channel, "at_user_id": address.user_id, "at_now": now}
         found = await prepared.rows(self._session, _TOUCH_IDENTITY_ID, where)
+        if not found:  # a newcomer (or one another process is creating now)
+            found = await prepared.rows(
+                self._session, _hot(self._session).identity, _new_identity(address, now)
+            )
         if found:
             identity_id: int = found[0][0]
             return identity_id
