@@ -14,9 +14,7 @@ from flows.types import Address, ConversationState
 from storage import prepared
 from storage.models import ChannelIdentity, Identity
 from storage.models import id_of as _id
-from storage.repositories._shared import _CONVERSATION, _hot, _language, _plain
-
-_IDENTITY = ChannelIdentity.__table__  # type: ignore[attr-defined]
+from storage.repositories._shared import _CONVERSATION, _IDENTITY, _hot, _language, _plain
 
 # One statement of the hot path: the identity's "last heard from" noted, "unreachable"
 # forgotten (whoever writes can be reached again), and its row read back. The UPDATE

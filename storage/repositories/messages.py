@@ -42,9 +42,7 @@ from storage.models import (
     StoredMedia,
     id_of,
 )
-from storage.repositories._shared import _MESSAGE, _hot, _language
-
-_IDENTITY = ChannelIdentity.__table__  # type: ignore[attr-defined]
+from storage.repositories._shared import _IDENTITY, _MESSAGE, _hot, _language
 
 
 @dataclass(frozen=True, slots=True)
