@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import SQLModel
 
 from flows.types import Language
@@ -70,6 +72,15 @@ def _hot_statements(dialect: str) -> _HotStatements:
         .returning(_IDENTITY.c.id)
     )
     return _HotStatements(inbound, outbound, state, identity)
+
+
+def _keep_loaded(session: AsyncSession, model: type[SQLModel], row_id: int, **values: Any) -> None:
+    """A statement wrote ``values`` to the row ``row_id``: the session's object of it, if
+    it holds one, takes them as if loaded so (nothing written again, nothing expired)."""
+    loaded = session.sync_session.identity_map.get(identity_key(model, row_id))
+    if loaded is not None:
+        for name, value in values.items():
+            set_committed_value(loaded, name, value)
 
 
 def _dialect(session: AsyncSession) -> str:

@@ -6,15 +6,20 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.orm.util import identity_key
 from sqlmodel import col
 
 from flows.types import Address, ConversationState
 from storage import prepared
 from storage.models import ChannelIdentity, Identity
 from storage.models import id_of as _id
-from storage.repositories._shared import _CONVERSATION, _IDENTITY, _hot, _language, _plain
+from storage.repositories._shared import (
+    _CONVERSATION,
+    _IDENTITY,
+    _hot,
+    _keep_loaded,
+    _language,
+    _plain,
+)
 
 # One statement of the hot path: the identity's "last heard from" noted, "unreachable"
 # forgotten (whoever writes can be reached again), and its row read back. The UPDATE
@@ -217,7 +222,4 @@ class ConversationRepository:
         if language_was != state.language:
             language = {"identity_id": identity_id, "to_language": state.language}
             await prepared.rows(self._session, _KEEP_LANGUAGE, language)
-            key = identity_key(ChannelIdentity, identity_id)
-            loaded = self._session.sync_session.identity_map.get(key)
-            if loaded is not None:  # the session's object, kept true
-                set_committed_value(loaded, "language", state.language)
+            _keep_loaded(self._session, ChannelIdentity, identity_id, language=state.language)

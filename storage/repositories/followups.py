@@ -11,13 +11,11 @@ from typing import Any
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.orm.util import identity_key
 from sqlmodel import col
 
 from storage import prepared
 from storage.models import FOLLOWUP_CANCELLED, FOLLOWUP_PENDING, FollowUp, Rating
-from storage.repositories._shared import _dialect, _plain
+from storage.repositories._shared import _dialect, _keep_loaded, _plain
 
 # The columns ``schedule_many`` writes; all but the key are started afresh on a conflict.
 _PLANNED = (
@@ -185,10 +183,7 @@ class FollowUpRepository:
         session = self._session
         rows = await prepared.rows(session, statement, parameters)  # flushes first
         for row in rows:
-            loaded = session.identity_map.get(identity_key(FollowUp, row[0]))
-            if loaded is not None:
-                set_committed_value(loaded, "status", FOLLOWUP_CANCELLED)
-                set_committed_value(loaded, "done_at", now)
+            _keep_loaded(session, FollowUp, row[0], status=FOLLOWUP_CANCELLED, done_at=now)
         return [row[1] for row in rows]
 
     async def pending(self, *, due_by: datetime | None = None) -> builtins.list[FollowUp]:

@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, make_transient_to_detached
-from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
 
 from flows.types import (
@@ -41,13 +40,13 @@ from storage.models import (
     id_of,
     lookup_hashes,
 )
+from storage.repositories._shared import _IDENTITY, _keep_loaded
 
 # What a signed request must hold; ``description`` may be short but is stored as given.
 REQUIRED_ANSWERS = ("name", "national_id", "mobile", "city", "need")
 
 _REQUEST = SupportRequest.__table__  # type: ignore[attr-defined]
 _BENEFICIARY = Beneficiary.__table__  # type: ignore[attr-defined]
-_IDENTITY = ChannelIdentity.__table__  # type: ignore[attr-defined]
 _STATUS_CHANGE = StatusChange.__table__  # type: ignore[attr-defined]
 # What the flows are given of a sender's requests (read for the menu and status steps):
 # built once, run on the table.
@@ -153,8 +152,7 @@ class RequestRepository:
         linked_existing = await self._filed_by_other(beneficiary_id, identity_id)
         speaks_for = {"identity_id": identity_id, "to_beneficiary": beneficiary_id}
         await prepared.rows(self._session, _SPEAKS_FOR, speaks_for)
-        if isinstance(identity, ChannelIdentity):  # the session's object, kept true
-            set_committed_value(identity, "beneficiary_id", beneficiary_id)
+        _keep_loaded(self._session, ChannelIdentity, identity_id, beneficiary_id=beneficiary_id)
         row: dict[str, Any] = {
             "reference": None,
             "beneficiary_id": beneficiary_id,
