@@ -227,6 +227,9 @@ class _Lane:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     sent: list[SentMark] = field(default_factory=list)  # to be marked when the pass ends
+    # Given up on in this pass: handed to the report when the pass ends, so that another
+    # lane's report, made meanwhile, does not split the pass's failures in two posts.
+    failed: list[FailedDelivery] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -406,7 +409,7 @@ class OutboxSender:
                 ready.append(item)
                 continue
             reason, tell = refusal
-            if await self._give_up(item, item.address, reason, tell=tell):
+            if await self._give_up(lane, item, item.address, reason, tell=tell):
                 _settled(queues, item)
                 outcome.settled += 1
         held: set[int] = set()  # beneficiaries whose next message must wait
@@ -438,6 +441,8 @@ class OutboxSender:
         finally:
             # A pass that failed still lets the sends under way finish and be marked.
             await asyncio.gather(*busy, return_exceptions=True)
+            self._failures += lane.failed
+            lane.failed = []
             await self._mark_sent(lane)
         return outcome
 
@@ -471,7 +476,7 @@ class OutboxSender:
             ready.remove(chosen)
             route = self._route(chosen, now)
             if isinstance(route, str):
-                if await self._give_up(chosen, chosen.address, route, tell=True):
+                if await self._give_up(lane, chosen, chosen.address, route, tell=True):
                     _settled(queues, chosen)
                     outcome.settled += 1
                 else:
@@ -662,7 +667,7 @@ class OutboxSender:
                 # Before the message is failed: whoever sees it failed sees why, too.
                 async with self._db.session() as session, session.begin():
                     await IdentityRepository(session).set_unreachable(address)
-            await self._give_up(item, address, reason, tell=True, claimed=True)
+            await self._give_up(lane, item, address, reason, tell=True, claimed=True)
             return True
         async with self._db.session() as session, session.begin():
             await MessageRepository(session).release(item.id, self._clock(), reason)
@@ -679,6 +684,7 @@ class OutboxSender:
 
     async def _give_up(
         self,
+        lane: _Lane,
         item: OutboxItem,
         address: Address,
         reason: str,
@@ -702,7 +708,7 @@ class OutboxSender:
                 tries,
                 reason,
             )
-            self._failures.append(FailedDelivery(item.id, address.channel, item.kind, reason))
+            lane.failed.append(FailedDelivery(item.id, address.channel, item.kind, reason))
         else:
             log.info("message %d on %s not sent: %s", item.id, address.channel, reason)
         return True

@@ -155,13 +155,17 @@ def sender(
     *,
     rules: DeliveryRules | None = None,
     failed: list[FailedDelivery] | None = None,
+    reports: list[list[FailedDelivery]] | None = None,
     **options: Any,
 ) -> OutboxSender:
-    """A running sender on ``clock`` (its workers rest until ``settle`` wakes them)."""
+    """A running sender on ``clock`` (its workers rest until ``settle`` wakes them);
+    what it gives up on goes to ``failed``, each report to staff to ``reports``."""
 
     async def on_failed(batch: Sequence[FailedDelivery]) -> None:
         if failed is not None:
             failed.extend(batch)
+        if reports is not None:
+            reports.append(list(batch))
 
     outbox = OutboxSender(
         database,
@@ -870,6 +874,38 @@ async def test_a_permanent_refusal_fails_at_once_and_staff_are_told(
     stored = await row(database, message_id)
     assert stored.status == "failed" and stored.error and "21211" in stored.error
     assert [f.reason for f in failed] == [stored.error]
+
+
+async def test_a_pass_gives_staff_its_failures_in_one_report_whatever_the_other_lanes_do(
+    database: Database,
+    twilio: FakeTwilio,
+    twilio_channel: TwilioChannel,
+    telegram_channel: TelegramChannel,
+) -> None:
+    # Each lane reports after its own pass: Telegram's, resting between WhatsApp's
+    # failures, must not post the first of them alone and leave the rest for a minute.
+    clock = FakeTime()
+    ids = []
+    for n in range(3):
+        identity = await beneficiary(database, Address("whatsapp", f"+9665{n:08d}"), NOON)
+        ids.append(await store(database, identity, "whatsapp", f"W{n}", NOON))
+    twilio.fail(3, status=400, code=21610)
+    twilio.answer_after = 0.1
+    reports: list[list[FailedDelivery]] = []
+    outbox = sender(
+        database, [twilio_channel, telegram_channel], clock, reports=reports, sends_at_once=1
+    )
+
+    async def first_failed() -> bool:
+        return (await row(database, ids[0])).status == "failed"
+
+    deadline = asyncio.get_running_loop().time() + 10
+    while not await first_failed():
+        assert asyncio.get_running_loop().time() < deadline, "the first message never failed"
+        await asyncio.sleep(0.01)
+    outbox.wake("telegram")  # its pass and report run while WhatsApp's pass goes on
+    await settle(outbox, clock)
+    assert [[f.message_id for f in report] for report in reports] == [ids]
 
 
 async def test_retries_end_after_the_last_attempt(
