@@ -10,6 +10,7 @@ A draft left alone is followed up by the scheduler: ``remind``, then ``expire``.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -244,7 +245,14 @@ def _question(
 
 def _sender_mobile(turn: Turn) -> str | None:
     """The sender's own number when it is a Saudi mobile (WhatsApp, SMS), to offer it."""
-    checked = check_mobile(turn.lookup.sender_phone or "")
+    return _own_mobile(turn.lookup.sender_phone or "")
+
+
+@functools.lru_cache(maxsize=4096)
+def _own_mobile(phone: str) -> str | None:
+    # A channel's number (short, trusted), looked at in two steps of every intake:
+    # phonenumbers' checks were the costliest part of those turns.
+    checked = check_mobile(phone)
     return checked if isinstance(checked, str) else None
 
 

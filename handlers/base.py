@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+import orjson
 from aiohttp import web
 
 from flows.types import (
@@ -248,15 +251,36 @@ async def read_body(request: web.Request, limit: int) -> bytes:
 def parse_json(body: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """The JSON value of ``body``; BadBody(400) when it is not JSON (NaN and Infinity are
     not), or is nested deeper than ``max_depth``."""
+    value = _json_loads(body)
+    if _deeper_than(value, max_depth):
+        raise BadBody(400, "JSON nested too deeply")
+    return value
+
+
+_LONG_NUMBER = re.compile(b"[0-9]{19}")
+
+
+def _json_loads(body: bytes) -> Any:
+    """By orjson, several times faster than ``json`` and as strict; by ``json`` what
+    orjson refuses (UTF-16) or reads otherwise (an integer beyond 64 bits, as a float)."""
+    if _LONG_NUMBER.search(body) is None:
+        with contextlib.suppress(orjson.JSONDecodeError):
+            return orjson.loads(body)
     try:
-        value = json.loads(body, parse_constant=_no_constant)
+        return json.loads(body, parse_constant=_no_constant)
     except RecursionError:  # deeper than Python's own limit: refused by the parser
         raise BadBody(400, "JSON nested too deeply") from None
     except ValueError:  # also UnicodeDecodeError
         raise BadBody(400, "not JSON") from None
-    if _deeper_than(value, max_depth):
-        raise BadBody(400, "JSON nested too deeply")
-    return value
+
+
+def json_body(value: Any) -> bytes:
+    """``value`` as a JSON body in UTF-8 (by orjson; by ``json`` what orjson refuses, an
+    integer beyond 64 bits)."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, ensure_ascii=False).encode()
 
 
 def _no_constant(name: str) -> Any:

@@ -11,7 +11,6 @@ Bot API and PTB's behaviour are unchanged: status codes are turned into PTB's er
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from datetime import timedelta
@@ -33,7 +32,7 @@ from telegram.request import BaseRequest, RequestData
 from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
 from flows.render import split_text as split_within
-from handlers.base import BeforePart, DeliveryError
+from handlers.base import BeforePart, DeliveryError, json_body
 
 # Every Bot API URL carries the token, and PTB logs parameters (message text) at DEBUG:
 # keep both out of the logs whatever the root level is.
@@ -115,7 +114,7 @@ class AiohttpRequest(BaseRequest):
             else:
                 # A JSON body, which the Bot API takes as well as a form: encoding Arabic
                 # text for a form is done byte by byte in Python, JSON's is done in C.
-                data = json.dumps(request_data.parameters, ensure_ascii=False).encode()
+                data = json_body(request_data.parameters)
                 headers["Content-Type"] = "application/json"
         try:
             async with self._session.request(

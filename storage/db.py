@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import os
 import sqlite3
@@ -30,7 +29,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from storage import prepared
-from storage.columns import KEYRING_ATTRIBUTE
+from storage.columns import KEYRING_ATTRIBUTE, json_text, json_value
 from storage.keyring import Keyring, PrivacyKeyError, new_key_text
 
 log = logging.getLogger(__name__)
@@ -84,11 +83,6 @@ def _now_for(is_sqlite: bool) -> Any:
     # A raw statement: written as UtcDateTime writes it (naive UTC text on SQLite).
     now = datetime.now(UTC)
     return now.replace(tzinfo=None) if is_sqlite else now
-
-
-def _dumps(value: Any) -> str:
-    # Arabic stays readable in the JSON columns instead of \u escapes.
-    return json.dumps(value, ensure_ascii=False)
 
 
 def _set_sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
@@ -234,7 +228,8 @@ class Database:
             # Parameters are names, national IDs and phones: keep them out of error
             # messages and tracebacks, which end up in logs.
             hide_parameters=True,
-            json_serializer=_dumps,
+            json_serializer=json_text,
+            json_deserializer=json_value,
             # A PostgreSQL restart must not fail the next messages; SQLite files don't go away.
             pool_pre_ping=not self.is_sqlite,
             **options,

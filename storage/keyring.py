@@ -98,7 +98,7 @@ class Keyring:
         return hmac.new(self._keys[key_id], b"tawasul key check", hashlib.sha256).hexdigest()
 
     def encrypt(self, plain: str) -> str:
-        nonce = secrets.token_bytes(_NONCE_BYTES)
+        nonce = os.urandom(_NONCE_BYTES)
         sealed = self._aead[self._current_id].encrypt(nonce, plain.encode(), None)
         return f"{PREFIX}{self._current_id}:{base64.b64encode(nonce + sealed).decode()}"
 
@@ -120,7 +120,7 @@ class Keyring:
     def seal(self, plain: bytes, context: bytes = b"") -> bytes:
         """Bytes (a file's content) encrypted under the current key, with a header naming
         it; ``context`` (the file's name) must be given again to open them."""
-        nonce = secrets.token_bytes(_NONCE_BYTES)
+        nonce = os.urandom(_NONCE_BYTES)
         sealed = self._aead[self._current_id].encrypt(nonce, plain, context)
         return FILE_MAGIC + self._current_id.encode() + nonce + sealed
 

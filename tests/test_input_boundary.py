@@ -42,6 +42,7 @@ from bot.passwords import hash_password
 from bot.server import Tawasul
 from flows.cleaning import clean_line, clean_text
 from flows.types import Address, InboundMessage, Media
+from handlers.base import BadBody, parse_json
 from storage.db import Database
 from storage.models import Message
 from storage.repositories import StaffRepository
@@ -210,6 +211,31 @@ def test_the_console_cleans_too(tmp_path: Path) -> None:
 
 
 # --- bodies ---
+
+
+@pytest.mark.parametrize(
+    ("body", "value"),
+    [
+        ('{"text": "مرحبا", "n": 1.5}'.encode(), {"text": "مرحبا", "n": 1.5}),
+        ('{"text": "مرحبا"}'.encode("utf-16"), {"text": "مرحبا"}),  # json reads it, orjson not
+        (
+            b'{"update_id": 123456789012345678901234567890}',
+            {"update_id": 123456789012345678901234567890},
+        ),
+        (b'"\\ud800"', "\ud800"),  # a lone surrogate, escaped: json's reading, as before
+    ],
+)
+def test_a_json_body_reads_as_the_standard_library_reads_it(body: bytes, value: Any) -> None:
+    assert parse_json(body) == value == json.loads(body)
+
+
+@pytest.mark.parametrize(
+    "body", [b"NaN", b'{"a": Infinity}', b'{"a": -Infinity}', b"\xff\xfe{", b"{'a': 1}", b""]
+)
+def test_a_body_that_is_not_json_is_refused(body: bytes) -> None:
+    with pytest.raises(BadBody) as refused:
+        parse_json(body)
+    assert refused.value.status == 400
 
 
 async def test_deep_or_huge_json_is_refused_and_stores_nothing(

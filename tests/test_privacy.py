@@ -112,9 +112,13 @@ def test_consent_shown_by_requests_show_and_no_keeps_nothing(tmp_path: Path) -> 
     assert shown.returncode == 0, shown.stderr
     assert "consent  2026-12" in shown.stdout
     audit = "SELECT action, target, username, detail FROM audit_entry"
-    assert query(tmp_path / "tawasul.db", audit) == [
-        ("case_read", "REQ-000001", None, '{"where": "cli"}')
-    ]
+    [(action, target, username, detail)] = query(tmp_path / "tawasul.db", audit)
+    assert (action, target, username, json.loads(detail)) == (
+        "case_read",
+        "REQ-000001",
+        None,
+        {"where": "cli"},
+    )
 
     declined = run(tmp_path, "chat", "--user", "other", lines=["١", "لا"], env=NOTICE_ENV)
     assert declined.returncode == 0, declined.stderr

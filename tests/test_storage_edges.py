@@ -13,7 +13,7 @@ from test_storage_feedback import give
 from test_storage_staff import NOW, WIDOW_PHONE, file_request
 
 from flows.knowledge import KnowledgeEntry, question_key
-from storage.columns import EncryptedJSON, EncryptedText, keyring_of
+from storage.columns import EncryptedJSON, EncryptedText, json_text, json_value, keyring_of
 from storage.db import Database
 from storage.feedback import ANSWERED, FeedbackRepository, NewFeedback
 from storage.keyring import PrivacyKeyError
@@ -34,6 +34,20 @@ async def test_an_encrypted_json_column_keeps_null_and_reads_unmigrated_values_a
     stored = column.process_bind_param({"need": "سلة غذائية"}, dialect)
     assert stored is not None and "سلة" not in stored  # encrypted at rest
     assert column.process_result_value(stored, dialect) == {"need": "سلة غذائية"}
+
+
+def test_json_text_keeps_arabic_and_writes_what_orjson_refuses_as_json_did() -> None:
+    assert json_text({"need": "سلة", 3: [1.5, None, True]}) == '{"need":"سلة","3":[1.5,null,true]}'
+    big = 2**70 + 1  # beyond orjson's 64 bits: json's turn, and read back as an integer
+    assert json_value(json_text(big)) == big and isinstance(json_value(json_text([big]))[0], int)
+    deep: list[object] = []
+    for _ in range(300):  # beyond orjson's nesting
+        deep = [deep]
+    assert json_value(json_text(deep)) == deep
+    # What json wrote before (spaces, NaN) reads as it did.
+    assert json_value('{"a": NaN, "b": "\\u0633"}')["b"] == "س"
+    with pytest.raises(TypeError):  # json refused it: a bug in the caller, caught at once
+        json_text({"when": NOW})
 
 
 def test_postgresql_without_a_privacy_key_is_refused_with_how_to_make_one() -> None:
