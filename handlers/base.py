@@ -259,6 +259,7 @@ def parse_json(body: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     return value
 
 
+# An integer beyond 64 bits has at least this many digits (orjson reads it as a float).
 _LONG_NUMBER = re.compile(b"[0-9]{19}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from datetime import UTC, datetime
@@ -34,18 +35,17 @@ def json_text(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False)
 
 
-def json_value(text: str) -> Any:
-    """What ``json_text`` wrote (or ``json``, before it), read back. orjson reads an
-    integer beyond 64 bits as a float: text with such a run of digits is ``json``'s."""
-    if _LONG_NUMBER.search(text) is None:
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(text)
-
-
+# An integer beyond 64 bits has at least this many digits (orjson reads it as a float).
 _LONG_NUMBER = re.compile("[0-9]{19}")
+
+
+def json_value(text: str) -> Any:
+    """What ``json_text`` wrote (or ``json``, before it), read back; text with a long run
+    of digits is ``json``'s to read."""
+    if _LONG_NUMBER.search(text) is None:
+        with contextlib.suppress(orjson.JSONDecodeError):
+            return orjson.loads(text)
+    return json.loads(text)
 
 
 def utcnow() -> datetime:
