@@ -7,7 +7,7 @@ import logging
 import time
 import unicodedata
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -52,6 +52,7 @@ from flows.types import (
     Turn,
 )
 from handlers.base import Overloaded
+from storage import prepared
 from storage.db import Database
 from storage.feedback import FeedbackRepository
 from storage.models import Identity, MessageKind
@@ -109,6 +110,9 @@ BATCH = 64
 INBOX_SECONDS = 0.025
 # Arrivals this few, with no one waiting for a turn, are stored with their turns.
 INBOX_TOGETHER = 8
+# How often a transaction of turns lets webhooks in and stores what they brought, so
+# that they wait for its commit and no other.
+INBOX_LOOK_SECONDS = 0.010
 # Turns one beneficiary may take in one of them: a flood goes round with everyone else.
 INBOX_TURNS_EACH = 8
 # What the inbound row of a message beyond its sender's limit says (the case timeline
@@ -216,6 +220,16 @@ class _Inboxed:
     messages: dict[int, InboundMessage] = field(default_factory=dict)
     claimed: int = 0  # the newest message its last turns took
     more: bool = False  # those turns took as many as one may: more of theirs may wait
+
+
+@dataclass(slots=True)
+class _Arrivals:
+    """Webhooks' messages stored inside a transaction of turns, told once it commits."""
+
+    stored: list[tuple[InboundMessage, asyncio.Future[bool]]] = field(default_factory=list)
+    outcomes: list[_Arrived | None] = field(default_factory=list)
+    # Those a savepoint could not keep: stored on their own after the commit.
+    left: list[tuple[InboundMessage, asyncio.Future[bool]]] = field(default_factory=list)
 
 
 # Called once a message's turn is committed, with what became of it (inbox mode).
@@ -459,14 +473,22 @@ class ConversationEngine:
         return batch
 
     async def _store(self, batch: list[tuple[InboundMessage, asyncio.Future[bool]]]) -> None:
-        """Store what arrived (one transaction, one by one if it fails); into the inbox
-        while it has room (the rest is taken from the database once it has)."""
+        """Store what arrived (one transaction, one by one if it fails)."""
         outcomes: list[_Arrived | BaseException | None] = []
         try:
             async with self._db.session() as session, session.begin():
                 outcomes = [await self._arrive(session, message) for message, _ in batch]
         except Exception:
             outcomes = [await self._arrive_alone(message) for message, _ in batch]
+        self._stored(batch, outcomes)
+
+    def _stored(
+        self,
+        batch: list[tuple[InboundMessage, asyncio.Future[bool]]],
+        outcomes: Sequence[_Arrived | BaseException | None],
+    ) -> None:
+        """Stored (committed): into the inbox while it has room (the rest is taken from
+        the database once it has), and each webhook told."""
         for (message, _future), outcome in zip(batch, outcomes, strict=True):
             if not isinstance(outcome, tuple):
                 continue
@@ -504,19 +526,25 @@ class ConversationEngine:
         # out every time. Two processes locking two beneficiaries in opposite orders is a
         # deadlock PostgreSQL breaks; the batch is then taken one by one.
         done: list[tuple[InboundMessage, _Step]] | None = None
+        arrivals = _Arrivals()
         if len(batch) > 1:
             self._telling = []
             try:
                 async with self._db.session() as session, session.begin():
                     # From when the database is this transaction's (it may wait for it).
-                    deadline = time.perf_counter() + self._inbox_seconds
+                    started = time.perf_counter()
+                    deadline, look = started + self._inbox_seconds, started + INBOX_LOOK_SECONDS
                     done = []
                     reached = 0
                     for entry in batch:
                         reached += 1
                         done += await self._turns(session, entry)
-                        if time.perf_counter() > deadline:
+                        if (now := time.perf_counter()) > deadline:
                             break
+                        if now > look:
+                            # The others' time while webhooks come in is not the turns'.
+                            deadline += await self._store_within(session, arrivals)
+                            look = time.perf_counter() + INBOX_LOOK_SECONDS
             except Exception:
                 self._untell()
                 done = None
@@ -524,9 +552,35 @@ class ConversationEngine:
             else:
                 self._inbox_return(batch[reached:])
                 del batch[reached:]
+        if done is None:  # rolled back with the turns
+            arrivals.left[:0], arrivals.stored, arrivals.outcomes = arrivals.stored, [], []
+        self._stored(arrivals.stored, arrivals.outcomes)
+        if arrivals.left:
+            await self._store(arrivals.left)
         if done is None:
             done = [turn for entry in batch for turn in await self._turns_alone(entry)]
         self._after(batch, done)
+
+    async def _store_within(self, session: AsyncSession, arrivals: _Arrivals) -> float:
+        """Webhooks let in (the loop runs a few rounds) and what they brought stored in
+        the turns' transaction, under a savepoint: a message the database refuses costs
+        the turns nothing (it is stored on its own after the commit)."""
+        away = time.perf_counter()
+        for _round in range(3):  # the socket read, the handler's start, its call to accept
+            await asyncio.sleep(0)
+        away = time.perf_counter() - away
+        if not self._arriving or arrivals.left:
+            return away
+        batch = self._take_arrivals()
+        try:
+            async with prepared.savepoint(session):
+                outcomes = [await self._arrive(session, m) for m, _ in batch]
+        except Exception:
+            arrivals.left += batch
+        else:
+            arrivals.stored += batch
+            arrivals.outcomes += outcomes
+        return away
 
     def _after(self, entries: list[_Inboxed], done: list[tuple[InboundMessage, _Step]]) -> None:
         """Committed: the rest of a flood back in the inbox (after everyone else), the

@@ -15,10 +15,11 @@ as SQLAlchemy does.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sqlite3
 from collections import namedtuple
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,6 +114,34 @@ async def many(
         raise _as_sqlalchemys(prepared.sql, error) from error
 
 
+@contextlib.asynccontextmanager
+async def savepoint(session: AsyncSession) -> AsyncIterator[None]:
+    """A savepoint in ``session``'s transaction for statements of this module only (no
+    ORM objects): what failed inside is undone, the transaction goes on; the error is
+    raised. SQLAlchemy's ``begin_nested`` costs ten times SQLite's work on it."""
+    if session.get_bind().dialect.name != "sqlite":
+        async with session.begin_nested():
+            yield
+        return
+    driver, connection = await _driver_connection(session)
+    _run(driver, connection, "SAVEPOINT tawasul")
+    try:
+        yield
+    except BaseException:
+        _run(driver, connection, "ROLLBACK TO tawasul")
+        _run(driver, connection, "RELEASE tawasul")
+        raise
+    _run(driver, connection, "RELEASE tawasul")
+
+
+def _run(driver: sqlite3.Connection, connection: Connection, sql: str) -> None:
+    _announce(connection, sql, (), many=False)
+    try:
+        driver.execute(sql)
+    except sqlite3.Error as error:
+        raise _as_sqlalchemys(sql, error) from error
+
+
 def _values(prepared: _Compiled, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
     """The SQL to run and its parameters in their places, each processed by its type."""
     if prepared.expanding:
@@ -140,12 +169,8 @@ def begin_immediate(connection: Connection) -> None:
     """SQLite's ``BEGIN IMMEDIATE`` on the driver's connection, as the engine's ``begin``
     listener (``storage.db``): through SQLAlchemy's execution it cost ten times SQLite's
     work on it."""
-    sql = "BEGIN IMMEDIATE"
-    _announce(connection, sql, (), many=False)
-    try:
-        _sqlite_of(connection).execute(sql)
-    except sqlite3.Error as error:  # busy beyond busy_timeout: SQLAlchemy's error, as before
-        raise _as_sqlalchemys(sql, error) from error
+    # Busy beyond busy_timeout: SQLAlchemy's error, as before.
+    _run(_sqlite_of(connection), connection, "BEGIN IMMEDIATE")
 
 
 def _as_sqlalchemys(sql: str, error: sqlite3.Error) -> StatementError:

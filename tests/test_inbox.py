@@ -4,7 +4,10 @@ its turn follows in the order its sender wrote, and what a crash leaves is answe
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,7 +23,7 @@ from channels import (
     settled,
 )
 from fakes.twilio_api import FakeTwilio
-from sqlalchemy import select
+from sqlalchemy import event, select, text
 from sqlmodel import col
 from test_engine import SETTINGS, START, Clock, count
 from transcript import INTAKE_AR
@@ -288,4 +291,114 @@ async def test_stored_beyond_the_inboxs_room_they_are_answered_from_the_database
     assert await engine.drain(30)
     for user in users:
         assert turns.seen[user] == list(lines)  # each answered once, in order
+    assert set(await inbound_statuses(database)) == {"received"}
+
+
+class Beginnings:
+    """Transactions begun on ``database`` (both backends), counted as they begin."""
+
+    def __init__(self, database: Database) -> None:
+        self.count = 0
+        self._engine = database.engine.sync_engine
+        event.listen(self._engine, "begin", self._begun)
+
+    def _begun(self, _connection: object) -> None:
+        self.count += 1
+
+    def close(self) -> None:
+        event.remove(self._engine, "begin", self._begun)
+
+
+async def _during_a_long_batch_of_turns(
+    database: Database, second: list[InboundMessage]
+) -> tuple[Turns, list[bool | BaseException], int, int]:
+    """Thirty beneficiaries' turns, each holding the loop 3 ms as under load, and
+    ``second`` sent from inside the first of them; what the turns saw, what ``second``'s
+    webhooks were told, and the transactions begun when the turns began and when they
+    were told."""
+    loop = asyncio.get_running_loop()
+    beginnings = Beginnings(database)
+    told: list[bool | BaseException] = []
+    counts: list[int] = []
+    when: list[int] = []  # as each webhook was told
+    sending: list[asyncio.Task[None]] = []
+
+    async def webhook(message: InboundMessage) -> bool:
+        stored = await engine.accept(message)
+        when.append(beginnings.count)
+        return stored
+
+    async def webhooks() -> None:
+        told.extend(await asyncio.gather(*(webhook(m) for m in second), return_exceptions=True))
+
+    def slow(turn: Turn) -> Transition:
+        if not counts:
+            counts.append(beginnings.count)
+            sending.append(loop.create_task(webhooks()))
+        time.sleep(0.003)
+        return flows.respond(turn)
+
+    turns = Turns()
+    engine = engine_for(database, turns, respond=slow, inbox_seconds=1.0)
+    first = [message(f"+9665500001{n:02d}", "مرحبا", 0) for n in range(30)]
+    try:
+        assert all(await asyncio.gather(*(engine.accept(m) for m in first)))
+        assert await engine.drain(30)
+    finally:
+        beginnings.close()
+    return turns, told, counts[0], max(when)
+
+
+async def test_webhooks_that_come_during_turns_are_stored_in_their_transaction(
+    database: Database,
+) -> None:
+    second = [message(f"+9665500002{n:02d}", "مرحبا", 0) for n in range(5)]
+    turns, told, at_turns, at_told = await _during_a_long_batch_of_turns(database, second)
+    # Told once the turns' transaction committed, without one of their own.
+    assert told == [True] * 5 and at_told == at_turns
+    assert len(turns.results) == 35 and all(result.replies for _, result in turns.results)
+    assert set(await inbound_statuses(database)) == {"received"}
+
+
+@contextlib.asynccontextmanager
+async def refusing(database: Database, platform_message_id: str) -> AsyncIterator[None]:
+    """The database refuses to store the message with this platform id (a trigger)."""
+    if database.is_sqlite:
+        create = [
+            "CREATE TRIGGER refuse BEFORE INSERT ON message "
+            f"WHEN NEW.platform_message_id = '{platform_message_id}' "
+            "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        ]
+        drop = ["DROP TRIGGER refuse"]
+    else:
+        create = [
+            "CREATE FUNCTION refuse() RETURNS trigger AS "
+            "$$ BEGIN RAISE EXCEPTION 'refused'; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse BEFORE INSERT ON message FOR EACH ROW "
+            f"WHEN (NEW.platform_message_id = '{platform_message_id}') EXECUTE FUNCTION refuse()",
+        ]
+        drop = ["DROP TRIGGER refuse ON message", "DROP FUNCTION refuse()"]
+    async with database.engine.begin() as connection:
+        for statement in create:
+            await connection.execute(text(statement))
+    try:
+        yield
+    finally:
+        async with database.engine.begin() as connection:
+            for statement in drop:
+                await connection.execute(text(statement))
+
+
+async def test_a_webhook_the_database_refuses_during_turns_costs_them_nothing(
+    database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Stored in the turns' transaction together, the refused one first (the same order).
+    second = [message(f"+9665500003{n:02d}", "١", 0) for n in range(2)]
+    async with refusing(database, second[0].platform_message_id or ""):
+        turns, told, _at_turns, _at_told = await _during_a_long_batch_of_turns(database, second)
+    # The refused one fails its webhook (the platform sends it again); the other is
+    # stored on its own after the commit, and the turns were not taken again.
+    assert isinstance(told[0], Exception) and told[1] is True
+    assert "one by one" not in caplog.text
+    assert len(turns.results) == 31 and all(result.replies for _, result in turns.results)
     assert set(await inbound_statuses(database)) == {"received"}
