@@ -888,8 +888,10 @@ class ConversationEngine:
                 case ReadMyData():
                     results["my_data"] = await held_for(session, await full(sender))
                 case RecordRating():
+                    # The row as this transaction has it (a request filed changes it).
+                    current = await IdentityRepository(session).lock(identity_id) or sender
                     rating = await RatingRepository(session).add(
-                        await full(sender), effect, channel=channel, now=now
+                        current, effect, channel=channel, now=now
                     )
                     if self._followups is not None:
                         news.followups += await self._followups.rating_recorded(

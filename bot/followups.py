@@ -90,7 +90,6 @@ from storage.models import (
     FollowUp,
     Handoff,
     MessageKind,
-    Rating,
     SupportRequest,
     id_of,
 )
@@ -100,6 +99,7 @@ from storage.repositories import (
     HandoffRepository,
     IdentityRepository,
     MessageRepository,
+    SavedRating,
 )
 
 log = logging.getLogger(__name__)
@@ -313,7 +313,7 @@ class FollowUpPlanner:
         return keys
 
     async def rating_recorded(
-        self, session: AsyncSession, rating: Rating, now: datetime
+        self, session: AsyncSession, rating: SavedRating, now: datetime
     ) -> list[str]:
         """A rating of the service answers the prompt about its request (or, naming no
         request, the beneficiary's pending prompts)."""

@@ -391,12 +391,17 @@ class FollowUp(SQLModel, table=True):
     """
 
     __tablename__ = "followup"
-    __table_args__ = (sa.Index("ix_followup_status_due_at", "status", "due_at"),)
+    __table_args__ = (
+        sa.Index("ix_followup_status_due_at", "status", "due_at"),
+        # One person's pending ones (a rating cancels their prompts): by the status index
+        # alone SQLite would go through every pending follow-up.
+        sa.Index("ix_followup_identity_id_status", "identity_id", "status"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(unique=True)
     kind: str
-    identity_id: int | None = Field(default=None, foreign_key="channel_identity.id", index=True)
+    identity_id: int | None = Field(default=None, foreign_key="channel_identity.id")
     request_id: int | None = Field(default=None, foreign_key="support_request.id", index=True)
     handoff_id: int | None = Field(default=None, foreign_key="handoff.id")
     due_at: datetime = _at()

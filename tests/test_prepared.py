@@ -19,6 +19,7 @@ from storage.models import ChannelIdentity, Message
 from storage.repositories import IdentityRepository, MessageRepository
 from storage.repositories._shared import _MESSAGE, _hot_statements
 from storage.repositories.conversations import _TOUCH_IDENTITY_ID
+from storage.repositories.followups import _CANCEL_KINDS
 from storage.repositories.messages import _MARK_SENT, SentMark, _due_query, _unsettled_query
 
 NOW = datetime(2026, 12, 3, 9, 30, tzinfo=UTC)
@@ -183,3 +184,17 @@ async def test_a_newcomer_touched_is_created_in_two_statements_with_the_defaults
         assert (identity.channel, identity.user_id) == ("telegram", "512345678")
         assert (identity.language, identity.opted_out, identity.unreachable) == ("ar", False, False)
         assert (identity.created_at, identity.last_inbound_at) == (NOW, later)
+
+
+async def test_one_persons_pending_follow_ups_are_found_by_their_index(
+    sqlite_database: Database,
+) -> None:
+    """SQLite's planner, with no statistics, takes the index named here: by the status
+    index alone a rating would go through every pending follow-up of the charity."""
+    params = {"of_identity": 1, "cancel_kinds": ["rating_prompt", "b"], "cancelled_at": NOW}
+    dialect = sqlite_database.engine.dialect
+    sql, values = prepared._values(prepared._compile(_CANCEL_KINDS, dialect, tuple(params)), params)
+    async with sqlite_database.engine.connect() as connection:
+        plan = await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", tuple(values))
+        details = [row[3] for row in plan]
+    assert any("ix_followup_identity_id_status" in detail for detail in details), details

@@ -72,7 +72,7 @@ async def test_migrations_match_the_models(database: Database) -> None:
 
 async def test_upgrade_is_at_head_and_a_second_upgrade_does_nothing(database: Database) -> None:
     heads = tuple(ScriptDirectory.from_config(alembic_config()).get_heads())
-    assert heads == ("0015",)
+    assert heads == ("0016",)
     statements: list[str] = []
 
     def record(*args: Any) -> None:
@@ -275,7 +275,7 @@ async def test_downgrade_to_0001_and_upgrade_again_keep_the_data(database: Datab
 
     await database.upgrade()
     async with database.engine.connect() as connection:
-        assert await connection.run_sync(_revision) == ("0015",)
+        assert await connection.run_sync(_revision) == ("0016",)
         assert await connection.run_sync(_diff) == []
 
     async with database.session() as session, session.begin():

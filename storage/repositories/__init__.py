@@ -29,6 +29,7 @@ from storage.repositories.requests import (
     RatingRepository,
     RatingRow,
     RequestRepository,
+    SavedRating,
     reference_for,
 )
 from storage.repositories.staff import (
@@ -56,6 +57,7 @@ __all__ = [
     "RatingRepository",
     "RatingRow",
     "RequestRepository",
+    "SavedRating",
     "SentMark",
     "SessionRepository",
     "StaffRepository",

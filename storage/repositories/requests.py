@@ -48,6 +48,11 @@ REQUIRED_ANSWERS = ("name", "national_id", "mobile", "city", "need")
 _REQUEST = SupportRequest.__table__  # type: ignore[attr-defined]
 _BENEFICIARY = Beneficiary.__table__  # type: ignore[attr-defined]
 _STATUS_CHANGE = StatusChange.__table__  # type: ignore[attr-defined]
+_RATING = Rating.__table__  # type: ignore[attr-defined]
+_NEW_RATING = insert(_RATING).returning(_RATING.c.id)
+_REQUEST_BY_REFERENCE = select(
+    _REQUEST.c.id, _REQUEST.c.identity_id, _REQUEST.c.beneficiary_id
+).where(_REQUEST.c.reference == bindparam("reference"))
 # What the flows are given of a sender's requests (read for the menu and status steps):
 # built once, run on the table.
 _SUMMARIES = (
@@ -498,6 +503,17 @@ class RequestRepository:
         return bool(await prepared.rows(self._session, _FILED_BY_OTHER, where))
 
 
+@dataclass(frozen=True, slots=True)
+class SavedRating:
+    """A rating as stored: what its follow-ups read of it."""
+
+    id: int
+    identity_id: int
+    beneficiary_id: int | None
+    request_id: int | None
+    context: str
+
+
 class RatingRepository:
     """Satisfaction ratings."""
 
@@ -505,33 +521,33 @@ class RatingRepository:
         self._session = session
 
     async def add(
-        self, identity: ChannelIdentity, rating: RecordRating, *, channel: str, now: datetime
-    ) -> Rating:
+        self, identity: Identity, rating: RecordRating, *, channel: str, now: datetime
+    ) -> SavedRating:
         """Store a rating; a score outside 1-5 is refused by the database (IntegrityError).
 
         ``rating.request_reference`` is linked only when the sender may see that
-        request: a reference typed by someone else is ignored, not trusted.
+        request: a reference typed by someone else is ignored, not trusted. ``identity``
+        must be up to date in this transaction (whom it speaks for).
         """
-        request: SupportRequest | None = None
+        identity_id = id_of(identity)
+        beneficiary_id, request_id = identity.beneficiary_id, None
         if rating.request_reference:
-            found = await RequestRepository(self._session).get_by_reference(
-                rating.request_reference
-            )
-            if found is not None and _owns(identity, found):
-                request = found
-        row = Rating(
-            identity_id=id_of(identity),
-            beneficiary_id=request.beneficiary_id if request else identity.beneficiary_id,
-            request_id=id_of(request) if request else None,
-            channel=channel,
-            context=rating.context,
-            score=rating.score,
-            comment=rating.comment,
-            created_at=now,
-        )
-        self._session.add(row)
-        await self._session.flush()
-        return row
+            reference = {"reference": rating.request_reference.strip().upper()}
+            found = await prepared.rows(self._session, _REQUEST_BY_REFERENCE, reference)
+            if found and found[0].identity_id == identity_id:  # only the one who filed it
+                request_id, beneficiary_id = found[0].id, found[0].beneficiary_id
+        row = {
+            "identity_id": identity_id,
+            "beneficiary_id": beneficiary_id,
+            "request_id": request_id,
+            "channel": channel,
+            "context": rating.context,
+            "score": rating.score,
+            "comment": rating.comment,
+            "created_at": now,
+        }
+        (rating_id,) = (await prepared.rows(self._session, _NEW_RATING, row))[0]
+        return SavedRating(rating_id, identity_id, beneficiary_id, request_id, rating.context)
 
     async def report(
         self, *, since: datetime | None = None, until: datetime | None = None
