@@ -303,16 +303,21 @@ class KnowledgeSource:
     """The index a process answers from, rebuilt only when the base's revision moves.
 
     Every write (an import, the dashboard, another process) moves the revision, so a
-    change takes effect with the next message in every process. A base never written
-    gets the shipped example.
+    change takes effect with the next transaction of turns in every process (the
+    revision is read once in each). A base never written gets the shipped example.
     """
 
     def __init__(self, example: Path | None = EXAMPLE) -> None:
         self._example = example
         self._revision: int | None = None
         self._index = KnowledgeIndex(())
+        # The transaction the revision was last read in: its other turns read no more.
+        self._read_in: object = None
 
     async def index(self, session: AsyncSession, now: datetime) -> KnowledgeIndex:
+        transaction = session.sync_session.get_transaction()
+        if transaction is not None and transaction is self._read_in:
+            return self._index
         base = repository(session)
         revision = await base.revision()
         if revision is None:
@@ -321,6 +326,7 @@ class KnowledgeSource:
         if revision != self._revision:
             self._index = KnowledgeIndex(await base.entries())
             self._revision = revision
+        self._read_in = transaction
         return self._index
 
 
