@@ -111,11 +111,6 @@ def reference_for(request_id: int) -> str:
     return f"REQ-{request_id:06d}"
 
 
-def _owns(identity: ChannelIdentity, request: SupportRequest) -> bool:
-    """Whether ``identity`` may see ``request``: only the identity that filed it may."""
-    return request.identity_id == identity.id
-
-
 class RequestRepository:
     """Support requests, their applicants, documents and status history."""
 
