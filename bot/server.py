@@ -564,6 +564,7 @@ async def serve(settings: Settings, database: Database, *, telegram_polling: boo
     for line in template_warnings(settings):
         log.warning(line)
     raise_open_file_limit()
+    await database.checkpoint_in_background()
     service = Tawasul(settings, database, telegram_polling=telegram_polling)
     runner = web.AppRunner(service.app(), access_log=None)
     await runner.setup()
