@@ -205,17 +205,27 @@ def _sane(turn: Turn) -> Turn:
     declaration = DECLARATIONS.get(state.flow) if isinstance(state.flow, str) else None
     known = declaration is not None and declaration.accepts(state.step, data)
     flow, step = (state.flow, state.step) if known else (menu.FLOW, "start")
-    clean_message = InboundMessage(
-        address=message.address,
-        received_at=message.received_at,
-        text=message.text if isinstance(message.text, str) else "",
-        payload=message.payload if isinstance(message.payload, str) else None,
-        media=tuple(message.media or ()),
-        platform_message_id=message.platform_message_id,
-        location=message.location if isinstance(message.location, Location) else None,
-    )
+    if not _sane_message(message):  # built as it should be: cleaned once, at the boundary
+        message = InboundMessage(
+            address=message.address,
+            received_at=message.received_at,
+            text=message.text if isinstance(message.text, str) else "",
+            payload=message.payload if isinstance(message.payload, str) else None,
+            media=tuple(message.media or ()),
+            platform_message_id=message.platform_message_id,
+            location=message.location if isinstance(message.location, Location) else None,
+        )
     clean_state = ConversationState(flow=flow, step=step, data=data, language=language)
-    return dataclasses.replace(turn, state=clean_state, message=clean_message)
+    return dataclasses.replace(turn, state=clean_state, message=message)
+
+
+def _sane_message(message: InboundMessage) -> bool:
+    return (
+        isinstance(message.text, str)
+        and isinstance(message.payload, str | None)
+        and isinstance(message.media, tuple)
+        and isinstance(message.location, Location | None)
+    )
 
 
 def _recover(turn: Turn) -> Transition:

@@ -63,8 +63,10 @@ def fold_arabic(s: str) -> str:
     return " ".join(strip_edges(" ".join(s.split())).split())
 
 
+@functools.lru_cache(maxsize=256)
 def words(s: str) -> tuple[str, ...]:
-    """The folded words of a message, without punctuation or emoji."""
+    """The folded words of a message, without punctuation or emoji (kept for the few
+    messages of the moment: a turn asks for the same message's words several times)."""
     return tuple(_WORD.findall(fold_arabic(s)))
 
 

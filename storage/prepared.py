@@ -72,12 +72,12 @@ async def rows(
 ) -> Sequence[Any]:
     """Run ``statement`` in ``session``'s transaction; the rows it returns (RETURNING
     included), none when it returns none."""
-    bind = session.get_bind()
-    if bind.dialect.name != "sqlite":
+    held = await _held(session)
+    if held is None:
         result = await session.execute(statement, params)  # type: ignore[call-overload]
         return result.all() if result.returns_rows else []
-    driver, connection = await _driver_connection(session)
-    prepared = _compile(statement, bind.dialect, tuple(params))
+    driver, connection = held.driver, held.connection
+    prepared = _compile(statement, held.dialect, tuple(params))
     sql, values = _values(prepared, params)
     _announce(connection, sql, values, many=False)
     try:
@@ -97,13 +97,14 @@ async def many(
 ) -> None:
     """Run ``statement`` once for each of ``params`` (no rows returned), in ``session``'s
     transaction."""
-    bind = session.get_bind()
-    if bind.dialect.name != "sqlite" or not params:
-        if params:
-            await session.execute(statement, params)  # type: ignore[call-overload]
+    if not params:
         return
-    driver, connection = await _driver_connection(session)
-    prepared = _compile(statement, bind.dialect, tuple(params[0]))
+    held = await _held(session)
+    if held is None:
+        await session.execute(statement, params)  # type: ignore[call-overload]
+        return
+    driver, connection = held.driver, held.connection
+    prepared = _compile(statement, held.dialect, tuple(params[0]))
     if prepared.expanding:
         raise ValueError("run many times: no expanding parameters")
     values = [_values(prepared, p)[1] for p in params]
@@ -119,11 +120,12 @@ async def savepoint(session: AsyncSession) -> AsyncIterator[None]:
     """A savepoint in ``session``'s transaction for statements of this module only (no
     ORM objects): what failed inside is undone, the transaction goes on; the error is
     raised. SQLAlchemy's ``begin_nested`` costs ten times SQLite's work on it."""
-    if session.get_bind().dialect.name != "sqlite":
+    held = await _held(session)
+    if held is None:
         async with session.begin_nested():
             yield
         return
-    driver, connection = await _driver_connection(session)
+    driver, connection = held.driver, held.connection
     _run(driver, connection, "SAVEPOINT tawasul")
     try:
         yield
@@ -185,25 +187,46 @@ _DRIVER = "tawasul.sqlite_driver"
 def _announce(connection: Connection, sql: str, values: Any, *, many: bool) -> None:
     """Tell the engine's ``before_cursor_execute`` listeners, as SQLAlchemy would (the
     tests' statement budget counts with one)."""
-    if connection._has_events or connection.engine._has_events:
-        connection.dispatch.before_cursor_execute(connection, None, sql, values, None, many)
+    listeners = connection.dispatch.before_cursor_execute
+    if listeners:
+        listeners(connection, None, sql, values, None, many)
 
 
-async def _driver_connection(session: AsyncSession) -> tuple[sqlite3.Connection, Connection]:
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """SQLite's connection under a session's transaction, and SQLAlchemy's over it."""
+
+    transaction: Any  # the session's, for which these hold
+    driver: sqlite3.Connection
+    connection: Connection
+    dialect: Dialect
+
+
+_ELSEWHERE = "not SQLite"  # in a session's info: its statements go through SQLAlchemy
+
+
+async def _held(session: AsyncSession) -> _Held | None:
     """SQLite's connection under ``session``'s transaction (begun here if it was not),
-    and SQLAlchemy's over it; after what the session holds unflushed (as SQLAlchemy
-    would before a statement)."""
+    after what the session holds unflushed (as SQLAlchemy would before a statement);
+    None on another database. Kept in the session's ``info`` for its transaction."""
     sync = session.sync_session
-    if sync.new or sync.dirty or sync.deleted:
+    info = sync.info
+    held = info.get(_DRIVER)
+    if held is _ELSEWHERE:
+        return None
+    if not sync._is_clean():
         await session.flush()
     transaction = sync.get_transaction()
-    held = session.info.get(_DRIVER)
-    if held is not None and transaction is not None and held[0] is transaction:
-        return held[1], held[2]
+    if held is not None and transaction is not None and held.transaction is transaction:
+        return held  # type: ignore[no-any-return]
+    dialect = sync.get_bind().dialect
+    if dialect.name != "sqlite":
+        info[_DRIVER] = _ELSEWHERE
+        return None
     connection: Connection = (await session.connection()).sync_connection  # type: ignore[assignment]
-    driver = _sqlite_of(connection)
-    session.info[_DRIVER] = (sync.get_transaction(), driver, connection)
-    return driver, connection
+    held = _Held(sync.get_transaction(), _sqlite_of(connection), connection, dialect)
+    info[_DRIVER] = held
+    return held
 
 
 def _sqlite_of(connection: Connection) -> sqlite3.Connection:

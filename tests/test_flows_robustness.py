@@ -112,3 +112,27 @@ def test_last_seen_is_recorded_on_every_message() -> None:
     transcript = Transcript()
     transcript.send("مرحبا")
     assert transcript.state.data["last_seen"] == transcript.now.isoformat()
+
+
+def test_a_well_formed_message_reaches_the_step_as_the_channel_built_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Cleaned once, where the channel built it: the router builds (and cleans) it again
+    only when something in it is not what the steps rely on."""
+    seen: list[object] = []
+    steps = dict(router.FLOWS["menu"])
+    choose = steps["choose"]
+
+    def recording(turn: Any) -> Any:
+        seen.append(turn.message)
+        return choose.handle(turn)
+
+    steps["choose"] = Step(choose.prompt, recording)
+    monkeypatch.setitem(cast(dict[str, Any], router.FLOWS), "menu", steps)
+    transcript = Transcript(state=ConversationState("menu", "choose"))
+    transcript.send("١")
+    transcript.state = ConversationState("menu", "choose")
+    transcript.send(cast(str, None))
+    well_formed, damaged = seen
+    assert well_formed is transcript.sent[0]
+    assert damaged is not transcript.sent[1] and cast(Any, damaged).text == ""

@@ -4,16 +4,18 @@ SQLAlchemy's execution gives (types, expanding parameters, errors, unflushed obj
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from sqlalchemy import insert, select, text
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 from statements import counting_statements
 
 from flows.types import Address, OutboundMessage
 from storage import prepared
+from storage.columns import UtcDateTime
 from storage.db import Database
 from storage.models import ChannelIdentity, Message
 from storage.repositories import IdentityRepository, MessageRepository
@@ -198,3 +200,26 @@ async def test_one_persons_pending_follow_ups_are_found_by_their_index(
         plan = await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", tuple(values))
         details = [row[3] for row in plan]
     assert any("ix_followup_identity_id_status" in detail for detail in details), details
+
+
+def test_sqlite_datetimes_are_written_as_sqlalchemys_datetime_writes_them() -> None:
+    """UtcDateTime writes SQLite's text in one step: the same text as its two steps
+    (to naive UTC, then SQLAlchemy's DateTime), which stored rows and comparisons rely on."""
+    dialect = sqlite.dialect()
+    written = UtcDateTime().dialect_impl(dialect).bind_processor(dialect)
+    sqlalchemys = sqlite.DATETIME().bind_processor(dialect)
+    zones = [UTC, timezone(timedelta(hours=3)), timezone(timedelta(hours=-9, minutes=-30))]
+    moments = [
+        datetime(2026, 12, 3, 9, 30, tzinfo=UTC),  # no microseconds
+        datetime(2026, 12, 3, 23, 59, 59, 999999, tzinfo=zones[1]),  # another day in UTC
+        datetime(812, 1, 2, 3, 4, 5, 6, tzinfo=zones[2]),  # a year of three digits
+        *(
+            datetime(2025, 3, 1 + n, n % 24, 2 * n, n, 1000 * n, tzinfo=zones[n % 3])
+            for n in range(27)
+        ),
+    ]
+    for moment in moments:
+        assert written(moment) == sqlalchemys(moment.astimezone(UTC).replace(tzinfo=None))
+    assert written(None) is None
+    with pytest.raises(ValueError, match="naive"):
+        written(datetime(2026, 12, 3, 9, 30))

@@ -107,6 +107,7 @@ class Transcript:
         self.callbacks: list[RequestCallback] = []
         self.effects: list[Effect] = []
         self.replies: tuple[OutboundMessage, ...] = ()
+        self.sent: list[InboundMessage] = []  # every message sent, as the channel built it
         self.held: dict[str, object] = {}  # what the engine would read for "my data"
         self._count = 0
 
@@ -128,6 +129,7 @@ class Transcript:
             platform_message_id=f"m{self._count}",
             location=location,
         )
+        self.sent.append(message)
         replies: list[OutboundMessage] = []
         for _ in range(3):  # a resumed step never asks to resume again; 3 is a safe bound
             asked = set(flows.references_asked(self.state, message))
