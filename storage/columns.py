@@ -71,9 +71,7 @@ class UtcDateTime(types.TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if value.utcoffset() is None:
-            raise ValueError("naive datetime given; use an aware datetime (UTC)")
-        utc = value.astimezone(UTC)
+        utc = _in_utc(value)
         # SQLite compares the stored text, so every value must be written the same way.
         return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
 
@@ -97,11 +95,15 @@ def _sqlite_text(value: datetime | None) -> str | None:
     (``2026-12-04 02:39:33.720129``)."""
     if value is None:
         return None
-    if value.tzinfo is not UTC:
-        if value.utcoffset() is None:
-            raise ValueError("naive datetime given; use an aware datetime (UTC)")
-        value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    return _in_utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _in_utc(value: datetime) -> datetime:
+    if value.tzinfo is UTC:
+        return value
+    if value.utcoffset() is None:
+        raise ValueError("naive datetime given; use an aware datetime (UTC)")
+    return value.astimezone(UTC)
 
 
 def keyring_of(dialect: Dialect) -> Keyring:

@@ -97,9 +97,13 @@ def _now_for(is_sqlite: bool) -> Any:
 
 
 def _set_sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    _run_pragmas(dbapi_connection, _SQLITE_PRAGMAS)
+
+
+def _run_pragmas(dbapi_connection: DBAPIConnection, pragmas: tuple[str, ...]) -> None:
     cursor = dbapi_connection.cursor()
     try:
-        for pragma in _SQLITE_PRAGMAS:
+        for pragma in pragmas:
             cursor.execute(pragma)
     finally:
         cursor.close()
@@ -263,11 +267,14 @@ class Database:
         options: dict[str, Any] = {}
         self._keyring = keyring
         self._key_file: Path | None = None
+        self._file: str | None = None  # a SQLite database in a file named by its path
         if self.is_sqlite:
             path = parsed.database or ":memory:"
-            if keyring is None and path != ":memory:" and not path.startswith("file:"):
+            if path != ":memory:" and not path.startswith("file:"):
+                self._file = path
+            if keyring is None and self._file is not None:
                 # Read when first connecting: a missing folder is SQLite's to report.
-                self._key_file = Path(path)
+                self._key_file = Path(self._file)
 
             async def connect() -> _InlineSQLite:
                 _private_file(path)
@@ -310,11 +317,10 @@ class Database:
         """A SQLite file's WAL copied back by a thread every ``seconds``
         (``WalCheckpoints``) until ``dispose``, by this process's commits only once it
         has grown past ``_WAL_PAGES_INLINE`` pages; nothing on other databases."""
-        path = make_url(self.url).database or ":memory:"
-        if not self.is_sqlite or path == ":memory:" or path.startswith("file:"):
+        if self._file is None:
             return
         if self._checkpoints is None:
-            self._checkpoints = WalCheckpoints(path, seconds)
+            self._checkpoints = WalCheckpoints(self._file, seconds)
             self._checkpoints.start()
         async with self.engine.connect() as connection:  # the one pooled connection
             await connection.run_sync(
@@ -325,11 +331,7 @@ class Database:
         self, dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry
     ) -> None:
         if self._checkpoints is not None:  # a connection made again (after an error)
-            cursor = dbapi_connection.cursor()
-            try:
-                cursor.execute(f"PRAGMA wal_autocheckpoint={_WAL_PAGES_INLINE}")
-            finally:
-                cursor.close()
+            _run_pragmas(dbapi_connection, (f"PRAGMA wal_autocheckpoint={_WAL_PAGES_INLINE}",))
 
     @property
     def keyring(self) -> Keyring:
