@@ -604,6 +604,9 @@ def answer_summary(turn: Turn) -> Transition:
     if next_step(draft) != "summary":  # stored draft lost an answer: ask for it
         return _move(turn, state, next_step(draft))
     if said_one_of(turn, SIGN):
+        if _consent_due(turn, state):  # the notice changed since it was agreed to
+            lead = text(state.language, "privacy.changed")
+            return _move(turn, state, "consent", lead=lead)
         return _sign(turn, draft)
     number = number_in(turn, len(FIELDS))
     if number is None:

@@ -166,3 +166,32 @@ def test_continuing_with_the_notice_agreed_is_not_asked_again() -> None:
         chat.send(line)
     reply = chat.send("١")
     assert "(٢/٨)" in reply and "أوافق" not in reply
+
+
+def at_the_signature_after_the_notice_changed() -> Transcript:
+    chat = Transcript(SETTINGS)
+    for line in (INTAKE_AR[0], INTAKE_AR[1], "نعم", *AFTER_CONSENT[:-1]):
+        chat.send(line)
+    assert chat.step == ("intake", "summary")
+    chat.settings = dataclasses.replace(SETTINGS, notice_version="2027-01")
+    reply = chat.send(AFTER_CONSENT[-1])  # "نعم": the signature
+    assert "تغيّر إشعار الخصوصية" in reply and "١- أوافق" in reply
+    assert chat.step == ("intake", "consent") and chat.saved == []
+    assert chat.state.data["intake_draft"]["national_id"] == "1000000008"  # kept meanwhile
+    return chat
+
+
+def test_a_notice_changed_before_the_signature_is_agreed_to_before_the_request_is_filed() -> None:
+    chat = at_the_signature_after_the_notice_changed()
+    summary = chat.send("١")  # agreed: the summary again, to sign
+    assert chat.step == ("intake", "summary") and "محمد أحمد علي الزهراني" in summary
+    assert "REQ-000001" in chat.send("نعم")
+    (saved,) = chat.saved
+    assert saved.consent is not None and saved.consent["version"] == "2027-01"
+
+
+def test_declining_a_notice_changed_before_the_signature_files_nothing() -> None:
+    chat = at_the_signature_after_the_notice_changed()
+    assert "لم نحفظ شيئاً" in chat.send("٢")
+    assert chat.step == ("menu", "choose") and "intake_draft" not in chat.state.data
+    assert chat.saved == []

@@ -154,6 +154,11 @@ BENEFICIARY: Final[Mapping[str, Mapping[Language, str]]] = {
         "your need only to study your request; only the staff in charge at {organization} "
         "see them, kept encrypted for {kept} after the request is closed, then deleted.",
     },
+    "privacy.changed": {
+        "ar": "تغيّر إشعار الخصوصية منذ بدأت طلبك، فالرجاء قراءته والموافقة عليه قبل الإقرار.",
+        "en": "Our privacy notice changed since you began your request: please read it and "
+        "agree before signing.",
+    },
     "privacy.notice_link": {
         "ar": "النص الكامل لإشعار الخصوصية: {url}",
         "en": "The full privacy notice: {url}",
