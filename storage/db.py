@@ -235,13 +235,19 @@ class WalCheckpoints:
         except sqlite3.Error as error:
             log.warning("WAL checkpoints left to the server's connection (%s)", error)
             return
+        failing = False  # said once when checkpoints start failing, once when they work again
         try:
             while not self._stopping.wait(self._seconds):
                 try:
                     row = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 except sqlite3.Error as error:  # the next round tries again
-                    log.warning("a WAL checkpoint failed: %s", type(error).__name__)
+                    if not failing:
+                        log.warning("WAL checkpoints failing: %s", type(error).__name__)
+                    failing = True
                     continue
+                if failing:
+                    log.warning("WAL checkpoints working again")
+                failing = False
                 self.last = (int(row[0]), int(row[1]), int(row[2]))
         finally:
             connection.close()

@@ -4,12 +4,15 @@ connection (storage.db.WalCheckpoints), and stays bounded."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
-from storage.db import _WAL_PAGES_INLINE, Database
+from storage.db import _WAL_PAGES_INLINE, Database, WalCheckpoints
 
 PAGE = 4096
 
@@ -87,3 +90,23 @@ async def test_an_in_memory_database_has_no_thread(tmp_path: Path) -> None:
         assert await _wal_autocheckpoint(database) == 1000  # SQLite's own default
     finally:
         await database.dispose()
+
+
+def test_a_failing_checkpoint_is_said_once_until_it_works_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = tmp_path / "broken.db"
+    broken.write_bytes(b"not a database" * 1000)
+    checkpoints = WalCheckpoints(str(broken), seconds=0.01)
+    with caplog.at_level(logging.WARNING, logger="storage.db"):
+        checkpoints.start()
+        time.sleep(0.3)  # about 30 rounds, every one failing
+        broken.write_bytes(b"")  # an empty file is an empty database
+        for _ in range(200):
+            if checkpoints.last is not None:
+                break
+            time.sleep(0.01)
+        checkpoints.stop()
+    assert checkpoints.last is not None  # it recovered
+    said = [record.getMessage() for record in caplog.records]
+    assert said == ["WAL checkpoints failing: DatabaseError", "WAL checkpoints working again"]
