@@ -6,10 +6,12 @@ import asyncio
 import hashlib
 import html
 import ipaddress
+import json
 import logging
 import math
 import re
 import secrets
+import string
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
@@ -17,12 +19,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from flows.types import Address, InboundMessage, Media, OutboundMessage
+from flows.types import LANGUAGES, Address, InboundMessage, Media, OutboundMessage
 from handlers.base import (
     MAX_MEDIA_BYTES,
     BadBody,
@@ -38,6 +40,7 @@ from handlers.base import (
     Said,
     Sent,
     StaffAuthor,
+    Text,
     busy_response,
     parse_json,
     read_body,
@@ -105,6 +108,28 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _STATIC = {
     "chat.js": "text/javascript",
     "chat.css": "text/css",
+}
+# The page's own words, by the names chat.html and chat.js use, and their catalogue keys:
+# the charity's own wording (texts.overrides) reaches the page too. chat.js switches the
+# page to the language of the bot's replies with those it uses.
+_PAGE_WORDS: Final = {
+    "title": "webchat.title",
+    "welcome": "webchat.welcome",
+    "start": "webchat.start",
+    "noscript": "webchat.noscript",
+}
+_SCRIPT_WORDS: Final = {
+    "placeholder": "webchat.placeholder",
+    "label": "webchat.label",
+    "send": "webchat.send",
+    "attach": "webchat.attach",
+    "choices": "webchat.choices",
+    "offline": "webchat.offline",
+    "failed": "webchat.failed",
+    "tooBig": "webchat.too_big",
+    "fileType": "webchat.file_type",
+    "blocked": "webchat.blocked",
+    "openElsewhere": "webchat.open_elsewhere",
 }
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 _CLIENT_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_ID_CHARS}}}")
@@ -245,6 +270,7 @@ class WebChatChannel:
             (``("https://charity.org.sa",)``), and whose requests the API accepts.
         public_url: the address people use (behind a reverse proxy the Host header may
             be the proxy's upstream): an ``Origin`` naming it is ours.
+        text: the message catalogue, for the page's own words (``webchat.*``).
         title: the charity's name, shown as the page's title and heading.
         history: the server's reader of a visitor's last messages both ways, which a new
             tab of the page shows first.
@@ -261,6 +287,7 @@ class WebChatChannel:
         self,
         replies: Replies,
         *,
+        text: Text,
         secure_cookies: bool = False,
         poll_seconds: float = 25.0,
         embed_origins: Sequence[str] = (),
@@ -294,7 +321,7 @@ class WebChatChannel:
         self._doorbells = _Doorbells()
         self._stopping = False
         self._assets = {name: _asset(name, kind) for name, kind in _STATIC.items()}
-        self._page = _page(self._assets, title)
+        self._page = _page(self._assets, text, title)
         self._csp = _content_security_policy(embed_origins)
         self._uploads: dict[str, bytes] = {}
         self._files_open = 0
@@ -771,19 +798,29 @@ def _asset(name: str, content_type: str) -> _Asset:
     return _Asset(body, content_type, hashlib.sha256(body).hexdigest()[:16])
 
 
-def _page(assets: dict[str, _Asset], title: str | None) -> bytes:
-    """chat.html with each asset's URL carrying its version, so browsers may keep it, and
-    the charity's name as its title."""
-    page = (
+def _page(assets: dict[str, _Asset], text: Text, title: str | None) -> bytes:
+    """chat.html in Arabic with each asset's URL carrying its version, so browsers may keep
+    it, and the charity's name as its title; chat.js finds every language's words in it."""
+    words = {
+        language: {name: text(language, key) for name, key in _SCRIPT_WORDS.items()}
+        for language in LANGUAGES
+    }
+    shown = {
+        name: html.escape(text("ar", key)) for name, key in (_PAGE_WORDS | _SCRIPT_WORDS).items()
+    }
+    if title:
+        shown["title"] = html.escape(title)
+    # A data block ends at "</script": no word may write one.
+    data = json.dumps(words, ensure_ascii=False).replace("<", "\\u003c")
+    template = (
         resources.files(__package__ or "handlers")
         .joinpath("webchat_static", "chat.html")
         .read_text(encoding="utf-8")
     )
+    page = string.Template(template).substitute(shown, words=data)
     for name, asset in assets.items():
         url = f"/chat/static/{name}"
         page = page.replace(f'"{url}"', f'"{url}?v={asset.version}"')
-    if title:
-        page = page.replace(">تواصل معنا<", f">{html.escape(title)}<")
     return page.encode("utf-8")
 
 
@@ -815,6 +852,7 @@ def build(setup: ChannelSetup) -> WebChatChannel:
     """The web chat: always on, on the server's own address (its section is ``[server]``)."""
     return WebChatChannel(
         setup.replies,
+        text=setup.text,
         history=setup.history,
         staff_author=setup.staff_author,
         secure_cookies=(setup.public_url or "").startswith("https:"),

@@ -21,6 +21,7 @@ from channels import eventually
 
 from bot.config import Settings
 from bot.server import Tawasul
+from flows.catalogue import text, use_own_wording
 from flows.types import Address, Choice, InboundMessage, Media, OutboundMessage
 from handlers.base import Channel, MediaError, Sent
 from handlers.webchat import (
@@ -33,6 +34,11 @@ from handlers.webchat import (
     WebChatChannel,
 )
 from storage.db import Database
+
+
+def web_chat(replies: Any, **options: Any) -> WebChatChannel:
+    return WebChatChannel(replies, text=text, **options)
+
 
 STATIC = Path(__file__).resolve().parent.parent / "handlers" / "webchat_static"
 API = "/api/chat/messages"
@@ -113,7 +119,7 @@ def backend() -> Backend:
 
 @pytest.fixture
 def channel(backend: Backend) -> WebChatChannel:
-    return WebChatChannel(backend.replies, poll_seconds=0.5)
+    return web_chat(backend.replies, poll_seconds=0.5)
 
 
 @pytest.fixture
@@ -178,7 +184,7 @@ async def test_page_runs_only_our_own_code_and_only_we_may_frame_it(client: Clie
 
 
 async def test_frame_ancestors_name_the_sites_allowed_to_embed(backend: Backend) -> None:
-    channel = WebChatChannel(
+    channel = web_chat(
         backend.replies, embed_origins=("https://charity.org.sa", "HTTP://Localhost:8000/")
     )
     client = await serve(channel, backend)
@@ -188,11 +194,34 @@ async def test_frame_ancestors_name_the_sites_allowed_to_embed(backend: Backend)
         assert "frame-ancestors 'self' https://charity.org.sa http://localhost:8000" in csp
     for bad in ("https://x.org; script-src *", "https://*.x.org", "javascript:alert(1)"):
         with pytest.raises(ValueError):
-            WebChatChannel(backend.replies, embed_origins=(bad,))
+            web_chat(backend.replies, embed_origins=(bad,))
+
+
+async def test_the_page_speaks_in_the_charity_s_own_words(backend: Backend) -> None:
+    own = {
+        "webchat.send": {"ar": "أرسِل الآن"},
+        "webchat.offline": {"en": "</script><script>alert(1)</script> & offline"},
+    }
+    use_own_wording(own)
+    try:
+        channel = web_chat(backend.replies)
+    finally:
+        use_own_wording({})
+    client = await serve(channel, backend)
+    async with client:
+        html = await (await client.get("/chat")).text()
+    assert '<button type="submit" id="send" class="send">أرسِل الآن</button>' in html
+    assert "<title>تواصل معنا</title>" in html  # no charity name given: the catalogue's
+    (block,) = re.findall(r'<script id="words" type="application/json">(.*?)</script>', html)
+    words = json.loads(block)  # the hostile word did not end the block
+    assert words["ar"]["send"] == "أرسِل الآن" and words["en"]["send"] == "Send"
+    assert words["en"]["offline"] == own["webchat.offline"]["en"]
+    assert words["ar"]["tooBig"] == text("ar", "webchat.too_big")
+    assert html.count("<script") == 2  # the data block and chat.js, nothing the word wrote
 
 
 async def test_the_page_shows_the_charitys_name(backend: Backend) -> None:
-    channel = WebChatChannel(backend.replies, title="جمعية البر <الخيرية>")
+    channel = web_chat(backend.replies, title="جمعية البر <الخيرية>")
     client = await serve(channel, backend)
     async with client:
         html = await (await client.get("/chat")).text()
@@ -250,7 +279,7 @@ async def test_the_header_names_the_session_before_the_cookie(
 async def test_the_sites_allowed_to_embed_and_the_public_url_may_post(
     backend: Backend,
 ) -> None:
-    channel = WebChatChannel(
+    channel = web_chat(
         backend.replies,
         embed_origins=("https://charity.org.sa",),
         public_url="https://bot.example.org",
@@ -280,7 +309,7 @@ async def test_the_sites_allowed_to_embed_and_the_public_url_may_post(
 
 
 async def test_secure_cookie_when_served_over_https(backend: Backend) -> None:
-    client = await serve(WebChatChannel(backend.replies, secure_cookies=True), backend)
+    client = await serve(web_chat(backend.replies, secure_cookies=True), backend)
     async with client:
         response = await client.get("/chat")
         header = set_cookie_header(response)
@@ -377,8 +406,8 @@ def test_the_page_needs_nothing_from_elsewhere_and_never_writes_markup() -> None
     html = (STATIC / "chat.html").read_text(encoding="utf-8")
     css = (STATIC / "chat.css").read_text(encoding="utf-8")
     js = (STATIC / "chat.js").read_text(encoding="utf-8")
-    for text in (html, css, js):
-        assert "http://" not in text and "https://" not in text
+    for source in (html, css, js):
+        assert "http://" not in source and "https://" not in source
     assert "@import" not in css and "url(" not in css
     assert "<style" not in html and "style=" not in html and re.search(r"<script>", html) is None
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
@@ -555,7 +584,7 @@ async def test_a_bad_after_is_a_400(client: Client, after: str) -> None:
 
 async def test_waiting_replies_come_at_once(backend: Backend) -> None:
     # A poll that waited before reading would wait an hour here.
-    channel = WebChatChannel(backend.replies, poll_seconds=HOUR, recheck_seconds=HOUR)
+    channel = web_chat(backend.replies, poll_seconds=HOUR, recheck_seconds=HOUR)
     client = await serve(channel, backend)
     async with client:
         token = await open_session(client)
@@ -601,7 +630,7 @@ async def _check_waiting_replies(
 
 async def test_a_poll_is_woken_by_send(backend: Backend) -> None:
     # No re-check for an hour: only the bell send() rings can end this poll.
-    channel = WebChatChannel(backend.replies, poll_seconds=HOUR, recheck_seconds=HOUR)
+    channel = web_chat(backend.replies, poll_seconds=HOUR, recheck_seconds=HOUR)
     client = await serve(channel, backend)
     async with client:
         token = await open_session(client)
@@ -620,7 +649,7 @@ async def test_a_poll_is_woken_by_send(backend: Backend) -> None:
 async def test_send_may_come_before_the_reply_is_readable(backend: Backend) -> None:
     # The outbox calls send() and only then commits the message as sent: after a ring
     # the poll looks again soon, though the hourly re-check is far away.
-    channel = WebChatChannel(backend.replies, poll_seconds=HOUR, recheck_seconds=HOUR)
+    channel = web_chat(backend.replies, poll_seconds=HOUR, recheck_seconds=HOUR)
     client = await serve(channel, backend)
     async with client:
         address = address_of(await open_session(client))
@@ -635,7 +664,7 @@ async def test_send_may_come_before_the_reply_is_readable(backend: Backend) -> N
 
 async def test_a_reply_released_by_another_process_is_found(backend: Backend) -> None:
     # No bell, and an hour-long poll: only the re-check can find it.
-    channel = WebChatChannel(backend.replies, poll_seconds=HOUR, recheck_seconds=0.05)
+    channel = web_chat(backend.replies, poll_seconds=HOUR, recheck_seconds=0.05)
     client = await serve(channel, backend)
     async with client:
         address = address_of(await open_session(client))
@@ -648,7 +677,7 @@ async def test_a_reply_released_by_another_process_is_found(backend: Backend) ->
 
 
 async def test_a_poll_with_nothing_to_read_ends_empty(backend: Backend) -> None:
-    channel = WebChatChannel(backend.replies, poll_seconds=0.5, recheck_seconds=0.05)
+    channel = web_chat(backend.replies, poll_seconds=0.5, recheck_seconds=0.05)
     client = await serve(channel, backend)
     async with client:
         await open_session(client)
@@ -683,7 +712,7 @@ async def test_a_forged_cookie_is_no_session(client: Client) -> None:
 
 
 async def test_stop_ends_waiting_polls_at_once(backend: Backend) -> None:
-    channel = WebChatChannel(backend.replies, poll_seconds=HOUR, recheck_seconds=HOUR)
+    channel = web_chat(backend.replies, poll_seconds=HOUR, recheck_seconds=HOUR)
     client = await serve(channel, backend)
     async with client:
         await open_session(client)
@@ -724,7 +753,7 @@ async def post_as(client: Client, token: str | None, n: int) -> aiohttp.ClientRe
 
 
 async def test_one_address_opens_only_so_many_new_conversations_a_minute(backend: Backend) -> None:
-    channel = WebChatChannel(backend.replies, poll_seconds=0.5, new_sessions_per_minute=5)
+    channel = web_chat(backend.replies, poll_seconds=0.5, new_sessions_per_minute=5)
     async with await serve(channel, backend) as client:
         # Without a cookie, and with cookies the client made up: each is a new session.
         first = await post_as(client, None, 0)
@@ -746,7 +775,7 @@ async def test_one_address_opens_only_so_many_new_conversations_a_minute(backend
 
 
 async def test_new_conversations_are_counted_per_client_address(backend: Backend) -> None:
-    channel = WebChatChannel(backend.replies, poll_seconds=0.5, new_sessions_per_minute=2)
+    channel = web_chat(backend.replies, poll_seconds=0.5, new_sessions_per_minute=2)
 
     @web.middleware
     async def as_remote(request: web.Request, handler: Any) -> web.StreamResponse:
@@ -771,7 +800,7 @@ async def post_as_from(client: Client, remote: str, n: int) -> aiohttp.ClientRes
 
 
 async def test_one_visitor_holds_only_a_few_polls(backend: Backend) -> None:
-    channel = WebChatChannel(backend.replies, poll_seconds=30, max_polls_per_visitor=2)
+    channel = web_chat(backend.replies, poll_seconds=30, max_polls_per_visitor=2)
     async with await serve(channel, backend) as client:
         await open_session(client)
         held = [asyncio.create_task(client.get(API)) for _ in range(2)]
@@ -791,7 +820,7 @@ async def test_one_visitor_holds_only_a_few_polls(backend: Backend) -> None:
 
 
 async def test_polls_beyond_the_server_cap_are_told_to_come_back(backend: Backend) -> None:
-    channel = WebChatChannel(backend.replies, poll_seconds=30, max_polls=2)
+    channel = web_chat(backend.replies, poll_seconds=30, max_polls=2)
     async with await serve(channel, backend) as client:
         held = []
         for n in (1, 2):
@@ -816,7 +845,7 @@ async def test_a_poll_stops_reading_when_its_client_goes_away(backend: Backend) 
         reads.append(address)
         return await backend.replies(address, after)
 
-    channel = WebChatChannel(replies, poll_seconds=60, recheck_seconds=0.1)
+    channel = web_chat(replies, poll_seconds=60, recheck_seconds=0.1)
     app = web.Application()
     app.add_routes(channel.routes(backend.receive))
     runner = web.AppRunner(app, handler_cancellation=False)
@@ -854,7 +883,7 @@ async def test_without_rechecks_a_poll_reads_only_when_woken(backend: Backend) -
         reads.append(address)
         return await backend.replies(address, after)
 
-    channel = WebChatChannel(replies, poll_seconds=0.6, recheck_seconds=None)
+    channel = web_chat(replies, poll_seconds=0.6, recheck_seconds=None)
     async with await serve(channel, backend) as client:
         await open_session(client)
         response = await client.get(API)
@@ -886,7 +915,7 @@ async def test_the_history_shows_buttons_by_label_and_files_by_name(backend: Bac
             Said(6, True, "", files=("عقد.pdf", "")),
         ]
 
-    client = await serve(WebChatChannel(backend.replies, history=history), backend)
+    client = await serve(web_chat(backend.replies, history=history), backend)
     async with client:
         await open_session(client)
         body = await (await client.get("/api/chat/history")).json()

@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestServer
 
 from bot.config import Settings
 from bot.server import Tawasul
+from flows.catalogue import use_own_wording
 from storage.db import Database
 
 playwright_api = pytest.importorskip("playwright.async_api", reason="pip install -e '.[dev]'")
@@ -68,5 +69,33 @@ async def test_a_visitor_starts_an_intake_in_the_browser(
         await box.fill("<b>x</b>")
         await box.press("Enter")
         await page.get_by_text("<b>x</b>").wait_for()
+    finally:
+        await server.close()
+
+
+async def test_the_page_says_the_charity_s_words_in_the_replies_language(
+    page: Any, sqlite_database: Database, tmp_path: Path
+) -> None:
+    use_own_wording(
+        {"webchat.start": {"ar": "ابدأ المحادثة"}, "webchat.placeholder": {"en": "Write to us…"}}
+    )
+    try:
+        tawasul = Tawasul(Settings(server={"media_dir": str(tmp_path / "media")}), sqlite_database)
+        server = TestServer(tawasul.app(), host="127.0.0.1")
+        await server.start_server()
+    finally:
+        use_own_wording({})
+    try:
+        await page.goto(str(server.make_url("/chat")))
+        await page.get_by_role("button", name="ابدأ المحادثة").click()
+        await page.get_by_role("button", name="طلب دعم جديد").wait_for()
+        box = page.get_by_role("textbox")
+        assert await box.get_attribute("placeholder") == "اكتب رسالتك…"
+        await box.fill("English")
+        await box.press("Enter")
+        await page.locator("html[lang=en]").wait_for(state="attached")  # the reply's language
+        assert await page.get_attribute("html", "dir") == "ltr"
+        assert await box.get_attribute("placeholder") == "Write to us…"
+        await page.get_by_role("button", name="Send", exact=True).wait_for()
     finally:
         await server.close()

@@ -889,4 +889,32 @@ BENEFICIARY: Final[Mapping[str, Mapping[Language, str]]] = {
         "en": "The answer is too long ({count} characters; the limit is {max}). "
         "Please shorten it and send it again.",
     },
+    # --- the web chat page's own words (handlers/webchat_static: the page and chat.js) ---
+    "webchat.title": {"ar": "تواصل معنا", "en": "Contact us"},
+    "webchat.welcome": {"ar": "أرسل «السلام عليكم» أو اختر:", "en": "Send a greeting or choose:"},
+    "webchat.start": {"ar": "ابدأ", "en": "Start"},
+    "webchat.placeholder": {"ar": "اكتب رسالتك…", "en": "Type your message…"},
+    "webchat.label": {"ar": "رسالتك", "en": "Your message"},
+    "webchat.send": {"ar": "إرسال", "en": "Send"},
+    "webchat.choices": {"ar": "الخيارات", "en": "Choices"},
+    "webchat.offline": {"ar": "انقطع الاتصال، نحاول مجدداً…", "en": "Connection lost, retrying…"},
+    "webchat.failed": {"ar": "لم تُرسل هذه الرسالة.", "en": "This message was not sent."},
+    "webchat.attach": {"ar": "أرفق صورة أو ملف PDF", "en": "Attach a photo or a PDF file"},
+    "webchat.too_big": {
+        "ar": "لم يُرسل الملف: حجمه أكبر من ١٠ ميغابايت.",
+        "en": "The file was not sent: it is larger than 10 MB.",
+    },
+    "webchat.file_type": {
+        "ar": "لم يُرسل الملف: نستقبل الصور وملفات PDF فقط.",
+        "en": "The file was not sent: we take photos and PDF files only.",
+    },
+    "webchat.blocked": {
+        "ar": "لا يمكن فتح المحادثة داخل هذه الصفحة.",
+        "en": "The chat cannot open inside this page.",
+    },
+    "webchat.open_elsewhere": {"ar": "افتحها في نافذة جديدة", "en": "Open it in a new window"},
+    "webchat.noscript": {
+        "ar": "تحتاج المحادثة إلى تفعيل JavaScript في المتصفح.",
+        "en": "The chat needs JavaScript turned on in the browser.",
+    },
 }

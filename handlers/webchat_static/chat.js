@@ -20,34 +20,9 @@
   const MAX_DELAY_MS = 30000;
   const GREETING = "السلام عليكم";
 
-  const UI = {
-    ar: {
-      placeholder: "اكتب رسالتك…",
-      label: "رسالتك",
-      send: "إرسال",
-      choices: "الخيارات",
-      offline: "انقطع الاتصال، نحاول مجدداً…",
-      failed: "لم تُرسل هذه الرسالة.",
-      attach: "أرفق صورة أو ملف PDF",
-      tooBig: "لم يُرسل الملف: حجمه أكبر من ١٠ ميغابايت.",
-      fileType: "لم يُرسل الملف: نستقبل الصور وملفات PDF فقط.",
-      blocked: "لا يمكن فتح المحادثة داخل هذه الصفحة.",
-      openElsewhere: "افتحها في نافذة جديدة",
-    },
-    en: {
-      placeholder: "Type your message…",
-      label: "Your message",
-      send: "Send",
-      choices: "Choices",
-      offline: "Connection lost, retrying…",
-      failed: "This message was not sent.",
-      attach: "Attach a photo or a PDF file",
-      tooBig: "The file was not sent: it is larger than 10 MB.",
-      fileType: "The file was not sent: we take photos and PDF files only.",
-      blocked: "The chat cannot open inside this page.",
-      openElsewhere: "Open it in a new window",
-    },
-  };
+  // The page's words in each language, from the server's catalogue (the charity's own
+  // wording included): a data block in the page, read once.
+  const UI = JSON.parse(document.getElementById("words").textContent);
 
   const $ = (id) => document.getElementById(id);
   const scroller = $("scroller");
