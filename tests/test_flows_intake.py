@@ -142,7 +142,9 @@ def _at_step(
     channel: str = "whatsapp",
     sender_phone: str | None = None,
 ) -> Transcript:
-    state = ConversationState("intake", step, {"intake_draft": draft}, language)  # type: ignore[arg-type]
+    # The privacy notice already agreed to, as an intake that reached ``step`` would have.
+    data = {"intake_draft": draft, "consent": {"version": settings.notice_version}}
+    state = ConversationState("intake", step, data, language)  # type: ignore[arg-type]
     return Transcript(settings, channel=channel, sender_phone=sender_phone, state=state)
 
 
