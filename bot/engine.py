@@ -22,7 +22,6 @@ from bot.feedback import add_reply as add_feedback_reply
 from bot.feedback import store as store_feedback
 from bot.followups import FollowUpPlanner
 from bot.knowledge import KnowledgeSource, repository
-from flows.appointments import needs_book
 from flows.lifecycle import NEEDS_INFO, SUBMITTED, UNDER_REVIEW
 from flows.types import (
     AddCaseNote,
@@ -755,7 +754,7 @@ class ConversationEngine:
             return await self._over_limit(session, identity_id, inbound_id, message, state, now)
         requests = (
             await RequestRepository(session).summaries_for(identity)
-            if flows.needs_requests(state)
+            if flows.needs_requests(state, message)
             else ()
         )
         carries = capabilities_of(channel)  # what the sender's channel can carry
@@ -769,7 +768,7 @@ class ConversationEngine:
             if flows.needs_knowledge(state, message)
             else None,
             appointments=await load_book(session, identity_id, self._settings, now)
-            if needs_book(state, message)
+            if flows.needs_appointments(state, message)
             else None,
             applicants=tuple(await RequestRepository(session).applicants_for(identity))
             if flows.needs_applicants(state, message)

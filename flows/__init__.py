@@ -15,6 +15,7 @@ from flows.notices import status_notice
 from flows.render import as_plain_text
 from flows.router import (
     needs_applicants,
+    needs_appointments,
     needs_knowledge,
     needs_requests,
     respond,
@@ -47,6 +48,7 @@ __all__ = [
     "mask_ids",
     "mask_national_id",
     "needs_applicants",
+    "needs_appointments",
     "needs_knowledge",
     "needs_requests",
     "normalize_digits",

@@ -40,6 +40,7 @@ from flows.steps import (
     FlowDeclaration,
     MenuEntry,
     Step,
+    bare_number,
     goto,
     need_label,
     pick,
@@ -50,11 +51,12 @@ from flows.steps import (
     stay,
     str_in,
 )
-from flows.text import normalize_digits, visible
+from flows.text import visible
 from flows.types import (
     AddFeedbackReply,
     Choice,
     ConversationState,
+    InboundMessage,
     KeepPrivate,
     Language,
     Media,
@@ -352,14 +354,10 @@ def answer_reply(turn: Turn) -> Transition:
     return Transition(new, (reply,), (AddFeedbackReply(reference, said, files),))
 
 
-def not_a_reply(turn: Turn) -> bool:
+def not_a_reply(state: ConversationState, message: InboundMessage) -> bool:
     """Whether a message sent while a reply to staff's answer waits is a menu number
     rather than a reply (people come back days later and pick from the menu they know)."""
-    state = turn.state
-    if state.flow != FLOW or state.step != "reply" or turn.message.media:
-        return False
-    said = normalize_digits(visible(turn.message.text))
-    return said.isascii() and said.isdigit() and len(said) <= 2
+    return state.flow == FLOW and state.step == "reply" and bare_number(message) is not None
 
 
 def left_reply(state: ConversationState) -> ConversationState:

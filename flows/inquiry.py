@@ -31,12 +31,23 @@ from flows import handoff
 from flows.catalogue import text
 from flows.hours import describe
 from flows.knowledge import content_words, fill_placeholders
-from flows.steps import FlowDeclaration, MenuEntry, Step, goto, heard, pick, said_one_of, say
+from flows.steps import (
+    FlowDeclaration,
+    MenuEntry,
+    Step,
+    bare_number,
+    goto,
+    heard,
+    pick,
+    said_one_of,
+    say,
+)
 from flows.text import normalize_digits
 from flows.types import (
     Choice,
     ConversationState,
     FlowSettings,
+    InboundMessage,
     KnowledgeEntry,
     KnowledgeMatch,
     Language,
@@ -53,6 +64,9 @@ CANDIDATES = "kb_candidates"
 # A question kept for staff must not carry a national ID or a phone number.
 _LONG_NUMBER = re.compile(r"\d{5,}")
 _NONE = "none"
+# The numbers a knowledge step takes itself (its yes and no, or its offer). Any other number
+# sent there is the menu's: answers say "send 4 to talk to a staff member".
+_OWN_NUMBERS: Final = {"ask": 0, "helpful": 2, "offer": 2}
 _STAFF = "staff"
 _AGAIN = "again"
 
@@ -174,6 +188,20 @@ def _asked_again(turn: Turn) -> Transition:
         return Transition(new, (say(turn.state.language, "common.thanks_reply"),))
     found = reply(turn, turn.state, asked=True)
     return found if found is not None else start(turn, turn.state)
+
+
+def menu_number(state: ConversationState, message: InboundMessage) -> bool:
+    """Whether the message is a menu number the knowledge step it was sent at has no use for."""
+    own = _OWN_NUMBERS.get(str(state.step)) if state.flow == FLOW else None
+    if own is None:
+        return False
+    number = bare_number(message)
+    return number is not None and number > own
+
+
+def left(state: ConversationState) -> ConversationState:
+    """The conversation back at the menu, the question and its candidates dropped."""
+    return goto(state, "menu", "choose", **{QUESTION: None, CANDIDATES: None})
 
 
 def answer_ask(turn: Turn) -> Transition:

@@ -78,9 +78,27 @@ def respond(turn: Turn) -> Transition:
     return _seen(transition, turn.now)
 
 
-def needs_requests(state: ConversationState) -> bool:
-    """Whether a step in ``state`` may show the sender's requests (its flow declares it
-    reads them), so the engine can skip loading them on every other message."""
+def _left_to_menu(state: ConversationState, message: InboundMessage) -> ConversationState | None:
+    """The menu, for a menu number sent where a step leaves those to it (a reply to staff's
+    answer awaited, people come back days later; an answer's "did this help?", answers
+    say "send 4 to talk to a staff member"); None anywhere else."""
+    if feedback.not_a_reply(state, message):
+        return feedback.left_reply(state)
+    if inquiry.menu_number(state, message):
+        return inquiry.left(state)
+    return None
+
+
+def _routed(state: ConversationState, message: InboundMessage) -> ConversationState:
+    """The state the router handles ``message`` in, for what the engine loads for it."""
+    at_menu = _left_to_menu(state, message)
+    return state if at_menu is None else at_menu
+
+
+def needs_requests(state: ConversationState, message: InboundMessage) -> bool:
+    """Whether a step may show the sender's requests (its flow declares it reads them),
+    so the engine can skip loading them on every other message."""
+    state = _routed(state, message)
     declaration = DECLARATIONS.get(state.flow) if isinstance(state.flow, str) else None
     return declaration is None or declaration.reads_requests
 
@@ -89,6 +107,7 @@ def needs_applicants(state: ConversationState, message: InboundMessage) -> bool:
     """Whether a step may ask whom a new request is for (the sender's earlier applicants),
     so the engine loads them only then. A stored state the router would send back to
     the menu counts as the menu."""
+    state = _routed(state, message)
     flow, step = state.flow, state.step
     declaration = DECLARATIONS.get(flow) if isinstance(flow, str) else None
     data = state.data if isinstance(state.data, Mapping) else {}
@@ -148,8 +167,9 @@ def _route(turn: Turn) -> Transition:
             if needs_info.still_open(turn, reference):
                 return needs_info.resume(turn, state)
             return status.show_request(turn, state, reference)
-    if feedback.not_a_reply(turn):  # a bare menu number while a reply to an answer waits
-        return menu.answer_choose(dataclasses.replace(turn, state=feedback.left_reply(state)))
+    at_menu = _left_to_menu(state, turn.message)
+    if at_menu is not None:
+        return menu.answer_choose(dataclasses.replace(turn, state=at_menu))
     if intake.stale(turn):
         return intake.offer_continue(turn, state)
     transition = step.handle(turn)
@@ -158,6 +178,11 @@ def _route(turn: Turn) -> Transition:
         if answered is not None:  # a question, not an answer: answer it, ask again
             return Transition(state, (answered, *step.prompt(turn, state)))
     return transition
+
+
+def needs_appointments(state: ConversationState, message: InboundMessage) -> bool:
+    """Whether a step may read the sender's appointments (``appointments.needs_book``)."""
+    return appointments.needs_book(_routed(state, message), message)
 
 
 def needs_knowledge(state: ConversationState, message: InboundMessage) -> bool:

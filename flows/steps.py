@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from flows.catalogue import DEFAULT_NEEDS, text
-from flows.text import phrase, words
+from flows.text import normalize_digits, phrase, visible, words
 from flows.types import (
     LANGUAGES,
     Choice,
     ConversationState,
     FlowSettings,
+    InboundMessage,
     Language,
     Need,
     OutboundMessage,
@@ -170,6 +171,15 @@ def pick(turn: Turn, choices: Sequence[Choice]) -> Choice | None:
         number = int(said)
         return choices[number - 1] if 1 <= number <= len(choices) else None
     return next((c for c in choices if said and phrase(c.label) == said), None)
+
+
+def bare_number(message: InboundMessage) -> int | None:
+    """The number typed as the whole message (one or two digits, in any digit form) with
+    nothing attached, else None: a menu number, where a step leaves those to the menu."""
+    said = normalize_digits(visible(message.text)) if isinstance(message.text, str) else ""
+    if message.media or not (said.isascii() and said.isdigit() and len(said) <= 2):
+        return None
+    return int(said)
 
 
 def number_in(turn: Turn, highest: int) -> int | None:

@@ -142,3 +142,35 @@ def test_no_to_a_person_and_thanks_are_not_counted_as_questions() -> None:
     assert "العفو" in transcript.send("شكرا")
     assert unanswered(transcript) == ["كيف اطبخ الكبسة باللحم"]
     assert transcript.handoffs == []
+
+
+def test_a_menu_number_an_answer_names_is_the_menu_s_at_its_question() -> None:
+    transcript = talk()
+    reply = transcript.send("عندي شكوى")
+    assert "أرسل ٦" in reply and "هل أجاب هذا عن سؤالك؟" in reply
+    assert "شكوى" in transcript.send("٦")  # the feedback flow, not "write your question"
+    assert transcript.step[0] == "feedback"
+    transcript = talk()
+    transcript.send("وش الاوراق اللي تبونها؟")
+    transcript.send("٤")  # "send 4 to talk to a staff member"
+    assert transcript.step == ("handoff", "waiting")
+    assert [h.reason for h in transcript.handoffs] == ["requested"]
+
+
+def test_a_menu_number_after_write_your_question_is_the_menu_s_with_the_requests() -> None:
+    transcript = talk()
+    for line in INTAKE_AR[1:]:
+        transcript.send(line)  # a request filed: REQ-000001
+    transcript.send("٥")
+    assert transcript.step == ("knowledge", "ask")
+    assert "REQ-000001" in transcript.send("٢")  # the requests loaded for the menu's option
+    assert transcript.step == ("menu", "choose")  # where the list leaves the conversation
+
+
+def test_one_and_two_still_answer_did_this_help() -> None:
+    transcript = talk()
+    transcript.send("وش الاوراق اللي تبونها؟")
+    assert "هل تود التحدث مع موظف؟" in transcript.send("٢")
+    assert transcript.step == ("knowledge", "offer")
+    transcript.send("٢")  # another question
+    assert transcript.step == ("knowledge", "ask")

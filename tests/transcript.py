@@ -134,15 +134,17 @@ class Transcript:
         for _ in range(3):  # a resumed step never asks to resume again; 3 is a safe bound
             asked = set(flows.references_asked(self.state, message))
             others = tuple(o for o in self.others if _number(o.summary.reference) in asked)
+            # Requests, appointments and applicants are loaded only where the engine
+            # would load them, so a path the engine's test misses fails here too.
             lookup = Lookup(
-                tuple(self.requests),
+                tuple(self.requests) if flows.needs_requests(self.state, message) else (),
                 self.sender_phone,
                 others,
                 knowledge=self.knowledge,
                 media=capabilities_of(self.address.channel).media,
-                appointments=self.appointments,
-                # Loaded only where the engine would load them, so a path the engine's
-                # test misses fails here too.
+                appointments=self.appointments
+                if flows.needs_appointments(self.state, message)
+                else None,
                 applicants=tuple(self.applicants)
                 if flows.needs_applicants(self.state, message)
                 else (),
