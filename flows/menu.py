@@ -105,10 +105,15 @@ def ask(turn: Turn, state: ConversationState) -> tuple[OutboundMessage, ...]:
 
 
 def answer_start(turn: Turn) -> Transition:
-    """First contact: act on a menu number straight away, otherwise welcome."""
+    """First contact: act on a menu number straight away; otherwise welcome, and answer
+    a first message that is a question the knowledge base knows after the welcome."""
     if pick(turn, menu_choices(turn.state.language)):
         return answer_choose(turn)
-    return show(turn, turn.state, welcome=True)
+    welcome = show(turn, turn.state, welcome=True)
+    found = inquiry.reply(turn, welcome.state, asked=False)
+    if found is None:
+        return welcome
+    return dataclasses.replace(found, replies=(*welcome.replies, *found.replies))
 
 
 def answer_choose(turn: Turn) -> Transition:

@@ -174,3 +174,21 @@ def test_one_and_two_still_answer_did_this_help() -> None:
     assert transcript.step == ("knowledge", "offer")
     transcript.send("٢")  # another question
     assert transcript.step == ("knowledge", "ask")
+
+
+def test_a_question_as_the_very_first_message_is_welcomed_and_answered() -> None:
+    transcript = Transcript(SETTINGS, knowledge=example_index())
+    reply = transcript.send("وش الاوراق اللي تبونها؟")  # no greeting first
+    welcome, answer = transcript.replies
+    assert "أهلاً بك في جمعية البر" in welcome.text and welcome.choices
+    assert "صورة الهوية الوطنية" in answer.text and "هل أجاب هذا عن سؤالك؟" in reply
+    assert transcript.step == ("knowledge", "helpful")
+
+
+def test_a_first_message_the_base_does_not_know_is_welcomed_and_not_counted() -> None:
+    transcript = Transcript(SETTINGS, knowledge=example_index())
+    transcript.send("زززز")
+    (welcome,) = transcript.replies
+    assert "أهلاً بك في جمعية البر" in welcome.text
+    assert transcript.step == ("menu", "choose") and unanswered(transcript) == []
+    assert "misunderstood" not in transcript.state.data
