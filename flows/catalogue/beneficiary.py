@@ -56,8 +56,10 @@ BENEFICIARY: Final[Mapping[str, Mapping[Language, str]]] = {
     "menu.option.rating": {"ar": "تقييم الخدمة", "en": "Rate our service"},
     "menu.option.handoff": {"ar": "التحدث مع موظف", "en": "Talk to a staff member"},
     "menu.misunderstood": {
-        "ar": "لم أفهم رسالتك. أرسل رقماً من ١ إلى {last}:",
-        "en": "I did not understand. Please send a number from 1 to {last}:",
+        "ar": "عذراً، لم أفهم رسالتك. لطلب دعم أرسل ١، وللتحدث مع موظف أرسل ٤، "
+        "أو اختر رقماً من ١ إلى {last}:",
+        "en": "Sorry, I did not understand. To ask for support send 1, to talk to a staff "
+        "member send 4, or choose a number from 1 to {last}:",
     },
     "menu.option.knowledge": {"ar": "استفسار", "en": "Ask a question"},
     # --- knowledge base: the beneficiary's own questions ---
