@@ -41,6 +41,7 @@ from flows.steps import (
     pick,
     said_one_of,
     say,
+    thanked,
 )
 from flows.text import normalize_digits
 from flows.types import (
@@ -56,7 +57,7 @@ from flows.types import (
     Transition,
     Turn,
 )
-from flows.vocabulary import NO, THANKS, YES
+from flows.vocabulary import NO, YES
 
 FLOW = "knowledge"
 QUESTION = "kb_question"
@@ -183,7 +184,7 @@ def _masked(said: str) -> str:
 
 def _asked_again(turn: Turn) -> Transition:
     """Anything else sent at a knowledge step is taken as a new question (thanks aside)."""
-    if said_one_of(turn, THANKS):
+    if thanked(turn):
         new = goto(turn.state, FLOW, "ask", **{QUESTION: None, CANDIDATES: None})
         return Transition(new, (say(turn.state.language, "common.thanks_reply"),))
     found = reply(turn, turn.state, asked=True)

@@ -18,9 +18,9 @@ from flows.steps import (
     heard,
     int_in,
     pick,
-    said_one_of,
     say,
     stay,
+    thanked,
 )
 from flows.text import localize_digits
 from flows.types import (
@@ -33,7 +33,6 @@ from flows.types import (
     Transition,
     Turn,
 )
-from flows.vocabulary import THANKS
 
 FLOW = "menu"
 # The second message in a row the menu cannot place goes to a person.
@@ -120,7 +119,7 @@ def answer_choose(turn: Turn) -> Transition:
     state, language = turn.state, turn.state.language
     choice = pick(turn, menu_choices(language))
     if choice is None:
-        if said_one_of(turn, THANKS):
+        if thanked(turn):
             return Transition(goto(state, FLOW, "choose"), (say(language, "common.thanks_reply"),))
         # Free text the menu cannot place may be a question the knowledge base answers.
         found = inquiry.reply(turn, state, asked=False)

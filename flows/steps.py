@@ -22,7 +22,7 @@ from flows.types import (
     Turn,
 )
 from flows.validation import Invalid
-from flows.vocabulary import DEFAULT_HANDOFF_KEYWORDS
+from flows.vocabulary import DEFAULT_HANDOFF_KEYWORDS, EMOJI_MODIFIERS, THANKS, THANKS_EMOJI
 
 Prompt = Callable[[Turn, ConversationState], tuple[OutboundMessage, ...]]
 Handler = Callable[[Turn], Transition]
@@ -188,6 +188,14 @@ def number_in(turn: Turn, highest: int) -> int | None:
     if said.isascii() and said.isdigit() and 1 <= int(said) <= highest:
         return int(said)
     return None
+
+
+def thanked(turn: Turn) -> bool:
+    """Whether the whole message thanks: a word of thanks, or a 👍, 🙏, 🌹… alone."""
+    if said_one_of(turn, THANKS):
+        return True
+    marks = set(heard(turn)) - EMOJI_MODIFIERS
+    return bool(marks) and marks <= THANKS_EMOJI
 
 
 def said_one_of(turn: Turn, vocabulary: frozenset[str]) -> bool:

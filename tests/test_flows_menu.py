@@ -100,6 +100,22 @@ def test_thanks_are_answered_politely_not_misunderstood() -> None:
     assert transcript.handoffs == []
 
 
+@pytest.mark.parametrize("said", ["👍", "🙏🏽", "❤️", "👍👍 🌹"])
+def test_a_thumbs_up_or_a_rose_alone_thanks(said: str) -> None:
+    transcript = Transcript()
+    transcript.send("مرحبا")
+    assert "العفو، يسعدنا خدمتك" in transcript.send(said)
+    assert "العفو، يسعدنا خدمتك" in transcript.send(said)  # not counted as misunderstood
+    assert transcript.handoffs == [] and transcript.step == ("menu", "choose")
+
+
+@pytest.mark.parametrize("said", ["😡", "👍؟", "💔"])
+def test_other_marks_are_not_thanks(said: str) -> None:
+    transcript = Transcript()
+    transcript.send("مرحبا")
+    assert "لم أفهم رسالتك" in transcript.send(said)
+
+
 @pytest.mark.parametrize("word", ["English", "english", "ENGLISH", "انجليزي"])
 def test_switching_to_english_in_the_menu(word: str) -> None:
     transcript = Transcript()
