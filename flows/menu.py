@@ -141,7 +141,13 @@ def _misunderstood(turn: Turn) -> Transition:
         opened = handoff.open_handoff(turn, state, "misunderstood", lead=lead)
         return dataclasses.replace(opened, effects=effects + opened.effects)
     last = localize_digits(str(len(ENTRIES)), language)
-    message = say(language, "menu.misunderstood", choices=menu_choices(language), last=last)
+    # A voice note, a photo or a sticker alone: say why it was not understood.
+    key = (
+        "menu.media_only"
+        if turn.message.media and not heard(turn).strip()
+        else "menu.misunderstood"
+    )
+    message = say(language, key, choices=menu_choices(language), last=last)
     return Transition(stay(state, misunderstood=count), (message,), effects)
 
 

@@ -3,7 +3,7 @@
 import dataclasses
 
 import pytest
-from transcript import Script, Transcript, play
+from transcript import AUDIO, Script, Transcript, play
 
 from flows import rating
 from flows.menu import menu_choices
@@ -196,3 +196,14 @@ def test_the_misunderstood_hint_names_the_last_entry_in_any_language() -> None:
         reply = transcript.send(said)
         expected = f"من ١ إلى {shown}" if language == "ar" else f"from 1 to {shown}"
         assert expected in reply
+
+
+def test_a_voice_note_at_the_menu_is_told_why_then_a_person_takes_over() -> None:
+    transcript = Transcript()
+    transcript.send("مرحبا")
+    reply = transcript.send(media=[AUDIO])
+    assert "لا نستطيع هنا سماع التسجيلات الصوتية" in reply and "أرسل ٤" in reply
+    assert transcript.handoffs == []
+    transcript.send(media=[AUDIO])  # a second one: someone who may not write
+    assert transcript.step == ("handoff", "waiting")
+    assert [h.reason for h in transcript.handoffs] == ["misunderstood"]

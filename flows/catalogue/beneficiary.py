@@ -61,6 +61,13 @@ BENEFICIARY: Final[Mapping[str, Mapping[Language, str]]] = {
         "en": "Sorry, I did not understand. To ask for support send 1, to talk to a staff "
         "member send 4, or choose a number from 1 to {last}:",
     },
+    "menu.media_only": {
+        "ar": "وصلتنا رسالتك، لكن لا نستطيع هنا سماع التسجيلات الصوتية أو فتح المرفقات. "
+        "اكتب رسالتك نصاً، أو أرسل ٤ للتحدث مع موظف، أو اختر رقماً من ١ إلى {last}:",
+        "en": "We received your message, but we cannot listen to voice notes or open "
+        "attachments here. Please write it, send 4 to talk to a staff member, or choose a "
+        "number from 1 to {last}:",
+    },
     "menu.option.knowledge": {"ar": "استفسار", "en": "Ask a question"},
     # --- knowledge base: the beneficiary's own questions ---
     "knowledge.ask": {
