@@ -78,8 +78,8 @@ THANKS: Final = _folded(
     "جزاكم الله خير", "جزاكم الله خيراً", "جزاك الله خير", "جزاك الله خيراً",
     "thanks", "thank you", "thx",
 )  # fmt: skip
-# A message of these alone (any number, skin tones and variation selectors aside) thanks
-# or agrees, as people do on WhatsApp: 👍 🙏 ❤️ 🌹.
+# A message of these alone (any number of them, skin tones and variation selectors aside)
+# thanks, as people do on WhatsApp: 👍 🙏 ❤️ 🌹.
 THANKS_EMOJI: Final = frozenset("👍👌🙏❤♥🤍💚💙🌹💐🌷😊☺🤲")
 EMOJI_MODIFIERS: Final = frozenset("\ufe0f\u200d🏻🏼🏽🏾🏿 ")
 

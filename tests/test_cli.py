@@ -118,7 +118,7 @@ def test_a_bad_national_id_is_refused_and_asked_again(
 # the next question comes only once the answer is valid.
 BAD_ANSWERS = [
     ("مرحبا", "١- طلب دعم جديد"),
-    ("٩", "أرسل رقماً من ١ إلى ٧"),  # out of range: still the menu
+    ("٩", "اختر رقماً من ١ إلى ٧"),  # out of range: still the menu
     ("١", "لدراسة طلبك فقط"),  # the privacy notice
     ("ربما", "الرجاء إرسال ١ للموافقة"),  # neither yes nor no: asked again
     ("أوافق", "(١/٨)"),
