@@ -116,6 +116,11 @@ def needs_applicants(state: ConversationState, message: InboundMessage) -> bool:
     return intake.reads_applicants(str(flow), str(step), message)
 
 
+def needs_appointments(state: ConversationState, message: InboundMessage) -> bool:
+    """Whether a step may read the sender's appointments (``appointments.needs_book``)."""
+    return appointments.needs_book(_routed(state, message), message)
+
+
 def takes_media(state: ConversationState) -> bool:
     """Whether the step in ``state`` keeps attachments (intake documents, an answer to
     staff's question, a conversation with staff): anywhere else they are not fetched."""
@@ -178,11 +183,6 @@ def _route(turn: Turn) -> Transition:
         if answered is not None:  # a question, not an answer: answer it, ask again
             return Transition(state, (answered, *step.prompt(turn, state)))
     return transition
-
-
-def needs_appointments(state: ConversationState, message: InboundMessage) -> bool:
-    """Whether a step may read the sender's appointments (``appointments.needs_book``)."""
-    return appointments.needs_book(_routed(state, message), message)
 
 
 def needs_knowledge(state: ConversationState, message: InboundMessage) -> bool:

@@ -805,11 +805,10 @@ def _page(assets: dict[str, _Asset], text: Text, title: str | None) -> bytes:
         language: {name: text(language, key) for name, key in _SCRIPT_WORDS.items()}
         for language in LANGUAGES
     }
-    shown = {
-        name: html.escape(text("ar", key)) for name, key in (_PAGE_WORDS | _SCRIPT_WORDS).items()
-    }
+    arabic = {name: text("ar", key) for name, key in _PAGE_WORDS.items()} | words["ar"]
     if title:
-        shown["title"] = html.escape(title)
+        arabic["title"] = title
+    shown = {name: html.escape(word) for name, word in arabic.items()}
     # A data block ends at "</script": no word may write one.
     data = json.dumps(words, ensure_ascii=False).replace("<", "\\u003c")
     template = (
